@@ -1,0 +1,165 @@
+"""minietcd's one exception tree.
+
+Every error minietcd raises on purpose derives from :class:`MinietcdError`. The gRPC edge maps
+the leaves that have an etcd equivalent to etcd's status code and exact message (``etcd_message``);
+everything else is an internal error.
+
+::
+
+    MinietcdError
+    ├── RaftError                      the pure core (minietcd.raft)
+    │   ├── ProposalDroppedError       no leader / transfer in progress / too much uncommitted
+    │   ├── ConfChangePendingError     another membership change is not yet applied
+    │   ├── StepError                  a message the core refuses (e.g. local msg from a peer)
+    │   ├── LogCompactedError          asked for entries below the first index
+    │   ├── LogUnavailableError        asked for entries beyond the last index
+    │   ├── SnapshotOutOfDateError     a snapshot older than what storage already has
+    │   ├── SnapshotTemporarilyUnavailableError
+    │   └── RaftInvariantError         a broken invariant: a bug, never limp on
+    ├── StorageError                   WAL and snapshot files (minietcd.storage)
+    │   ├── WalCorruptError            a bad record not at the tail: names file and offset
+    │   ├── WalClosedError
+    │   └── SnapshotFileError          no valid snapshot file / a bad one
+    ├── MvccError                      the multi-version store (minietcd.mvcc)
+    │   ├── CompactedRevisionError     "etcdserver: mvcc: required revision has been compacted"
+    │   ├── FutureRevisionError        "etcdserver: mvcc: required revision is a future revision"
+    │   └── KeyNotFoundError
+    ├── LeaseError                     (minietcd.lease)
+    │   ├── LeaseNotFoundError         "etcdserver: requested lease not found"
+    │   ├── LeaseExistsError           "etcdserver: lease already exists"
+    │   └── LeaseTTLTooLargeError      "etcdserver: too large lease TTL"
+    ├── ServerError                    request-edge errors carrying etcd's wording (minietcd.server)
+    ├── ConfigError                    bad flags or environment (clear message, exit code 1)
+    └── LabError                       minietcd-lab: unknown member, impossible fault, ...
+
+Subsystems add leaves under their own branch, in this module, so the tree stays in one place.
+"""
+
+from __future__ import annotations
+
+
+class MinietcdError(Exception):
+    """Root of every error minietcd raises on purpose."""
+
+    #: etcd's exact wording for this error, where etcd has one (clients match on the text).
+    etcd_message: str | None = None
+
+
+# --- the Raft core -----------------------------------------------------------------------------
+
+
+class RaftError(MinietcdError):
+    pass
+
+
+class ProposalDroppedError(RaftError):
+    """A proposal was not appended: no known leader, a leadership transfer in progress, this
+    node is being removed, or the leader holds too many uncommitted bytes (quorum lost)."""
+
+
+class ConfChangePendingError(ProposalDroppedError):
+    """Only one membership change may be in flight (committed-but-unapplied counts)."""
+
+
+class StepError(RaftError):
+    pass
+
+
+class LogCompactedError(RaftError):
+    """Requested index is below the first available index (compacted into a snapshot)."""
+
+
+class LogUnavailableError(RaftError):
+    """Requested index is beyond the last index."""
+
+
+class SnapshotOutOfDateError(RaftError):
+    pass
+
+
+class SnapshotTemporarilyUnavailableError(RaftError):
+    pass
+
+
+class RaftInvariantError(RaftError):
+    """An invariant of the core does not hold. This is a bug: the node must stop."""
+
+
+# --- storage -----------------------------------------------------------------------------------
+
+
+class StorageError(MinietcdError):
+    pass
+
+
+class WalCorruptError(StorageError):
+    """A WAL record failed its check somewhere other than the torn tail."""
+
+    def __init__(self, path: str, offset: int, reason: str) -> None:
+        super().__init__(f"wal: corrupt record in {path} at offset {offset}: {reason}")
+        self.path = path
+        self.offset = offset
+        self.reason = reason
+
+
+class WalClosedError(StorageError):
+    pass
+
+
+class SnapshotFileError(StorageError):
+    pass
+
+
+# --- MVCC --------------------------------------------------------------------------------------
+
+
+class MvccError(MinietcdError):
+    pass
+
+
+class CompactedRevisionError(MvccError):
+    etcd_message = "etcdserver: mvcc: required revision has been compacted"
+
+
+class FutureRevisionError(MvccError):
+    etcd_message = "etcdserver: mvcc: required revision is a future revision"
+
+
+class KeyNotFoundError(MvccError):
+    pass
+
+
+# --- leases ------------------------------------------------------------------------------------
+
+
+class LeaseError(MinietcdError):
+    pass
+
+
+class LeaseNotFoundError(LeaseError):
+    etcd_message = "etcdserver: requested lease not found"
+
+
+class LeaseExistsError(LeaseError):
+    etcd_message = "etcdserver: lease already exists"
+
+
+class LeaseTTLTooLargeError(LeaseError):
+    etcd_message = "etcdserver: too large lease TTL"
+
+
+# --- server, config, lab -----------------------------------------------------------------------
+
+
+class ServerError(MinietcdError):
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.etcd_message = message
+
+
+class ConfigError(MinietcdError):
+    pass
+
+
+class LabError(MinietcdError):
+    pass
