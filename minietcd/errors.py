@@ -19,6 +19,8 @@ everything else is an internal error.
     ├── StorageError                   WAL and snapshot files (minietcd.storage)
     │   ├── WalCorruptError            a bad record not at the tail: names file and offset
     │   ├── WalClosedError
+    │   ├── WalLockedError             the WAL directory is locked by another opener
+    │   ├── WalSnapshotNotFoundError   no WAL marker for the snapshot to open at
     │   └── SnapshotFileError          no valid snapshot file / a bad one
     ├── MvccError                      the multi-version store (minietcd.mvcc)
     │   ├── CompactedRevisionError     "etcdserver: mvcc: required revision has been compacted"
@@ -111,6 +113,14 @@ class SnapshotFileError(StorageError):
 
 
 # --- MVCC --------------------------------------------------------------------------------------
+
+
+class WalLockedError(StorageError):
+    """Another process (or another open WAL in this one) holds the directory lock."""
+
+
+class WalSnapshotNotFoundError(StorageError):
+    """The WAL has no marker for the snapshot it was asked to open at (or its term differs)."""
 
 
 class MvccError(MinietcdError):
