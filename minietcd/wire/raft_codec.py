@@ -13,10 +13,12 @@ field for field with the same enum numbers. This module is the one place that co
     to_pb(obj)        / from_pb(pb)               any of the above, by type
 
     encode_message(m) -> bytes   / decode_message(b) -> Message
-    encode_conf_change(cc) -> bytes / decode_conf_change(b) -> ConfChange
+    encode_conf_change(cc) -> bytes / decode_conf_change(b) -> ConfChange   (entry data)
 
 Decoding never trusts its input: malformed bytes, and enum numbers this version does not
 know (proto3 keeps them as plain ints), raise ``google.protobuf.message.DecodeError``.
+The exception is ``decode_conf_change``: EntryConfChange entry data is in the Raft core's
+own encoding (``minietcd.raft.confchange``, which raises ``RaftError``), not raftpb.
 
 Speed: a leader sends MsgApp batches of ~100 entries per Ready to every follower, so the
 entry paths avoid per-entry overhead: protobuf entries are filled in place through
@@ -33,6 +35,7 @@ from typing import Any, Final, TypeVar, overload
 from google.protobuf.message import DecodeError
 
 from minietcd.api.raftpb import raft_pb2
+from minietcd.raft import confchange as _core_confchange
 from minietcd.raft.types import (
     ConfChange,
     ConfChangeType,
@@ -196,13 +199,19 @@ def conf_change_from_pb(pb: raft_pb2.ConfChange) -> ConfChange:
 
 
 def encode_conf_change(cc: ConfChange) -> bytes:
-    """``cc`` as a serialized raftpb.ConfChange."""
-    return conf_change_to_pb(cc).SerializeToString()
+    """The ``data`` of an EntryConfChange log entry carrying ``cc``.
+
+    The Raft core writes conf-change entries itself (``RawNode.propose_conf_change``,
+    bootstrap), so the format is the core's, ``minietcd.raft.confchange``; this delegates
+    to it so that there is exactly one format. It is *not* a serialized raftpb.ConfChange
+    (that is ``conf_change_to_pb(cc).SerializeToString()``).
+    """
+    return _core_confchange.encode_conf_change(cc)
 
 
 def decode_conf_change(data: bytes) -> ConfChange:
-    """The inverse of :func:`encode_conf_change`; raises DecodeError on bad input."""
-    return conf_change_from_pb(raft_pb2.ConfChange.FromString(data))
+    """The inverse of :func:`encode_conf_change`; raises the core's RaftError on bad input."""
+    return _core_confchange.decode_conf_change(data)
 
 
 # --- Message ----------------------------------------------------------------------------

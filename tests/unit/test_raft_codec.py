@@ -10,6 +10,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from minietcd.api.raftpb import raft_pb2
+from minietcd.errors import RaftError
+from minietcd.raft import confchange
 from minietcd.raft.types import (
     EMPTY_SNAPSHOT,
     ConfChange,
@@ -86,6 +88,13 @@ def test_encode_decode_conf_change(cc: ConfChange) -> None:
     assert codec.decode_conf_change(data) == cc
 
 
+@given(conf_changes)
+def test_conf_change_entry_data_is_the_cores_format(cc: ConfChange) -> None:
+    # One format for EntryConfChange data: the one RawNode writes into the log.
+    assert codec.encode_conf_change(cc) == confchange.encode_conf_change(cc)
+    assert confchange.decode_conf_change(codec.encode_conf_change(cc)) == cc
+
+
 @given(entries)
 def test_decoded_entries_are_ordinary_frozen_entries(e: Entry) -> None:
     got = codec.entry_from_pb(codec.entry_to_pb(e))
@@ -134,9 +143,8 @@ def test_field_numbers_follow_etcd_raftpb() -> None:
     assert codec.to_pb(Entry(1, 2, EntryType.CONF_CHANGE)).SerializeToString() == (
         b"\x08\x01\x10\x01\x18\x02"
     )
-    assert codec.encode_conf_change(ConfChange(ConfChangeType.REMOVE_NODE, 5, b"x")) == (
-        b"\x10\x01\x18\x05\x22\x01x"
-    )
+    cc = ConfChange(ConfChangeType.REMOVE_NODE, 5, b"x")
+    assert codec.to_pb(cc).SerializeToString() == b"\x10\x01\x18\x05\x22\x01x"
 
 
 def test_unknown_enum_numbers_are_decode_errors() -> None:
@@ -147,7 +155,9 @@ def test_unknown_enum_numbers_are_decode_errors() -> None:
     with pytest.raises(DecodeError, match="message type 99"):
         codec.decode_message(b"\x08\x63")
     with pytest.raises(DecodeError, match="conf change type 4"):
-        codec.decode_conf_change(b"\x10\x04\x18\x01")
+        codec.conf_change_from_pb(raft_pb2.ConfChange.FromString(b"\x10\x04\x18\x01"))
+    with pytest.raises(RaftError, match="conf change type 4"):
+        codec.decode_conf_change(b"\x04" + bytes(8))
     msg_with_bad_entry = b"\x08\x03\x3a\x02\x08\x09"  # MsgApp, entries=[Entry{type=9}]
     with pytest.raises(DecodeError, match="entry type 9"):
         codec.decode_message(msg_with_bad_entry)
@@ -158,7 +168,9 @@ def test_malformed_bytes_are_decode_errors(garbage: bytes) -> None:
     with pytest.raises(DecodeError):
         codec.decode_message(garbage)
     with pytest.raises(DecodeError):
-        codec.decode_conf_change(garbage)
+        raft_pb2.ConfChange.FromString(garbage)
+    with pytest.raises(RaftError):
+        codec.decode_conf_change(garbage)  # too short for the core's header
 
 
 def test_unsupported_types_are_type_errors() -> None:
