@@ -618,7 +618,10 @@ class Raft:
 
     def apply_conf_change(self, cc: ConfChange) -> ConfState:
         """Apply a committed membership change (see confchange.py for when this is called)."""
-        nxt = self.raft_log.last_index() + 1
+        last = self.raft_log.last_index()
+        # A new member starts with next = last index (not last + 1), so the leader's first probe
+        # carries an entry and the member's rejection tells where its log really ends.
+        nxt = max(last, 1)
         node = cc.node_id
         if cc.type == ConfChangeType.ADD_NODE:
             self.prs.add(node, 0, nxt, learner=False)  # promotes an existing learner
@@ -632,7 +635,7 @@ class Raft:
             self.prs.remove(node)
         self.is_learner = self.id in self.prs.learners
         if node == self.id and self.id in self.prs.progress:
-            self.prs.progress[self.id].match = nxt - 1
+            self.prs.progress[self.id].match = last
         self.event("conf-change", f"n{self.id} applied {cc.type.name} n{node}: {self.conf_state_text()}")
 
         if self.state == StateRole.LEADER:
