@@ -1,0 +1,685 @@
+"""The write-ahead log: Raft entries and hard state, in CRC-chained, 8-byte-aligned segments.
+
+Modelled on etcd's ``wal/`` (read its ``doc.go``); the frame format is in :mod:`.records`.
+
+Files. A WAL directory holds segment files named ``%016x-%016x.wal`` (sequence number, index of
+the first entry the segment may hold) and a ``LOCK`` file. Every segment opens with a CRC record
+(the running CRC to continue from), the metadata, and (after the first) the last hard state, so
+any segment can be the first one read once older ones are released. A segment is cut when it
+grows past ``segment_size``: the old one is fsynced first, and the new one is written as a
+``.tmp`` file, fsynced and renamed, so a ``.wal`` file other than the last is always complete.
+
+Writing. :meth:`WAL.save` appends a whole batch with one ``write`` (no fsync); :meth:`WAL.sync`
+makes everything saved before it durable. The server runs ``sync`` in a worker thread (group
+commit): ``sync`` holds the mutex only to ``dup`` the tail descriptor, so a ``save`` or a cut
+on the event loop never waits for the disk, and a cut closing the old descriptor cannot pull it
+from under the fsync.
+
+Recovery (:meth:`WAL.open`), the rules that matter most:
+
+- A bad record in any segment but the last raises :class:`WalCorruptError` (file, offset).
+- In the last segment, a bad record is a *torn write* and is truncated away, with a warning,
+  only if a crash can explain it: the file ends inside it, or nothing but zeros follows it, or
+  a whole sector under its body reads as zeros (the page never reached the disk; etcd's
+  ``isTornEntry``). Anything else (e.g. a flipped byte with good records after it) raises
+  :class:`WalCorruptError`, and nothing is truncated or overwritten.
+- An all-zero tail (preallocated or crash-extended space) ends the log and is truncated.
+- A record whose checksum holds but whose content is wrong is never "torn": it raises.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import os
+import shutil
+import struct
+import threading
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+from minietcd.errors import (
+    StorageError,
+    WalClosedError,
+    WalCorruptError,
+    WalSnapshotNotFoundError,
+)
+from minietcd.raft.types import Entry, HardState
+from minietcd.storage.fileutil import LOCK_FILE_NAME, DirLock, fsync_dir, is_zero, write_all
+from minietcd.storage.records import (
+    FRAME_HEADER_SIZE,
+    RecordType,
+    WalSnapshot,
+    append_record,
+    body_crc,
+    decode_crc_payload,
+    decode_entry,
+    decode_hard_state,
+    decode_wal_snapshot,
+    encode_crc_payload,
+    encode_entry,
+    encode_hard_state,
+    encode_wal_snapshot,
+    parse_frame_header,
+    record_type_at,
+)
+
+log = logging.getLogger(__name__)
+
+SEGMENT_SIZE = 64 * 1024 * 1024  # default size at which a segment is cut (etcd: 64 MB)
+WAL_SUFFIX = ".wal"
+TMP_SUFFIX = ".tmp"
+SECTOR_SIZE = 512  # the unit a disk writes atomically; an unwritten one reads back as zeros
+_KNOWN_TYPES = frozenset(int(t) for t in RecordType)
+
+# os.fdatasync is enough (it flushes the size too) but does not exist everywhere (macOS).
+_fdatasync = getattr(os, "fdatasync", os.fsync)
+
+
+def segment_name(seq: int, first_index: int) -> str:
+    return f"{seq:016x}-{first_index:016x}{WAL_SUFFIX}"
+
+
+def parse_segment_name(name: str) -> tuple[int, int] | None:
+    """(seq, first index) of a segment file name, None if it is not one."""
+    if len(name) != 33 + len(WAL_SUFFIX) or not name.endswith(WAL_SUFFIX) or name[16] != "-":
+        return None
+    try:
+        return int(name[:16], 16), int(name[17:33], 16)
+    except ValueError:
+        return None
+
+
+@dataclass(slots=True, frozen=True)
+class Segment:
+    seq: int  # position in the chain of segments: consecutive, from 0
+    first_index: int  # no entry in this segment or later ones was below this when it was cut
+    path: str
+
+
+def list_segments(dir_path: str) -> list[Segment]:
+    """The segment files in ``dir_path``, ordered by sequence number."""
+    segs = []
+    for name in os.listdir(dir_path):
+        parsed = parse_segment_name(name)
+        if parsed is None:
+            if name != LOCK_FILE_NAME and not name.endswith(TMP_SUFFIX):
+                log.warning("wal: ignoring unexpected file %s in %s", name, dir_path)
+            continue
+        segs.append(Segment(parsed[0], parsed[1], os.path.join(dir_path, name)))
+    segs.sort(key=lambda s: s.seq)
+    return segs
+
+
+# --- reading -----------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class _Scan:
+    """One segment decoded up to its end or its torn tail."""
+
+    records: list[tuple[int, int, memoryview]]  # (type, offset, payload) of each good record
+    valid_end: int  # offset just past the last good record: where appending resumes
+    crc: int | None  # running CRC after the last good record (None: nothing read yet)
+    torn: str | None = None  # why the bytes after valid_end were judged a torn write
+
+
+def _zero_sector_under(buf: bytes, start: int, end: int) -> bool:
+    """True if any sector overlapping buf[start:end] reads back entirely as zeros.
+
+    Whole sectors are checked (clipped to the file), not just the part under the record, so a
+    payload that merely ends in a few zero bytes is not mistaken for an unwritten sector.
+    """
+    s = start - start % SECTOR_SIZE
+    while s < end:
+        if is_zero(buf, s, min(s + SECTOR_SIZE, len(buf))):
+            return True
+        s += SECTOR_SIZE
+    return False
+
+
+class _SegmentScanner:
+    """Decodes the frames of one segment, classifying each failure as torn or corrupt."""
+
+    __slots__ = ("buf", "is_last", "path")
+
+    def __init__(self, path: str, buf: bytes, is_last: bool) -> None:
+        self.path = path  # for error messages
+        self.buf = buf  # the whole file
+        self.is_last = is_last  # only the last segment may end in a torn write
+
+    def _fail(self, scan: _Scan, off: int, extent_end: int, reason: str, *, sectors: bool) -> _Scan:
+        """Return ``scan`` cut at ``off`` if a crash explains the failure there, else raise.
+
+        ``extent_end`` is where the bad record claims to end; ``sectors`` says whether an
+        unwritten sector under its body may explain it (not for a bad header: a header is
+        written in one piece with its sector).
+        """
+        buf = self.buf
+        if self.is_last and (
+            extent_end >= len(buf)
+            or is_zero(buf, extent_end)
+            or (sectors and _zero_sector_under(buf, off + FRAME_HEADER_SIZE, extent_end))
+        ):
+            scan.valid_end = off
+            scan.torn = f"{reason} at offset {off}"
+            return scan
+        raise WalCorruptError(self.path, off, reason)
+
+    def scan(self, prev_crc: int | None) -> _Scan:
+        buf, size = self.buf, len(self.buf)
+        mv = memoryview(buf)
+        scan = _Scan(records=[], valid_end=0, crc=prev_crc)
+        off = 0
+        while off < size:
+            if size - off < FRAME_HEADER_SIZE or is_zero(buf, off, off + FRAME_HEADER_SIZE):
+                if is_zero(buf, off):
+                    # Space that was never written: preallocated, or a crash after the file
+                    # grew but before its pages landed. A cut segment was fsynced whole, so
+                    # only the last may have it.
+                    if not self.is_last:
+                        raise WalCorruptError(self.path, off, "zero-filled tail in a cut segment")
+                    scan.valid_end = off
+                    scan.torn = f"zero-filled tail from offset {off}"
+                    return scan
+                if size - off < FRAME_HEADER_SIZE:
+                    return self._fail(scan, off, size, "short frame header", sectors=False)
+                # A zero header with data after it: torn only if the header's whole sector
+                # is unwritten (pages reached the disk out of order), else corruption.
+                sector_end = min(size, off - off % SECTOR_SIZE + SECTOR_SIZE)
+                if self.is_last and is_zero(buf, off, sector_end):
+                    scan.valid_end = off
+                    scan.torn = f"unwritten sector at offset {off}"
+                    return scan
+                raise WalCorruptError(self.path, off, "zero frame header followed by data")
+            hdr = parse_frame_header(mv, off)
+            if hdr is None:
+                return self._fail(scan, off, off + FRAME_HEADER_SIZE, "bad frame header", sectors=False)
+            n, pad = hdr
+            end = off + FRAME_HEADER_SIZE + n + pad
+            if end > size:
+                return self._fail(scan, off, size, "record runs past end of file", sectors=False)
+            rtype = record_type_at(mv, off)
+            stored, computed = body_crc(mv, off, n, scan.crc or 0)
+            if stored != computed:
+                body_end = off + FRAME_HEADER_SIZE + n
+                return self._fail(scan, off, body_end, "crc mismatch", sectors=True)
+            # From here the record is what was written: any problem is corruption, never torn.
+            if pad and not is_zero(buf, end - pad, end):
+                # The CRC does not cover the padding; we write zeros, so check them here.
+                raise WalCorruptError(self.path, off, "non-zero padding")
+            payload = mv[off + FRAME_HEADER_SIZE + 8 : off + FRAME_HEADER_SIZE + n]
+            if rtype == RecordType.CRC:
+                try:
+                    value = decode_crc_payload(payload)
+                except ValueError as exc:
+                    raise WalCorruptError(self.path, off, str(exc)) from None
+                if scan.crc is not None and value != scan.crc:
+                    raise WalCorruptError(
+                        self.path,
+                        off,
+                        f"crc chain broken: segment continues from {value:08x}, "
+                        f"previous record ended at {scan.crc:08x}",
+                    )
+                scan.crc = value
+            elif scan.crc is None:
+                raise WalCorruptError(self.path, off, "segment does not start with a CRC record")
+            elif rtype not in _KNOWN_TYPES:
+                raise WalCorruptError(self.path, off, f"unknown record type {rtype}")
+            else:
+                scan.crc = computed
+            scan.records.append((rtype, off, payload))
+            off = end
+        scan.valid_end = off
+        return scan
+
+
+@dataclass(slots=True)
+class _Replay:
+    """What reading the segments from the start snapshot on produced."""
+
+    start: WalSnapshot  # the snapshot the read starts at
+    collect_entries: bool  # False: only states and markers matter (valid_snapshots)
+    metadata: bytes | None = None  # the METADATA payload (must agree across segments)
+    state: HardState = field(default_factory=HardState)  # the last STATE record
+    entries: list[Entry] = field(default_factory=list)  # entries start.index+1, +2, ...
+    markers: list[WalSnapshot] = field(default_factory=list)  # every SNAPSHOT marker read
+    matched: bool = False  # a marker equal to ``start`` was found
+    last_index: int = 0  # index of the last entry (or marker) read, as etcd's ``enti``
+    crc: int | None = None  # running CRC at the end of the last good record
+    tail: _Scan | None = None  # the last segment's scan (for truncating a torn tail)
+
+    def apply(self, path: str, rtype: int, off: int, payload: memoryview) -> None:
+        try:
+            if rtype == RecordType.ENTRY:
+                if self.collect_entries:
+                    self._entry(path, off, decode_entry(payload))
+                else:
+                    # Only the index is needed; skip building the Entry.
+                    self.last_index = int.from_bytes(payload[8:16], "little")
+            elif rtype == RecordType.STATE:
+                self.state = decode_hard_state(payload)
+            elif rtype == RecordType.METADATA:
+                md = bytes(payload)
+                if self.metadata is not None and md != self.metadata:
+                    raise WalCorruptError(path, off, "metadata differs from an earlier segment")
+                self.metadata = md
+            elif rtype == RecordType.SNAPSHOT:
+                marker = decode_wal_snapshot(payload)
+                self.markers.append(marker)
+                self.last_index = max(self.last_index, marker.index)
+                if marker.index == self.start.index:
+                    if marker.term != self.start.term:
+                        raise WalSnapshotNotFoundError(
+                            f"wal: snapshot marker at index {marker.index} has term "
+                            f"{marker.term}, want {self.start.term} ({path} offset {off})"
+                        )
+                    self.matched = True
+        except (ValueError, IndexError, struct.error) as exc:  # a payload that does not decode
+            raise WalCorruptError(path, off, f"undecodable {RecordType(rtype).name}: {exc}") from None
+
+    def _entry(self, path: str, off: int, e: Entry) -> None:
+        self.last_index = e.index
+        if e.index <= self.start.index:
+            return  # covered by the snapshot
+        # A later entry at an index we hold replaces it and everything after (a new leader
+        # overwrote an uncommitted suffix); etcd's ReadAll does the same.
+        up = e.index - self.start.index - 1
+        if up > len(self.entries):
+            raise WalCorruptError(
+                path,
+                off,
+                f"entry {e.index} leaves a gap after index {self.start.index + len(self.entries)}",
+            )
+        del self.entries[up:]
+        self.entries.append(e)
+
+
+def _select(segments: Sequence[Segment], index: int) -> int:
+    """Position of the last segment whose first index is <= ``index`` (where reading starts)."""
+    for i in range(len(segments) - 1, -1, -1):
+        if segments[i].first_index <= index:
+            return i
+    raise WalSnapshotNotFoundError(f"wal: no segment can hold snapshot index {index}")
+
+
+def _check_seq(segments: Sequence[Segment]) -> None:
+    for a, b in itertools.pairwise(segments):
+        if b.seq != a.seq + 1:
+            raise StorageError(f"wal: segment sequence jumps from {a.path} to {b.path}")
+
+
+def _read(segments: Sequence[Segment], start: WalSnapshot, collect_entries: bool) -> _Replay:
+    replay = _Replay(start=start, collect_entries=collect_entries)
+    for i, seg in enumerate(segments):
+        with open(seg.path, "rb") as f:
+            buf = f.read()
+        is_last = i == len(segments) - 1
+        scan = _SegmentScanner(seg.path, buf, is_last).scan(replay.crc)
+        for rtype, off, payload in scan.records:
+            replay.apply(seg.path, rtype, off, payload)
+        replay.crc = scan.crc
+        if is_last:
+            replay.tail = scan
+    return replay
+
+
+# --- the WAL -----------------------------------------------------------------------------------
+
+
+class WAL:
+    """An open, writable WAL. Build it with :meth:`create` or :meth:`open`.
+
+    Thread-safety: every method takes ``_mu``; :meth:`sync` may run in a worker thread while
+    the event loop goes on calling :meth:`save` (see the module docstring).
+    """
+
+    def __init__(
+        self,
+        dir_path: str,
+        lock: DirLock,
+        segments: list[Segment],
+        fd: int,
+        offset: int,
+        *,
+        metadata: bytes,
+        crc: int,
+        state: HardState,
+        last_index: int,
+        segment_size: int,
+        replayed: tuple[bytes, HardState, list[Entry]] | None,
+    ) -> None:
+        self.dir = dir_path  # the WAL directory
+        self.segment_size = segment_size  # cut the tail once it reaches this many bytes
+        self._lock = lock  # the directory flock, held until close
+        self._mu = threading.Lock()  # guards everything below
+        self._segments = segments  # retained segments, oldest first; the last is the tail
+        self._fd: int | None = fd  # the tail, open for writing (None once closed)
+        self._offset = offset  # size of the tail = where the next record goes
+        self._metadata = metadata  # repeated at the head of every new segment
+        self._crc = crc  # running CRC after the last record written
+        self._state = state  # last hard state saved (repeated at the head of new segments)
+        self._last_index = last_index  # etcd's ``enti``: names the next segment
+        self._replayed = replayed  # what open() read, until read_all() hands it out
+        self._failed: BaseException | None = None  # a failed write/fsync: refuse all further use
+
+    # -- construction --------------------------------------------------------------------------
+
+    @staticmethod
+    def exists(dir_path: str) -> bool:
+        """True if ``dir_path`` holds at least one segment file."""
+        try:
+            return bool(list_segments(dir_path))
+        except FileNotFoundError:
+            return False
+
+    @classmethod
+    def create(cls, dir_path: str, metadata: bytes, *, segment_size: int = SEGMENT_SIZE) -> WAL:
+        """Create a new WAL whose first segment holds ``metadata`` and a (0, 0) snapshot marker.
+
+        Built in ``<dir>.tmp`` and renamed into place, so a crash never leaves a half-made WAL
+        that :meth:`exists` would report.
+        """
+        dir_path = os.path.abspath(dir_path)
+        if cls.exists(dir_path):
+            raise StorageError(f"wal: {dir_path} already holds a WAL")
+        if os.path.isdir(dir_path):
+            leftovers = set(os.listdir(dir_path)) - {LOCK_FILE_NAME}
+            if leftovers:
+                raise StorageError(f"wal: {dir_path} is not empty: {sorted(leftovers)}")
+        parent = os.path.dirname(dir_path)
+        os.makedirs(parent, exist_ok=True)
+        tmp_dir = dir_path + TMP_SUFFIX
+        if os.path.exists(tmp_dir):
+            shutil.rmtree(tmp_dir)  # a previous create that crashed half-way
+        os.makedirs(tmp_dir)
+        lock = DirLock(tmp_dir)
+        lock.acquire()
+        fd: int | None = None
+        try:
+            buf = bytearray()
+            crc = append_record(buf, RecordType.CRC, encode_crc_payload(0), 0)
+            crc = append_record(buf, RecordType.METADATA, metadata, crc)
+            crc = append_record(buf, RecordType.SNAPSHOT, encode_wal_snapshot(WalSnapshot()), crc)
+            name = segment_name(0, 0)
+            fd = os.open(os.path.join(tmp_dir, name), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            write_all(fd, buf)
+            os.fsync(fd)
+            if os.path.isdir(dir_path):
+                shutil.rmtree(dir_path)  # empty but for a stale LOCK (checked above)
+            # The flock lives on the LOCK file's inode, so it survives the rename.
+            os.rename(tmp_dir, dir_path)
+            fsync_dir(parent)
+            lock.path = os.path.join(dir_path, LOCK_FILE_NAME)
+        except BaseException:
+            if fd is not None:
+                os.close(fd)
+            lock.release()
+            raise
+        seg = Segment(0, 0, os.path.join(dir_path, name))
+        return cls(
+            dir_path,
+            lock,
+            [seg],
+            fd,
+            len(buf),
+            metadata=metadata,
+            crc=crc,
+            state=HardState(),
+            last_index=0,
+            segment_size=segment_size,
+            replayed=(metadata, HardState(), []),
+        )
+
+    @classmethod
+    def open(
+        cls,
+        dir_path: str,
+        snapshot: WalSnapshot | None = None,
+        *,
+        segment_size: int = SEGMENT_SIZE,
+    ) -> WAL:
+        """Open for appending, reading everything after the marker of ``snapshot``.
+
+        ``snapshot`` is the (index, term) of the snapshot the caller restored (None: no
+        snapshot, the WAL's own (0, 0) marker). Its marker must be in the WAL. A torn tail is
+        truncated (with a warning); corruption raises :class:`WalCorruptError` and changes
+        nothing on disk. The result of the read is returned by :meth:`read_all`.
+        """
+        start = snapshot if snapshot is not None else WalSnapshot()
+        dir_path = os.path.abspath(dir_path)
+        lock = DirLock(dir_path)
+        lock.acquire()
+        try:
+            return cls._open_locked(dir_path, lock, start, segment_size)
+        except BaseException:
+            lock.release()
+            raise
+
+    @classmethod
+    def _open_locked(cls, dir_path: str, lock: DirLock, start: WalSnapshot, segment_size: int) -> WAL:
+        segments = list_segments(dir_path)
+        if not segments:
+            raise StorageError(f"wal: no segment files in {dir_path}")
+        first = _select(segments, start.index)
+        _check_seq(segments[first:])
+        replay = _read(segments[first:], start, collect_entries=True)
+        if not replay.matched:
+            raise WalSnapshotNotFoundError(
+                f"wal: no marker for snapshot (index {start.index}, term {start.term}) in {dir_path}"
+            )
+        tail, tail_scan = segments[-1], replay.tail
+        assert tail_scan is not None and replay.crc is not None  # every segment has a CRC record
+        fd = os.open(tail.path, os.O_RDWR)
+        try:
+            if tail_scan.torn is not None:
+                size = os.fstat(fd).st_size
+                log.warning(
+                    "wal: %s: %s; truncating %d bytes (an unsynced write lost in a crash)",
+                    tail.path,
+                    tail_scan.torn,
+                    size - tail_scan.valid_end,
+                )
+                os.ftruncate(fd, tail_scan.valid_end)
+                os.fsync(fd)
+            os.lseek(fd, tail_scan.valid_end, os.SEEK_SET)
+            # A cut that crashed before its rename leaves a .tmp segment: never part of the log.
+            for name in os.listdir(dir_path):
+                if name.endswith(WAL_SUFFIX + TMP_SUFFIX):
+                    os.unlink(os.path.join(dir_path, name))
+        except BaseException:
+            os.close(fd)
+            raise
+        metadata = replay.metadata if replay.metadata is not None else b""
+        return cls(
+            dir_path,
+            lock,
+            segments,
+            fd,
+            tail_scan.valid_end,
+            metadata=metadata,
+            crc=replay.crc,
+            state=replay.state,
+            last_index=replay.last_index,
+            segment_size=segment_size,
+            replayed=(metadata, replay.state, replay.entries),
+        )
+
+    @staticmethod
+    def valid_snapshots(dir_path: str) -> list[WalSnapshot]:
+        """Snapshot markers in the WAL that a restart may start from (oldest first).
+
+        Read-only (a torn tail is ignored, not truncated). As etcd's ValidSnapshotEntries, only
+        markers at or below the last hard state's commit count: a marker past it belongs to a
+        Ready whose hard state never reached the disk.
+        """
+        segments = list_segments(os.path.abspath(dir_path))
+        if not segments:
+            raise StorageError(f"wal: no segment files in {dir_path}")
+        _check_seq(segments)
+        replay = _read(segments, WalSnapshot(), collect_entries=False)
+        return [m for m in replay.markers if m.index <= replay.state.commit]
+
+    # -- reading -------------------------------------------------------------------------------
+
+    def read_all(self) -> tuple[bytes, HardState, list[Entry]]:
+        """(metadata, last hard state, entries after the open snapshot) as open() found them.
+
+        Hands the entries over once (they can be large); a second call raises.
+        """
+        with self._mu:
+            if self._replayed is None:
+                raise StorageError("wal: read_all() may be called once, after open()")
+            out, self._replayed = self._replayed, None
+            return out
+
+    @property
+    def metadata(self) -> bytes:
+        return self._metadata
+
+    @property
+    def last_index(self) -> int:
+        """Index of the last entry or snapshot marker saved."""
+        return self._last_index
+
+    def segments(self) -> list[Segment]:
+        """The retained segment files, oldest first."""
+        with self._mu:
+            return list(self._segments)
+
+    # -- writing -------------------------------------------------------------------------------
+
+    def _writable_fd(self) -> int:
+        if self._fd is None:
+            raise WalClosedError(f"wal: {self.dir} is closed")
+        if self._failed is not None:
+            raise StorageError(f"wal: {self.dir} failed earlier: {self._failed!r}")
+        return self._fd
+
+    def _append(self, fd: int, buf: bytearray) -> None:
+        try:
+            write_all(fd, buf)
+        except BaseException as exc:
+            # A partial record may be on disk now; appending after it would bury garbage in
+            # the middle of the log. Stop here: a restart treats it as a torn tail.
+            self._failed = exc
+            raise
+        self._offset += len(buf)
+
+    def save(self, hard_state: HardState, entries: Iterable[Entry]) -> None:
+        """Append ``entries`` then ``hard_state`` (skipped if empty) in one write; no fsync."""
+        with self._mu:
+            fd = self._writable_fd()
+            buf = bytearray()
+            crc = self._crc
+            last = self._last_index
+            for e in entries:
+                crc = append_record(buf, RecordType.ENTRY, encode_entry(e), crc)
+                last = e.index
+            if not hard_state.is_empty():
+                crc = append_record(buf, RecordType.STATE, encode_hard_state(hard_state), crc)
+            if not buf:
+                return
+            self._append(fd, buf)
+            self._crc, self._last_index = crc, last
+            if not hard_state.is_empty():
+                self._state = hard_state
+            if self._offset >= self.segment_size:
+                self._cut()
+
+    def save_snapshot_marker(self, index: int, term: int) -> None:
+        """Record that the snapshot at (index, term) is saved; no fsync (call :meth:`sync`)."""
+        with self._mu:
+            fd = self._writable_fd()
+            buf = bytearray()
+            marker = encode_wal_snapshot(WalSnapshot(index=index, term=term))
+            crc = append_record(buf, RecordType.SNAPSHOT, marker, self._crc)
+            self._append(fd, buf)
+            self._crc = crc
+            self._last_index = max(self._last_index, index)
+
+    def sync(self) -> None:
+        """Make everything saved so far durable. Safe to run in a worker thread."""
+        with self._mu:
+            # A private descriptor: a cut may close self._fd while we fsync outside the lock.
+            fd = os.dup(self._writable_fd())
+        try:
+            _fdatasync(fd)
+        except BaseException as exc:
+            # After a failed fsync the kernel may have dropped the dirty pages: retrying would
+            # "succeed" without the data (fsyncgate). Refuse further use.
+            with self._mu:
+                self._failed = exc
+            raise
+        finally:
+            os.close(fd)
+
+    def _cut(self) -> None:
+        """Start a new segment (holding _mu). The old one is complete and durable first."""
+        old_fd = self._writable_fd()
+        try:
+            _fdatasync(old_fd)
+            seq = self._segments[-1].seq + 1
+            path = os.path.join(self.dir, segment_name(seq, self._last_index + 1))
+            buf = bytearray()
+            crc = append_record(buf, RecordType.CRC, encode_crc_payload(self._crc), 0)
+            crc = append_record(buf, RecordType.METADATA, self._metadata, crc)
+            if not self._state.is_empty():
+                crc = append_record(buf, RecordType.STATE, encode_hard_state(self._state), crc)
+            tmp = path + TMP_SUFFIX
+            fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600)
+            try:
+                write_all(fd, buf)
+                os.fsync(fd)
+                os.rename(tmp, path)
+                fsync_dir(self.dir)
+            except BaseException:
+                os.close(fd)
+                raise
+        except BaseException as exc:
+            self._failed = exc
+            raise
+        os.close(old_fd)
+        self._fd, self._offset, self._crc = fd, len(buf), crc
+        self._segments.append(Segment(seq, self._last_index + 1, path))
+        log.info("wal: cut a new segment %s", path)
+
+    def release_before(self, index: int) -> list[str]:
+        """Delete segments wholly before the snapshot at ``index``; return their paths.
+
+        Keeps the last segment whose first index is <= ``index`` (where a restart at that
+        snapshot starts reading) and everything after it. The snapshot's marker must already
+        be durable (synced), or a crash could leave nothing to restart from.
+        """
+        with self._mu:
+            if self._fd is None:
+                raise WalClosedError(f"wal: {self.dir} is closed")
+            keep = 0
+            for i, seg in enumerate(self._segments):
+                if seg.first_index <= index:
+                    keep = i
+            keep = min(keep, len(self._segments) - 1)  # never the tail
+            gone = self._segments[:keep]
+            for seg in gone:
+                os.unlink(seg.path)
+            self._segments = self._segments[keep:]
+            return [s.path for s in gone]
+
+    def close(self) -> None:
+        """Sync (unless a write failed), close the tail and drop the directory lock."""
+        with self._mu:
+            fd, self._fd = self._fd, None
+            if fd is None:
+                return
+            try:
+                if self._failed is None:
+                    _fdatasync(fd)
+            finally:
+                os.close(fd)
+                self._lock.release()
+
+    def __enter__(self) -> WAL:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
