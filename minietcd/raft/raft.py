@@ -200,8 +200,13 @@ class Raft:
 
     def bcast_append(self) -> None:
         for node in self.prs.peers():
-            if node != self.id:
-                self.send_append(node)
+            if node == self.id:
+                continue
+            self.send_append(node)
+            # A follower in REPLICATE state gets as many appends as the in-flight window allows
+            # (pipelining, thesis 10.2.2); a probing one gets one and waits for the answer.
+            while self.maybe_send_append(node, send_if_empty=False):
+                pass
 
     def bcast_heartbeat(self, ctx: bytes = b"") -> None:
         for node in self.prs.peers():

@@ -76,6 +76,15 @@ class MemoryStorage:
         self._snapshot = Snapshot()
         self._ents: list[Entry] = [Entry(term=0, index=0)]
 
+    @classmethod
+    def with_members(cls, voters: tuple[int, ...], learners: tuple[int, ...] = ()) -> MemoryStorage:
+        """A storage whose initial configuration is given directly, with an empty log (for
+        tests and simulations; a real member bootstraps through ``RawNode.bootstrap``)."""
+        st = cls()
+        cs = ConfState(voters=tuple(sorted(voters)), learners=tuple(sorted(learners)))
+        st._snapshot = Snapshot(metadata=SnapshotMetadata(conf_state=cs))
+        return st
+
     # -- Storage interface ---------------------------------------------------------------------
 
     def initial_state(self) -> tuple[HardState, ConfState]:
