@@ -25,7 +25,14 @@ everything else is an internal error.
     ├── MvccError                      the multi-version store (minietcd.mvcc)
     │   ├── CompactedRevisionError     "etcdserver: mvcc: required revision has been compacted"
     │   ├── FutureRevisionError        "etcdserver: mvcc: required revision is a future revision"
-    │   └── KeyNotFoundError
+    │   ├── KeyNotFoundError           "etcdserver: key not found"
+    │   ├── EmptyKeyError              "etcdserver: key is not provided"
+    │   ├── ValueProvidedError         "etcdserver: value is provided"
+    │   ├── LeaseProvidedError         "etcdserver: lease is provided"
+    │   ├── RevisionNotFoundError      internal: no revision of a key at the asked point
+    │   ├── TxnStateError              a write txn used after end / nested
+    │   ├── MvccSnapshotError          restore() given bytes that are not a store snapshot
+    │   └── MvccInvariantError         a broken invariant: a bug, never limp on
     ├── LeaseError                     (minietcd.lease)
     │   ├── LeaseNotFoundError         "etcdserver: requested lease not found"
     │   ├── LeaseExistsError           "etcdserver: lease already exists"
@@ -136,7 +143,44 @@ class FutureRevisionError(MvccError):
 
 
 class KeyNotFoundError(MvccError):
-    pass
+    """A put with ignore_value / ignore_lease on a key that does not exist."""
+
+    etcd_message = "etcdserver: key not found"
+
+
+class EmptyKeyError(MvccError):
+    """A write (put / delete_range) named the empty key, which etcd never stores."""
+
+    etcd_message = "etcdserver: key is not provided"
+
+
+class ValueProvidedError(MvccError):
+    """A put with ignore_value also carried a value."""
+
+    etcd_message = "etcdserver: value is provided"
+
+
+class LeaseProvidedError(MvccError):
+    """A put with ignore_lease also carried a lease."""
+
+    etcd_message = "etcdserver: lease is provided"
+
+
+class RevisionNotFoundError(MvccError):
+    """etcd's internal "mvcc: revision not found": a key has no revision at the asked point."""
+
+
+class TxnStateError(MvccError):
+    """A write transaction misused: used after end, nested, or a compact/snapshot/restore while
+    one is open. A caller bug; the store's state is untouched."""
+
+
+class MvccSnapshotError(MvccError):
+    """restore() got bytes that are not a valid store snapshot; the store is left unchanged."""
+
+
+class MvccInvariantError(MvccError):
+    """An invariant of the key index or store does not hold. This is a bug: stop, never limp on."""
 
 
 # --- leases ------------------------------------------------------------------------------------
