@@ -66,6 +66,7 @@ BODY_HEADER_SIZE = _BODY.size
 MAX_BODY_SIZE = 1 << 30
 _ZERO_PAD = tuple(b"\0" * i for i in range(8))
 _TYPE_BYTES = {t: struct.pack("<I", t) for t in RecordType}
+_CRC_TYPE = int(RecordType.CRC)
 
 
 @functools.lru_cache(maxsize=4096)
@@ -103,20 +104,16 @@ def append_record(out: bytearray, rtype: RecordType, payload: bytes, prev_crc: i
     return running
 
 
-def body_crc(buf: bytes | memoryview, off: int, n: int, prev_crc: int) -> tuple[int, int]:
-    """(stored crc, computed crc) of the record whose header is at ``off`` with body length n.
+def body_crc(buf: bytes | memoryview, off: int, n: int, prev_crc: int) -> tuple[int, int, int]:
+    """(type, stored crc, computed crc) of the record at ``off`` whose body is n bytes long.
 
     ``prev_crc`` is ignored for CRC records, which check against seed 0.
     """
     stored, rtype = _BODY.unpack_from(buf, off + FRAME_HEADER_SIZE)
-    seed = 0 if rtype == RecordType.CRC else prev_crc
+    seed = 0 if rtype == _CRC_TYPE else prev_crc
     # type and payload are contiguous, so one crc32 call covers both.
     computed = zlib.crc32(buf[off + FRAME_HEADER_SIZE + 4 : off + FRAME_HEADER_SIZE + n], seed)
-    return stored, computed
-
-
-def record_type_at(buf: bytes | memoryview, off: int) -> int:
-    return int(_BODY.unpack_from(buf, off + FRAME_HEADER_SIZE)[1])
+    return rtype, stored, computed
 
 
 # --- payloads ----------------------------------------------------------------------------------
@@ -126,6 +123,7 @@ _STATE = struct.Struct("<QQQ")  # term, vote, commit
 _MARKER = struct.Struct("<QQ")  # index, term
 _CRC = struct.Struct("<I")
 _SNAPMETA = struct.Struct("<QQII")  # index, term, #voters, #learners; the ids follow as u64
+_ENTRY_TYPES = {int(t): t for t in EntryType}
 
 
 @dataclass(slots=True, frozen=True, order=True)
@@ -142,7 +140,9 @@ def encode_entry(e: Entry) -> bytes:
 
 def decode_entry(b: bytes | memoryview) -> Entry:
     term, index, etype = _ENTRY.unpack_from(b, 0)
-    return Entry(term=term, index=index, type=EntryType(etype), data=bytes(b[_ENTRY.size :]))
+    # A dict lookup, not EntryType(etype): replay decodes every entry and enum calls are slow.
+    # An unknown type raises KeyError, which the WAL reports as corruption.
+    return Entry(term=term, index=index, type=_ENTRY_TYPES[etype], data=bytes(b[_ENTRY.size :]))
 
 
 def encode_hard_state(hs: HardState) -> bytes:

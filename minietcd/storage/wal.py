@@ -61,7 +61,6 @@ from minietcd.storage.records import (
     encode_hard_state,
     encode_wal_snapshot,
     parse_frame_header,
-    record_type_at,
 )
 
 log = logging.getLogger(__name__)
@@ -71,6 +70,7 @@ WAL_SUFFIX = ".wal"
 TMP_SUFFIX = ".tmp"
 SECTOR_SIZE = 512  # the unit a disk writes atomically; an unwritten one reads back as zeros
 _KNOWN_TYPES = frozenset(int(t) for t in RecordType)
+_ZERO_HEADER = bytes(FRAME_HEADER_SIZE)
 
 # os.fdatasync is enough (it flushes the size too) but does not exist everywhere (macOS).
 _fdatasync = getattr(os, "fdatasync", os.fsync)
@@ -172,7 +172,7 @@ class _SegmentScanner:
         scan = _Scan(records=[], valid_end=0, crc=prev_crc)
         off = 0
         while off < size:
-            if size - off < FRAME_HEADER_SIZE or is_zero(buf, off, off + FRAME_HEADER_SIZE):
+            if size - off < FRAME_HEADER_SIZE or buf[off : off + FRAME_HEADER_SIZE] == _ZERO_HEADER:
                 if is_zero(buf, off):
                     # Space that was never written: preallocated, or a crash after the file
                     # grew but before its pages landed. A cut segment was fsynced whole, so
@@ -199,8 +199,7 @@ class _SegmentScanner:
             end = off + FRAME_HEADER_SIZE + n + pad
             if end > size:
                 return self._fail(scan, off, size, "record runs past end of file", sectors=False)
-            rtype = record_type_at(mv, off)
-            stored, computed = body_crc(mv, off, n, scan.crc or 0)
+            rtype, stored, computed = body_crc(mv, off, n, scan.crc or 0)
             if stored != computed:
                 body_end = off + FRAME_HEADER_SIZE + n
                 return self._fail(scan, off, body_end, "crc mismatch", sectors=True)
@@ -275,7 +274,7 @@ class _Replay:
                             f"{marker.term}, want {self.start.term} ({path} offset {off})"
                         )
                     self.matched = True
-        except (ValueError, IndexError, struct.error) as exc:  # a payload that does not decode
+        except (ValueError, LookupError, struct.error) as exc:  # a payload that does not decode
             raise WalCorruptError(path, off, f"undecodable {RecordType(rtype).name}: {exc}") from None
 
     def _entry(self, path: str, off: int, e: Entry) -> None:

@@ -68,7 +68,8 @@ def test_frames_are_aligned_and_chain(payloads: list[bytes]) -> None:
         assert hdr is not None
         n, pad = hdr
         assert n == 8 + len(p) and (n + pad) % 8 == 0
-        stored, computed = r.body_crc(buf, off, n, prev)
+        rtype, stored, computed = r.body_crc(buf, off, n, prev)
+        assert rtype == r.RecordType.METADATA
         assert stored == computed
         prev = computed
     assert prev == crc
@@ -78,7 +79,7 @@ def test_crc_record_is_self_contained() -> None:
     buf = bytearray()
     running = r.append_record(buf, r.RecordType.CRC, r.encode_crc_payload(1234), 999)
     assert running == 1234  # the chain continues from the payload, not from prev_crc
-    stored, computed = r.body_crc(buf, 0, 12, prev_crc=42)  # prev ignored for CRC records
+    _, stored, computed = r.body_crc(buf, 0, 12, prev_crc=42)  # prev ignored for CRC records
     assert stored == computed
 
 

@@ -1,0 +1,225 @@
+"""A disk-backed Raft :class:`~minietcd.raft.storage.Storage`: WAL + snapshots + a memory cache.
+
+Layout, as etcd's::
+
+    <data-dir>/member/wal/   segments (see .wal)
+    <data-dir>/member/snap/  snapshot files (see .snap)
+
+The core reads from a :class:`MemoryStorage` that mirrors what is on disk; every write goes to
+disk first (buffered until :meth:`DiskStorage.sync`) and then to the cache. Restoring is: the
+newest snapshot file that has a durable WAL marker, then replaying the WAL after that marker.
+
+The order of work for one Ready (rule 4, persist before you speak)::
+
+    storage.save_ready(rd.hard_state, rd.entries, rd.snapshot)   # written, not yet durable
+    await loop.run_in_executor(None, storage.sync)                # fsync (group commit)
+    ... now send the messages of rd that depend on it, then advance()
+
+Not thread-safe beyond what :class:`WAL` promises: call everything but :meth:`sync` from one
+thread (the event loop); :meth:`sync` may run in a worker while that thread does nothing else
+with this object, or only :meth:`save_ready`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+
+from minietcd.errors import SnapshotOutOfDateError
+from minietcd.raft.storage import NO_LIMIT, MemoryStorage
+from minietcd.raft.types import ConfState, Entry, HardState, Snapshot
+from minietcd.storage.records import WalSnapshot
+from minietcd.storage.snap import Snapshotter
+from minietcd.storage.wal import SEGMENT_SIZE, WAL
+
+log = logging.getLogger(__name__)
+
+DEFAULT_KEEP_SNAPSHOTS = 5  # etcd's --max-snapshots default
+
+
+def member_dir(data_dir: str) -> str:
+    return os.path.join(data_dir, "member")
+
+
+def wal_dir(data_dir: str) -> str:
+    return os.path.join(data_dir, "member", "wal")
+
+
+def snap_dir(data_dir: str) -> str:
+    return os.path.join(data_dir, "member", "snap")
+
+
+class DiskStorage:
+    """Raft stable storage on disk for one member. Build it with :meth:`open`."""
+
+    __slots__ = ("_mem", "_snapshotter", "_wal", "data_dir", "keep_snapshots", "was_new")
+
+    def __init__(
+        self,
+        data_dir: str,
+        wal: WAL,
+        snapshotter: Snapshotter,
+        mem: MemoryStorage,
+        *,
+        was_new: bool,
+        keep_snapshots: int,
+    ) -> None:
+        self.data_dir = data_dir  # the member's --data-dir
+        self.was_new = was_new  # True if open() created the WAL (a brand-new member)
+        self.keep_snapshots = keep_snapshots  # snapshot files kept by compact()
+        self._wal = wal  # durable log of entries, hard states and snapshot markers
+        self._snapshotter = snapshotter  # durable snapshot files
+        self._mem = mem  # what the core reads: always equal to what is on disk
+
+    @staticmethod
+    def exists(data_dir: str) -> bool:
+        """True if ``data_dir`` already holds a member's WAL."""
+        return WAL.exists(wal_dir(data_dir))
+
+    @classmethod
+    def open(
+        cls,
+        data_dir: str,
+        *,
+        metadata: bytes = b"",
+        segment_size: int = SEGMENT_SIZE,
+        keep_snapshots: int = DEFAULT_KEEP_SNAPSHOTS,
+    ) -> DiskStorage:
+        """Open (or, if there is none, create with ``metadata``) the member's storage.
+
+        Restores the newest snapshot whose marker the WAL holds at or below its commit
+        index, then the WAL after that marker.
+        """
+        data_dir = os.path.abspath(data_dir)
+        wdir = wal_dir(data_dir)
+        snapshotter = Snapshotter(snap_dir(data_dir))
+        mem = MemoryStorage()
+        if not WAL.exists(wdir):
+            wal = WAL.create(wdir, metadata, segment_size=segment_size)
+            wal.read_all()  # nothing to restore; frees the (empty) replay
+            return cls(data_dir, wal, snapshotter, mem, was_new=True, keep_snapshots=keep_snapshots)
+        markers = WAL.valid_snapshots(wdir)
+        snap = snapshotter.load_newest_available(markers)
+        start = WalSnapshot(snap.metadata.index, snap.metadata.term) if snap else WalSnapshot()
+        wal = WAL.open(wdir, start, segment_size=segment_size)
+        try:
+            _md, hard_state, entries = wal.read_all()
+            if snap is not None:
+                mem.apply_snapshot(snap)
+            mem.set_hard_state(hard_state)
+            mem.append(entries)
+        except BaseException:
+            wal.close()
+            raise
+        log.info(
+            "storage: restored %s: snapshot at %d, entries %d..%d, %s",
+            data_dir,
+            start.index,
+            mem.first_index(),
+            mem.last_index(),
+            hard_state,
+        )
+        return cls(data_dir, wal, snapshotter, mem, was_new=False, keep_snapshots=keep_snapshots)
+
+    # -- Storage interface (reads, from the cache) ---------------------------------------------
+
+    def initial_state(self) -> tuple[HardState, ConfState]:
+        return self._mem.initial_state()
+
+    def entries(self, lo: int, hi: int, max_size: int = NO_LIMIT) -> list[Entry]:
+        return self._mem.entries(lo, hi, max_size)
+
+    def term(self, index: int) -> int:
+        return self._mem.term(index)
+
+    def last_index(self) -> int:
+        return self._mem.last_index()
+
+    def first_index(self) -> int:
+        return self._mem.first_index()
+
+    def snapshot(self) -> Snapshot:
+        return self._mem.snapshot()
+
+    # -- writes --------------------------------------------------------------------------------
+
+    @property
+    def metadata(self) -> bytes:
+        """The bytes given when the WAL was created (the server keeps member/cluster ids)."""
+        return self._wal.metadata
+
+    @property
+    def wal(self) -> WAL:
+        return self._wal
+
+    @property
+    def snapshotter(self) -> Snapshotter:
+        return self._snapshotter
+
+    def save_ready(
+        self,
+        hard_state: HardState,
+        entries: Sequence[Entry],
+        snapshot: Snapshot | None = None,
+    ) -> None:
+        """Persist what a Ready asks for (not yet durable: call :meth:`sync`), then cache it.
+
+        A snapshot goes first: its file (durable on return), then its WAL marker, so the
+        marker never names a file that is missing; then entries, then the hard state (whose
+        commit may point into those entries).
+        """
+        if snapshot is not None and not snapshot.is_empty():
+            m = snapshot.metadata
+            current = self._mem.snapshot().metadata.index
+            if m.index <= current:
+                # Refuse before writing anything, as the cache would after the fact.
+                raise SnapshotOutOfDateError(f"snapshot at {m.index} is not newer than {current}")
+            self._snapshotter.save(snapshot)
+            self._wal.save_snapshot_marker(m.index, m.term)
+        self._wal.save(hard_state, entries)
+        if snapshot is not None and not snapshot.is_empty():
+            self._mem.apply_snapshot(snapshot)
+        if entries:
+            self._mem.append(list(entries))
+        if not hard_state.is_empty():
+            self._mem.set_hard_state(hard_state)
+
+    def sync(self) -> None:
+        """fsync what save_ready wrote. Safe to run in a worker thread."""
+        self._wal.sync()
+
+    def create_snapshot(self, index: int, conf_state: ConfState | None, data: bytes) -> Snapshot:
+        """Record a snapshot of the applied state at ``index``: file, WAL marker, synced.
+
+        Synced here (not at the next Ready) because :meth:`compact` may release the WAL
+        segments before it: the marker must be durable before anything older is deleted.
+        """
+        snap = self._mem.create_snapshot(index, conf_state, data)
+        self._snapshotter.save(snap)
+        self._wal.save_snapshot_marker(snap.metadata.index, snap.metadata.term)
+        self._wal.sync()
+        return snap
+
+    def compact(self, index: int) -> None:
+        """Drop cached entries up to ``index`` and release WAL segments and old snapshot files.
+
+        WAL segments are released only up to the newest snapshot (a restart replays from it).
+        After a restart the cache starts at that snapshot, so entries kept here below it (for
+        slow followers) are not restored.
+        """
+        self._mem.compact(index)
+        snap_index = self._mem.snapshot().metadata.index
+        released = self._wal.release_before(min(index, snap_index))
+        purged = self._snapshotter.purge(self.keep_snapshots)
+        if released or purged:
+            log.info("storage: released %d WAL segments, %d snapshot files", len(released), len(purged))
+
+    def close(self) -> None:
+        self._wal.close()
+
+    def __enter__(self) -> DiskStorage:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
