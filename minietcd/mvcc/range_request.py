@@ -11,6 +11,10 @@ filters, ``keys_only``, and computing ``more`` — etcd does in ``etcdserver/app
    for ``keys_only`` last (so a sort by VALUE still sees them).
 
 ``count`` is the store's count of keys in the range, before filters, exactly as etcd reports.
+
+One etcd 3.4 quirk is kept on purpose, for identical answers: the fetch-everything rule looks at
+``sort_order`` only, so a non-KEY ``sort_target`` with order NONE (which still sorts ascending)
+sorts just the first ``limit + 1`` keys of the range.
 """
 
 from __future__ import annotations
