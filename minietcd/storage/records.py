@@ -45,6 +45,9 @@ from minietcd.raft.types import (
     SnapshotMetadata,
 )
 
+# Anything the decoders read from: a file's bytes, a slice view of them, or a build buffer.
+Buf = bytes | bytearray | memoryview
+
 
 class RecordType(enum.IntEnum):
     """What a WAL record's payload holds. Numbers match etcd's wal record types."""
@@ -77,7 +80,7 @@ def frame_header(body_len: int) -> bytes:
     return first6 + struct.pack("<H", zlib.crc32(first6) & 0xFFFF)
 
 
-def parse_frame_header(buf: bytes | memoryview, off: int) -> tuple[int, int] | None:
+def parse_frame_header(buf: Buf, off: int) -> tuple[int, int] | None:
     """(body length, pad) of the header at ``off``, or None if it does not check out."""
     n, pad, flag, check = _FRAME.unpack_from(buf, off)
     if flag != _HEADER_FLAG or pad != (-n & 7) or n < BODY_HEADER_SIZE or n > MAX_BODY_SIZE:
@@ -104,7 +107,7 @@ def append_record(out: bytearray, rtype: RecordType, payload: bytes, prev_crc: i
     return running
 
 
-def body_crc(buf: bytes | memoryview, off: int, n: int, prev_crc: int) -> tuple[int, int, int]:
+def body_crc(buf: Buf, off: int, n: int, prev_crc: int) -> tuple[int, int, int]:
     """(type, stored crc, computed crc) of the record at ``off`` whose body is n bytes long.
 
     ``prev_crc`` is ignored for CRC records, which check against seed 0.
@@ -138,7 +141,7 @@ def encode_entry(e: Entry) -> bytes:
     return _ENTRY.pack(e.term, e.index, e.type) + e.data
 
 
-def decode_entry(b: bytes | memoryview) -> Entry:
+def decode_entry(b: Buf) -> Entry:
     term, index, etype = _ENTRY.unpack_from(b, 0)
     # A dict lookup, not EntryType(etype): replay decodes every entry and enum calls are slow.
     # An unknown type raises KeyError, which the WAL reports as corruption.
@@ -149,7 +152,7 @@ def encode_hard_state(hs: HardState) -> bytes:
     return _STATE.pack(hs.term, hs.vote, hs.commit)
 
 
-def decode_hard_state(b: bytes | memoryview) -> HardState:
+def decode_hard_state(b: Buf) -> HardState:
     if len(b) != _STATE.size:
         raise ValueError(f"hard state payload is {len(b)} bytes, want {_STATE.size}")
     term, vote, commit = _STATE.unpack_from(b, 0)
@@ -160,7 +163,7 @@ def encode_wal_snapshot(s: WalSnapshot) -> bytes:
     return _MARKER.pack(s.index, s.term)
 
 
-def decode_wal_snapshot(b: bytes | memoryview) -> WalSnapshot:
+def decode_wal_snapshot(b: Buf) -> WalSnapshot:
     if len(b) != _MARKER.size:
         raise ValueError(f"snapshot marker payload is {len(b)} bytes, want {_MARKER.size}")
     index, term = _MARKER.unpack_from(b, 0)
@@ -171,7 +174,7 @@ def encode_crc_payload(crc: int) -> bytes:
     return _CRC.pack(crc)
 
 
-def decode_crc_payload(b: bytes | memoryview) -> int:
+def decode_crc_payload(b: Buf) -> int:
     if len(b) != _CRC.size:
         raise ValueError(f"crc payload is {len(b)} bytes, want {_CRC.size}")
     return int(_CRC.unpack_from(b, 0)[0])
@@ -184,7 +187,7 @@ def encode_snapshot_metadata(m: SnapshotMetadata) -> bytes:
     return head + struct.pack(f"<{len(ids)}Q", *ids)
 
 
-def decode_snapshot_metadata(b: bytes | memoryview) -> tuple[SnapshotMetadata, int]:
+def decode_snapshot_metadata(b: Buf) -> tuple[SnapshotMetadata, int]:
     """The metadata at the start of ``b`` and how many bytes it took."""
     index, term, nv, nl = _SNAPMETA.unpack_from(b, 0)
     end = _SNAPMETA.size + 8 * (nv + nl)
@@ -200,6 +203,6 @@ def encode_snapshot(s: Snapshot) -> bytes:
     return encode_snapshot_metadata(s.metadata) + s.data
 
 
-def decode_snapshot(b: bytes | memoryview) -> Snapshot:
+def decode_snapshot(b: Buf) -> Snapshot:
     meta, used = decode_snapshot_metadata(b)
     return Snapshot(data=bytes(b[used:]), metadata=meta)

@@ -468,7 +468,11 @@ class WAL:
                 f"wal: no marker for snapshot (index {start.index}, term {start.term}) in {dir_path}"
             )
         tail, tail_scan = segments[-1], replay.tail
-        assert tail_scan is not None and replay.crc is not None  # every segment has a CRC record
+        if tail_scan is None or replay.crc is None or tail_scan.valid_end == 0:
+            # Every segment is written whole with its CRC/metadata head before it gets its
+            # name, so an empty one is damage, not a crash; appending to it would leave a
+            # segment no reader could start from.
+            raise WalCorruptError(tail.path, 0, "segment holds no records")
         fd = os.open(tail.path, os.O_RDWR)
         try:
             if tail_scan.torn is not None:

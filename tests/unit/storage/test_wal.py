@@ -20,11 +20,10 @@ from minietcd.errors import (
     WalSnapshotNotFoundError,
 )
 from minietcd.raft.types import Entry, EntryType, HardState
-from minietcd.storage.records import RecordType, decode_entry
+from minietcd.storage.records import RecordType, WalSnapshot, decode_entry
 from minietcd.storage.wal import (
     SECTOR_SIZE,
     WAL,
-    WalSnapshot,
     _SegmentScanner,
     list_segments,
     parse_segment_name,
@@ -464,3 +463,15 @@ def test_closed_wal_refuses_writes(tmp_path: Path) -> None:
         w.save(HardState(term=1), [])
     with pytest.raises(WalClosedError):
         w.sync()
+
+
+def test_empty_last_segment_is_corruption(tmp_path: Path) -> None:
+    d = tmp_path / "wal"
+    w = WAL.create(str(d), b"", segment_size=256)
+    w.save(HardState(), ents(1, 20))
+    w.close()
+    assert len(list_segments(str(d))) == 2
+    Path(tail_path(d)).write_bytes(b"")
+    with pytest.raises(WalCorruptError) as err:
+        WAL.open(str(d))
+    assert err.value.path == tail_path(d)
