@@ -96,16 +96,24 @@ class TreeIndex:
             if ki is not None:
                 yield ki
             return
-        maximum = None if range_end == GTE_RANGE_END else range_end
-        if maximum is not None and maximum <= key:
-            return  # SortedDict.irange insists on min <= max; the range is empty anyway
-        for k in self._tree.irange(key, maximum, inclusive=(True, False)):
-            yield self._tree[k]
+        tree = self._tree
+        lo = tree.bisect_left(key)
+        hi = len(tree) if range_end == GTE_RANGE_END else tree.bisect_left(range_end)
+        if lo < hi:
+            # Slicing the values view by position beats irange + one lookup per key.
+            yield from tree.values()[lo:hi]
 
     def revisions(self, key: bytes, range_end: bytes, at_rev: int) -> list[Revision]:
         """The revision of each key in the range that exists at ``at_rev``, in key order."""
         out: list[Revision] = []
         for ki in self.visit(key, range_end):
+            # Fast path for the common read at or after a key's last change: live keys answer
+            # with that change, deleted keys are absent. Same answer as ki.get(at_rev).
+            modified = ki.modified
+            if modified.main <= at_rev:
+                if ki.generations[-1].revs:
+                    out.append(modified)
+                continue
             got = ki.get(at_rev)
             if got is not None:
                 out.append(got[0])

@@ -9,6 +9,21 @@ Writes happen only inside a :class:`WriteTxn`: all its changes share one main re
 (current + 1) with sub revisions 0, 1, 2, ... The revision becomes current, and the txn's
 :class:`Event` list is produced and handed to the observer, in exactly one place:
 :meth:`WriteTxn.end`. A txn that raises inside ``with store.write()`` is rolled back whole.
+
+Limits and input rules (checked before anything changes, so bad input never corrupts state):
+
+* keys are non-empty ``bytes`` for writes (EmptyKeyError, etcd's "key is not provided");
+  values are ``bytes``; bytearray / memoryview are copied, anything else is a TypeError;
+* leases and revisions are int64 (ValueError outside it); lease 0 means none, and the store
+  does not check that a lease exists — the lessor (``minietcd.lease``) owns that;
+* one write txn at a time (TxnStateError); compact / snapshot / restore refuse to run while
+  one is open;
+* request-size limits (etcd's ``--max-request-bytes``) and the space quota are the server's:
+  :meth:`KVStore.size_bytes` gives it the estimate to check against.
+
+For the watch hub: the observer gets ``(revision, events)`` at each changing txn end;
+:meth:`KVStore.events_since` replays history for watchers that fall behind; after
+:meth:`KVStore.restore` (no events) the hub must treat every watcher as unsynced, as etcd does.
 """
 
 from __future__ import annotations
