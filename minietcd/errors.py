@@ -35,8 +35,11 @@ everything else is an internal error.
     │   └── MvccInvariantError         a broken invariant: a bug, never limp on
     ├── LeaseError                     (minietcd.lease)
     │   ├── LeaseNotFoundError         "etcdserver: requested lease not found"
+    │   │   └── LeaseExpiredError      renew of an expired lease whose revoke is still in Raft
     │   ├── LeaseExistsError           "etcdserver: lease already exists"
-    │   └── LeaseTTLTooLargeError      "etcdserver: too large lease TTL"
+    │   ├── LeaseTTLTooLargeError      "etcdserver: too large lease TTL"
+    │   ├── LeaseNotPrimaryError       renew / time-to-live on a non-leader: forward to the leader
+    │   └── LeaseSnapshotError         restore() given bytes that are not a lessor snapshot
     ├── ServerError                    request-edge errors carrying etcd's wording (minietcd.server)
     ├── ConfigError                    bad flags or environment (clear message, exit code 1)
     └── LabError                       minietcd-lab: unknown member, impossible fault, ...
@@ -200,6 +203,21 @@ class LeaseExistsError(LeaseError):
 
 class LeaseTTLTooLargeError(LeaseError):
     etcd_message = "etcdserver: too large lease TTL"
+
+
+class LeaseExpiredError(LeaseNotFoundError):
+    """Renew of a lease past its expiry whose revoke proposal has not been applied yet. etcd's
+    Renew blocks until the revoke lands and then answers "requested lease not found"; being a
+    LeaseNotFoundError, this maps to that same message if the server does not wait."""
+
+
+class LeaseNotPrimaryError(LeaseError):
+    """Renew / time-to-live asked of a lessor that is not the primary (the Raft leader): the
+    server forwards the request to the leader (etcd's ErrNotPrimary; never shown to clients)."""
+
+
+class LeaseSnapshotError(LeaseError):
+    """Lessor.restore() got bytes that are not a valid lessor snapshot; the lessor is unchanged."""
 
 
 # --- server, config, lab -----------------------------------------------------------------------
