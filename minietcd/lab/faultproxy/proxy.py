@@ -240,15 +240,22 @@ class Proxy:
             else:
                 self.stop()
 
-    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        # asyncio runs a coroutine callback in a task of its own and logs it
+        # as an error if it ends cancelled; dialling in a task of ours lets
+        # stop() cancel a dial in progress quietly.
         if not self.enabled:
             writer.transport.abort()
             return
         conn = Connection(writer, self._connections.discard)
         self._connections.add(conn)
-        task = asyncio.current_task()
-        if task is not None:
-            self._pending.add(task)
+        task = asyncio.get_running_loop().create_task(self._connect(conn, reader, writer))
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
+
+    async def _connect(
+        self, conn: Connection, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
         try:
             host, port = split_host_port(self.upstream)
             up_reader, up_writer = await asyncio.open_connection(host or None, port)
@@ -258,9 +265,6 @@ class Proxy:
             close_writer(writer, reset=False)
             self._connections.discard(conn)
             return
-        finally:
-            if task is not None:
-                self._pending.discard(task)
         if conn.closed:
             close_writer(up_writer, reset=False)
             return

@@ -57,10 +57,11 @@ class Upstream:
         try:
             if self.mode != "close":
                 while data := await reader.read(65536):
-                    self.received += data
                     if self.mode == "echo":
                         writer.write(data)
                         await writer.drain()
+                    else:
+                        self.received += data
         except (ConnectionError, OSError):
             pass
         finally:
@@ -107,10 +108,12 @@ class Client:
     async def roundtrip(self, payload: bytes) -> float:
         """Send ``payload`` to an echo upstream and wait for all of it; the seconds it took."""
         started = time.monotonic()
+        # Not drained before reading: with a large payload both directions
+        # fill up and a drain first would wait for a read that never starts.
         self.writer.write(payload)
-        await self.writer.drain()
         echoed = await asyncio.wait_for(self.reader.readexactly(len(payload)), DEADLINE)
         assert echoed == payload
+        await self.writer.drain()
         return time.monotonic() - started
 
     async def read_to_end(self) -> tuple[bytes, str]:

@@ -193,6 +193,26 @@ async def test_reset_peer_after_timeout(proxy: Proxy) -> None:
     assert time.monotonic() - t0 >= 0.2 - SLACK
 
 
+async def test_reset_peer_added_to_live_connection_closes_with_fin(proxy: Proxy) -> None:
+    # Toxiproxy sets SO_LINGER 0 only when a connection starts with a
+    # reset_peer toxic in place; one added later ends the connection with an
+    # ordinary close. Kept on purpose: lab code must not rely on an RST there.
+    client = await Client.connect(proxy.listen)
+    await client.roundtrip(b"live")
+    await call(proxy.add_toxic, type="reset_peer", attributes={"timeout": 0})
+    client.writer.write(b"boom")
+    data, how = await client.read_to_end()
+    assert (data, how) == (b"", "eof")
+
+
+async def test_delete_closes_live_connections(toxiproxy: Toxiproxy, proxy: Proxy) -> None:
+    client = await Client.connect(proxy.listen)
+    await client.roundtrip(b"alive")
+    await call(toxiproxy.destroy, proxy)
+    data, _how = await client.read_to_end()
+    assert data == b""
+
+
 async def test_limit_data(proxy: Proxy) -> None:
     await call(proxy.add_toxic, type="limit_data", attributes={"bytes": 10})
     client = await Client.connect(proxy.listen)
