@@ -77,31 +77,42 @@ def bind_listener(address: str) -> tuple[socket.socket, str]:
     """
     host, port = split_host_port(address)
     if host == "":
-        family = socket.AF_INET6 if socket.has_ipv6 else socket.AF_INET
-        bind_host = "::" if family == socket.AF_INET6 else "0.0.0.0"
+        # Dual-stack "::" where the kernel has IPv6, else IPv4 only.
+        candidates = [(socket.AF_INET6, "::"), (socket.AF_INET, "0.0.0.0")]
     else:
         try:
-            family = socket.AF_INET6 if ipaddress.ip_address(host).version == 6 else socket.AF_INET
-            bind_host = host
+            version = ipaddress.ip_address(host).version
+            candidates = [(socket.AF_INET6 if version == 6 else socket.AF_INET, host)]
         except ValueError:
             infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
             infos.sort(key=lambda info: info[0] != socket.AF_INET)
-            family = infos[0][0]
-            bind_host = str(infos[0][4][0])
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        if family == socket.AF_INET6 and host == "":
-            with contextlib.suppress(OSError):
-                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
-        sock.bind((bind_host, port))
-        sock.listen(socket.SOMAXCONN)
-        sock.setblocking(False)
-    except BaseException:
-        sock.close()
-        raise
-    bound_host, bound_port = sock.getsockname()[:2]
-    return sock, join_host_port(bound_host, bound_port)
+            candidates = [(infos[0][0], str(infos[0][4][0]))]
+    for index, (family, bind_host) in enumerate(candidates):
+        try:
+            sock = socket.socket(family, socket.SOCK_STREAM)
+        except OSError:
+            if index + 1 < len(candidates):
+                continue
+            raise
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6 and host == "":
+                with contextlib.suppress(OSError):
+                    sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+            sock.bind((bind_host, port))
+            sock.listen(socket.SOMAXCONN)
+            sock.setblocking(False)
+        except OSError:
+            sock.close()
+            if index + 1 < len(candidates):
+                continue
+            raise
+        except BaseException:
+            sock.close()
+            raise
+        bound_host, bound_port = sock.getsockname()[:2]
+        return sock, join_host_port(bound_host, bound_port)
+    raise OSError(f"no address to listen on for {address!r}")
 
 
 # --- toxics of one proxy -------------------------------------------------------------

@@ -99,7 +99,7 @@ async def test_latency_is_per_chunk_not_cumulative(proxy: Proxy) -> None:
         await client.writer.drain()
     echoed = await asyncio.wait_for(client.reader.readexactly(10), 10.0)
     assert echoed == b"0123456789"
-    assert 0.3 - SLACK <= time.monotonic() - t0 < 0.6
+    assert 0.3 - SLACK <= time.monotonic() - t0 < 1.5  # cumulative would be 3 s
     client.close()
 
 
@@ -123,10 +123,10 @@ async def test_toxicity_zero_has_no_effect(proxy: Proxy) -> None:
 async def test_latency_added_and_removed_on_a_live_connection(proxy: Proxy) -> None:
     client = await Client.connect(proxy.listen)
     assert await client.roundtrip(b"fast") < 2.0
-    await call(proxy.add_toxic, type="latency", name="slow", attributes={"latency": 300})
-    assert await client.roundtrip(b"slow") >= 0.3 - SLACK
+    await call(proxy.add_toxic, type="latency", name="slow", attributes={"latency": 800})
+    assert await client.roundtrip(b"slow") >= 0.8 - SLACK
     await call(proxy.destroy_toxic, "slow")
-    assert await client.roundtrip(b"fast again") < 0.3
+    assert await client.roundtrip(b"fast again") < 0.8
     client.close()
 
 
@@ -162,6 +162,22 @@ async def test_timeout_zero_drops_data_until_removed(proxy: Proxy) -> None:
     after = await Client.connect(proxy.listen)
     await after.roundtrip(b"flows again")
     after.close()
+
+
+async def test_bandwidth_zero_holds_data_until_removed(proxy: Proxy) -> None:
+    # The Toxiproxy way to pause a link without losing or closing anything:
+    # bandwidth 0 holds what arrives, and removing it lets everything through.
+    client = await Client.connect(proxy.listen)
+    await client.roundtrip(b"before")
+    await call(proxy.add_toxic, type="bandwidth", name="pause", attributes={"rate": 0})
+    client.writer.write(b"held 1 ")
+    client.writer.write(b"held 2")
+    assert await client.nothing_arrives(0.3)
+    await call(proxy.destroy_toxic, "pause")
+    echoed = await asyncio.wait_for(client.reader.readexactly(13), 10.0)
+    assert echoed == b"held 1 held 2"
+    await client.roundtrip(b"and after")
+    client.close()
 
 
 async def test_timeout_closes_after_idle_timeout(proxy: Proxy) -> None:
@@ -263,14 +279,14 @@ async def test_slow_close(toxiproxy: Toxiproxy) -> None:
         client = await Client.connect(proxy.listen)
         t0 = time.monotonic()
         await client.read_to_end()
-        assert time.monotonic() - t0 < 0.3  # without the toxic, closed at once
+        assert time.monotonic() - t0 < 0.8  # without the toxic, closed at once
 
-        await call(proxy.add_toxic, type="slow_close", attributes={"delay": 400})
+        await call(proxy.add_toxic, type="slow_close", attributes={"delay": 800})
         client = await Client.connect(proxy.listen)
         t0 = time.monotonic()
         data, _how = await client.read_to_end()
         assert data == b""
-        assert time.monotonic() - t0 >= 0.4 - SLACK
+        assert time.monotonic() - t0 >= 0.8 - SLACK
     finally:
         await closer.close()
 
