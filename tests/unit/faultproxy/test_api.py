@@ -111,6 +111,22 @@ async def test_listen_failure_is_500(api: Api, echo: Upstream) -> None:
     assert status == 404
 
 
+async def test_update_to_a_taken_port_is_500_and_disables(api: Api, echo: Upstream) -> None:
+    status, body = await api.request(
+        "POST", "/proxies", {"name": "mv", "listen": "127.0.0.1:0", "upstream": echo.address}
+    )
+    assert status == 201
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        address = f"127.0.0.1:{taken.getsockname()[1]}"
+        status, body = await api.request("PATCH", "/proxies/mv", {"listen": address})
+        assert status == 500
+        assert body["error"].startswith(f"listen tcp {address}")
+    status, body = await api.request("GET", "/proxies/mv")
+    assert (body["enabled"], body["listen"]) == (False, address)
+
+
 async def test_toxiproxy_python_refuses_duplicate(toxiproxy: Toxiproxy, echo: Upstream) -> None:
     await call(toxiproxy.create, upstream=echo.address, name="dup")
     with pytest.raises(ProxyExists):
