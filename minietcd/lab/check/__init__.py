@@ -12,6 +12,7 @@ Pure Python, no I/O except loading/saving histories and writing reports.
 
 from __future__ import annotations
 
+from .durability import DurabilityResult, FinalValue, check_durability
 from .history import (
     Operation,
     OpKind,
@@ -30,11 +31,23 @@ from .linearizability import (
     check_revision_order,
 )
 from .model import ABSENT, KeyState, key_state
+from .report import format_report, format_timeline, render_html_timeline, write_html_timeline
 from .search import Budget, Verdict
+from .watch import (
+    Change,
+    WatchEvent,
+    WatchRecord,
+    WatchResult,
+    check_watches,
+    committed_changes,
+)
 
 __all__ = [
     "ABSENT",
     "Budget",
+    "Change",
+    "DurabilityResult",
+    "FinalValue",
     "KeyResult",
     "KeyState",
     "LinearizabilityResult",
@@ -44,11 +57,21 @@ __all__ = [
     "Recorder",
     "RevisionViolation",
     "Verdict",
+    "WatchEvent",
+    "WatchRecord",
+    "WatchResult",
+    "check_durability",
     "check_linearizability",
     "check_revision_order",
+    "check_watches",
+    "committed_changes",
     "dump_history",
+    "format_report",
+    "format_timeline",
     "key_state",
     "load_history",
     "load_history_from",
+    "render_html_timeline",
     "save_history",
+    "write_html_timeline",
 ]
