@@ -19,7 +19,11 @@ MT = MessageType
 
 
 def node(n: int) -> str:
-    return f"n{n}" if n != NONE else "none"
+    """``n3`` for the small ids of tests and teaching; a real member id (64 random bits) in hex,
+    the way etcd prints it (``2e1259d415f2a040``)."""
+    if n == NONE:
+        return "none"
+    return f"n{n}" if n < 1 << 16 else f"{n:x}"
 
 
 def entry(e: Entry, data: bool = False) -> str:

@@ -20,6 +20,7 @@ from minietcd.errors import (
 )
 from minietcd.raft import roles
 from minietcd.raft.config import Config
+from minietcd.raft.describe import node as name
 from minietcd.raft.events import RaftEvent
 from minietcd.raft.log import RaftLog
 from minietcd.raft.progress import ProgressState, ProgressTracker
@@ -119,7 +120,7 @@ class Raft:
     def load_state(self, hs: HardState) -> None:
         if hs.commit < self.raft_log.committed or hs.commit > self.raft_log.last_index():
             raise RaftInvariantError(
-                f"n{self.id} state.commit {hs.commit} is out of range "
+                f"{name(self.id)} state.commit {hs.commit} is out of range "
                 f"[{self.raft_log.committed}, {self.raft_log.last_index()}]"
             )
         self.raft_log.committed = hs.commit
@@ -187,7 +188,7 @@ class Raft:
         pr.become_snapshot(snap.metadata.index)
         self.event(
             "send-snapshot",
-            f"n{self.id} sends n{to} a snapshot at index {snap.metadata.index}: "
+            f"{name(self.id)} sends {name(to)} a snapshot at index {snap.metadata.index}: "
             f"the entries it needs from {pr.next} on were compacted",
         )
         return True
@@ -239,7 +240,7 @@ class Raft:
         over = self.uncommitted_size + size > self.max_uncommitted_size
         if self.uncommitted_size > 0 and size > 0 and over:
             raise ProposalDroppedError(
-                f"n{self.id} dropped a proposal: {self.uncommitted_size} uncommitted bytes "
+                f"{name(self.id)} dropped a proposal: {self.uncommitted_size} uncommitted bytes "
                 f"already (limit {self.max_uncommitted_size}); is a quorum reachable?"
             )
         self.uncommitted_size += size
@@ -294,8 +295,9 @@ class Raft:
         self.lead = lead
         self.state = StateRole.FOLLOWER
         if not quiet:
-            who = f"n{lead} leads" if lead != NONE else "leader unknown"
-            self.event("became-follower", f"n{self.id} became follower at term {term} ({who}; was {was})")
+            who = f"{name(lead)} leads" if lead != NONE else "leader unknown"
+            text = f"{name(self.id)} became follower at term {term} ({who}; was {was})"
+            self.event("became-follower", text)
 
     def become_candidate(self) -> None:
         if self.state == StateRole.LEADER:
@@ -305,7 +307,7 @@ class Raft:
         self.tick_fn = self.tick_election
         self.vote = self.id
         self.state = StateRole.CANDIDATE
-        self.event("became-candidate", f"n{self.id} became candidate at term {self.term}")
+        self.event("became-candidate", f"{name(self.id)} became candidate at term {self.term}")
 
     def become_pre_candidate(self) -> None:
         if self.state == StateRole.LEADER:
@@ -316,7 +318,7 @@ class Raft:
         self.tick_fn = self.tick_election
         self.lead = NONE
         self.state = StateRole.PRE_CANDIDATE
-        self.event("became-pre-candidate", f"n{self.id} became pre-candidate at term {self.term}")
+        self.event("became-pre-candidate", f"{name(self.id)} became pre-candidate at term {self.term}")
 
     def become_leader(self) -> None:
         if self.state == StateRole.FOLLOWER:
@@ -336,8 +338,8 @@ class Raft:
         self.append_entry([Entry(0, 0)])
         self.event(
             "became-leader",
-            f"n{self.id} became leader at term {self.term} with votes from "
-            + ",".join(f"n{v}" for v in votes),
+            f"{name(self.id)} became leader at term {self.term} with votes from "
+            + ",".join(name(v) for v in votes),
         )
 
     # -- elections ----------------------------------------------------------------------------
@@ -346,16 +348,16 @@ class Raft:
         if self.state == StateRole.LEADER:
             return
         if not self.promotable():
-            self.event("no-campaign", f"n{self.id} cannot campaign: it is not a voter")
+            self.event("no-campaign", f"{name(self.id)} cannot campaign: it is not a voter")
             return
         if self.has_unapplied_conf_changes():
             self.event(
                 "no-campaign",
-                f"n{self.id} cannot campaign at term {self.term}: "
+                f"{name(self.id)} cannot campaign at term {self.term}: "
                 "committed membership changes are not applied yet",
             )
             return
-        text = f"n{self.id} starts {'a pre-vote' if kind == CAMPAIGN_PRE_ELECTION else 'an election'}"
+        text = f"{name(self.id)} starts {'a pre-vote' if kind == CAMPAIGN_PRE_ELECTION else 'an election'}"
         text += f" at term {self.term + 1}"
         if reason:
             text += f": {reason}"
@@ -433,7 +435,7 @@ class Raft:
                 # Thesis 3.10: give up a transfer that did not finish within an election timeout.
                 self.event(
                     "transfer-aborted",
-                    f"n{self.id} aborts the leadership transfer to n{self.lead_transferee}: "
+                    f"{name(self.id)} aborts the leadership transfer to {name(self.lead_transferee)}: "
                     "it did not take over within an election timeout",
                 )
                 self.abort_leader_transfer()
@@ -485,8 +487,8 @@ class Raft:
                 # to disrupt it (e.g. a removed or partitioned server with a high term).
                 self.event(
                     "vote-ignored",
-                    f"n{self.id} ignores {m.type.name} from n{m.from_} at term {m.term}: "
-                    f"n{self.lead} is leader and was heard from {self.election_elapsed} ticks ago",
+                    f"{name(self.id)} ignores {m.type.name} from {name(m.from_)} at term {m.term}: "
+                    f"{name(self.lead)} is leader and was heard from {self.election_elapsed} ticks ago",
                 )
                 return False
         if m.type == MT.MsgPreVote:
@@ -529,21 +531,21 @@ class Raft:
                 self.vote = m.from_
             self.event(
                 "vote-granted",
-                f"n{self.id} grants {m.type.name} to n{m.from_} for term {m.term} "
+                f"{name(self.id)} grants {m.type.name} to {name(m.from_)} for term {m.term} "
                 f"(its log {m.log_term}/{m.index} is at least ours {last_term}/{last_index})",
             )
         else:
             self.send(Message(type=resp, to=m.from_, term=self.term, reject=True))
             why = (
-                f"already voted for n{self.vote}"
+                f"already voted for {name(self.vote)}"
                 if self.vote not in (NONE, m.from_)
-                else f"n{self.lead} leads"
+                else f"{name(self.lead)} leads"
                 if not can_vote
                 else f"its log {m.log_term}/{m.index} is behind ours {last_term}/{last_index}"
             )
             self.event(
                 "vote-rejected",
-                f"n{self.id} rejects {m.type.name} from n{m.from_} for term {m.term}: {why}",
+                f"{name(self.id)} rejects {m.type.name} from {name(m.from_)} for term {m.term}: {why}",
             )
 
     # -- follower-side handlers shared by roles ------------------------------------------------
@@ -582,7 +584,8 @@ class Raft:
         if self.restore(m.snapshot):
             self.event(
                 "snapshot-restored",
-                f"n{self.id} restored a snapshot at index {meta.index} term {meta.term} from n{m.from_}",
+                f"{name(self.id)} restored a snapshot at index {meta.index} term {meta.term} "
+                f"from {name(m.from_)}",
             )
             self.send(Message(type=MT.MsgAppResp, to=m.from_, index=self.raft_log.last_index()))
         else:
@@ -633,7 +636,7 @@ class Raft:
         elif cc.type == ConfChangeType.ADD_LEARNER_NODE:
             if node in self.prs.voters:
                 # Demoting a voter in one step is not a single-server change; refuse it.
-                self.event("conf-change-ignored", f"n{node} is a voter; cannot make it a learner")
+                self.event("conf-change-ignored", f"{name(node)} is a voter; cannot make it a learner")
             else:
                 self.prs.add(node, 0, nxt, learner=True)
         elif cc.type == ConfChangeType.REMOVE_NODE:
@@ -641,12 +644,14 @@ class Raft:
         self.is_learner = self.id in self.prs.learners
         if node == self.id and self.id in self.prs.progress:
             self.prs.progress[self.id].match = last
-        self.event("conf-change", f"n{self.id} applied {cc.type.name} n{node}: {self.conf_state_text()}")
+        self.event(
+            "conf-change", f"{name(self.id)} applied {cc.type.name} {name(node)}: {self.conf_state_text()}"
+        )
 
         if self.state == StateRole.LEADER:
             if self.id not in self.prs.voters:
                 if self.step_down_on_removal:
-                    self.event("step-down", f"n{self.id} steps down: it was removed from the voters")
+                    self.event("step-down", f"{name(self.id)} steps down: it was removed from the voters")
                     self.become_follower(self.term, NONE)
                 return self.conf_state()
             if self.lead_transferee != NONE and self.lead_transferee not in self.prs.voters:
@@ -662,9 +667,9 @@ class Raft:
 
     def conf_state_text(self) -> str:
         cs = self.conf_state()
-        text = "voters=(" + " ".join(f"n{v}" for v in cs.voters) + ")"
+        text = "voters=(" + " ".join(f"{name(v)}" for v in cs.voters) + ")"
         if cs.learners:
-            text += " learners=(" + " ".join(f"n{v}" for v in cs.learners) + ")"
+            text += " learners=(" + " ".join(f"{name(v)}" for v in cs.learners) + ")"
         return text
 
     # -- leadership transfer ------------------------------------------------------------------

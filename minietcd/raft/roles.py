@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from minietcd.errors import ConfChangePendingError, ProposalDroppedError
+from minietcd.raft.describe import node as name
 from minietcd.raft.progress import ProgressState
 from minietcd.raft.quorum import VoteResult
 from minietcd.raft.types import NONE, Entry, EntryType, Message, MessageType, ReadState, StateRole
@@ -41,7 +42,7 @@ def _check_quorum(r: Raft) -> None:
     if not r.prs.quorum_active():
         r.event(
             "step-down",
-            f"n{r.id} steps down at term {r.term}: heard from no majority of "
+            f"{name(r.id)} steps down at term {r.term}: heard from no majority of "
             f"{len(r.prs.voters)} voters within an election timeout (check-quorum)",
         )
         r.become_follower(r.term, NONE)
@@ -55,10 +56,10 @@ def _leader_propose(r: Raft, m: Message) -> None:
     if not m.entries:
         raise ProposalDroppedError("empty proposal")
     if r.id not in r.prs.progress:
-        raise ProposalDroppedError(f"n{r.id} was removed from the cluster; proposal dropped")
+        raise ProposalDroppedError(f"{name(r.id)} was removed from the cluster; proposal dropped")
     if r.lead_transferee != NONE:
         raise ProposalDroppedError(
-            f"n{r.id} is transferring leadership to n{r.lead_transferee}; proposal dropped"
+            f"{name(r.id)} is transferring leadership to {name(r.lead_transferee)}; proposal dropped"
         )
     ents = list(m.entries)
     for i, e in enumerate(ents):
@@ -175,7 +176,7 @@ def _leader_append_accepted(r: Raft, m: Message) -> None:
     while r.maybe_send_append(m.from_, send_if_empty=False):
         pass
     if m.from_ == r.lead_transferee and pr.match == r.raft_log.last_index():
-        r.event("transfer", f"n{r.id} sends MsgTimeoutNow to n{m.from_}: its log is caught up")
+        r.event("transfer", f"{name(r.id)} sends MsgTimeoutNow to {name(m.from_)}: its log is caught up")
         r.send_timeout_now(m.from_)
 
 
@@ -193,7 +194,7 @@ def _leader_transfer(r: Raft, m: Message) -> None:
     target = m.from_  # MsgTransferLeader names the transferee in ``from_`` (etcd-io/raft)
     pr = r.prs.progress[target]
     if pr.is_learner:
-        r.event("transfer-ignored", f"n{r.id} ignores a transfer to learner n{target}")
+        r.event("transfer-ignored", f"{name(r.id)} ignores a transfer to learner {name(target)}")
         return
     if r.lead_transferee != NONE:
         if r.lead_transferee == target:
@@ -204,9 +205,9 @@ def _leader_transfer(r: Raft, m: Message) -> None:
     # Thesis 3.10: stop accepting proposals, catch the target up, then tell it to campaign.
     r.election_elapsed = 0  # the transfer must finish within one election timeout
     r.lead_transferee = target
-    r.event("transfer", f"n{r.id} starts transferring leadership to n{target}")
+    r.event("transfer", f"{name(r.id)} starts transferring leadership to {name(target)}")
     if pr.match == r.raft_log.last_index():
-        r.event("transfer", f"n{r.id} sends MsgTimeoutNow to n{target}: its log is caught up")
+        r.event("transfer", f"{name(r.id)} sends MsgTimeoutNow to {name(target)}: its log is caught up")
         r.send_timeout_now(target)
     else:
         r.send_append(target)
@@ -219,9 +220,9 @@ def step_candidate(r: Raft, m: Message) -> None:
     my_resp = MT.MsgPreVoteResp if r.state == StateRole.PRE_CANDIDATE else MT.MsgVoteResp
     t = m.type
     if t == MT.MsgProp:
-        raise ProposalDroppedError(f"n{r.id} is campaigning at term {r.term}: no leader")
+        raise ProposalDroppedError(f"{name(r.id)} is campaigning at term {r.term}: no leader")
     if t in (MT.MsgReadIndex, MT.MsgTransferLeader):
-        raise ProposalDroppedError(f"n{r.id} is campaigning at term {r.term}: no leader")
+        raise ProposalDroppedError(f"{name(r.id)} is campaigning at term {r.term}: no leader")
     if t == MT.MsgApp:
         r.become_follower(m.term, m.from_)  # a leader exists for our term (paper 5.2)
         r.handle_append_entries(m)
@@ -238,7 +239,7 @@ def step_candidate(r: Raft, m: Message) -> None:
             if r.state == StateRole.PRE_CANDIDATE:
                 r.event(
                     "pre-vote-won",
-                    f"n{r.id} won the pre-vote with {granted} of {len(r.prs.voters)}; "
+                    f"{name(r.id)} won the pre-vote with {granted} of {len(r.prs.voters)}; "
                     f"now campaigning for real at term {r.term + 1}",
                 )
                 r.campaign("election")
@@ -248,7 +249,7 @@ def step_candidate(r: Raft, m: Message) -> None:
         elif res == VoteResult.LOST:
             r.event(
                 "election-lost",
-                f"n{r.id} lost the {'pre-vote' if my_resp == MT.MsgPreVoteResp else 'election'} "
+                f"{name(r.id)} lost the {'pre-vote' if my_resp == MT.MsgPreVoteResp else 'election'} "
                 f"at term {m.term}: {rejected} of {len(r.prs.voters)} rejected",
             )
             # A lost pre-vote leaves our term as it was; a lost election keeps the new term.
@@ -262,9 +263,9 @@ def step_follower(r: Raft, m: Message) -> None:
     t = m.type
     if t == MT.MsgProp:
         if r.lead == NONE:
-            raise ProposalDroppedError(f"n{r.id} knows no leader at term {r.term}; proposal dropped")
+            raise ProposalDroppedError(f"{name(r.id)} knows no leader at term {r.term}; proposal dropped")
         if r.disable_proposal_forwarding:
-            raise ProposalDroppedError(f"n{r.id} does not forward proposals to n{r.lead}")
+            raise ProposalDroppedError(f"{name(r.id)} does not forward proposals to {name(r.lead)}")
         r.send(Message(type=MT.MsgProp, to=r.lead, entries=m.entries))
     elif t == MT.MsgApp:
         r.election_elapsed = 0
@@ -280,15 +281,15 @@ def step_follower(r: Raft, m: Message) -> None:
         r.handle_snapshot(m)
     elif t == MT.MsgTransferLeader:
         if r.lead == NONE:
-            raise ProposalDroppedError(f"n{r.id} knows no leader; cannot transfer leadership")
+            raise ProposalDroppedError(f"{name(r.id)} knows no leader; cannot transfer leadership")
         r.send(Message(type=MT.MsgTransferLeader, to=r.lead, from_=m.from_))
     elif t == MT.MsgTimeoutNow:
         # Thesis 3.10: the leader asked us to campaign now; this vote bypasses leases.
-        r.event("transfer", f"n{r.id} received MsgTimeoutNow from n{m.from_}: campaigning now")
+        r.event("transfer", f"{name(r.id)} received MsgTimeoutNow from {name(m.from_)}: campaigning now")
         r.hup("transfer", "leadership transfer requested")
     elif t == MT.MsgReadIndex:
         if r.lead == NONE:
-            raise ProposalDroppedError(f"n{r.id} knows no leader; read index dropped")
+            raise ProposalDroppedError(f"{name(r.id)} knows no leader; read index dropped")
         r.send(Message(type=MT.MsgReadIndex, to=r.lead, entries=m.entries))
     elif t == MT.MsgReadIndexResp:
         if len(m.entries) != 1:

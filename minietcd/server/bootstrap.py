@@ -1,0 +1,81 @@
+"""Deciding how a member starts: restart from its data dir, bootstrap a new cluster, or join an
+existing one. As in etcd, an existing data dir wins over every ``--initial-cluster*`` flag.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+
+from minietcd.errors import ConfigError
+from minietcd.raft.rawnode import Peer
+from minietcd.server.config import Config
+from minietcd.server.membership import Member, encode_conf_context
+from minietcd.storage.raft_storage import DiskStorage
+
+log = logging.getLogger("minietcd.server")
+
+
+@dataclass(slots=True)
+class Start:
+    storage: DiskStorage
+    member_id: int
+    cluster_id: int
+    peers: list[Peer]  # bootstrap peers for a brand-new cluster; empty otherwise
+    initial_peer_urls: dict[int, list[str]]  # who to connect to before membership is applied
+    restarted: bool
+
+
+def _metadata(member_id: int, cluster_id: int) -> bytes:
+    # Recorded in the WAL's first record, like etcd's WAL metadata (NodeID, ClusterID).
+    return json.dumps({"member_id": member_id, "cluster_id": cluster_id}).encode()
+
+
+def restart(cfg: Config) -> Start:
+    storage = DiskStorage.open(cfg.data_dir)
+    md = json.loads(storage.metadata or b"{}")
+    if "member_id" not in md:
+        storage.close()
+        raise ConfigError(f"data dir {cfg.data_dir} holds no minietcd member metadata")
+    return Start(storage, int(md["member_id"]), int(md["cluster_id"]), [], {}, True)
+
+
+def bootstrap_new(cfg: Config) -> Start:
+    """A member of a new cluster: every member logs the same ADD_NODE entries at term 1."""
+    cfg.verify_bootstrap()
+    ids = cfg.initial_member_ids()
+    urls = cfg.initial_cluster_map()
+    member_id = ids[cfg.name]
+    cluster_id = cfg.initial_cluster_id()
+    peers = []
+    for name in sorted(ids, key=lambda n: ids[n]):  # same order on every member
+        # As in etcd, members start "unstarted": the name and client URLs are published later
+        # by each member itself, through the log.
+        member = Member(ids[name], "", [str(u) for u in urls[name]])
+        peers.append(Peer(member.id, encode_conf_context(member, 0)))
+    storage = DiskStorage.open(cfg.data_dir, metadata=_metadata(member_id, cluster_id))
+    initial = {ids[n]: [str(u) for u in urls[n]] for n in ids if ids[n] != member_id}
+    return Start(storage, member_id, cluster_id, peers, initial, False)
+
+
+async def join_existing(cfg: Config) -> Start:
+    """A member added with `member add`, started with --initial-cluster-state existing: learn
+    the cluster id and our own id from any reachable peer, then wait for the leader's log."""
+    from minietcd.server.transport import fetch_cluster_members
+
+    cfg.verify_join_existing()
+    own = {str(u) for u in cfg.initial_advertise_peer_urls}
+    others = [str(u) for name, us in cfg.initial_cluster_map().items() if name != cfg.name for u in us]
+    if not others:
+        raise ConfigError("--initial-cluster-state existing needs other members in --initial-cluster")
+    resp = await fetch_cluster_members(others)
+    me = next((m for m in resp.members if own & set(m.peer_urls)), None)
+    if me is None:
+        raise ConfigError(
+            "member not found in the existing cluster: add it first with "
+            "`etcdctl member add` using the same peer URLs"
+        )
+    storage = DiskStorage.open(cfg.data_dir, metadata=_metadata(me.id, resp.cluster_id))
+    initial = {m.id: list(m.peer_urls) for m in resp.members if m.id != me.id}
+    return Start(storage, me.id, resp.cluster_id, [], initial, False)

@@ -1,0 +1,439 @@
+"""EtcdServer: turns client requests into proposals and linearizable reads (etcd's etcdserver).
+
+- A write becomes an ``InternalRaftRequest`` with a unique id, is proposed through the Raft node
+  (a follower's core forwards it to the leader), and completes when *this* member applies the
+  entry carrying that id. Waiting here, not on the leader, means the answer comes from the same
+  state machine that the next read on this member sees.
+- A linearizable read asks the core for a ReadIndex, waits until the state machine has applied
+  up to it, then reads locally. Concurrent reads share one ReadIndex round.
+- The leader expires leases by proposing revocations; on becoming leader it refreshes every
+  lease's deadline so that a failover never expires a healthy lease.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import time
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+from minietcd import ETCD_API_VERSION
+from minietcd.api.etcdserverpb import etcdserver_pb2, raft_internal_pb2, rpc_pb2
+from minietcd.errors import MinietcdError, ProposalDroppedError, ServerError
+from minietcd.raft.types import NONE, ConfChange, ConfChangeType, ReadState
+from minietcd.server.apply import ALARM_NOSPACE, ERR_NO_SPACE, Applied, StateMachine
+from minietcd.server.membership import Member, encode_conf_context
+from minietcd.server.raft_node import RaftNode
+
+log = logging.getLogger("minietcd.server")
+
+ERR_NO_LEADER = "etcdserver: no leader"
+ERR_NOT_LEADER = "etcdserver: not leader"
+ERR_TIMEOUT = "etcdserver: request timed out"
+ERR_TOO_LARGE = "etcdserver: request is too large"
+ERR_STOPPED = "etcdserver: server stopped"
+ERR_NOT_ENOUGH_STARTED = "etcdserver: re-configuration failed due to not enough started members"
+ERR_LEARNER_NOT_READY = "etcdserver: can only promote a learner member which is in sync with leader"
+ERR_BAD_TRANSFEREE = "etcdserver: bad leader transferee"
+ERR_TRANSFER_TIMEOUT = "etcdserver: request timed out, leader transfer took too long"
+ERR_MEMBER_NOT_FOUND = "etcdserver: member not found"
+ERR_NOT_LEARNER = "etcdserver: can only promote a learner member"
+
+# Space the request envelope adds around the client's bytes (etcd allows the same slack).
+_ENVELOPE = 1024
+LEASE_REVOKE_RATE = 1000  # lease revocations proposed per second at most (etcd's leaseRevokeRate)
+
+
+class IdGenerator:
+    """Unique request ids: member id prefix, start time, then a counter (etcd's idutil)."""
+
+    def __init__(self, member_id: int) -> None:
+        prefix = (member_id & 0xFFFF) << 48
+        suffix = (int(time.time() * 1000) & ((1 << 40) - 1)) << 8
+        self._next = prefix | suffix
+
+    def next(self) -> int:
+        self._next = (self._next + 1) & ((1 << 64) - 1)
+        return self._next
+
+
+class EtcdServer:
+    def __init__(
+        self,
+        *,
+        member_id: int,
+        cluster_id: int,
+        name: str,
+        sm: StateMachine,
+        node: RaftNode,
+        election_timeout: float,
+        max_request_bytes: int,
+        quota_bytes: int,
+        active_since: Callable[[int], float | None],
+    ) -> None:
+        self.member_id = member_id
+        self.cluster_id = cluster_id
+        self.name = name
+        self.sm = sm
+        self.node = node
+        self.election_timeout = election_timeout
+        self.request_timeout = 5.0 + 2 * election_timeout  # etcd's ReqTimeout()
+        self.max_request_bytes = max_request_bytes
+        self.quota_bytes = quota_bytes
+        self.active_since = active_since
+        self.ids = IdGenerator(member_id)
+        self._waiting: dict[int, asyncio.Future[object]] = {}
+        self._applied_waiters: list[tuple[int, asyncio.Future[None]]] = []
+        self._leader_changed = asyncio.Event()
+        self._read_ctx: bytes | None = None  # context of the ReadIndex round in flight
+        self._read_round: asyncio.Future[int] | None = None
+        self._read_next: asyncio.Future[int] | None = None  # readers waiting for the next round
+        self._tasks: list[asyncio.Task[None]] = []
+        self._background: set[asyncio.Task[None]] = set()  # fire-and-forget work, kept alive
+        self.stopped = asyncio.Event()
+        node.on_applied = self._on_applied
+        node.on_read_state = self._on_read_state
+        node.on_leader_change = self._on_leader_change
+
+    # -- lifecycle -------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._tasks.append(asyncio.create_task(self._lease_expiry_loop(), name="lease-expiry"))
+
+    async def stop(self) -> None:
+        for t in self._tasks:
+            t.cancel()
+        for fut in self._waiting.values():
+            if not fut.done():
+                fut.set_exception(ServerError(ERR_STOPPED))
+        self.stopped.set()
+
+    def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        """Run ``coro`` in the background, holding a reference until it ends."""
+        task = asyncio.create_task(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    # -- what the API reports --------------------------------------------------------------------
+
+    @property
+    def leader(self) -> int:
+        return self.node.lead
+
+    @property
+    def term(self) -> int:
+        return self.node.term
+
+    def header(self, revision: int | None = None) -> rpc_pb2.ResponseHeader:
+        return rpc_pb2.ResponseHeader(
+            cluster_id=self.cluster_id,
+            member_id=self.member_id,
+            revision=self.sm.kv.current_revision if revision is None else revision,
+            raft_term=self.term,
+        )
+
+    def is_learner(self) -> bool:
+        m = self.sm.membership.members.get(self.member_id)
+        return m is not None and m.is_learner
+
+    # -- applied entries and reads: called from the Raft node loop ---------------------------------
+
+    def _on_applied(self, outcome: Applied, index: int) -> None:
+        fut = self._waiting.pop(outcome.request_id, None) if outcome.request_id else None
+        if fut is not None and not fut.done():
+            if outcome.error is not None:
+                fut.set_exception(outcome.error)
+            else:
+                fut.set_result(outcome.response)
+        if self._applied_waiters:
+            keep = []
+            for want, f in self._applied_waiters:
+                if want <= index:
+                    if not f.done():
+                        f.set_result(None)
+                else:
+                    keep.append((want, f))
+            self._applied_waiters = keep
+
+    def _on_read_state(self, rs: ReadState) -> None:
+        rnd = self._read_round
+        if rnd is not None and rs.request_ctx == self._read_ctx and not rnd.done():
+            rnd.set_result(rs.index)
+
+    def _on_leader_change(self, lead: int, term: int) -> None:
+        self._leader_changed.set()
+        self._leader_changed = asyncio.Event()
+        lessor = self.sm.lessor
+        if lead == self.member_id:
+            # Refresh every lease: remaining TTLs restart from now, plus an election timeout
+            # to cover the time a keep-alive needs to find the new leader (etcd's Promote).
+            lessor.promote(self.election_timeout)
+        elif lessor.is_primary:
+            lessor.demote()
+        if self._read_round is not None and not self._read_round.done():
+            # A ReadIndex in flight may be lost with the old leader: fail fast, readers retry.
+            self._read_round.set_exception(ServerError("etcdserver: leader changed"))
+
+    async def wait_applied(self, index: int) -> None:
+        if self.node.applied_index >= index:
+            return
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._applied_waiters.append((index, fut))
+        await fut
+
+    async def wait_leader(self, timeout: float) -> int:
+        """The current leader, waiting up to ``timeout`` for one to be elected."""
+        deadline = time.monotonic() + timeout
+        while self.node.lead == NONE:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise ServerError(ERR_NO_LEADER)
+            try:
+                await asyncio.wait_for(self._leader_changed.wait(), left)
+            except TimeoutError:
+                raise ServerError(ERR_NO_LEADER) from None
+        return self.node.lead
+
+    # -- writes ---------------------------------------------------------------------------------
+
+    async def propose(self, req: raft_internal_pb2.InternalRaftRequest) -> object:
+        """Propose ``req`` and return what applying it produced on this member."""
+        rid = self.ids.next()
+        req.header.ID = rid
+        data = req.SerializeToString()
+        if len(data) > self.max_request_bytes + _ENVELOPE:
+            raise ServerError(ERR_TOO_LARGE)
+        fut: asyncio.Future[object] = asyncio.get_running_loop().create_future()
+        self._waiting[rid] = fut
+        deadline = time.monotonic() + self.request_timeout
+        try:
+            while True:
+                await self.wait_leader(deadline - time.monotonic())
+                try:
+                    self.node.propose(data)
+                    break
+                except ProposalDroppedError:
+                    # Leader lost or transferring between our check and the proposal: wait for
+                    # the next leader, within the same deadline.
+                    await asyncio.sleep(min(0.05, max(0.0, deadline - time.monotonic())))
+                    if time.monotonic() >= deadline:
+                        raise ServerError(ERR_TIMEOUT) from None
+            try:
+                return await asyncio.wait_for(asyncio.shield(fut), deadline - time.monotonic())
+            except TimeoutError:
+                raise ServerError(ERR_TIMEOUT) from None
+        finally:
+            self._waiting.pop(rid, None)
+
+    def check_quota(self, grows: bool) -> None:
+        """Refuse writes once the backend passed --quota-backend-bytes (and raise NOSPACE)."""
+        if any(a == ALARM_NOSPACE for _, a in self.sm.alarms):
+            if grows:
+                raise ServerError(ERR_NO_SPACE)
+            return
+        if grows and self.quota_bytes > 0 and self.sm.kv.size_bytes() > self.quota_bytes:
+            self.spawn(self._raise_nospace())
+            raise ServerError(ERR_NO_SPACE)
+
+    async def _raise_nospace(self) -> None:
+        req = raft_internal_pb2.InternalRaftRequest(
+            alarm=rpc_pb2.AlarmRequest(
+                action=rpc_pb2.AlarmRequest.ACTIVATE, memberID=self.member_id, alarm=ALARM_NOSPACE
+            )
+        )
+        try:
+            await self.propose(req)
+            log.warning(
+                "etcdserver: alarm NOSPACE raised by member %x: database space exceeded", self.member_id
+            )
+        except MinietcdError as e:
+            log.warning("etcdserver: could not raise the NOSPACE alarm: %s", e)
+
+    # -- linearizable reads ------------------------------------------------------------------------
+
+    async def read_barrier(self) -> None:
+        """Return once a read on this member would see every write committed before the call
+        (thesis 6.4: ReadIndex, then wait for the state machine to apply up to it)."""
+        deadline = time.monotonic() + self.request_timeout
+        while True:
+            try:
+                index = await asyncio.wait_for(self._join_read_round(), deadline - time.monotonic())
+                break
+            except TimeoutError:
+                raise ServerError(ERR_TIMEOUT) from None
+            except ServerError as e:
+                if str(e) == ERR_NO_LEADER or time.monotonic() >= deadline:
+                    raise
+                await asyncio.sleep(0.01)  # the leader changed mid-round: try again
+        await asyncio.wait_for(self.wait_applied(index), max(0.0, deadline - time.monotonic()))
+
+    async def _join_read_round(self) -> int:
+        if self._read_round is None or self._read_round.done():
+            return await self._start_read_round()
+        # A round is in flight, but it may have started before our call: join the next one.
+        if self._read_next is None:
+            self._read_next = asyncio.get_running_loop().create_future()
+            nxt = self._read_next
+
+            async def chain() -> None:
+                try:
+                    assert self._read_round is not None
+                    await asyncio.shield(self._read_round)
+                except Exception:
+                    pass
+                self._read_next = None
+                try:
+                    nxt.set_result(await self._start_read_round())
+                except Exception as e:
+                    nxt.set_exception(e)
+
+            self.spawn(chain())
+        return await asyncio.shield(self._read_next)
+
+    async def _start_read_round(self) -> int:
+        await self.wait_leader(self.request_timeout)
+        self._read_ctx = os.urandom(8)
+        self._read_round = asyncio.get_running_loop().create_future()
+        try:
+            self.node.read_index(self._read_ctx)
+        except ProposalDroppedError:
+            self._read_round.set_exception(ServerError(ERR_NO_LEADER))
+        return await self._read_round
+
+    # -- leases: only the leader expires them ------------------------------------------------------
+
+    async def _lease_expiry_loop(self) -> None:
+        while True:
+            await asyncio.sleep(0.5)
+            if not self.node.is_leader:
+                continue
+            for lease_id in self.sm.lessor.expired_leases(LEASE_REVOKE_RATE // 2):
+                req = raft_internal_pb2.InternalRaftRequest(
+                    lease_revoke=rpc_pb2.LeaseRevokeRequest(ID=lease_id)
+                )
+                self.spawn(self._revoke_expired(req, lease_id))
+
+    async def _revoke_expired(self, req: raft_internal_pb2.InternalRaftRequest, lease_id: int) -> None:
+        try:
+            await self.propose(req)
+        except MinietcdError as e:
+            log.debug("lease %x: revoke not applied (%s); will retry", lease_id, e)
+
+    # -- membership ----------------------------------------------------------------------------
+
+    async def propose_conf_change(self, cc_type: ConfChangeType, member: Member) -> list[Member]:
+        rid = self.ids.next()
+        cc = ConfChange(cc_type, member.id, encode_conf_context(member, rid))
+        fut: asyncio.Future[object] = asyncio.get_running_loop().create_future()
+        self._waiting[rid] = fut
+        deadline = time.monotonic() + self.request_timeout
+        try:
+            await self.wait_leader(self.request_timeout)
+            try:
+                self.node.propose_conf_change(cc)
+            except ProposalDroppedError as e:
+                raise ServerError(ERR_TIMEOUT if "one change at a time" not in str(e) else str(e)) from None
+            result = await asyncio.wait_for(asyncio.shield(fut), deadline - time.monotonic())
+        except TimeoutError:
+            raise ServerError(ERR_TIMEOUT) from None
+        finally:
+            self._waiting.pop(rid, None)
+        assert isinstance(result, list)
+        return result
+
+    def started_voters(self) -> set[int]:
+        """Voters this member can reach now (itself included): etcd's "started members"."""
+        voters = set(self.sm.membership.voters())
+        return {v for v in voters if v == self.member_id or self.active_since(v) is not None}
+
+    def check_add_voter(self) -> None:
+        # --strict-reconfig-check: adding a voter must leave a quorum of started members.
+        voters = self.sm.membership.voters()
+        if len(self.started_voters()) < (len(voters) + 1) // 2 + 1:
+            raise ServerError(ERR_NOT_ENOUGH_STARTED)
+
+    def check_remove_voter(self, member_id: int) -> None:
+        voters = set(self.sm.membership.voters())
+        if member_id not in voters:
+            return
+        remaining = voters - {member_id}
+        started = self.started_voters() - {member_id}
+        if len(started) < len(remaining) // 2 + 1:
+            raise ServerError(ERR_NOT_ENOUGH_STARTED)
+
+    def check_promote(self, member_id: int) -> None:
+        m = self.sm.membership.members.get(member_id)
+        if m is None:
+            raise ServerError(ERR_MEMBER_NOT_FOUND)
+        if not m.is_learner:
+            raise ServerError(ERR_NOT_LEARNER)
+        st = self.node.rawnode.status()
+        if st.progress:  # on the leader: a learner must be nearly caught up (etcd: 90%)
+            pr = st.progress.get(member_id)
+            leader_match = st.progress[self.member_id].match
+            if pr is None or pr.match < leader_match * 9 // 10:
+                raise ServerError(ERR_LEARNER_NOT_READY)
+
+    async def move_leader(self, target: int) -> None:
+        if not self.node.is_leader:
+            raise ServerError(ERR_NOT_LEADER)
+        m = self.sm.membership.members.get(target)
+        if m is None or m.is_learner:
+            raise ServerError(ERR_BAD_TRANSFEREE)
+        if target == self.member_id:
+            return
+        self.node.transfer_leader(target)
+        deadline = time.monotonic() + self.request_timeout
+        while self.node.lead != target:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise ServerError(ERR_TRANSFER_TIMEOUT)
+            ev = self._leader_changed
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(ev.wait(), min(left, 0.1))
+        log.info("etcdserver: leadership transfer to %x finished", target)
+
+    # -- publishing this member's attributes (etcd 3.4's v2 PUT through the log) ------------------
+
+    async def publish(self, client_urls: list[str]) -> None:
+        val = json.dumps({"name": self.name, "clientURLs": client_urls}, separators=(",", ":"))
+        req = raft_internal_pb2.InternalRaftRequest(
+            v2=etcdserver_pb2.Request(Method="PUT", Path=f"/0/members/{self.member_id:x}/attributes", Val=val)
+        )
+        while not self.stopped.is_set():
+            try:
+                await self.propose(req)
+                log.info(
+                    "etcdserver: published {Name:%s ClientURLs:[%s]} to cluster %x",
+                    self.name,
+                    " ".join(client_urls),
+                    self.cluster_id,
+                )
+                return
+            except MinietcdError as e:
+                log.warning("etcdserver: failed to publish local member to cluster through raft (%s)", e)
+                await asyncio.sleep(0.5)
+
+    async def ensure_cluster_version(self) -> None:
+        """The leader records the cluster version once (etcd 3.4 logs these two lines)."""
+        while not self.stopped.is_set():
+            await asyncio.sleep(0.2)
+            if not self.node.is_leader or self.sm.membership.cluster_version:
+                if self.sm.membership.cluster_version:
+                    return
+                continue
+            version = ".".join(ETCD_API_VERSION.split(".")[:2]) + ".0"
+            req = raft_internal_pb2.InternalRaftRequest(
+                v2=etcdserver_pb2.Request(Method="PUT", Path="/0/version", Val=version)
+            )
+            try:
+                await self.propose(req)
+                log.info("etcdserver/membership: set the initial cluster version to %s", version[:-2])
+                log.info("etcdserver/api: enabled capabilities for version %s", version[:-2])
+                return
+            except MinietcdError:
+                continue

@@ -1,0 +1,274 @@
+"""The `minietcd` process: etcd's flags in, a serving member out.
+
+Start-up order (each step logs the line etcd logs, so scripts waiting for etcd's milestones work):
+parse flags -> open or create the data dir (restart / new cluster / join) -> restore the state
+machine from the newest snapshot -> start the Raft node and the peer transport -> serve the v3
+API -> publish this member's name and client URLs through the log -> "ready to serve client
+requests". SIGTERM or SIGINT stops it cleanly; SIGKILL loses nothing acknowledged (every
+acknowledged write was fsynced by a majority before it was acknowledged).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import random
+import signal
+import sys
+import time
+from collections.abc import Sequence
+
+import grpc
+from aiohttp import web
+
+from minietcd import ETCD_API_VERSION, __version__
+from minietcd.api.etcdserverpb import rpc_pb2_grpc
+from minietcd.api.raftpb import raft_pb2
+from minietcd.errors import ConfigError, MinietcdError
+from minietcd.lease.lessor import min_lease_ttl
+from minietcd.raft.config import Config as RaftConfig
+from minietcd.raft.rawnode import RawNode
+from minietcd.server.apply import StateMachine
+from minietcd.server.bootstrap import Start, bootstrap_new, join_existing, restart
+from minietcd.server.config import USAGE_LINE, Config, UsageError, help_text, parse_config, version_text
+from minietcd.server.etcd_server import EtcdServer
+from minietcd.server.http import make_app
+from minietcd.server.logsetup import setup_logging
+from minietcd.server.raft_node import RaftNode
+from minietcd.server.transport import Transport
+from minietcd.server.v3rpc.cluster import ClusterService
+from minietcd.server.v3rpc.kv import KVService
+from minietcd.server.v3rpc.lease import LeaseService
+from minietcd.server.v3rpc.maintenance import MaintenanceService
+from minietcd.storage.raft_storage import DiskStorage
+
+log = logging.getLogger("minietcd.server")
+GRPC_OVERHEAD = 512 * 1024  # etcd lets gRPC frames exceed --max-request-bytes by this much
+
+
+def _host_port(url: object) -> str:
+    u = str(url)
+    return u.split("://", 1)[1].rstrip("/")
+
+
+def _start(cfg: Config) -> Start | None:
+    if DiskStorage.exists(cfg.data_dir):
+        log.info("etcdserver: restarting member from existing data dir %s", cfg.data_dir)
+        return restart(cfg)
+    if cfg.initial_cluster_state == "existing":
+        return None  # joins asynchronously (needs the network)
+    return bootstrap_new(cfg)
+
+
+class Member:
+    """One running member: storage, state machine, Raft node, transport and servers."""
+
+    def __init__(self, cfg: Config) -> None:
+        self.cfg = cfg
+        self.stop_requested = asyncio.Event()
+        self.grpc_server: grpc.aio.Server | None = None
+        self.http_runners: list[web.AppRunner] = []
+        self.tasks: list[asyncio.Task[None]] = []
+
+    async def run(self) -> None:
+        cfg = self.cfg
+        start = _start(cfg) or await join_existing(cfg)
+        mid, cid = start.member_id, start.cluster_id
+        log.info("etcdserver: starting member %x in cluster %x", mid, cid)
+
+        sm = StateMachine(
+            clock=time.monotonic,
+            min_lease_ttl=min_lease_ttl(cfg.election_ticks, cfg.heartbeat_interval),
+            member_id=mid,
+        )
+        snap = start.storage.snapshot()
+        if not snap.is_empty():
+            sm.restore(snap.data)
+            log.info("etcdserver: recovered store from snapshot at index %d", snap.metadata.index)
+        rawnode = RawNode(
+            RaftConfig(
+                id=mid,
+                storage=start.storage,
+                election_tick=cfg.election_ticks,
+                heartbeat_tick=1,
+                applied=snap.metadata.index,
+                pre_vote=cfg.pre_vote,
+                check_quorum=True,  # etcd always runs with check-quorum
+                rng=random.Random(),
+            )
+        )
+        if start.peers:
+            rawnode.bootstrap(start.peers)
+
+        node: RaftNode
+        transport = Transport(
+            cluster_id=cid,
+            member_id=mid,
+            on_message=lambda m: node.step(m),
+            on_unreachable=lambda peer: node.report_unreachable(peer),
+            on_snapshot_status=lambda peer, ok: node.report_snapshot(peer, ok),
+            members_provider=lambda: self._members_pb(sm, cid),
+        )
+        node = RaftNode(
+            rawnode=rawnode,
+            storage=start.storage,
+            transport=transport,
+            sm=sm,
+            tick_seconds=cfg.heartbeat_interval / 1000,
+            snapshot_count=cfg.snapshot_count,
+            on_applied=lambda outcome, index: None,
+            on_read_state=lambda rs: None,
+            on_leader_change=lambda lead, term: None,
+            on_removed=self.stop_requested.set,
+        )
+        server = EtcdServer(
+            member_id=mid,
+            cluster_id=cid,
+            name=cfg.name,
+            sm=sm,
+            node=node,
+            election_timeout=cfg.election_timeout / 1000,
+            max_request_bytes=cfg.max_request_bytes,
+            quota_bytes=cfg.backend_quota_bytes or 0,
+            active_since=transport.active_since,
+        )
+        self.server = server
+
+        await transport.start([str(u) for u in cfg.listen_peer_urls])
+        for u in cfg.listen_peer_urls:
+            log.info("embed: listening for peers on %s", u)
+        for peer, urls in start.initial_peer_urls.items():
+            transport.add_peer(peer, urls)
+        node._sync_peers()
+        node.start()
+        server.start()
+        log.info(
+            "etcdserver: starting server... [version: %s, cluster version: to_be_decided]", ETCD_API_VERSION
+        )
+        try:
+            await self._serve_clients(server)
+            await self._serve_metrics(server)
+            self.tasks.append(asyncio.create_task(self._publish(server)))
+            self.tasks.append(asyncio.create_task(server.ensure_cluster_version()))
+            await self.stop_requested.wait()
+        finally:
+            log.info("etcdserver: stopping member %x", mid)
+            for t in self.tasks:
+                t.cancel()
+            if self.grpc_server is not None:
+                await self.grpc_server.stop(grace=1)
+            for r in self.http_runners:
+                await r.cleanup()
+            await server.stop()
+            await node.stop()
+            await transport.stop()
+            start.storage.close()
+            log.info("etcdserver: stopped member %x", mid)
+
+    @staticmethod
+    def _members_pb(sm: StateMachine, cluster_id: int) -> raft_pb2.MembersResponse:
+        return raft_pb2.MembersResponse(
+            cluster_id=cluster_id,
+            members=[
+                raft_pb2.Member(
+                    id=m.id,
+                    name=m.name,
+                    peer_urls=m.peer_urls,
+                    client_urls=m.client_urls,
+                    is_learner=m.is_learner,
+                )
+                for m in sm.membership.sorted_members()
+            ],
+        )
+
+    async def _serve_clients(self, server: EtcdServer) -> None:
+        cfg = self.cfg
+        gs = grpc.aio.server(
+            options=[
+                ("grpc.max_receive_message_length", cfg.max_request_bytes + GRPC_OVERHEAD),
+                ("grpc.max_send_message_length", 2**31 - 1),
+                ("grpc.keepalive_permit_without_calls", 1),
+                ("grpc.http2.min_ping_interval_without_data_ms", 5000),
+            ]
+        )
+        rpc_pb2_grpc.add_KVServicer_to_server(KVService(server, cfg.max_txn_ops), gs)
+        rpc_pb2_grpc.add_ClusterServicer_to_server(ClusterService(server, cfg.strict_reconfig_check), gs)
+        rpc_pb2_grpc.add_MaintenanceServicer_to_server(MaintenanceService(server), gs)
+        rpc_pb2_grpc.add_LeaseServicer_to_server(LeaseService(server), gs)
+        for u in cfg.listen_client_urls:
+            gs.add_insecure_port(_host_port(u))
+            log.info("embed: listening for client requests on %s", _host_port(u))
+        await gs.start()
+        self.grpc_server = gs
+
+    async def _serve_metrics(self, server: EtcdServer) -> None:
+        for u in self.cfg.listen_metrics_urls:
+            runner = web.AppRunner(make_app(server), access_log=None)
+            await runner.setup()
+            host, _, port = _host_port(u).rpartition(":")
+            await web.TCPSite(runner, host.strip("[]"), int(port)).start()
+            self.http_runners.append(runner)
+            log.info("embed: serving metrics (/metrics, /health, /version) on %s", u)
+
+    async def _publish(self, server: EtcdServer) -> None:
+        await server.publish([str(u) for u in self.cfg.advertise_client_urls])
+        log.info("embed: ready to serve client requests")
+        for u in self.cfg.listen_client_urls:
+            log.info(
+                "embed: serving insecure client requests on %s, this is strongly discouraged!", _host_port(u)
+            )
+
+
+async def serve(cfg: Config) -> int:
+    member = Member(cfg)
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, member.stop_requested.set)
+    await member.run()
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    try:
+        cfg = parse_config(args, os.environ)
+    except UsageError as e:
+        print(e, file=sys.stderr)
+        print(USAGE_LINE, file=sys.stderr)
+        return 2
+    except ConfigError as e:
+        print(f"etcdmain: {e}", file=sys.stderr)
+        return 1
+    if cfg.help:
+        print(USAGE_LINE, file=sys.stderr)
+        print(help_text(), end="")
+        return 0
+    if cfg.version:
+        print(version_text(), end="")
+        return 0
+    setup_logging(cfg.log_level)
+    log.info("etcdmain: etcd Version: %s (minietcd %s)", ETCD_API_VERSION, __version__)
+    log.info("etcdmain: Python Version: %s", sys.version.split()[0])
+    for w in cfg.unimplemented_warnings():
+        log.warning("etcdmain: %s", w)
+    log.info("etcdserver: name = %s", cfg.name)
+    log.info("etcdserver: data dir = %s", cfg.data_dir)
+    log.info("etcdserver: heartbeat = %dms", cfg.heartbeat_interval)
+    log.info("etcdserver: election = %dms", cfg.election_timeout)
+    log.info("etcdserver: snapshot count = %d", cfg.snapshot_count)
+    try:
+        import uvloop
+
+        uvloop.install()
+    except ImportError:
+        pass
+    try:
+        return asyncio.run(serve(cfg))
+    except (ConfigError, MinietcdError) as e:
+        log.error("etcdmain: %s", e)
+        return 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,302 @@
+"""The only place where the pure Raft core meets I/O (design rule 1).
+
+One asyncio task runs the Ready loop in the order the core's contract gives (rawnode.py):
+
+    tick -> ready -> persist (fsync in a worker thread) -> send -> apply -> advance
+
+While the fsync runs, the event loop keeps serving: proposals and peer messages are stepped into
+the core, and they all come out in the next Ready, so one fsync covers many writes (group
+commit) and one append carries many entries.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from typing import Protocol
+
+from prometheus_client import Counter, Gauge, Histogram
+
+from minietcd.errors import MinietcdError, ProposalDroppedError, StepError
+from minietcd.raft import describe
+from minietcd.raft.confchange import decode_conf_change
+from minietcd.raft.rawnode import RawNode, Ready
+from minietcd.raft.types import (
+    EMPTY_HARD_STATE,
+    NONE,
+    ConfChange,
+    ConfChangeType,
+    Entry,
+    EntryType,
+    Message,
+    ReadState,
+    StateRole,
+)
+from minietcd.server.apply import Applied, StateMachine
+from minietcd.storage.raft_storage import DiskStorage
+
+log = logging.getLogger("minietcd.raft")
+
+# etcd's metric names, so dashboards built for etcd work unchanged.
+HAS_LEADER = Gauge("etcd_server_has_leader", "Whether or not a leader exists. 1 is existence, 0 is not.")
+IS_LEADER = Gauge("etcd_server_is_leader", "Whether or not this member is a leader. 1 if is, 0 otherwise.")
+LEADER_CHANGES = Counter("etcd_server_leader_changes_seen", "The number of leader changes seen.")
+PROPOSALS_COMMITTED = Gauge(
+    "etcd_server_proposals_committed_total", "The total number of consensus proposals committed."
+)
+PROPOSALS_APPLIED = Gauge(
+    "etcd_server_proposals_applied_total", "The total number of consensus proposals applied."
+)
+PROPOSALS_PENDING = Gauge(
+    "etcd_server_proposals_pending", "The current number of pending proposals to commit."
+)
+PROPOSALS_FAILED = Counter("etcd_server_proposals_failed", "The total number of failed proposals seen.")
+WAL_FSYNC = Histogram(
+    "etcd_disk_wal_fsync_duration_seconds",
+    "The latency distributions of fsync called by WAL.",
+    buckets=[0.001 * 2**i for i in range(14)],
+)
+
+# Entries kept behind a snapshot so that a slightly slow follower catches up by appends rather
+# than by a whole snapshot (etcd's SnapshotCatchUpEntries).
+SNAPSHOT_CATCH_UP_ENTRIES = 5000
+
+
+class Transport(Protocol):
+    def send(self, msgs: list[Message]) -> None: ...
+    def add_peer(self, member_id: int, peer_urls: list[str]) -> None: ...
+    def update_peer(self, member_id: int, peer_urls: list[str]) -> None: ...
+    def remove_peer(self, member_id: int) -> None: ...
+
+
+class RaftNode:
+    def __init__(
+        self,
+        *,
+        rawnode: RawNode,
+        storage: DiskStorage,
+        transport: Transport,
+        sm: StateMachine,
+        tick_seconds: float,
+        snapshot_count: int,
+        on_applied: Callable[[Applied, int], None],
+        on_read_state: Callable[[ReadState], None],
+        on_leader_change: Callable[[int, int], None],
+        on_removed: Callable[[], None],
+    ) -> None:
+        self.rawnode = rawnode
+        self.storage = storage
+        self.transport = transport
+        self.sm = sm
+        self.tick_seconds = tick_seconds
+        self.snapshot_count = snapshot_count
+        self.on_applied = on_applied  # (outcome, index) for every applied entry
+        self.on_read_state = on_read_state
+        self.on_leader_change = on_leader_change  # (new leader, term)
+        self.on_removed = on_removed
+        self.id = rawnode.id
+        self.lead = NONE
+        self.term = rawnode.status().hard_state.term
+        self.is_leader = False
+        self.applied_index = sm.applied_index
+        self.snapshot_index = storage.snapshot().metadata.index
+        self._wake = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._stopped = False
+        self.advance_ticks_pending = True  # see advance_election_ticks
+
+    # -- inputs (any coroutine may call these) -------------------------------------------------
+
+    def step(self, m: Message) -> None:
+        try:
+            self.rawnode.step(m)
+        except ProposalDroppedError:
+            pass  # a forwarded proposal the leader could not take; the proposer times out
+        except StepError as e:
+            log.warning("dropping message from peer %x: %s", m.from_, e)
+        self._wake.set()
+
+    def propose(self, data: bytes) -> None:
+        """Raises ProposalDroppedError if the core cannot take it now (e.g. no leader)."""
+        try:
+            self.rawnode.propose(data)
+        except ProposalDroppedError:
+            PROPOSALS_FAILED.inc()
+            raise
+        self._wake.set()
+
+    def propose_conf_change(self, cc: ConfChange) -> None:
+        self.rawnode.propose_conf_change(cc)
+        self._wake.set()
+
+    def read_index(self, ctx: bytes) -> None:
+        self.rawnode.read_index(ctx)
+        self._wake.set()
+
+    def transfer_leader(self, to: int) -> None:
+        self.rawnode.transfer_leader(to)
+        self._wake.set()
+
+    def report_unreachable(self, member_id: int) -> None:
+        self.rawnode.report_unreachable(member_id)
+        self._wake.set()
+
+    def report_snapshot(self, member_id: int, ok: bool) -> None:
+        self.rawnode.report_snapshot(member_id, ok)
+        self._wake.set()
+
+    # -- the loop --------------------------------------------------------------------------------
+
+    def advance_election_ticks(self) -> None:
+        """etcd's --initial-election-tick-advance for a member that is the only voter: it
+        would only wait out its election timeout alone, so let it campaign at once."""
+        st = self.rawnode.status()
+        if st.conf_state.voters == (self.id,) and st.soft_state.lead == NONE:
+            self.rawnode.campaign()
+            self._wake.set()
+
+    def start(self) -> None:
+        self._tasks = [
+            asyncio.create_task(self._ticker(), name="raft-ticker"),
+            asyncio.create_task(self._run(), name="raft-ready-loop"),
+        ]
+
+    async def stop(self) -> None:
+        self._stopped = True
+        self._wake.set()
+        for t in self._tasks:
+            t.cancel()
+        for t in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await t
+
+    async def _ticker(self) -> None:
+        while not self._stopped:
+            await asyncio.sleep(self.tick_seconds)
+            self.rawnode.tick()
+            self._wake.set()
+
+    async def _run(self) -> None:
+        while not self._stopped:
+            await self._wake.wait()
+            self._wake.clear()
+            while self.rawnode.has_ready() and not self._stopped:
+                try:
+                    await self._handle_ready(self.rawnode.ready())
+                except MinietcdError:
+                    log.exception("raft: fatal error handling Ready; stopping the member")
+                    self._stopped = True
+                    self.on_removed()
+                    raise
+            if self.advance_ticks_pending:
+                # Once the bootstrap/restart entries are applied, the membership is known.
+                self.advance_ticks_pending = False
+                self.advance_election_ticks()
+
+    async def _handle_ready(self, rd: Ready) -> None:
+        if rd.hard_state is not None:
+            self.term = rd.hard_state.term
+        for ev in rd.events:
+            log.info("raft: %s", describe.event_line(ev, self.tick_seconds))
+        if rd.soft_state is not None:
+            self._soft_state_changed(rd.soft_state.lead, rd.soft_state.role)
+
+        # 1. Persist: entries, hard state and snapshot must be durable before the messages
+        #    that depend on them leave (paper Figure 2, "before responding to RPCs").
+        self.storage.save_ready(rd.hard_state or EMPTY_HARD_STATE, rd.entries, rd.snapshot)
+        if rd.must_sync or rd.snapshot is not None:
+            start = time.perf_counter()
+            await asyncio.to_thread(self.storage.sync)
+            WAL_FSYNC.observe(time.perf_counter() - start)
+
+        # 2. Send.
+        if rd.messages:
+            self.transport.send(rd.messages)
+
+        # 3. Apply: a snapshot replaces the whole state; then committed entries, in order.
+        if rd.snapshot is not None:
+            self.sm.restore(rd.snapshot.data)
+            self.applied_index = self.snapshot_index = rd.snapshot.metadata.index
+            self._sync_peers()
+            log.info("raft: applied snapshot at index %d", rd.snapshot.metadata.index)
+        for e in rd.committed_entries:
+            self._apply_entry(e)
+        if rd.committed_entries:
+            PROPOSALS_COMMITTED.set(rd.committed_entries[-1].index)
+            PROPOSALS_APPLIED.set(self.applied_index)
+
+        # 4. Reads confirmed by a heartbeat round.
+        for rs in rd.read_states:
+            self.on_read_state(rs)
+
+        # 5. Done with this Ready.
+        self.rawnode.advance(rd)
+        self._maybe_snapshot()
+
+    def _apply_entry(self, e: Entry) -> None:
+        if e.type == EntryType.CONF_CHANGE:
+            cc = decode_conf_change(e.data)
+            outcome, apply_to_raft = self.sm.apply_conf_change(e, cc)
+            if apply_to_raft:
+                self.rawnode.apply_conf_change(cc)
+                self._conf_change_applied(cc)
+        else:
+            outcome = self.sm.apply(e)
+        self.applied_index = e.index
+        self.on_applied(outcome, e.index)
+
+    def _conf_change_applied(self, cc: ConfChange) -> None:
+        if cc.type == ConfChangeType.REMOVE_NODE:
+            if cc.node_id == self.id:
+                log.warning("etcdserver: the member has been permanently removed from the cluster")
+                self.on_removed()
+            else:
+                self.transport.remove_peer(cc.node_id)
+        else:
+            self._sync_peers()
+
+    def _sync_peers(self) -> None:
+        """Make the transport's peer list match the applied membership."""
+        for m in self.sm.membership.sorted_members():
+            if m.id != self.id:
+                self.transport.add_peer(m.id, list(m.peer_urls))
+
+    def _soft_state_changed(self, lead: int, role: StateRole) -> None:
+        if lead != self.lead:
+            if lead == NONE:
+                log.info("raft: raft.node: %x lost leader %x at term %d", self.id, self.lead, self.term)
+            elif self.lead == NONE:
+                log.info("raft: raft.node: %x elected leader %x at term %d", self.id, lead, self.term)
+            else:
+                log.info(
+                    "raft: raft.node: %x changed leader from %x to %x at term %d",
+                    self.id,
+                    self.lead,
+                    lead,
+                    self.term,
+                )
+            if lead != NONE:
+                LEADER_CHANGES.inc()
+            self.lead = lead
+            HAS_LEADER.set(1 if lead != NONE else 0)
+            self.on_leader_change(lead, self.rawnode.status().hard_state.term)
+        is_leader = role == StateRole.LEADER
+        if is_leader != self.is_leader:
+            self.is_leader = is_leader
+            IS_LEADER.set(1 if is_leader else 0)
+
+    def _maybe_snapshot(self) -> None:
+        """Every --snapshot-count applied entries: snapshot the state, release the log."""
+        if self.applied_index - self.snapshot_index <= self.snapshot_count:
+            return
+        index = self.applied_index
+        conf = self.rawnode.status().conf_state
+        self.storage.create_snapshot(index, conf, self.sm.snapshot())
+        self.snapshot_index = index
+        compact_to = index - SNAPSHOT_CATCH_UP_ENTRIES
+        if compact_to > self.storage.first_index():
+            self.storage.compact(compact_to)
+        log.info("etcdserver: saved snapshot at index %d", index)
