@@ -14,7 +14,8 @@ Public surface::
 
 Modules: ``revision`` (ordering, etcd's byte encoding), ``key_index`` (generations), ``index``
 (ordered keys, range_end conventions), ``kvstore`` (store and write txn), ``range_request``
-(server-side range extras), ``txn`` (compares), ``codec`` (KeyValue bytes, crc32c, snapshot).
+(server-side range extras), ``txn`` (compares), ``codec`` (KeyValue bytes, crc32c, snapshot),
+``watch`` (the watch hub: synced / unsynced / victim watchers fed at each write txn's end).
 """
 
 from minietcd.mvcc.index import GTE_RANGE_END, TreeIndex
@@ -49,9 +50,20 @@ from minietcd.mvcc.types import (
     RangeOptions,
     RangeResult,
 )
+from minietcd.mvcc.watch import (
+    AUTO_WATCH_ID,
+    INVALID_WATCH_ID,
+    Watcher,
+    WatcherState,
+    WatchHub,
+    WatchResponse,
+    WatchStream,
+)
 
 __all__ = [
+    "AUTO_WATCH_ID",
     "GTE_RANGE_END",
+    "INVALID_WATCH_ID",
     "Compare",
     "CompareResult",
     "CompareTarget",
@@ -74,6 +86,11 @@ __all__ = [
     "SortOrder",
     "SortTarget",
     "TreeIndex",
+    "WatchHub",
+    "WatchResponse",
+    "WatchStream",
+    "Watcher",
+    "WatcherState",
     "WriteTxn",
     "compare_kv",
     "evaluate_compare",

@@ -260,14 +260,17 @@ class KVStore:
                     out.append((kv.key, kv.lease))
         return out
 
-    def events_since(self, start_rev: int) -> list[Event]:
-        """Every committed change with main revision >= ``start_rev``, in revision order — what
-        a lagging (unsynced) watcher catches up from. Raises CompactedRevisionError when
-        ``start_rev`` < the compact revision (etcd's ``minRev < compactRev`` rule)."""
+    def events_since(self, start_rev: int, end_rev: int | None = None) -> list[Event]:
+        """Every committed change with main revision >= ``start_rev`` (and <= ``end_rev`` if
+        given), in revision order — what a lagging (unsynced) watcher catches up from; the
+        bound lets the watch hub read history in windows instead of all of it each time.
+        Raises CompactedRevisionError when ``start_rev`` < the compact revision (etcd's
+        ``minRev < compactRev`` rule)."""
         if start_rev < self._compact_rev:
             raise CompactedRevisionError(f"revision {start_rev} < compacted {self._compact_rev}")
         out: list[Event] = []
-        upper = Revision(self._current_rev, MAX_INT64)
+        last = self._current_rev if end_rev is None else min(end_rev, self._current_rev)
+        upper = Revision(last, MAX_INT64)
         lower = Revision(max(start_rev, 0), 0)
         if lower > upper:
             return out
