@@ -30,7 +30,8 @@ class Config:
     check_quorum: bool = True  # leader steps down without a quorum for an election timeout
     pre_vote: bool = True  # thesis 9.6: do not disrupt a cluster by raising terms in vain
     disable_proposal_forwarding: bool = False  # followers drop proposals instead of forwarding
-    # A leader that applies its own removal steps down at once (others elect a new leader).
+    # A leader that applies its own removal keeps leading for one election timeout (so the
+    # others learn the change committed), then steps down; the others elect a new leader.
     step_down_on_removal: bool = True
     rng: random.Random = field(default_factory=lambda: random.Random(0))
 

@@ -429,6 +429,10 @@ class Raft:
         self.election_elapsed += 1
         if self.election_elapsed >= self.election_timeout:
             self.election_elapsed = 0
+            if self.state == StateRole.LEADER and self.step_down_on_removal and not self.promotable():
+                self.event("step-down", f"{name(self.id)} steps down: it is no longer a voter")
+                self.become_follower(self.term, NONE)
+                return
             if self.check_quorum:
                 self.step_local(MT.MsgCheckQuorum)
             if self.state == StateRole.LEADER and self.lead_transferee != NONE:
@@ -536,13 +540,12 @@ class Raft:
             )
         else:
             self.send(Message(type=resp, to=m.from_, term=self.term, reject=True))
-            why = (
-                f"already voted for {name(self.vote)}"
-                if self.vote not in (NONE, m.from_)
-                else f"{name(self.lead)} leads"
-                if not can_vote
-                else f"its log {m.log_term}/{m.index} is behind ours {last_term}/{last_index}"
-            )
+            if can_vote:
+                why = f"its log {m.log_term}/{m.index} is behind ours {last_term}/{last_index}"
+            elif self.vote not in (NONE, m.from_):
+                why = f"already voted for {name(self.vote)} in term {self.term}"
+            else:
+                why = f"{name(self.lead)} leads"
             self.event(
                 "vote-rejected",
                 f"{name(self.id)} rejects {m.type.name} from {name(m.from_)} for term {m.term}: {why}",
@@ -649,11 +652,17 @@ class Raft:
         )
 
         if self.state == StateRole.LEADER:
-            if self.id not in self.prs.voters:
-                if self.step_down_on_removal:
-                    self.event("step-down", f"{name(self.id)} steps down: it was removed from the voters")
-                    self.become_follower(self.term, NONE)
-                return self.conf_state()
+            if self.id not in self.prs.voters and self.step_down_on_removal:
+                # Stepping down at once could wedge the cluster: the others may not know yet
+                # that the removal committed, and may still need our vote. So keep leading
+                # (without counting ourselves) for one election timeout, telling everyone the
+                # new commit index, then step down (tick_heartbeat). etcd's server does the
+                # same by stopping a removed member only after a delay.
+                self.event(
+                    "removed",
+                    f"{name(self.id)} was removed from the voters: it leads one more election "
+                    "timeout so the others learn the change, then steps down",
+                )
             if self.lead_transferee != NONE and self.lead_transferee not in self.prs.voters:
                 self.abort_leader_transfer()
             # Fewer voters may mean more is committed; new members need appends at once.

@@ -264,11 +264,17 @@ def test_promote_learner_changes_majority() -> None:
     assert r.prs.voters == {1, 2, 3} and not r.prs.progress[3].is_learner
 
 
-def test_removing_the_leader_steps_it_down() -> None:
+def test_removed_leader_leads_one_more_election_timeout_then_steps_down() -> None:
     r = raft()
     make_leader(r)
     r.apply_conf_change(ConfChange(ConfChangeType.REMOVE_NODE, 1))
-    assert r.state == StateRole.FOLLOWER and not r.promotable()
+    # Still leading, so the others learn that the removal committed (simulator finding F2).
+    assert r.state == StateRole.LEADER and not r.promotable()
+    with pytest.raises(ProposalDroppedError, match="removed"):
+        r.step(Message(type=MT.MsgProp, from_=1, entries=(Entry(0, 0, data=b"x"),)))
+    for _ in range(r.election_timeout):
+        r.tick()
+    assert r.state == StateRole.FOLLOWER
 
 
 def test_removal_can_commit_pending_entries() -> None:
