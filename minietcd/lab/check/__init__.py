@@ -40,6 +40,8 @@ from .watch import (
     WatchResult,
     check_watches,
     committed_changes,
+    load_watches,
+    save_watches,
 )
 
 __all__ = [
@@ -71,7 +73,9 @@ __all__ = [
     "key_state",
     "load_history",
     "load_history_from",
+    "load_watches",
     "render_html_timeline",
     "save_history",
+    "save_watches",
     "write_html_timeline",
 ]

@@ -203,7 +203,7 @@ def dump_history(ops: Iterable[Operation], fp: IO[str]) -> None:
 
 
 def load_history_from(fp: IO[str], *, name: str = "<stream>") -> list[Operation]:
-    return _parse(fp, name, Operation.from_dict)
+    return parse_jsonl(fp, Operation.from_dict, name=name)
 
 
 def save_history(path: str | os.PathLike[str], ops: Iterable[Operation]) -> None:
@@ -216,7 +216,10 @@ def load_history(path: str | os.PathLike[str]) -> list[Operation]:
         return load_history_from(fp, name=os.fspath(path))
 
 
-def _parse(fp: IO[str], name: str, make: Callable[[dict[str, Any]], T]) -> list[T]:
+def parse_jsonl(
+    fp: IO[str], make: Callable[[dict[str, Any]], T], *, name: str = "<stream>"
+) -> list[T]:
+    """``make`` applied to each line's object; a record it refuses raises LabError."""
     out: list[T] = []
     for lineno, obj in read_jsonl(fp, name=name):
         try:

@@ -102,131 +102,173 @@ def search(prepared: model.Prepared, initial: KeyState, budget: Budget) -> Searc
     ``prepared.returns[i]`` is the latest instant op i may take effect; +inf makes it
     *optional*: it may take effect at any point after its invocation, or never.
     """
-    ops, returns, groups = prepared.ops, prepared.returns, prepared.groups
-    n = len(ops)
-    # Entry 2i is op i's invocation, 2i+1 its response; 2n and 2n+1 are head and tail.
-    # Calls sort before responses at the same instant: touching intervals overlap, as in
-    # Porcupine, so equal timestamps never produce a spurious ILLEGAL.
-    events = sorted(
-        [(op.invoke, 0, i) for i, op in enumerate(ops)] + [(returns[i], 1, i) for i in range(n)]
-    )
-    head, tail = 2 * n, 2 * n + 1
-    nxt = [0] * (2 * n + 2)
-    prv = [0] * (2 * n + 2)
-    last = head
-    for _, is_return, i in events:
-        entry = 2 * i + is_return
-        nxt[last], prv[entry] = entry, last
-        last = entry
-    nxt[last], prv[tail] = tail, last
-    optional = [math.isinf(r) for r in returns]
-    required_left = optional.count(False)
-    # Symmetry: members of an interchangeable group are placed in invocation order only,
-    # so the placed ones are always a prefix of ``members[g]``, ``placed[g]`` long.
-    members: list[list[int]] = [[], []]
-    for _, is_return, i in events:
-        if not is_return and groups[i] >= 0:
-            members[groups[i]].append(i)
-    placed = [0, 0]
+    return _Search(prepared, initial).run(budget)
 
-    step = model.step
-    state = initial
-    # The linearized ops, as two bitsets: those that must take effect and optional ones.
-    req = opt = 0
-    # Memo of explored configurations: (req, state) -> the opt sets explored with them.
-    # Lowe's and Porcupine's memo keys on (linearized set, state). We add a dominance rule
-    # for optional ops: (req, s, opt) can do everything (req, s, opt + X) can, by simply
-    # never placing X, so once the former is explored the latter need not be. Without it,
-    # every subset of the pending unknown-outcome writes is a configuration of its own and
-    # an illegal history with a dozen of them takes minutes instead of milliseconds.
-    seen: dict[tuple[int, KeyState], list[int]] = {}
-    # Linearized ops in order: (op index, state before it, states it may still lead to,
-    # the pass it was placed in).
-    stack: list[tuple[int, KeyState, list[KeyState], int]] = []
-    longest: list[int] = []
-    stuck = -1
-    steps = 0
-    verdict = Verdict.UNKNOWN
-    # The calls before the first response are tried in two passes: required ops first, then
-    # optional ones, because an unknown-outcome op that never took effect is the common
-    # case and trying it first explores the configurations the dominance rule then prunes.
-    pass_ = 0
-    entry = nxt[head]
-    while True:
-        steps += 1
-        if steps % _CHECK_EVERY == 0 and not budget.spend(_CHECK_EVERY):
-            break
-        if required_left == 0:
-            # Every op that must take effect is placed; the optional rest never took effect.
-            verdict = Verdict.OK
-            break
-        i = entry >> 1
-        if not entry & 1:
-            g = groups[i]
-            if optional[i] != (pass_ == 1) or (g >= 0 and members[g][placed[g]] != i):
-                entry = nxt[entry]
+
+class _Events:
+    """The invocations and responses not yet linearized, in time order, as a doubly linked
+    list over entry numbers: 2i is op i's invocation, 2i+1 its response, and ``head`` and
+    ``tail`` are sentinels. Lifting an op out keeps its entries' own pointers (Knuth's
+    dancing links), so lifts undone in reverse order restore the list exactly."""
+
+    __slots__ = ("head", "nxt", "prv", "tail")
+
+    def __init__(self, invokes: Sequence[float], returns: Sequence[float]) -> None:
+        n = len(invokes)
+        # Calls sort before responses at the same instant: touching intervals overlap, as
+        # in Porcupine, so equal timestamps never produce a spurious ILLEGAL.
+        order = sorted([(t, 0, i) for i, t in enumerate(invokes)] +
+                       [(t, 1, i) for i, t in enumerate(returns)])
+        self.head, self.tail = 2 * n, 2 * n + 1
+        self.nxt = [0] * (2 * n + 2)
+        self.prv = [0] * (2 * n + 2)
+        last = self.head
+        for _, is_return, i in order:
+            entry = 2 * i + is_return
+            self.nxt[last], self.prv[entry] = entry, last
+            last = entry
+        self.nxt[last], self.prv[self.tail] = self.tail, last
+
+    def calls(self) -> list[int]:
+        """Op indices in invocation order."""
+        out, entry = [], self.nxt[self.head]
+        while entry != self.tail:
+            if not entry & 1:
+                out.append(entry >> 1)
+            entry = self.nxt[entry]
+        return out
+
+    def lift(self, i: int) -> None:
+        nxt, prv = self.nxt, self.prv
+        for e in (2 * i, 2 * i + 1):
+            nxt[prv[e]], prv[nxt[e]] = nxt[e], prv[e]
+
+    def unlift(self, i: int) -> None:
+        nxt, prv = self.nxt, self.prv
+        for e in (2 * i + 1, 2 * i):
+            nxt[prv[e]] = prv[nxt[e]] = e
+
+
+class _Search:
+    """The state of one search; :meth:`run` is the loop."""
+
+    def __init__(self, prepared: model.Prepared, initial: KeyState) -> None:
+        self.prepared = prepared
+        self.ops = prepared.ops
+        self.events = _Events([op.invoke for op in prepared.ops], prepared.returns)
+        self.optional = [math.isinf(r) for r in prepared.returns]
+        self.required_left = self.optional.count(False)
+        self.groups = prepared.groups
+        # Symmetry: members of an interchangeable group are placed in invocation order only,
+        # so the placed ones are always a prefix of ``members[g]``, ``placed[g]`` long.
+        self.members: list[list[int]] = [[], []]
+        for i in self.events.calls():
+            if self.groups[i] >= 0:
+                self.members[self.groups[i]].append(i)
+        self.placed = [0, 0]
+        self.state = initial
+        # The linearized ops, as two bitsets: those that must take effect, optional ones.
+        self.req = 0
+        self.opt = 0
+        # Memo of explored configurations: (req, state) -> the opt sets explored with them.
+        # Lowe's and Porcupine's memo keys on (linearized set, state). We add a dominance
+        # rule for optional ops: (req, s, opt) can do everything (req, s, opt + X) can, by
+        # never placing X, so once the former is explored the latter need not be. Without
+        # it every subset of the pending unknown-outcome writes is a configuration of its
+        # own, and an illegal history with a dozen of them takes minutes, not milliseconds.
+        self.seen: dict[tuple[int, KeyState], list[int]] = {}
+        # Linearized ops in order: (op index, state before it, states it may still lead to,
+        # the pass it was placed in).
+        self.stack: list[tuple[int, KeyState, list[KeyState], int]] = []
+        self.longest: list[int] = []  # the deepest stack of op indices seen
+        self.stuck = -1  # the op whose response ended it
+
+    def run(self, budget: Budget) -> SearchOutcome:
+        events, optional, groups, members, placed = (
+            self.events, self.optional, self.groups, self.members, self.placed
+        )
+        nxt, head = events.nxt, events.head
+        steps = 0
+        verdict = Verdict.UNKNOWN
+        # The calls before the first response are tried in two passes: required ops first,
+        # then optional ones. An unknown-outcome op that never took effect is the common
+        # case, and placing optional ops first would explore first the very configurations
+        # the dominance rule could otherwise prune.
+        pass_ = 0
+        entry = nxt[head]
+        while True:
+            steps += 1
+            if steps % _CHECK_EVERY == 0 and not budget.spend(_CHECK_EVERY):
+                break
+            if self.required_left == 0:
+                verdict = Verdict.OK  # the optional ops left never took effect
+                break
+            i = entry >> 1
+            if not entry & 1:  # an invocation
+                g = groups[i]
+                skip = optional[i] != (pass_ == 1) or (g >= 0 and members[g][placed[g]] != i)
+                if skip or not self._place(i, list(model.step(self.state, self.ops[i])), pass_):
+                    entry = nxt[entry]
+                    continue
+                events.lift(i)
+                entry, pass_ = nxt[head], 0
                 continue
-            # An invocation: try to place op i now, in each state it may lead to.
-            bit = 1 << i
-            new_req, new_opt = (req, opt | bit) if optional[i] else (req | bit, opt)
-            nexts = [s for s in step(state, ops[i]) if not _dominated(seen, new_req, s, new_opt)]
-            if not nexts:
-                entry = nxt[entry]
+            # The first response in the list: op i must be placed before it returns.
+            if pass_ == 0:
+                entry, pass_ = nxt[head], 1
                 continue
-            seen.setdefault((new_req, nexts[0]), []).append(new_opt)
-            stack.append((i, state, nexts[1:], pass_))
-            state, req, opt = nexts[0], new_req, new_opt
-            required_left -= not optional[i]
-            if g >= 0:
-                placed[g] += 1
-            # Lift both entries of op i out of the list. They keep their own pointers
-            # (Knuth's dancing links), so undoing lifts in reverse order restores the list.
-            ret = entry + 1
-            nxt[prv[entry]], prv[nxt[entry]] = nxt[entry], prv[entry]
-            nxt[prv[ret]], prv[nxt[ret]] = nxt[ret], prv[ret]
-            entry, pass_ = nxt[head], 0
-            continue
-        # The first response in the list: op i must be placed before it returns.
-        if pass_ == 0:
-            entry, pass_ = nxt[head], 1
-            continue
-        if len(stack) > len(longest) or stuck < 0:
-            longest = [frame[0] for frame in stack]
-            stuck = i
-        if not stack:
-            verdict = Verdict.ILLEGAL
-            break
-        # Backtrack: undo the latest placement; try its other outcomes, else move past it.
-        j, state, alternatives, pass_ = stack.pop()
-        bit = 1 << j
-        if optional[j]:
-            opt ^= bit
+            if len(self.stack) > len(self.longest) or self.stuck < 0:
+                self.longest = [frame[0] for frame in self.stack]
+                self.stuck = i
+            if not self.stack:
+                verdict = Verdict.ILLEGAL
+                break
+            # Backtrack: undo the latest placement; try its other outcomes, else move past it.
+            j, self.state, alternatives, pass_ = self.stack.pop()
+            self._unmark(j)
+            if self._place(j, alternatives, pass_):
+                entry, pass_ = nxt[head], 0
+                continue
+            events.unlift(j)
+            entry = nxt[2 * j]
+        budget.spend(steps % _CHECK_EVERY)
+        originals = self.prepared.originals
+        return SearchOutcome(
+            verdict=verdict,
+            searched=len(self.ops),
+            steps=steps,
+            longest=[originals[i] for i in self.longest],
+            stuck=originals[self.stuck] if self.stuck >= 0 else None,
+        )
+
+    def _place(self, i: int, candidates: list[KeyState], pass_: int) -> bool:
+        """Linearize op i next, leading to the first of ``candidates`` (its possible next
+        states) whose configuration is not dominated; keep the rest for backtracking."""
+        bit = 1 << i
+        req, opt = (self.req, self.opt | bit) if self.optional[i] else (self.req | bit, self.opt)
+        fresh = [s for s in candidates if not _dominated(self.seen, req, s, opt)]
+        if not fresh:
+            return False
+        self.seen.setdefault((req, fresh[0]), []).append(opt)
+        self.stack.append((i, self.state, fresh[1:], pass_))
+        self.state, self.req, self.opt = fresh[0], req, opt
+        if not self.optional[i]:
+            self.required_left -= 1
+        if self.groups[i] >= 0:
+            self.placed[self.groups[i]] += 1
+        return True
+
+    def _unmark(self, i: int) -> None:
+        """Undo the bookkeeping of :meth:`_place` for op i (its state is restored by the
+        caller)."""
+        bit = 1 << i
+        if self.optional[i]:
+            self.opt ^= bit
         else:
-            req ^= bit
-            required_left += 1
-        new_req, new_opt = (req, opt | bit) if optional[j] else (req | bit, opt)
-        alternatives = [s for s in alternatives if not _dominated(seen, new_req, s, new_opt)]
-        if alternatives:
-            seen.setdefault((new_req, alternatives[0]), []).append(new_opt)
-            stack.append((j, state, alternatives[1:], pass_))
-            state, req, opt = alternatives[0], new_req, new_opt
-            required_left -= not optional[j]
-            entry, pass_ = nxt[head], 0
-            continue
-        if groups[j] >= 0:
-            placed[groups[j]] -= 1
-        call, ret = 2 * j, 2 * j + 1
-        nxt[prv[ret]] = prv[nxt[ret]] = ret
-        nxt[prv[call]] = prv[nxt[call]] = call
-        entry = nxt[call]
-    budget.spend(steps % _CHECK_EVERY)
-    return SearchOutcome(
-        verdict=verdict,
-        searched=n,
-        steps=steps,
-        longest=[prepared.originals[i] for i in longest],
-        stuck=prepared.originals[stuck] if stuck >= 0 else None,
-    )
+            self.req ^= bit
+            self.required_left += 1
+        if self.groups[i] >= 0:
+            self.placed[self.groups[i]] -= 1
 
 
 def _dominated(

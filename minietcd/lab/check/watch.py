@@ -23,12 +23,13 @@ from __future__ import annotations
 
 import bisect
 import enum
+import os
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .history import WRITE_KINDS, Operation, OpKind, Outcome
+from .history import WRITE_KINDS, Operation, OpKind, Outcome, parse_jsonl, write_jsonl
 
 
 class EventType(enum.StrEnum):
@@ -130,6 +131,17 @@ class WatchRecord:
             progress_revision=d.get("progress_revision"),
             client=d.get("client"),
         )
+
+
+def save_watches(path: str | os.PathLike[str], records: Iterable[WatchRecord]) -> None:
+    """One watcher per JSON line."""
+    with open(path, "w", encoding="utf-8") as fp:
+        write_jsonl(fp, (rec.to_dict() for rec in records))
+
+
+def load_watches(path: str | os.PathLike[str]) -> list[WatchRecord]:
+    with open(path, encoding="utf-8") as fp:
+        return parse_jsonl(fp, WatchRecord.from_dict, name=os.fspath(path))
 
 
 def prefix_range_end(prefix: str) -> str:

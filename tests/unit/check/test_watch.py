@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import random
+from pathlib import Path
 
 import pytest
 
-from minietcd.lab.check.history import dump_history
 from minietcd.lab.check.simulate import simulate
 from minietcd.lab.check.watch import (
     Change,
@@ -16,7 +16,9 @@ from minietcd.lab.check.watch import (
     WatchRecord,
     check_watches,
     committed_changes,
+    load_watches,
     prefix_range_end,
+    save_watches,
 )
 
 from .builders import FAIL, UNKNOWN, delete, put
@@ -164,9 +166,13 @@ def test_prefix_range_end(prefix: str, end: str) -> None:
     assert prefix_range_end(prefix) == end
 
 
-def test_watch_records_round_trip_through_dicts() -> None:
-    rec = WatchRecord(3, "a", "b", 5, [WatchEvent(5, "a", PUT, "v", 1.5), ev(6, "a")], 9, 2)
-    assert WatchRecord.from_dict(rec.to_dict()) == rec
+def test_watch_records_round_trip_through_json_lines(tmp_path: Path) -> None:
+    recs = [
+        WatchRecord(3, "a", "b", 5, [WatchEvent(5, "a", PUT, "v", 1.5), ev(6, "a")], 9, 2),
+        WatchRecord(4, "", "\0"),
+    ]
+    save_watches(tmp_path / "w.jsonl", recs)
+    assert load_watches(tmp_path / "w.jsonl") == recs
 
 
 @pytest.mark.parametrize("seed", range(5))
@@ -180,12 +186,3 @@ def test_simulated_watchers_pass_and_a_dropped_event_is_caught(seed: int) -> Non
     violations = check_watches(run.watches, ops=run.ops).violations
     assert [(v.revision, v.key) for v in violations] == [(dropped.revision, dropped.key)]
     assert violations[0].kind in (ViolationKind.MISSING, ViolationKind.GAP)
-
-
-def test_dump_history_is_unaffected_by_watch_types() -> None:
-    # Histories and watch records are separate files; a history dump holds only operations.
-    import io
-
-    buf = io.StringIO()
-    dump_history([put(1, "a", "1", 0, 1)], buf)
-    assert buf.getvalue().count("\n") == 1
