@@ -83,6 +83,9 @@ class Raft:
         self.read_round_needed = False  # a heartbeat round is owed to pending ReadIndex requests
         # ReadIndex requests that arrived before this leader committed an entry of its term.
         self.pending_read_index_messages: list[Message] = []
+        # Leader: the snapshot in storage cannot serve a member that needs one (see
+        # _send_snapshot); the application should create a new one (Ready.snapshot_needed).
+        self.snapshot_needed = False
         self.msgs: list[Message] = []
         self.read_states: list[ReadState] = []
         self.events: list[RaftEvent] = []
@@ -184,6 +187,20 @@ class Raft:
             return False
         if snap.is_empty():
             raise RaftInvariantError("need non-empty snapshot")
+        cs = snap.metadata.conf_state
+        if to not in cs.voters and to not in cs.learners:
+            # The newest snapshot predates this member's addition: it would ignore it (see
+            # restore). Ask the application for a fresh one (Ready.snapshot_needed); the next
+            # heartbeat response retries. etcd's server sidesteps this by building a new
+            # snapshot for every MsgSnap.
+            if not self.snapshot_needed:
+                self.snapshot_needed = True
+                self.event(
+                    "snapshot-needed",
+                    f"{name(self.id)} needs a newer snapshot for {name(to)}: the latest one "
+                    f"(index {snap.metadata.index}) predates {name(to)}'s membership",
+                )
+            return False
         self.send(Message(type=MT.MsgSnap, to=to, snapshot=snap))
         pr.become_snapshot(snap.metadata.index)
         self.event(

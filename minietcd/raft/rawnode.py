@@ -80,6 +80,10 @@ class Ready:
     must_sync: bool = False
     # What happened and why, for logs and teaching views (see describe.event_line).
     events: list[RaftEvent] = field(default_factory=list)
+    # The leader must send a member a snapshot, but the newest one in storage was taken before
+    # that member joined. CREATE a snapshot at the applied index (Storage.create_snapshot, with
+    # RawNode.status().conf_state) before the next Ready; sending resumes by itself.
+    snapshot_needed: bool = False
 
 
 @dataclass(slots=True, frozen=True)
@@ -211,6 +215,7 @@ class RawNode:
             or r.read_round_needed
             or r.read_states
             or r.events
+            or r.snapshot_needed
             or r.raft_log.unstable.entries
             or r.raft_log.unstable.snapshot is not None
             or r.raft_log.has_next_committed_entries()
@@ -236,6 +241,7 @@ class RawNode:
             events=r.events,
         )
         r.msgs, r.read_states, r.events = [], [], []
+        rd.snapshot_needed, r.snapshot_needed = r.snapshot_needed, False
         ss = r.soft_state()
         if ss != self._prev_soft:
             rd.soft_state = ss

@@ -234,7 +234,8 @@ class RaftNode:
 
         # 5. Done with this Ready.
         self.rawnode.advance(rd)
-        self._maybe_snapshot()
+        if rd.snapshot_needed or self.applied_index - self.snapshot_index > self.snapshot_count:
+            self._snapshot()
 
     def _apply_entry(self, e: Entry) -> None:
         if e.type == EntryType.CONF_CHANGE:
@@ -288,11 +289,12 @@ class RaftNode:
             self.is_leader = is_leader
             IS_LEADER.set(1 if is_leader else 0)
 
-    def _maybe_snapshot(self) -> None:
-        """Every --snapshot-count applied entries: snapshot the state, release the log."""
-        if self.applied_index - self.snapshot_index <= self.snapshot_count:
-            return
+    def _snapshot(self) -> None:
+        """Snapshot the applied state and release the log before it: every --snapshot-count
+        applied entries, and when the leader needs a snapshot that includes a new member."""
         index = self.applied_index
+        if index <= self.snapshot_index:
+            return
         conf = self.rawnode.status().conf_state
         self.storage.create_snapshot(index, conf, self.sm.snapshot())
         self.snapshot_index = index

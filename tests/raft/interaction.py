@@ -125,6 +125,9 @@ class Interaction:
             self.say(f"  read {rs.request_ctx.decode()} may be served once applied >= {rs.index}")
         # 4. advance
         sn.node.advance(rd)
+        if rd.snapshot_needed:
+            self.say(f"  n{nid} takes a new snapshot, as the Ready asks")
+            self._snapshot(nid)
         return True
 
     def deliver(self, nid: int) -> bool:
@@ -268,11 +271,16 @@ class Interaction:
         self.groups = None
         self.say("network: healed")
 
-    def cmd_compact(self, pos: list[str], kw: dict[str, str]) -> None:
-        nid = int(pos[0])
+    def _snapshot(self, nid: int) -> int:
         sn = self.nodes[nid]
         applied = sn.node.raft.raft_log.applied
         sn.storage.create_snapshot(applied, sn.node.raft.conf_state(), b",".join(sn.applied))
+        return applied
+
+    def cmd_compact(self, pos: list[str], kw: dict[str, str]) -> None:
+        nid = int(pos[0])
+        applied = self._snapshot(nid)
+        sn = self.nodes[nid]
         sn.storage.compact(applied)
         self.say(f"n{nid}: snapshot at {applied}; log now starts at {sn.storage.first_index()}")
 
