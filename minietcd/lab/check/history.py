@@ -94,6 +94,8 @@ class Operation:
                 return "cas/txn compares exactly one of expect_value, expect_mod_revision"
             if self.outcome is Outcome.OK and self.succeeded is None:
                 return "an acknowledged cas/txn must say whether it succeeded"
+        if self.outcome is Outcome.OK and (self.complete is None or math.isinf(self.complete)):
+            return "an acknowledged operation needs the time its answer came"
         if self.complete is not None and self.complete < self.invoke:
             return f"completes ({self.complete}) before it is invoked ({self.invoke})"
         return None

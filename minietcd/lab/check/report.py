@@ -143,7 +143,7 @@ def format_timeline(
     for op in ordered:
         cells = [" "] * width
         start = col(op.invoke)
-        if op.outcome is Outcome.UNKNOWN or op.complete is None:
+        if op.outcome is Outcome.UNKNOWN or op.complete is None or math.isinf(op.complete):
             for c in range(start, width):
                 cells[c] = "~"
             cells[-1] = ">"
@@ -184,7 +184,7 @@ def render_html_timeline(
             witnesses.append(kr)
             failing |= {op.id for op in kr.minimal}
     t0, t1 = _time_span(ops)
-    durations = sorted((op.complete or t1) - op.invoke for op in ops) or [1.0]
+    durations = sorted(_end(op, t1) - op.invoke for op in ops) or [1.0]
     # Scale so that a typical operation is ~14 px wide, within sane page widths.
     typical = max(durations[len(durations) // 2], (t1 - t0) / 20000, 1e-9)
     px = min(max(1000 / max(t1 - t0, 1e-9), 14 / typical), 200_000 / max(t1 - t0, 1e-9))
@@ -236,6 +236,13 @@ def write_html_timeline(
         fp.write(page)
 
 
+def _end(op: Operation, t_end: float) -> float:
+    """Where an op's bar ends: its answer, or for an op never answered the end of the run."""
+    if op.complete is None or not math.isfinite(op.complete):
+        return t_end
+    return op.complete
+
+
 def _time_span(ops: Sequence[Operation]) -> tuple[float, float]:
     times = [t for op in ops for t in (op.invoke, op.complete)
              if t is not None and math.isfinite(t)]
@@ -251,7 +258,7 @@ def _pack(ops: list[Operation], t_end: float) -> list[list[Operation]]:
     rows: list[list[Operation]] = []
     ends: list[float] = []
     for op in ops:
-        end = op.complete if op.complete is not None else t_end
+        end = _end(op, t_end)
         for r, last in enumerate(ends):
             if last <= op.invoke:
                 rows[r].append(op)
@@ -265,7 +272,7 @@ def _pack(ops: list[Operation], t_end: float) -> list[list[Operation]]:
 
 def _bar(op: Operation, t0: float, t1: float, px: float, top: int, failing: bool) -> str:
     left = _LABEL + (op.invoke - t0) * px
-    end = op.complete if op.complete is not None else t1
+    end = _end(op, t1)
     width = max(3.0, (end - op.invoke) * px)
     classes = "op fail-mark" if failing else "op"
     style = (f"left:{left:.1f}px;top:{top + 2}px;width:{width:.1f}px;"
@@ -281,13 +288,16 @@ def _bar(op: Operation, t0: float, t1: float, px: float, top: int, failing: bool
     return f'<div class="{classes}" style="{style}" title="{tip}">{label}</div>{tail}'
 
 
+def _done(op: Operation) -> str:
+    return "-" if op.complete is None or math.isinf(op.complete) else f"{op.complete:.6f}"
+
+
 def _tooltip(op: Operation) -> str:
-    done = "-" if op.complete is None else f"{op.complete:.6f}"
-    return f"#{op.id} client {op.client}: {op.describe()}\ninvoke {op.invoke:.6f}, complete {done}"
+    return f"#{op.id} client {op.client}: {op.describe()}\ninvoke {op.invoke:.6f}, complete {_done(op)}"
 
 
 def _op_text(op: Operation) -> str:
-    done = "-" if op.complete is None else f"{op.complete:.6f}"
+    done = _done(op)
     return html.escape(
         f"#{op.id} client {op.client} [{op.invoke:.6f} .. {done}] {op.describe()}"
     )

@@ -44,7 +44,7 @@ def test_defaults_are_left_out_of_each_line() -> None:
     assert '"read_value"' not in line and '"complete":1' in line
 
 
-_GET = '{"id":1,"client":1,"kind":"get","key":"a","invoke":0,"outcome":"ok"}'
+_GET = '{"id":1,"client":1,"kind":"get","key":"a","invoke":0,"complete":1,"outcome":"ok"}'
 
 
 def test_bad_lines_name_the_file_and_line() -> None:
@@ -65,6 +65,7 @@ def test_bad_lines_name_the_file_and_line() -> None:
          "exactly one"),
         ({"kind": OpKind.CAS, "value": "v", "expect_value": "a"}, "whether it succeeded"),
         ({"kind": OpKind.GET, "complete": -1.0}, "before it is invoked"),
+        ({"kind": OpKind.GET, "complete": None}, "time its answer came"),
     ],
 )
 def test_invalid_records_are_refused(fields: dict, problem: str) -> None:  # type: ignore[type-arg]
