@@ -24,6 +24,7 @@ from .search import Verdict
 from .watch import WatchResult
 
 _MAX_LISTED = 20  # violations listed per checker; the rest are counted
+_MAX_ROWS = 40  # timeline rows of a failing sub-history in the text report
 
 
 def format_report(
@@ -102,7 +103,11 @@ def _explain(kr: KeyResult, prefix_tail: int) -> list[str]:
             f"Minimal failing sub-history for key {kr.key} ({len(kr.minimal)} ops, shrink {how}):"
         )
         stuck = {kr.stuck.id} if kr.stuck is not None else set()
-        out += ["  " + line for line in format_timeline(kr.minimal, mark=stuck).splitlines()]
+        rows = format_timeline(kr.minimal, mark=stuck).splitlines()
+        if len(rows) > _MAX_ROWS:  # an unfinished shrink: the rows nearest the failure
+            out.append(f"  ... {len(rows) - _MAX_ROWS} earlier operations not shown")
+            rows = rows[-_MAX_ROWS:]
+        out += ["  " + line for line in rows]
     if kr.longest_prefix or kr.stuck is not None:
         out.append("")
         out.append(

@@ -413,6 +413,15 @@ def test_simulated_histories_with_many_unknowns_are_ok(seed: int) -> None:
     assert result.verdict is Verdict.OK
 
 
+@pytest.mark.parametrize("p_unknown", [0.05, 0.15])
+def test_two_thousand_ops_fit_a_deterministic_step_budget(p_unknown: float) -> None:
+    # A regression guard on the search's efficiency that no machine's speed can flake:
+    # ~2,000 ops over 5 keys by 5 clients take tens of thousands of steps (tens of ms).
+    run = simulate(random.Random(11), n_ops=2000, clients=5, keys=5, p_unknown=p_unknown)
+    result = check_linearizability(run.ops, max_steps=200_000, timeout=None)
+    assert result.verdict is Verdict.OK
+
+
 def test_check_key_reports_what_it_searched() -> None:
     ops = [put(1, "x", "1", 0, 1, outcome=FAIL), get(1, "x", None, 2, 3, outcome=UNKNOWN)]
     out = check_key(ops, model.ABSENT, Budget())

@@ -87,3 +87,13 @@ def test_html_timeline_has_a_lane_per_client_and_marks_the_failing_ops(tmp_path:
     assert len(marked) == len(minimal) == 3
     assert all(f"#{op.id} " in page for op in minimal)
     assert "<script" not in page and "http" not in page and "inf" not in page
+
+
+def test_an_unshrunk_witness_is_cut_to_the_rows_nearest_the_failure() -> None:
+    ops = [put(1, "x", str(i), 2 * i, 2 * i + 1) for i in range(60)]
+    ops.append(get(2, "x", "ghost", 200, 201))
+    result = check_linearizability(ops, shrink_max_steps=0)
+    assert not result.keys["x"].shrink_complete
+    text = format_report(result, ops)
+    assert "earlier operations not shown" in text
+    assert "read=ghost" in text
