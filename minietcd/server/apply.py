@@ -221,7 +221,7 @@ class StateMachine:
             raise ServerError("etcdserver: snapshot data is not a minietcd state snapshot")
         parts: list[bytes] = []
         off = len(_SNAP_MAGIC)
-        while off < len(data):
+        for _ in range(3):  # meta, kv, leases; anything after them is padding
             (n,) = _LEN.unpack_from(data, off)
             parts.append(data[off + 8 : off + 8 + n])
             off += 8 + n

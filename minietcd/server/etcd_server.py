@@ -43,8 +43,6 @@ ERR_TRANSFER_TIMEOUT = "etcdserver: request timed out, leader transfer took too 
 ERR_MEMBER_NOT_FOUND = "etcdserver: member not found"
 ERR_NOT_LEARNER = "etcdserver: can only promote a learner member"
 
-# Space the request envelope adds around the client's bytes (etcd allows the same slack).
-_ENVELOPE = 1024
 LEASE_REVOKE_RATE = 1000  # lease revocations proposed per second at most (etcd's leaseRevokeRate)
 
 
@@ -128,6 +126,12 @@ class EtcdServer:
     def term(self) -> int:
         return self.node.term
 
+    def cluster_header(self) -> rpc_pb2.ResponseHeader:
+        """The Cluster service's header: etcd sets no revision there."""
+        return rpc_pb2.ResponseHeader(
+            cluster_id=self.cluster_id, member_id=self.member_id, raft_term=self.term
+        )
+
     def header(self, revision: int | None = None) -> rpc_pb2.ResponseHeader:
         return rpc_pb2.ResponseHeader(
             cluster_id=self.cluster_id,
@@ -205,7 +209,7 @@ class EtcdServer:
         rid = self.ids.next()
         req.header.ID = rid
         data = req.SerializeToString()
-        if len(data) > self.max_request_bytes + _ENVELOPE:
+        if len(data) > self.max_request_bytes:  # etcd checks the marshalled request, no slack
             raise ServerError(ERR_TOO_LARGE)
         fut: asyncio.Future[object] = asyncio.get_running_loop().create_future()
         self._waiting[rid] = fut

@@ -38,6 +38,7 @@ from minietcd.server.logsetup import setup_logging
 from minietcd.server.raft_node import RaftNode
 from minietcd.server.transport import Transport
 from minietcd.server.v3rpc.cluster import ClusterService
+from minietcd.server.v3rpc.interceptor import EtcdInterceptor
 from minietcd.server.v3rpc.kv import KVService
 from minietcd.server.v3rpc.lease import LeaseService
 from minietcd.server.v3rpc.maintenance import MaintenanceService
@@ -185,6 +186,7 @@ class Member:
     async def _serve_clients(self, server: EtcdServer) -> None:
         cfg = self.cfg
         gs = grpc.aio.server(
+            interceptors=[EtcdInterceptor(server)],
             options=[
                 ("grpc.max_receive_message_length", cfg.max_request_bytes + GRPC_OVERHEAD),
                 ("grpc.max_send_message_length", 2**31 - 1),

@@ -48,7 +48,7 @@ class ClusterService(rpc_pb2_grpc.ClusterServicer):
         kind = ConfChangeType.ADD_LEARNER_NODE if req.isLearner else ConfChangeType.ADD_NODE
         members = await self.s.propose_conf_change(kind, member)
         return rpc_pb2.MemberAddResponse(
-            header=self.s.header(), member=member_pb(member), members=self._members(members)
+            header=self.s.cluster_header(), member=member_pb(member), members=self._members(members)
         )
 
     async def MemberRemove(
@@ -63,7 +63,7 @@ class ClusterService(rpc_pb2_grpc.ClusterServicer):
         if self.strict and not m.is_learner:
             self.s.check_remove_voter(req.ID)
         members = await self.s.propose_conf_change(ConfChangeType.REMOVE_NODE, Member(req.ID))
-        return rpc_pb2.MemberRemoveResponse(header=self.s.header(), members=self._members(members))
+        return rpc_pb2.MemberRemoveResponse(header=self.s.cluster_header(), members=self._members(members))
 
     async def MemberUpdate(
         self, request: rpc_pb2.MemberUpdateRequest, context: grpc.aio.ServicerContext
@@ -80,12 +80,12 @@ class ClusterService(rpc_pb2_grpc.ClusterServicer):
             raise ServerError(f"etcdserver: {e}") from None
         new = Member(m.id, m.name, urls, list(m.client_urls), m.is_learner)
         members = await self.s.propose_conf_change(ConfChangeType.UPDATE_NODE, new)
-        return rpc_pb2.MemberUpdateResponse(header=self.s.header(), members=self._members(members))
+        return rpc_pb2.MemberUpdateResponse(header=self.s.cluster_header(), members=self._members(members))
 
     async def MemberList(
         self, request: rpc_pb2.MemberListRequest, context: grpc.aio.ServicerContext
     ) -> rpc_pb2.MemberListResponse:
-        return rpc_pb2.MemberListResponse(header=self.s.header(), members=self._members())
+        return rpc_pb2.MemberListResponse(header=self.s.cluster_header(), members=self._members())
 
     async def MemberPromote(
         self, request: rpc_pb2.MemberPromoteRequest, context: grpc.aio.ServicerContext
@@ -98,4 +98,4 @@ class ClusterService(rpc_pb2_grpc.ClusterServicer):
         members = await self.s.propose_conf_change(
             ConfChangeType.ADD_NODE, Member(m.id, m.name, list(m.peer_urls))
         )
-        return rpc_pb2.MemberPromoteResponse(header=self.s.header(), members=self._members(members))
+        return rpc_pb2.MemberPromoteResponse(header=self.s.cluster_header(), members=self._members(members))

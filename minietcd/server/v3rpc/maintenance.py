@@ -25,10 +25,10 @@ class MaintenanceService(rpc_pb2_grpc.MaintenanceServicer):
         return await guarded(context, self._alarm(request))
 
     async def _alarm(self, req: rpc_pb2.AlarmRequest) -> rpc_pb2.AlarmResponse:
-        # As etcd: every alarm action, GET included, goes through the log.
+        # As etcd: every alarm action, GET included, goes through the log, and the answer
+        # carries no header (etcd's maintenance server returns the applier's response as is).
         resp = await self.s.propose(raft_internal_pb2.InternalRaftRequest(alarm=req))
         assert isinstance(resp, rpc_pb2.AlarmResponse)
-        resp.header.CopyFrom(self.s.header())
         return resp
 
     async def Status(
@@ -78,6 +78,9 @@ class MaintenanceService(rpc_pb2_grpc.MaintenanceServicer):
         self, request: rpc_pb2.SnapshotRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[rpc_pb2.SnapshotResponse]:
         data = self.s.sm.snapshot()
+        # etcd's snapshot is a bbolt file: a whole number of 512-byte sectors, which clients
+        # check before the trailing checksum. Pad ours the same way (restore ignores the pad).
+        data += b"\0" * (-len(data) % 512)
         total = len(data)
         for off in range(0, total, SNAPSHOT_CHUNK):
             blob = data[off : off + SNAPSHOT_CHUNK]

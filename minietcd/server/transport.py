@@ -1,0 +1,755 @@
+"""Carrying Raft messages between members over gRPC (``RaftPeer`` in raftpb/raft.proto).
+
+One :class:`Transport` per member does both halves of the peer protocol:
+
+Sending (one writer task per peer)::
+
+    send(msgs) --(one list per peer per call)--> bounded queue --> writer task
+        writer: new channel -> Hello (same cluster? right member?) -> open Send stream
+                -> one MessageBatch per queued list ... until the stream breaks
+                -> drop what is queued, report the peer unreachable, back off, next URL
+
+``send()`` never blocks and never raises: a message that cannot be queued (the peer is not
+connected, or its queue is full) is dropped and ``on_unreachable(peer)`` is called. That is
+all Raft needs: it retransmits, and a leader that hears "unreachable" probes the follower
+again instead of streaming blind (etcd's rafthttp does the same). MsgSnap is different: its
+snapshot can be large, so each one goes in its own task over its own connection
+(``SendSnapshot``: header, 1 MiB data chunks, SHA-256 trailer), and its outcome is reported
+with ``on_snapshot_status(peer, ok)``.
+
+A prober task per peer calls ``Hello`` every second on the writer's connection. It records the
+round-trip time in ``etcd_network_peer_round_trip_time_seconds`` and, when a probe fails,
+resets the stream: that is how a peer that vanished without closing its TCP connection (a
+partition) is noticed. ``active_since(peer)`` is the moment the current stream came up, or
+None while there is none.
+
+Receiving (the ``RaftPeer`` service on ``--listen-peer-urls``): every request names the
+cluster and both members; a different non-zero cluster id, a request meant for another member,
+or a sender removed from the cluster is refused with FAILED_PRECONDITION. Input is parsed
+here, not by gRPC, so garbage is refused with INVALID_ARGUMENT (a broken snapshot stream with
+DATA_LOSS) instead of an opaque error. Accepted messages go to ``on_message`` one by one, in
+the order the sender produced them.
+
+Also here: ``Members`` (etcd's GET /members on the peer port) and :func:`fetch_cluster_members`,
+with which a member joining an existing cluster learns the cluster id and member list.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import hashlib
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from typing import Any, Final, NoReturn, TypeVar
+
+import grpc
+import grpc.aio
+from google.protobuf.message import DecodeError
+from google.protobuf.message import Message as PbMessage
+from prometheus_client import Histogram
+
+from minietcd import ETCD_API_VERSION, __version__
+from minietcd.api.raftpb import raft_pb2
+from minietcd.api.raftpb.raft_pb2_grpc import RaftPeerStub
+from minietcd.errors import ConfigError, ServerError
+from minietcd.raft.types import LOCAL_MESSAGES, Message, MessageType, Snapshot
+from minietcd.server.ids import format_id
+from minietcd.server.urls import parse_url
+from minietcd.wire.raft_codec import message_from_pb, message_to_pb
+
+__all__ = [
+    "PEER_RTT",
+    "PROTOCOL_VERSION",
+    "MembersResponse",
+    "Transport",
+    "fetch_cluster_members",
+]
+
+logger = logging.getLogger(__name__)
+
+MembersResponse = raft_pb2.MembersResponse
+
+PROTOCOL_VERSION: Final = 1  # HelloRequest.protocol_version this code speaks
+CLUSTER_VERSION: Final = ".".join(ETCD_API_VERSION.split(".")[:2]) + ".0"  # "3.4.0", as etcd shows it
+
+QUEUE_MESSAGES: Final = 4096  # per-peer send queue bound, in messages (etcd's streamBufSize)
+BATCH_SPLIT_BYTES: Final = 16 << 20  # a send() list bigger than this goes in several batches
+MAX_GRPC_MESSAGE_BYTES: Final = 64 << 20  # gRPC message limit both ways (default 4 MiB is too small)
+SNAPSHOT_CHUNK_BYTES: Final = 1 << 20
+SNAPSHOT_TIMEOUT_BASE: Final = 30.0  # seconds, plus one per MiB: a stuck transfer must end
+SNAPSHOT_MIN_BYTES_PER_SECOND: Final = 1 << 20
+BACKOFF_MIN: Final = 0.05  # seconds between reconnect attempts, doubling up to BACKOFF_MAX
+BACKOFF_MAX: Final = 1.0
+PROBE_INTERVAL: Final = 1.0
+HELLO_TIMEOUT: Final = 2.0
+
+_SERVICE: Final = "minietcd.raftpb.RaftPeer"
+
+# etcd's metric (rafthttp/metrics.go): same name, label and buckets, so dashboards carry over.
+PEER_RTT: Final = Histogram(
+    "etcd_network_peer_round_trip_time_seconds",
+    "Round-Trip-Time histogram between peers",
+    ["To"],
+    buckets=[0.0001 * 2**i for i in range(14)],
+)
+
+_CHANNEL_OPTIONS: Final = [
+    ("grpc.max_send_message_length", MAX_GRPC_MESSAGE_BYTES),
+    ("grpc.max_receive_message_length", MAX_GRPC_MESSAGE_BYTES),
+    # Our own loop reconnects with backoff; gRPC's (up to 2 minutes) must not stack on top,
+    # and a fresh channel must mean a fresh TCP connection, not a shared subchannel.
+    ("grpc.use_local_subchannel_pool", 1),
+    ("grpc.initial_reconnect_backoff_ms", int(BACKOFF_MIN * 1000)),
+    ("grpc.max_reconnect_backoff_ms", int(BACKOFF_MAX * 1000)),
+    ("grpc.enable_retries", 0),
+]
+_SERVER_OPTIONS: Final = [
+    ("grpc.max_send_message_length", MAX_GRPC_MESSAGE_BYTES),
+    ("grpc.max_receive_message_length", MAX_GRPC_MESSAGE_BYTES),
+    ("grpc.so_reuseport", 0),  # a second member on our port must fail, not share it
+]
+
+_Pb = TypeVar("_Pb", bound=PbMessage)
+
+
+class _Refused(Exception):
+    """A request this member will not take; the handler ends the RPC with code and details."""
+
+    def __init__(self, code: grpc.StatusCode, details: str) -> None:
+        super().__init__(details)
+        self.code = code
+        self.details = details
+
+
+class _PeerRejected(Exception):
+    """The peer answered Hello but is not the member we want to talk to (or refuses us)."""
+
+
+@dataclasses.dataclass(eq=False)
+class _Peer:
+    """What the sending side knows about one remote member."""
+
+    id: int
+    urls: list[str]  # its peer URLs; the writer tries them in turn
+    # Lists of messages from one send() call each; None only wakes the writer to check its
+    # stream. Unbounded as an asyncio.Queue: `queued` enforces QUEUE_MESSAGES.
+    queue: asyncio.Queue[list[Message] | None] = dataclasses.field(default_factory=asyncio.Queue)
+    queued: int = 0  # messages in queue
+    active_since: float | None = None  # time.monotonic() when the current stream came up
+    url: str | None = None  # the URL of the current stream (None: no stream)
+    channel: Any = None  # grpc.aio.Channel of the current stream (the prober uses it too)
+    call: Any = None  # the current Send stream (grpc.aio.StreamUnaryCall)
+    reset_reason: str = ""  # why the prober or update_peer reset the current stream
+    warned: bool = False  # "cannot reach" already logged since the last state change
+    tasks: list[asyncio.Task[None]] = dataclasses.field(default_factory=list)  # writer, prober
+
+    @property
+    def name(self) -> str:
+        return format_id(self.id)
+
+    def reset(self, reason: str) -> None:
+        """End the current stream (if any); the writer reconnects."""
+        if self.call is not None and not self.call.done():
+            self.reset_reason = reason
+            self.call.cancel()
+
+
+class Transport:
+    """Raft messages to and from the other members; see the module docstring."""
+
+    def __init__(
+        self,
+        *,
+        cluster_id: int,
+        member_id: int,
+        on_message: Callable[[Message], None],
+        on_unreachable: Callable[[int], None],
+        on_snapshot_status: Callable[[int, bool], None],
+        server_credentials: grpc.ServerCredentials | None = None,
+        channel_credentials: grpc.ChannelCredentials | None = None,
+        members_provider: Callable[[], raft_pb2.MembersResponse] | None = None,
+    ) -> None:
+        self._cluster_id = cluster_id  # 0 = not known yet (accepts any cluster)
+        self._member_id = member_id
+        self._on_message = on_message
+        self._on_unreachable = on_unreachable
+        self._on_snapshot_status = on_snapshot_status
+        self._server_credentials = server_credentials
+        self._channel_credentials = channel_credentials
+        self._members_provider = members_provider
+        self._peers: dict[int, _Peer] = {}
+        self._removed: set[int] = set()  # members removed from the cluster: refused forever
+        self._server: Any = None  # grpc.aio.Server once started
+        self._started = False
+        self._stopped = False
+        self._background: set[asyncio.Task[None]] = set()  # snapshot sends, retired peer tasks
+
+    # --- lifecycle ---------------------------------------------------------------------------
+
+    async def start(self, listen_urls: list[str]) -> None:
+        """Serve RaftPeer on every URL (https needs server_credentials) and start the peers."""
+        server = grpc.aio.server(options=_SERVER_OPTIONS)
+        server.add_generic_rpc_handlers((self._handlers(),))
+        for raw in listen_urls:
+            url = parse_url(raw)
+            try:
+                if url.is_tls:
+                    if self._server_credentials is None:
+                        raise ConfigError(f"peer URL {raw} is https but no peer TLS credentials are set")
+                    server.add_secure_port(url.host, self._server_credentials)
+                else:
+                    server.add_insecure_port(url.host)
+            except RuntimeError as e:  # grpc's "Failed to bind to address"
+                raise ConfigError(f"cannot listen for peers on {raw}: {e}") from e
+        await server.start()
+        self._server = server
+        self._started = True
+        for peer in self._peers.values():
+            self._start_peer(peer)
+        logger.info("serving peer traffic on %s", ", ".join(listen_urls))
+
+    async def stop(self) -> None:
+        """Stop serving, end every stream and task, close every connection."""
+        self._stopped = True
+        if self._server is not None:
+            await self._server.stop(grace=None)
+        tasks = [t for p in self._peers.values() for t in p.tasks] + list(self._background)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._peers.clear()
+
+    def set_cluster_id(self, cluster_id: int) -> None:
+        self._cluster_id = cluster_id
+
+    # --- peers -------------------------------------------------------------------------------
+
+    def add_peer(self, member_id: int, peer_urls: list[str]) -> None:
+        if member_id == self._member_id:
+            return
+        if member_id in self._peers:
+            self.update_peer(member_id, peer_urls)
+            return
+        _check_urls(peer_urls)
+        self._removed.discard(member_id)
+        peer = _Peer(id=member_id, urls=list(peer_urls))
+        self._peers[member_id] = peer
+        if self._started and not self._stopped:
+            self._start_peer(peer)
+        logger.info("added peer %s (%s)", peer.name, ", ".join(peer_urls))
+
+    def update_peer(self, member_id: int, peer_urls: list[str]) -> None:
+        peer = self._peers.get(member_id)
+        if peer is None:
+            self.add_peer(member_id, peer_urls)
+            return
+        _check_urls(peer_urls)
+        peer.urls = list(peer_urls)
+        if peer.url not in peer.urls:
+            peer.reset("peer URLs changed")
+        logger.info("updated peer %s (%s)", peer.name, ", ".join(peer_urls))
+
+    def remove_peer(self, member_id: int) -> None:
+        self._removed.add(member_id)
+        peer = self._peers.pop(member_id, None)
+        if peer is None:
+            return
+        for task in peer.tasks:
+            task.cancel()
+            self._keep(task)
+        with contextlib.suppress(KeyError):
+            PEER_RTT.remove(peer.name)
+        logger.info("removed peer %s", peer.name)
+
+    def active_since(self, member_id: int) -> float | None:
+        peer = self._peers.get(member_id)
+        return None if peer is None else peer.active_since
+
+    # --- sending -----------------------------------------------------------------------------
+
+    def send(self, msgs: list[Message]) -> None:
+        """Queue ``msgs`` for their peers: one MessageBatch per peer. Never blocks or raises."""
+        by_peer: dict[int, list[Message]] = {}
+        for m in msgs:
+            if m.type == MessageType.MsgSnap:
+                self._start_snapshot(m)
+            else:
+                by_peer.setdefault(m.to, []).append(m)
+        for to, group in by_peer.items():
+            peer = self._peers.get(to)
+            if peer is None or self._stopped:
+                logger.debug("dropped %d message(s) to unknown peer %s", len(group), format_id(to))
+            elif peer.active_since is None or peer.queued + len(group) > QUEUE_MESSAGES:
+                self._report_unreachable(to)
+            else:
+                peer.queue.put_nowait(group)
+                peer.queued += len(group)
+
+    def _start_peer(self, peer: _Peer) -> None:
+        peer.tasks = [
+            asyncio.create_task(self._run_writer(peer), name=f"transport-writer-{peer.name}"),
+            asyncio.create_task(self._run_prober(peer), name=f"transport-prober-{peer.name}"),
+        ]
+
+    async def _run_writer(self, peer: _Peer) -> None:
+        """Keep one Send stream to ``peer`` up, trying its URLs in turn with backoff."""
+        backoff = BACKOFF_MIN
+        attempt = 0
+        while True:
+            url = peer.urls[attempt % len(peer.urls)]
+            channel = self._open_channel(url)
+            reason = "transport stopped"
+            try:
+                reason = await self._stream(peer, url, channel)
+            except Exception as e:  # a bug; keep the writer alive, it is the peer's only one
+                logger.exception("stream writer for peer %s failed", peer.name)
+                reason = _describe(e)
+            finally:
+                was_active = peer.active_since is not None
+                self._deactivate(peer, url, reason)
+                await channel.close(grace=None)
+            if was_active:
+                backoff = BACKOFF_MIN  # it worked: retry the same URL at once-ish
+            else:
+                attempt += 1
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, BACKOFF_MAX)
+
+    async def _stream(self, peer: _Peer, url: str, channel: Any) -> str:
+        """Hello, then pump the queue into one Send stream; return why the stream ended."""
+        stub = _stub(channel)
+        try:
+            await self._hello(peer, stub)
+        except Exception as e:  # AioRpcError (unreachable, timeout) or _PeerRejected
+            return _describe(e)
+        call = stub.Send()
+        call.add_done_callback(lambda _call: peer.queue.put_nowait(None))  # wake the writer
+        peer.url, peer.channel, peer.call, peer.reset_reason = url, channel, call, ""
+        peer.active_since = time.monotonic()
+        peer.warned = False
+        logger.info("peer %s became active (stream writer connected to %s)", peer.name, url)
+        try:
+            while True:
+                item = await peer.queue.get()
+                if item is None:
+                    if call.done():
+                        return peer.reset_reason or await _call_status(call)
+                    continue
+                peer.queued -= len(item)
+                for batch in self._batches(peer.id, item):
+                    await call.write(batch)
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                raise  # we are being stopped
+            # call.cancel() (by the prober or update_peer) makes a pending write raise this
+            return peer.reset_reason or "stream cancelled"
+        except Exception as e:  # AioRpcError, or InvalidStateError on a finished call
+            return peer.reset_reason or (await _call_status(call) if call.done() else _describe(e))
+        finally:
+            call.cancel()
+            peer.url = peer.channel = peer.call = None
+
+    def _deactivate(self, peer: _Peer, url: str, reason: str) -> None:
+        """The stream to ``peer`` ended (or never started): log once, drop what is queued."""
+        closing = self._stopped or self._peers.get(peer.id) is not peer  # stop() or remove_peer()
+        was_active = peer.active_since is not None
+        if closing:
+            peer.active_since = None
+        elif peer.active_since is not None:
+            logger.warning(
+                "lost the TCP streaming connection with peer %s (stream writer): %s", peer.name, reason
+            )
+            peer.active_since = None
+            peer.warned = True  # no "cannot reach" on top, until it has been active again
+        elif not peer.warned:
+            logger.warning("cannot reach peer %s at %s: %s", peer.name, url, reason)
+            peer.warned = True
+        # Messages queued or in flight on the broken stream are lost: tell Raft (etcd does too),
+        # so that the leader probes this follower instead of assuming its appends arrived.
+        lost = was_active
+        while not peer.queue.empty():
+            lost = peer.queue.get_nowait() is not None or lost
+        peer.queued = 0
+        if lost and not closing:
+            self._report_unreachable(peer.id)
+
+    def _batches(self, to: int, msgs: list[Message]) -> list[raft_pb2.MessageBatch]:
+        """``msgs`` as one MessageBatch, or several in order if it would be too large."""
+        batch = raft_pb2.MessageBatch(
+            cluster_id=self._cluster_id, from_member_id=self._member_id, to_member_id=to
+        )
+        batch.messages.extend(message_to_pb(m) for m in msgs)
+        if len(msgs) == 1 or batch.ByteSize() <= BATCH_SPLIT_BYTES:
+            return [batch]
+        half = len(msgs) // 2
+        return self._batches(to, msgs[:half]) + self._batches(to, msgs[half:])
+
+    async def _hello(self, peer: _Peer, stub: Any) -> None:
+        """Ask the member at the other end who it is; raise _PeerRejected if it is not ``peer``."""
+        request = raft_pb2.HelloRequest(
+            cluster_id=self._cluster_id,
+            from_member_id=self._member_id,
+            to_member_id=peer.id,
+            protocol_version=PROTOCOL_VERSION,
+            server_version=__version__,
+            cluster_version=CLUSTER_VERSION,
+        )
+        response = await stub.Hello(request, timeout=HELLO_TIMEOUT)
+        if response.reject_reason:
+            raise _PeerRejected(f"peer refused us: {response.reject_reason}")
+        if response.member_id != peer.id:
+            raise _PeerRejected(f"member {format_id(response.member_id)} answered instead of {peer.name}")
+        if _clusters_differ(response.cluster_id, self._cluster_id):
+            raise _PeerRejected(
+                f"cluster ID mismatch: peer {peer.name} is in cluster {format_id(response.cluster_id)}, "
+                f"this member is in cluster {format_id(self._cluster_id)}"
+            )
+
+    async def _run_prober(self, peer: _Peer) -> None:
+        """Every PROBE_INTERVAL, Hello over the writer's connection: RTT, and liveness."""
+        while True:
+            await asyncio.sleep(PROBE_INTERVAL)
+            channel, call = peer.channel, peer.call
+            if channel is None:
+                continue
+            started = time.monotonic()
+            try:
+                await self._hello(peer, _stub(channel))
+            except Exception as e:  # also UsageError if the writer closed the channel meanwhile
+                if peer.call is call:  # still the stream we probed
+                    peer.reset(f"probe failed: {_describe(e)}")
+                continue
+            PEER_RTT.labels(To=peer.name).observe(time.monotonic() - started)
+
+    # --- snapshots ---------------------------------------------------------------------------
+
+    def _start_snapshot(self, m: Message) -> None:
+        peer = self._peers.get(m.to)
+        if peer is None or self._stopped:
+            logger.debug("dropped MsgSnap to unknown peer %s", format_id(m.to))
+            return
+        self._keep(asyncio.create_task(self._send_snapshot(peer, m), name=f"transport-snap-{peer.name}"))
+
+    async def _send_snapshot(self, peer: _Peer, m: Message) -> None:
+        snap = m.snapshot or Snapshot()
+        url = peer.url or peer.urls[0]
+        what = f"snapshot (index {snap.metadata.index}, {len(snap.data)} bytes) to peer {peer.name}"
+        logger.info("sending %s at %s", what, url)
+        try:
+            if m.snapshot is None:
+                raise ValueError("MsgSnap without a snapshot")
+            await self._stream_snapshot(peer, m, m.snapshot, url)
+        except Exception as e:  # AioRpcError, or ValueError from the checks
+            logger.warning("failed to send %s: %s", what, _describe(e))
+            self._report_unreachable(peer.id)
+            self._report_snapshot(peer.id, False)
+            return
+        logger.info("sent %s", what)
+        self._report_snapshot(peer.id, True)
+
+    async def _stream_snapshot(self, peer: _Peer, m: Message, snap: Snapshot, url: str) -> None:
+        """Header, 1 MiB data chunks, SHA-256 trailer, on a connection of its own so that a
+        large transfer does not hold up heartbeats on the Send stream."""
+        data = snap.data
+        header = raft_pb2.SnapshotHeader(
+            cluster_id=self._cluster_id,
+            from_member_id=self._member_id,
+            to_member_id=peer.id,
+            message=message_to_pb(dataclasses.replace(m, snapshot=Snapshot(metadata=snap.metadata))),
+            total_size=len(data),
+        )
+        channel = self._open_channel(url)
+        try:
+            timeout = SNAPSHOT_TIMEOUT_BASE + len(data) / SNAPSHOT_MIN_BYTES_PER_SECOND
+            call = _stub(channel).SendSnapshot(timeout=timeout)
+            await call.write(raft_pb2.SnapshotChunk(header=header))
+            digest = hashlib.sha256()
+            for offset in range(0, len(data), SNAPSHOT_CHUNK_BYTES):
+                chunk = data[offset : offset + SNAPSHOT_CHUNK_BYTES]
+                digest.update(chunk)
+                await call.write(raft_pb2.SnapshotChunk(data=chunk))
+            await call.write(raft_pb2.SnapshotChunk(trailer=raft_pb2.SnapshotTrailer(sha256=digest.digest())))
+            await call.done_writing()
+            ack = await call
+            if ack.received_bytes != len(data):
+                raise ValueError(f"peer acknowledged {ack.received_bytes} of {len(data)} bytes")
+        finally:
+            await channel.close(grace=None)
+
+    # --- receiving ---------------------------------------------------------------------------
+
+    def _handlers(self) -> grpc.GenericRpcHandler:
+        """RaftPeer's methods. Requests arrive as raw bytes (no request_deserializer) so that
+        a malformed one is refused with INVALID_ARGUMENT by us rather than failed by gRPC."""
+
+        def stream(fn: Callable[[AsyncIterator[bytes]], Awaitable[PbMessage]]) -> grpc.RpcMethodHandler:
+            async def handler(requests: AsyncIterator[bytes], context: Any) -> PbMessage:
+                try:
+                    return await fn(requests)
+                except _Refused as e:
+                    await _abort(context, e)
+
+            return grpc.stream_unary_rpc_method_handler(handler, response_serializer=_serialize)
+
+        def unary(fn: Callable[[bytes], Awaitable[PbMessage]]) -> grpc.RpcMethodHandler:
+            async def handler(request: bytes, context: Any) -> PbMessage:
+                try:
+                    return await fn(request)
+                except _Refused as e:
+                    await _abort(context, e)
+
+            return grpc.unary_unary_rpc_method_handler(handler, response_serializer=_serialize)
+
+        return grpc.method_handlers_generic_handler(
+            _SERVICE,
+            {
+                "Send": stream(self._serve_send),
+                "SendSnapshot": stream(self._serve_snapshot),
+                "Hello": unary(self._serve_hello),
+                "Members": unary(self._serve_members),
+            },
+        )
+
+    async def _serve_send(self, requests: AsyncIterator[bytes]) -> raft_pb2.SendAck:
+        batches = stepped = 0
+        sender: int | None = None
+        async for raw in requests:
+            batch = _parse(raft_pb2.MessageBatch, raw, "MessageBatch")
+            self._check_route(batch.cluster_id, batch.from_member_id, batch.to_member_id)
+            if sender is None:
+                sender = batch.from_member_id
+                logger.debug("peer %s opened a message stream (stream reader)", format_id(sender))
+            msgs = [self._decode(pb, batch.from_member_id) for pb in batch.messages]  # all, then step
+            if any(m.type == MessageType.MsgSnap for m in msgs):
+                raise _Refused(grpc.StatusCode.INVALID_ARGUMENT, "MsgSnap must be sent with SendSnapshot")
+            for m in msgs:
+                if m.type in LOCAL_MESSAGES:  # never sent by a correct peer; harmless to skip
+                    logger.debug("dropped local message %s from peer %s", m.type.name, format_id(m.from_))
+                    continue
+                self._deliver(m)
+                stepped += 1
+            batches += 1
+        return raft_pb2.SendAck(batches=batches, messages=stepped)
+
+    async def _serve_snapshot(self, requests: AsyncIterator[bytes]) -> raft_pb2.SnapshotAck:
+        invalid, data_loss = grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.DATA_LOSS
+        chunks = aiter(requests)
+        first = await anext(chunks, None)
+        chunk = None if first is None else _parse(raft_pb2.SnapshotChunk, first, "SnapshotChunk")
+        if chunk is None or chunk.WhichOneof("part") != "header":
+            raise _Refused(invalid, "a snapshot stream must start with a header")
+        header = chunk.header
+        self._check_route(header.cluster_id, header.from_member_id, header.to_member_id)
+        m = self._decode(header.message, header.from_member_id)
+        if m.type != MessageType.MsgSnap or m.snapshot is None:
+            raise _Refused(invalid, f"snapshot header carries {m.type.name}, not MsgSnap with a snapshot")
+        total = header.total_size
+        data = bytearray()
+        digest = hashlib.sha256()
+        trailer: raft_pb2.SnapshotTrailer | None = None
+        async for raw in chunks:
+            chunk = _parse(raft_pb2.SnapshotChunk, raw, "SnapshotChunk")
+            part = chunk.WhichOneof("part")
+            if trailer is not None or part not in ("data", "trailer"):
+                where = "after the trailer" if trailer is not None else "in a snapshot stream"
+                raise _Refused(invalid, f"unexpected {part or 'empty'} chunk {where}")
+            if part == "trailer":
+                trailer = chunk.trailer
+                continue
+            if len(data) + len(chunk.data) > total:
+                raise _Refused(data_loss, f"snapshot data exceeds the announced {total} bytes")
+            data += chunk.data
+            digest.update(chunk.data)
+        if trailer is None:
+            raise _Refused(
+                data_loss, f"snapshot stream ended before its trailer ({len(data)} of {total} bytes)"
+            )
+        if len(data) != total:
+            raise _Refused(data_loss, f"snapshot has {len(data)} bytes, the header announced {total}")
+        if digest.digest() != trailer.sha256:
+            raise _Refused(data_loss, "snapshot checksum mismatch (sha256)")
+        logger.info(
+            "received snapshot (index %d, %d bytes) from peer %s",
+            m.snapshot.metadata.index,
+            total,
+            format_id(m.from_),
+        )
+        self._deliver(
+            dataclasses.replace(m, snapshot=Snapshot(data=bytes(data), metadata=m.snapshot.metadata))
+        )
+        return raft_pb2.SnapshotAck(received_bytes=total)
+
+    async def _serve_hello(self, raw: bytes) -> raft_pb2.HelloResponse:
+        request = _parse(raft_pb2.HelloRequest, raw, "HelloRequest")
+        reason = self._route_problem(request.cluster_id, request.from_member_id, request.to_member_id)
+        if reason is None and request.protocol_version != PROTOCOL_VERSION:
+            reason = (
+                f"peer protocol version {request.protocol_version} is not supported "
+                f"(this member speaks {PROTOCOL_VERSION})"
+            )
+        return raft_pb2.HelloResponse(
+            cluster_id=self._cluster_id,
+            member_id=self._member_id,
+            protocol_version=PROTOCOL_VERSION,
+            server_version=__version__,
+            cluster_version=CLUSTER_VERSION,
+            reject_reason=reason or "",
+        )
+
+    async def _serve_members(self, raw: bytes) -> raft_pb2.MembersResponse:
+        _parse(raft_pb2.MembersRequest, raw, "MembersRequest")
+        if self._members_provider is None:
+            raise _Refused(grpc.StatusCode.UNAVAILABLE, "this member does not serve the member list")
+        try:
+            return self._members_provider()
+        except Exception as e:
+            logger.exception("members_provider failed")
+            raise _Refused(grpc.StatusCode.UNAVAILABLE, f"member list unavailable: {e}") from e
+
+    def _route_problem(self, cluster_id: int, from_id: int, to_id: int) -> str | None:
+        """Why a request naming these ids is not for us, or None if it is."""
+        me = format_id(self._member_id)
+        if _clusters_differ(cluster_id, self._cluster_id):
+            return (
+                f"cluster ID mismatch: member {format_id(from_id)} of cluster {format_id(cluster_id)} "
+                f"sent to member {me} of cluster {format_id(self._cluster_id)}"
+            )
+        if to_id != self._member_id:
+            return f"member ID mismatch: request for member {format_id(to_id)} reached member {me}"
+        if from_id in self._removed:
+            return f"member {format_id(from_id)} has been removed from the cluster"
+        return None
+
+    def _check_route(self, cluster_id: int, from_id: int, to_id: int) -> None:
+        reason = self._route_problem(cluster_id, from_id, to_id)
+        if reason is not None:
+            raise _Refused(grpc.StatusCode.FAILED_PRECONDITION, reason)
+
+    def _decode(self, pb: raft_pb2.Message, sender: int) -> Message:
+        try:
+            m = message_from_pb(pb)
+        except DecodeError as e:
+            raise _Refused(grpc.StatusCode.INVALID_ARGUMENT, f"malformed Raft message: {e}") from e
+        if m.from_ != sender or m.to != self._member_id:
+            raise _Refused(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"{m.type.name} from {format_id(m.from_)} to {format_id(m.to)} "
+                f"on a stream from {format_id(sender)} to {format_id(self._member_id)}",
+            )
+        return m
+
+    # --- callbacks and helpers ---------------------------------------------------------------
+
+    def _deliver(self, m: Message) -> None:
+        self._call_back(self._on_message, m)
+
+    def _report_unreachable(self, member_id: int) -> None:
+        self._call_back(self._on_unreachable, member_id)
+
+    def _report_snapshot(self, member_id: int, ok: bool) -> None:
+        self._call_back(self._on_snapshot_status, member_id, ok)
+
+    @staticmethod
+    def _call_back(fn: Callable[..., None], *args: object) -> None:
+        """Call the Raft node; a bug there must not kill a stream, a writer or the server."""
+        try:
+            fn(*args)
+        except Exception:
+            logger.exception("transport callback %s%r failed", getattr(fn, "__name__", fn), args)
+
+    def _open_channel(self, url: str) -> Any:
+        return _open_channel(url, self._channel_credentials)
+
+    def _keep(self, task: asyncio.Task[None]) -> None:
+        """Hold a reference to a background task until it ends (stop() cancels the rest)."""
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+
+async def fetch_cluster_members(
+    peer_urls: Sequence[str],
+    channel_credentials: grpc.ChannelCredentials | None = None,
+    timeout: float = 5.0,
+) -> raft_pb2.MembersResponse:
+    """Ask the members at ``peer_urls`` (first answer wins) for the cluster id and member list.
+
+    For a member started with ``--initial-cluster-state existing``, like etcd's GET /members.
+    Raises ServerError if none answers.
+    """
+    failures: list[str] = []
+    for url in peer_urls:
+        try:
+            channel = _open_channel(url, channel_credentials)
+        except ConfigError as e:
+            failures.append(f"{url}: {e}")
+            continue
+        try:
+            response: raft_pb2.MembersResponse = await _stub(channel).Members(
+                raft_pb2.MembersRequest(), timeout=timeout
+            )
+            return response
+        except grpc.aio.AioRpcError as e:
+            failures.append(f"{url}: {_describe(e)}")
+        finally:
+            await channel.close(grace=None)
+    raise ServerError(
+        "cannot fetch cluster info from peer urls: could not retrieve cluster information "
+        f"from the given URLs ({'; '.join(failures) or 'no URLs given'})"
+    )
+
+
+def _stub(channel: Any) -> Any:
+    return RaftPeerStub(channel)  # type: ignore[no-untyped-call]
+
+
+def _open_channel(url: str, credentials: grpc.ChannelCredentials | None) -> Any:
+    """A new grpc.aio channel (hence a new TCP connection) to a peer URL."""
+    parsed = parse_url(url)
+    if parsed.is_tls:
+        creds = credentials or grpc.ssl_channel_credentials()
+        return grpc.aio.secure_channel(parsed.host, creds, options=_CHANNEL_OPTIONS)
+    return grpc.aio.insecure_channel(parsed.host, options=_CHANNEL_OPTIONS)
+
+
+def _check_urls(urls: list[str]) -> None:
+    if not urls:
+        raise ConfigError("a peer needs at least one peer URL")
+    for url in urls:
+        parse_url(url)
+
+
+def _clusters_differ(a: int, b: int) -> bool:
+    """Two cluster ids conflict only if both are known (0 = a joining member's "not yet")."""
+    return a != 0 and b != 0 and a != b
+
+
+def _parse(cls: type[_Pb], raw: bytes, what: str) -> _Pb:
+    try:
+        return cls.FromString(raw)
+    except DecodeError as e:
+        raise _Refused(grpc.StatusCode.INVALID_ARGUMENT, f"malformed {what}: {e}") from e
+
+
+def _serialize(message: PbMessage) -> bytes:
+    return message.SerializeToString()
+
+
+async def _abort(context: Any, refused: _Refused) -> NoReturn:
+    await context.abort(refused.code, refused.details)
+    raise AssertionError("unreachable: context.abort raises")
+
+
+def _describe(e: Exception) -> str:
+    """An error in one line for the log: gRPC's code and details, or the exception's text."""
+    if isinstance(e, grpc.aio.AioRpcError):
+        return f"{e.code().name}: {e.details()}"
+    return str(e) or repr(e)
+
+
+async def _call_status(call: Any) -> str:
+    code = await call.code()
+    return f"{code.name}: {await call.details()}"
