@@ -105,8 +105,10 @@ class Watcher:
     key: bytes
     #: ``b""`` one key, ``b"\\0"`` every key >= ``key``, else ``[key, range_end)`` (see .index).
     range_end: bytes
-    #: The lowest revision this watcher still needs: every revision below it is delivered or
-    #: queued (or parked, for a victim); events below it are never sent again.
+    #: The lowest revision an unsynced or victim watcher still needs: everything below it is
+    #: queued (or parked) already and never sent again. A synced watcher has everything up to
+    #: the last notified revision; its min_rev only matters while it is in the future (a start
+    #: revision not reached yet), and after_restore() brings it up to date.
     min_rev: int
     stream: WatchStream
     no_put: bool = False
@@ -224,7 +226,8 @@ class WatchHub:
         schedule: Scheduler | None = _call_soon,
         install: bool = True,
     ) -> None:
-        if min(stream_buffer, max_buffered_events, max_watchers_per_sync, batch_max_revs) < 1:
+        limits = (stream_buffer, max_buffered_events, max_watchers_per_sync, batch_max_revs, batch_max_events)
+        if min(limits) < 1:  # a zero limit would stall catch-up forever
             raise ValueError("watch hub limits must be >= 1")
         self.kv = kv
         #: Event / progress responses one stream may hold (etcd's chanBufLen is 128).

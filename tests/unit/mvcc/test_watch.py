@@ -529,6 +529,15 @@ async def test_hub_schedules_its_own_steps_on_the_running_loop() -> None:
     assert hub.synced_count == 1
 
 
+@pytest.mark.parametrize(
+    "limit",
+    ["stream_buffer", "max_buffered_events", "max_watchers_per_sync", "batch_max_revs", "batch_max_events"],
+)
+def test_zero_limits_are_refused(limit: str) -> None:
+    with pytest.raises(ValueError):
+        make(**{limit: 0})
+
+
 # --- the property ----------------------------------------------------------------------------
 
 KEYS = [b"a", b"b", b"c", b"d"]
