@@ -75,7 +75,7 @@ def check_durability(
     checked = 0
     unread: list[str] = []
     for key, writes in sorted(by_key.items()):
-        acked = [op for op in writes if _acked_change(op)]
+        acked = [op for op in writes if op.changed_key()]
         if key not in final:
             if acked:
                 unread.append(key)
@@ -101,13 +101,6 @@ def check_durability(
                     f"the final store revision is {final_revision}",
                 ))
     return DurabilityResult(violations, checked, unread)
-
-
-def _acked_change(op: Operation) -> bool:
-    """An acknowledged operation that certainly changed its key."""
-    if op.outcome is not Outcome.OK:
-        return False
-    return op.writes_value() or (op.kind is OpKind.DELETE and op.succeeded is True)
 
 
 def _lost(w: Operation, fv: FinalValue | None, writes: list[Operation]) -> str | None:

@@ -117,6 +117,14 @@ class Operation:
             return True
         return self.kind in (OpKind.CAS, OpKind.TXN) and self.succeeded is True
 
+    def changed_key(self) -> bool:
+        """Whether it was acknowledged and certainly changed its key, so made a revision."""
+        if self.outcome is not Outcome.OK:
+            return False
+        if self.kind is OpKind.DELETE:
+            return self.succeeded is True
+        return self.writes_value()
+
     def describe(self) -> str:
         """A one-line rendering for reports: ``put k1=v3 -> ok rev=12``."""
         return f"{self.describe_input()} -> {self.describe_output()}"

@@ -18,7 +18,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
-from .history import Operation, OpKind, Outcome
+from .history import Operation, Outcome
 from .model import ABSENT, key_state
 from .search import Budget, Verdict, check_key
 from .shrink import shrink_key
@@ -126,15 +126,6 @@ def check_linearizability(
     )
 
 
-def _bumps_revision(op: Operation) -> bool | None:
-    """Whether an acknowledged op created a new revision (None: cannot tell)."""
-    if op.kind is OpKind.GET:
-        return False
-    if op.kind is OpKind.PUT:
-        return True
-    return op.succeeded  # delete: found the key; cas / txn: the compare held
-
-
 def check_revision_order(ops: Iterable[Operation], limit: int = 20) -> list[RevisionViolation]:
     """Revisions against real time, across keys (at most ``limit`` violations reported).
 
@@ -142,37 +133,27 @@ def check_revision_order(ops: Iterable[Operation], limit: int = 20) -> list[Revi
     wrote; and no two writes share a revision (every op here touches one key, in its own
     transaction). Only acknowledged operations with a recorded revision take part.
     """
-    acked = [op for op in ops if op.outcome is Outcome.OK and op.revision is not None]
+    acked = [(op.revision, op) for op in ops if op.outcome is Outcome.OK and op.revision is not None]
     out: list[RevisionViolation] = []
     writer_of: dict[int, Operation] = {}
-    for op in acked:
-        if _bumps_revision(op):
-            rev = op.revision
-            assert rev is not None
+    for rev, op in acked:
+        if op.changed_key():
             other = writer_of.setdefault(rev, op)
             if other is not op and len(out) < limit:
                 first, second = sorted((other, op), key=lambda o: o.invoke)
                 out.append(RevisionViolation(first, second, f"two writes at revision {rev}"))
-    by_return = sorted(acked, key=lambda op: op.return_time)
-    highest: Operation | None = None  # the op with the highest revision returned so far
+    by_return = sorted(acked, key=lambda ro: ro[1].return_time)
+    floor, highest = 0, None  # the highest revision returned so far, and its op
     k = 0
-    for op in sorted(acked, key=lambda op: op.invoke):
+    for rev, op in sorted(acked, key=lambda ro: ro[1].invoke):
         # Strictly before: touching intervals count as concurrent, as in the search.
-        while k < len(by_return) and by_return[k].return_time < op.invoke:
-            done = by_return[k]
-            if highest is None or _rev(done) > _rev(highest):
-                highest = done
+        while k < len(by_return) and by_return[k][1].return_time < op.invoke:
+            if highest is None or by_return[k][0] > floor:
+                floor, highest = by_return[k]
             k += 1
         if highest is None or len(out) >= limit:
             continue
-        floor = _rev(highest)
-        if _rev(op) < floor or (_bumps_revision(op) and _rev(op) == floor):
-            out.append(RevisionViolation(
-                highest, op,
-                f"revision {_rev(op)} after an operation that returned revision {floor}",
-            ))
+        if rev < floor or (op.changed_key() and rev == floor):
+            reason = f"revision {rev} after an operation that returned revision {floor}"
+            out.append(RevisionViolation(highest, op, reason))
     return out
-
-
-def _rev(op: Operation) -> int:
-    return op.revision if op.revision is not None else 0

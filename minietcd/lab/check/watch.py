@@ -196,12 +196,12 @@ def committed_changes(ops: Iterable[Operation]) -> list[Change]:
     """The changes the acknowledged writes of a KV history certainly committed, by revision."""
     out: list[Change] = []
     for op in ops:
-        if op.outcome is not Outcome.OK or op.revision is None:
+        if not op.changed_key() or op.revision is None:
             continue
-        if op.writes_value():
-            out.append(Change(op.revision, op.key, EventType.PUT, op.value, op.id))
-        elif op.kind is OpKind.DELETE and op.succeeded:
+        if op.kind is OpKind.DELETE:
             out.append(Change(op.revision, op.key, EventType.DELETE, None, op.id))
+        else:
+            out.append(Change(op.revision, op.key, EventType.PUT, op.value, op.id))
     out.sort(key=lambda c: (c.revision, c.key))
     return out
 
