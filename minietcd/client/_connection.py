@@ -93,16 +93,19 @@ class Endpoint:
 @dataclass(frozen=True)
 class TLSConfig:
     """TLS options: ``ca_file`` verifies servers, ``cert_file`` + ``key_file`` identify the
-    client, ``server_name`` overrides the name checked in the server's certificate."""
+    client, ``server_name`` overrides the name checked in the server's certificate. Any of them
+    (or ``force``) turns TLS on for endpoints given without a scheme."""
 
     ca_file: str | None = None
     cert_file: str | None = None
     key_file: str | None = None
     server_name: str | None = None
+    #: Use TLS (with the system's CAs unless ``ca_file``) even without any of the above.
+    force: bool = False
 
     @property
     def enabled(self) -> bool:
-        return any((self.ca_file, self.cert_file, self.key_file, self.server_name))
+        return self.force or any((self.ca_file, self.cert_file, self.key_file, self.server_name))
 
     def credentials(self) -> grpc.ChannelCredentials:
         def read(path: str | None) -> bytes | None:

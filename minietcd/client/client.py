@@ -27,7 +27,8 @@ class Client(KVMixin, WatchMixin, LeaseMixin, ClusterMixin, MaintenanceMixin):
     ``timeout``: default deadline of each call in seconds (every method also takes
     ``timeout=``; ``math.inf`` means none). ``dial_timeout``: how long to try connecting to one
     endpoint before moving on. ``ca_file``/``cert_file``/``key_file``: TLS (``https://``
-    endpoints, or any endpoint once one of them is given). ``username``/``password``: etcd
+    endpoints, or any endpoint once one of them is given, or ``tls=True``); ``server_name``
+    overrides the name checked in the server's certificate. ``username``/``password``: etcd
     authentication.
 
     Example::
@@ -54,6 +55,7 @@ class Client(KVMixin, WatchMixin, LeaseMixin, ClusterMixin, MaintenanceMixin):
         cert_file: str | None = None,
         key_file: str | None = None,
         server_name: str | None = None,
+        tls: bool = False,
         username: str | None = None,
         password: str | None = None,
         keepalive_time: float = 10.0,
@@ -65,7 +67,7 @@ class Client(KVMixin, WatchMixin, LeaseMixin, ClusterMixin, MaintenanceMixin):
             eps,
             timeout=timeout,
             dial_timeout=dial_timeout,
-            tls=TLSConfig(ca_file, cert_file, key_file, server_name),
+            tls=TLSConfig(ca_file, cert_file, key_file, server_name, tls),
             keepalive_time=keepalive_time,
             keepalive_timeout=keepalive_timeout,
             username=username,

@@ -16,6 +16,7 @@ Example::
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
@@ -155,18 +156,21 @@ class MaintenanceMixin:
         return MoveLeaderResponse(ResponseHeader.from_pb(resp.header), resp)
 
     async def snapshot_stream(
-        self, *, endpoint: str | None = None, timeout: float | None = None
+        self, *, endpoint: str | None = None, timeout: float = math.inf
     ) -> AsyncIterator[bytes]:
         """The member's backend snapshot as a stream of chunks (the last 32 bytes are the
-        SHA-256 of everything before them)."""
+        SHA-256 of everything before them). ``timeout`` bounds the whole transfer (default:
+        none)."""
         md = await self._conn.metadata()
+        grpc_timeout = None if math.isinf(timeout) else timeout
 
         def open_call(m: _Member) -> Any:
             return self._conn.stub(m, rpc_pb2_grpc.MaintenanceStub).Snapshot(
-                rpc_pb2.SnapshotRequest(), metadata=md, timeout=None if timeout is None else timeout
+                rpc_pb2.SnapshotRequest(), metadata=md, timeout=grpc_timeout
             )
 
-        _, call = await self._conn.open_stream(open_call, timeout=timeout, endpoint=endpoint)
+        connect_timeout = None if math.isinf(timeout) else timeout  # connecting: the client default
+        _, call = await self._conn.open_stream(open_call, timeout=connect_timeout, endpoint=endpoint)
         try:
             async for resp in call:
                 if resp.blob:
@@ -177,7 +181,7 @@ class MaintenanceMixin:
             call.cancel()
 
     async def snapshot(self, path: str | os.PathLike[str], *, endpoint: str | None = None,
-                       timeout: float | None = None) -> int:  # fmt: skip
+                       timeout: float = math.inf) -> int:  # fmt: skip
         """Save a member's snapshot to ``path`` (written to ``path.part``, checked against its
         SHA-256 trailer, synced, then renamed); returns its size in bytes."""
         path = os.fspath(path)

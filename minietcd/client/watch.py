@@ -208,13 +208,17 @@ class Watch:
         if wr.compact_revision:
             self._closed = True
             self._drop_call()
-            raise WatchCompactedError(wr.compact_revision)
+            compacted = WatchCompactedError(wr.compact_revision)
+            compacted.response = wr
+            raise compacted
         reason = wr.cancel_reason
         if reason == _NO_LEADER and self._endpoint is None:
             return
         self._closed = True
         self._drop_call()
-        raise WatchCanceledError(reason or _FUTURE_REV, etcd_message=reason or _FUTURE_REV)
+        canceled = WatchCanceledError(reason or _FUTURE_REV, etcd_message=reason or _FUTURE_REV)
+        canceled.response = wr
+        raise canceled
 
     # -------------------------------------------------------------------------- iteration
 
