@@ -303,10 +303,16 @@ class ClientClosedError(ClientError):
 class WatchCanceledError(ClientError):
     """The server canceled a watch for a reason other than compaction."""
 
+    #: The server's canceled response (a ``minietcd.client.WatchResponse``), if there was one.
+    response: object = None
+
 
 class WatchCompactedError(CompactedRevisionError, ClientError):
     """A watch could not start (or resume) because its revision was compacted. Restart from
     ``compact_revision`` (the oldest revision still available) if missing events is acceptable."""
+
+    #: The server's canceled response (a ``minietcd.client.WatchResponse``), if there was one.
+    response: object = None
 
     def __init__(self, compact_revision: int) -> None:
         ClientError.__init__(self, CompactedRevisionError.etcd_message or "compacted")
