@@ -49,6 +49,8 @@ class StateMachine:
         self.membership = Membership()
         self.alarms: set[tuple[int, int]] = set()  # (member id, AlarmType) active cluster-wide
         self.applied_index = 0  # index of the last entry applied (etcd's consistent index)
+        # Called after restore() replaced the store: the watch hub re-syncs its watchers.
+        self.restore_hooks: list[Callable[[], None]] = []
 
     # -- normal entries ---------------------------------------------------------------------
 
@@ -231,6 +233,8 @@ class StateMachine:
         self.membership.restore(meta["membership"])
         self.alarms = {(m, a) for m, a in meta["alarms"]}
         self.applied_index = meta["applied_index"]
+        for hook in self.restore_hooks:
+            hook()
 
 
 def _txn_writes(t: rpc_pb2.TxnRequest) -> bool:

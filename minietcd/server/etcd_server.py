@@ -27,7 +27,7 @@ from minietcd.errors import MinietcdError, ProposalDroppedError, ServerError
 from minietcd.raft.types import NONE, ConfChange, ConfChangeType, ReadState
 from minietcd.server.apply import ALARM_NOSPACE, ERR_NO_SPACE, Applied, StateMachine
 from minietcd.server.membership import Member, encode_conf_context
-from minietcd.server.raft_node import RaftNode
+from minietcd.server.raft_node import PROPOSALS_PENDING, RaftNode
 
 log = logging.getLogger("minietcd.server")
 
@@ -213,6 +213,7 @@ class EtcdServer:
             raise ServerError(ERR_TOO_LARGE)
         fut: asyncio.Future[object] = asyncio.get_running_loop().create_future()
         self._waiting[rid] = fut
+        PROPOSALS_PENDING.inc()
         deadline = time.monotonic() + self.request_timeout
         try:
             while True:
@@ -232,6 +233,7 @@ class EtcdServer:
                 raise ServerError(ERR_TIMEOUT) from None
         finally:
             self._waiting.pop(rid, None)
+            PROPOSALS_PENDING.dec()
 
     def check_quota(self, grows: bool) -> None:
         """Refuse writes once the backend passed --quota-backend-bytes (and raise NOSPACE)."""

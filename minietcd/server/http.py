@@ -5,13 +5,21 @@ from __future__ import annotations
 import json
 
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, Gauge, generate_latest
 
 from minietcd import ETCD_API_VERSION
 from minietcd.server.etcd_server import EtcdServer
 
+DB_TOTAL_SIZE = Gauge(
+    "etcd_mvcc_db_total_size_in_bytes",
+    "Total size of the underlying database physically allocated in bytes.",
+)
+
 
 def make_app(server: EtcdServer) -> web.Application:
+    # Computed when scraped: the store knows its size; nobody needs it between scrapes.
+    DB_TOTAL_SIZE.set_function(server.sm.kv.size_bytes)
+
     async def health(request: web.Request) -> web.Response:
         # etcd: healthy when there is a leader and no alarm is raised.
         ok = server.leader != 0 and not server.sm.alarms

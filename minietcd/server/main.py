@@ -27,6 +27,7 @@ from minietcd.api.etcdserverpb import rpc_pb2_grpc
 from minietcd.api.raftpb import raft_pb2
 from minietcd.errors import ConfigError, MinietcdError
 from minietcd.lease.lessor import min_lease_ttl
+from minietcd.mvcc.watch import WatchHub
 from minietcd.raft.config import Config as RaftConfig
 from minietcd.raft.rawnode import RawNode
 from minietcd.server.apply import StateMachine
@@ -42,6 +43,7 @@ from minietcd.server.v3rpc.interceptor import EtcdInterceptor
 from minietcd.server.v3rpc.kv import KVService
 from minietcd.server.v3rpc.lease import LeaseService
 from minietcd.server.v3rpc.maintenance import MaintenanceService
+from minietcd.server.v3rpc.watch import WatchService
 from minietcd.storage.raft_storage import DiskStorage
 
 log = logging.getLogger("minietcd.server")
@@ -83,6 +85,8 @@ class Member:
             min_lease_ttl=min_lease_ttl(cfg.election_ticks, cfg.heartbeat_interval),
             member_id=mid,
         )
+        hub = WatchHub(sm.kv)  # watchers see every write this member applies
+        sm.restore_hooks.append(hub.after_restore)
         snap = start.storage.snapshot()
         if not snap.is_empty():
             sm.restore(snap.data)
@@ -148,7 +152,7 @@ class Member:
             "etcdserver: starting server... [version: %s, cluster version: to_be_decided]", ETCD_API_VERSION
         )
         try:
-            await self._serve_clients(server)
+            await self._serve_clients(server, hub)
             await self._serve_metrics(server)
             self.tasks.append(asyncio.create_task(self._publish(server)))
             self.tasks.append(asyncio.create_task(server.ensure_cluster_version()))
@@ -183,7 +187,7 @@ class Member:
             ],
         )
 
-    async def _serve_clients(self, server: EtcdServer) -> None:
+    async def _serve_clients(self, server: EtcdServer, hub: WatchHub) -> None:
         cfg = self.cfg
         gs = grpc.aio.server(
             interceptors=[EtcdInterceptor(server)],
@@ -198,6 +202,7 @@ class Member:
         rpc_pb2_grpc.add_ClusterServicer_to_server(ClusterService(server, cfg.strict_reconfig_check), gs)
         rpc_pb2_grpc.add_MaintenanceServicer_to_server(MaintenanceService(server), gs)
         rpc_pb2_grpc.add_LeaseServicer_to_server(LeaseService(server), gs)
+        rpc_pb2_grpc.add_WatchServicer_to_server(WatchService(hub, server.header), gs)
         for u in cfg.listen_client_urls:
             gs.add_insecure_port(_host_port(u))
             log.info("embed: listening for client requests on %s", _host_port(u))

@@ -1,0 +1,97 @@
+"""Put throughput of a 3-member cluster: minietcd beside real etcd, same load generator.
+
+    python3 benchmarks/put_load.py [--clients 64] [--conns 8] [--seconds 10] [--size 256]
+                                   [--target minietcd|etcd|both]
+
+Starts each cluster on 127.0.0.1 (data on tmpfs-backed /tmp if that is what /tmp is), runs
+``--clients`` concurrent writers over ``--conns`` gRPC connections spread over all members for
+``--seconds``, and prints puts/s and latency percentiles. Writes go to random keys among 10,000.
+Nothing here is a test: record the output in docs/benchmarks.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import random
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import grpc
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from minietcd.api.etcdserverpb import rpc_pb2, rpc_pb2_grpc  # noqa: E402
+from tests.cluster.harness import ProcessCluster, etcd_binary, minietcd_binary  # noqa: E402
+
+
+async def load(endpoints: list[str], clients: int, conns: int, seconds: float, size: int) -> tuple[int, list[float]]:
+    channels = [grpc.aio.insecure_channel(endpoints[i % len(endpoints)]) for i in range(conns)]
+    stubs = [rpc_pb2_grpc.KVStub(ch) for ch in channels]
+    value = os.urandom(size)
+    latencies: list[float] = []
+    done = 0
+    stop = time.monotonic() + seconds
+
+    async def client(n: int) -> None:
+        nonlocal done
+        stub = stubs[n % conns]
+        rng = random.Random(n)
+        while time.monotonic() < stop:
+            key = b"bench/%05d" % rng.randrange(10_000)
+            t0 = time.perf_counter()
+            await stub.Put(rpc_pb2.PutRequest(key=key, value=value), timeout=10)
+            latencies.append(time.perf_counter() - t0)
+            done += 1
+
+    start = time.monotonic()
+    await asyncio.gather(*(client(i) for i in range(clients)))
+    elapsed = time.monotonic() - start
+    for ch in channels:
+        await ch.close()
+    return int(done / elapsed), latencies
+
+
+def run(name: str, binary: list[str], args: argparse.Namespace) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        cluster = ProcessCluster(binary, 3, Path(tmp), heartbeat_ms=100, election_ms=1000)
+        try:
+            cluster.start()
+            cluster.wait_healthy(60)
+            eps = [cluster.endpoint(i).split("://")[-1] for i in range(3)]
+            asyncio.run(load(eps, 8, 2, 2.0, args.size))  # warm-up
+            rate, lat = asyncio.run(load(eps, args.clients, args.conns, args.seconds, args.size))
+        finally:
+            cluster.close()
+    lat.sort()
+
+    def pct(p: float) -> float:
+        return lat[min(len(lat) - 1, int(p * len(lat)))] * 1000
+
+    print(
+        f"{name:9s} {rate:7d} puts/s  latency ms: p50 {pct(0.5):6.1f}  p90 {pct(0.9):6.1f}  "
+        f"p99 {pct(0.99):6.1f}  mean {statistics.mean(lat) * 1000:6.1f}  "
+        f"({args.clients} clients, {args.conns} conns, {args.size} B values, {args.seconds:.0f} s)"
+    )
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--clients", type=int, default=64)
+    ap.add_argument("--conns", type=int, default=8)
+    ap.add_argument("--seconds", type=float, default=10.0)
+    ap.add_argument("--size", type=int, default=256)
+    ap.add_argument("--target", choices=["minietcd", "etcd", "both"], default="both")
+    args = ap.parse_args()
+    if args.target in ("etcd", "both"):
+        run("etcd", etcd_binary(), args)
+    if args.target in ("minietcd", "both"):
+        run("minietcd", minietcd_binary(), args)
+
+
+if __name__ == "__main__":
+    main()
