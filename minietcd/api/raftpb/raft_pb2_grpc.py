@@ -59,6 +59,11 @@ class RaftPeerStub:
                 request_serializer=minietcd_dot_api_dot_raftpb_dot_raft__pb2.HelloRequest.SerializeToString,
                 response_deserializer=minietcd_dot_api_dot_raftpb_dot_raft__pb2.HelloResponse.FromString,
                 _registered_method=True)
+        self.Members = channel.unary_unary(
+                '/minietcd.raftpb.RaftPeer/Members',
+                request_serializer=minietcd_dot_api_dot_raftpb_dot_raft__pb2.MembersRequest.SerializeToString,
+                response_deserializer=minietcd_dot_api_dot_raftpb_dot_raft__pb2.MembersResponse.FromString,
+                _registered_method=True)
 
 
 class RaftPeerServicer:
@@ -103,6 +108,16 @@ class RaftPeerServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Members(self, request, context):
+        """Members lists the cluster as the callee knows it: its cluster id and every member
+        (etcd's GET /members on the peer port). A member started with
+        --initial-cluster-state existing asks any existing peer, to learn the cluster id and
+        its own member id before it starts Raft. UNAVAILABLE while the callee cannot answer.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_RaftPeerServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -120,6 +135,11 @@ def add_RaftPeerServicer_to_server(servicer, server):
                     servicer.Hello,
                     request_deserializer=minietcd_dot_api_dot_raftpb_dot_raft__pb2.HelloRequest.FromString,
                     response_serializer=minietcd_dot_api_dot_raftpb_dot_raft__pb2.HelloResponse.SerializeToString,
+            ),
+            'Members': grpc.unary_unary_rpc_method_handler(
+                    servicer.Members,
+                    request_deserializer=minietcd_dot_api_dot_raftpb_dot_raft__pb2.MembersRequest.FromString,
+                    response_serializer=minietcd_dot_api_dot_raftpb_dot_raft__pb2.MembersResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -212,6 +232,33 @@ class RaftPeer:
             '/minietcd.raftpb.RaftPeer/Hello',
             minietcd_dot_api_dot_raftpb_dot_raft__pb2.HelloRequest.SerializeToString,
             minietcd_dot_api_dot_raftpb_dot_raft__pb2.HelloResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Members(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/minietcd.raftpb.RaftPeer/Members',
+            minietcd_dot_api_dot_raftpb_dot_raft__pb2.MembersRequest.SerializeToString,
+            minietcd_dot_api_dot_raftpb_dot_raft__pb2.MembersResponse.FromString,
             options,
             channel_credentials,
             insecure,
