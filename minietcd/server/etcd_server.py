@@ -96,6 +96,7 @@ class EtcdServer:
         node.on_applied = self._on_applied
         node.on_read_state = self._on_read_state
         node.on_leader_change = self._on_leader_change
+        node.on_dropped = self._on_dropped
 
     # -- lifecycle -------------------------------------------------------------------------------
 
@@ -211,29 +212,33 @@ class EtcdServer:
         data = req.SerializeToString()
         if len(data) > self.max_request_bytes:  # etcd checks the marshalled request, no slack
             raise ServerError(ERR_TOO_LARGE)
-        fut: asyncio.Future[object] = asyncio.get_running_loop().create_future()
-        self._waiting[rid] = fut
+        loop = asyncio.get_running_loop()
         PROPOSALS_PENDING.inc()
         deadline = time.monotonic() + self.request_timeout
         try:
             while True:
                 await self.wait_leader(deadline - time.monotonic())
+                fut: asyncio.Future[object] = loop.create_future()
+                self._waiting[rid] = fut
+                self.node.propose(data, rid)
                 try:
-                    self.node.propose(data)
-                    break
+                    return await asyncio.wait_for(asyncio.shield(fut), deadline - time.monotonic())
+                except TimeoutError:
+                    raise ServerError(ERR_TIMEOUT) from None
                 except ProposalDroppedError:
-                    # Leader lost or transferring between our check and the proposal: wait for
-                    # the next leader, within the same deadline.
+                    # Nothing was appended (a batch is taken whole or not at all). The leader was
+                    # lost or is transferring: wait for the next one, within the same deadline.
                     await asyncio.sleep(min(0.05, max(0.0, deadline - time.monotonic())))
                     if time.monotonic() >= deadline:
                         raise ServerError(ERR_TIMEOUT) from None
-            try:
-                return await asyncio.wait_for(asyncio.shield(fut), deadline - time.monotonic())
-            except TimeoutError:
-                raise ServerError(ERR_TIMEOUT) from None
         finally:
             self._waiting.pop(rid, None)
             PROPOSALS_PENDING.dec()
+
+    def _on_dropped(self, request_id: int, error: ProposalDroppedError) -> None:
+        fut = self._waiting.get(request_id)
+        if fut is not None and not fut.done():
+            fut.set_exception(error)
 
     def check_quota(self, grows: bool) -> None:
         """Refuse writes once the backend passed --quota-backend-bytes (and raise NOSPACE)."""

@@ -106,6 +106,8 @@ class RaftNode:
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._stopped = False
+        self._proposals: list[tuple[bytes, int]] = []  # (data, request id) not yet stepped
+        self.on_dropped: Callable[[int, ProposalDroppedError], None] = lambda rid, e: None
         self.advance_ticks_pending = True  # see advance_election_ticks
 
     # -- inputs (any coroutine may call these) -------------------------------------------------
@@ -119,14 +121,23 @@ class RaftNode:
             log.warning("dropping message from peer %x: %s", m.from_, e)
         self._wake.set()
 
-    def propose(self, data: bytes) -> None:
-        """Raises ProposalDroppedError if the core cannot take it now (e.g. no leader)."""
-        try:
-            self.rawnode.propose(data)
-        except ProposalDroppedError:
-            PROPOSALS_FAILED.inc()
-            raise
+    def propose(self, data: bytes, request_id: int) -> None:
+        """Queue a proposal. Everything queued in one turn of the event loop is stepped into
+        the core together (one MsgProp, one append per follower): batching behind the request
+        edge. If the core refuses the batch, ``on_dropped(request_id, error)`` is called."""
+        self._proposals.append((data, request_id))
         self._wake.set()
+
+    def _flush_proposals(self) -> None:
+        if not self._proposals:
+            return
+        batch, self._proposals = self._proposals, []
+        try:
+            self.rawnode.propose_many([data for data, _ in batch])
+        except ProposalDroppedError as e:
+            PROPOSALS_FAILED.inc(len(batch))
+            for _, rid in batch:
+                self.on_dropped(rid, e)
 
     def propose_conf_change(self, cc: ConfChange) -> None:
         self.rawnode.propose_conf_change(cc)
@@ -183,7 +194,10 @@ class RaftNode:
         while not self._stopped:
             await self._wake.wait()
             self._wake.clear()
-            while self.rawnode.has_ready() and not self._stopped:
+            while not self._stopped:
+                self._flush_proposals()
+                if not self.rawnode.has_ready():
+                    break
                 try:
                     await self._handle_ready(self.rawnode.ready())
                 except MinietcdError:
@@ -204,7 +218,14 @@ class RaftNode:
         if rd.soft_state is not None:
             self._soft_state_changed(rd.soft_state.lead, rd.soft_state.role)
 
-        # 1. Persist: entries, hard state and snapshot must be durable before the messages
+        # 1. A leader sends first, writing its log while followers write theirs (thesis
+        #    10.2.1). Safe: the leader's own entries count towards a commit only in a later
+        #    Ready, which is handled after this one's fsync has finished.
+        leader_sends_first = self.is_leader and rd.messages
+        if leader_sends_first:
+            self.transport.send(rd.messages)
+
+        # 2. Persist: entries, hard state and snapshot must be durable before the messages
         #    that depend on them leave (paper Figure 2, "before responding to RPCs").
         self.storage.save_ready(rd.hard_state or EMPTY_HARD_STATE, rd.entries, rd.snapshot)
         if rd.must_sync or rd.snapshot is not None:
@@ -212,11 +233,11 @@ class RaftNode:
             await asyncio.to_thread(self.storage.sync)
             WAL_FSYNC.observe(time.perf_counter() - start)
 
-        # 2. Send.
-        if rd.messages:
+        # 3. Everyone else speaks only once durable (votes, append acknowledgements).
+        if rd.messages and not leader_sends_first:
             self.transport.send(rd.messages)
 
-        # 3. Apply: a snapshot replaces the whole state; then committed entries, in order.
+        # 4. Apply: a snapshot replaces the whole state; then committed entries, in order.
         if rd.snapshot is not None:
             self.sm.restore(rd.snapshot.data)
             self.applied_index = self.snapshot_index = rd.snapshot.metadata.index
@@ -228,11 +249,11 @@ class RaftNode:
             PROPOSALS_COMMITTED.set(rd.committed_entries[-1].index)
             PROPOSALS_APPLIED.set(self.applied_index)
 
-        # 4. Reads confirmed by a heartbeat round.
+        # 5. Reads confirmed by a heartbeat round.
         for rs in rd.read_states:
             self.on_read_state(rs)
 
-        # 5. Done with this Ready.
+        # 6. Done with this Ready.
         self.rawnode.advance(rd)
         if rd.snapshot_needed or self.applied_index - self.snapshot_index > self.snapshot_count:
             self._snapshot()
