@@ -42,6 +42,8 @@ ERR_BAD_TRANSFEREE = "etcdserver: bad leader transferee"
 ERR_TRANSFER_TIMEOUT = "etcdserver: request timed out, leader transfer took too long"
 ERR_MEMBER_NOT_FOUND = "etcdserver: member not found"
 ERR_NOT_LEARNER = "etcdserver: can only promote a learner member"
+ERR_UNHEALTHY = "etcdserver: unhealthy cluster"
+HEALTH_INTERVAL = 5.0  # seconds all peers must have been connected before a reconfiguration
 
 LEASE_REVOKE_RATE = 1000  # lease revocations proposed per second at most (etcd's leaseRevokeRate)
 
@@ -356,25 +358,59 @@ class EtcdServer:
         assert isinstance(result, list)
         return result
 
-    def started_voters(self) -> set[int]:
-        """Voters this member can reach now (itself included): etcd's "started members"."""
-        voters = set(self.sm.membership.voters())
-        return {v for v in voters if v == self.member_id or self.active_since(v) is not None}
+    def _started(self, member_id: int) -> bool:
+        """etcd's "started": the member has published its name (it has run at least once)."""
+        m = self.sm.membership.members.get(member_id)
+        return m is not None and bool(m.name)
+
+    def _connected_since(self, ids: list[int], since: float) -> int:
+        """How many of ``ids`` (this member included) we have been connected to since ``since``."""
+        n = 0
+        for i in ids:
+            t = self.active_since(i)
+            if i == self.member_id or (t is not None and t <= since):
+                n += 1
+        return n
 
     def check_add_voter(self) -> None:
-        # --strict-reconfig-check: adding a voter must leave a quorum of started members.
+        """--strict-reconfig-check for adding a voter (etcd's mayAddMember)."""
         voters = self.sm.membership.voters()
-        if len(self.started_voters()) < (len(voters) + 1) // 2 + 1:
+        started = sum(1 for v in voters if self._started(v))
+        if started < (len(voters) + 1) // 2 + 1:
             raise ServerError(ERR_NOT_ENOUGH_STARTED)
+        if self._connected_since(voters, time.monotonic() - HEALTH_INTERVAL) < len(voters):
+            raise ServerError(ERR_UNHEALTHY)
 
     def check_remove_voter(self, member_id: int) -> None:
-        voters = set(self.sm.membership.voters())
+        """--strict-reconfig-check for removing a voter (etcd's mayRemoveMember)."""
+        voters = self.sm.membership.voters()
         if member_id not in voters:
             return
-        remaining = voters - {member_id}
-        started = self.started_voters() - {member_id}
-        if len(started) < len(remaining) // 2 + 1:
+        rest = [v for v in voters if v != member_id]
+        if sum(1 for v in rest if self._started(v)) < len(rest) // 2 + 1:
             raise ServerError(ERR_NOT_ENOUGH_STARTED)
+        if member_id != self.member_id and self.active_since(member_id) is None:
+            return  # a member that is down is not part of the active quorum: safe to remove
+        active = self._connected_since(voters, time.monotonic() - HEALTH_INTERVAL)
+        if active - 1 < 1 + (len(voters) - 1) // 2:
+            raise ServerError(ERR_UNHEALTHY)
+
+    async def transfer_leadership_on_shutdown(self) -> None:
+        """A leader stopping cleanly hands leadership to the peer it has been connected to longest,
+        so the cluster does not wait out an election timeout (etcd does the same on SIGTERM)."""
+        voters = [v for v in self.sm.membership.voters() if v != self.member_id]
+        if not self.node.is_leader or not voters:
+            return
+        since = {v: self.active_since(v) for v in voters}
+        candidates = sorted((t, v) for v, t in since.items() if t is not None)
+        if not candidates:
+            return
+        target = candidates[0][1]
+        log.info("etcdserver: leadership transfer to %x before stopping", target)
+        try:
+            await asyncio.wait_for(self.move_leader(target), self.election_timeout * 2)
+        except (MinietcdError, TimeoutError) as e:
+            log.warning("etcdserver: leadership transfer before stopping failed: %s", e)
 
     def check_promote(self, member_id: int) -> None:
         m = self.sm.membership.members.get(member_id)

@@ -158,6 +158,7 @@ class Member:
             self.tasks.append(asyncio.create_task(server.ensure_cluster_version()))
             await self.stop_requested.wait()
         finally:
+            await server.transfer_leadership_on_shutdown()
             log.info("etcdserver: stopping member %x", mid)
             for t in self.tasks:
                 t.cancel()
