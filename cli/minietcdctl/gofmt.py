@@ -214,36 +214,37 @@ def humanize_bytes(n: int) -> str:
 
 _UNITS = {"ns": 1, "us": 1_000, "µs": 1_000, "μs": 1_000, "ms": 1_000_000, "s": 10**9, "m": 60 * 10**9,
           "h": 3600 * 10**9}  # fmt: skip
-_DURATION = re.compile(r"(\d*\.?\d*)(ns|us|µs|μs|ms|s|m|h)")
 
 
 def parse_duration(text: str) -> float:
     """Go's ``time.ParseDuration``, in seconds; ValueError with Go's message when invalid."""
-    orig = text
-    sign = 1
-    if text[:1] in "+-":
-        sign = -1 if text[0] == "-" else 1
-        text = text[1:]
-    if text == "0":
+    orig, s = text, text
+    neg = False
+    if s[:1] in ("+", "-"):
+        neg, s = s[0] == "-", s[1:]
+    if s == "0":
         return 0.0
-    if not text:
+    if s == "":
         raise ValueError(f"time: invalid duration {quote(orig)}")
     total = 0.0
-    pos = 0
-    while pos < len(text):
-        m = _DURATION.match(text, pos)
-        if m is None or m.group(1) in ("", "."):
-            if m is None and re.match(r"\d*\.?\d*$", text[pos:]):
-                raise ValueError(f"time: missing unit in duration {quote(orig)}")
-            if m is None and re.match(r"\d*\.?\d*[a-zA-Z]", text[pos:]):
-                unit = re.match(r"\d*\.?\d*([^\d.]+)", text[pos:])
-                raise ValueError(
-                    f"time: unknown unit {quote(unit.group(1) if unit else '')} in duration {quote(orig)}"
-                )
+    while s:
+        if not (s[0] == "." or s[0].isdigit()):
             raise ValueError(f"time: invalid duration {quote(orig)}")
-        total += float(m.group(1)) * _UNITS[m.group(2)]
-        pos = m.end()
-    return sign * total / 1e9
+        m = re.match(r"(\d*)(?:\.(\d*))?", s)
+        assert m is not None
+        whole, frac = m.group(1), m.group(2)
+        if not whole and not frac:
+            raise ValueError(f"time: invalid duration {quote(orig)}")
+        s = s[m.end() :]
+        u = re.match(r"[^.\d]*", s)
+        unit = u.group(0) if u else ""
+        if not unit:
+            raise ValueError(f"time: missing unit in duration {quote(orig)}")
+        if unit not in _UNITS:
+            raise ValueError(f"time: unknown unit {quote(unit)} in duration {quote(orig)}")
+        s = s[len(unit) :]
+        total += float(f"{whole or 0}.{frac or 0}") * _UNITS[unit]
+    return (-total if neg else total) / 1e9
 
 
 def format_duration(seconds: float) -> str:

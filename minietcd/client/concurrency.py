@@ -196,10 +196,11 @@ class Lock:
             raise
 
     async def release(self) -> None:
-        """Give the lock up (delete our key)."""
-        if self._key:
+        """Give the lock up (delete our key). Afterwards :meth:`is_owner` never holds (as in
+        etcd, the key becomes ``"\\x00"`` and the revision -1)."""
+        if self._key and self._key != b"\x00":
             await self.session.client.delete(self._key)
-        self._key = b""
+        self._key = b"\x00"
         self._rev = -1
 
     async def __aenter__(self) -> Lock:
