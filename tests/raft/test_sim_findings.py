@@ -1,15 +1,13 @@
 """Core bugs the simulator found, each as a minimal deterministic reproduction.
 
 A finding's test is marked ``xfail(strict=True)`` while the bug is open; when the core is fixed
-the test starts passing, strict xfail turns that into a failure, and the marker must go (and
-the simulator's workaround for it, if any: see ``WORKAROUND_*`` in sim/scenario.py).
+the test starts passing, strict xfail turns that into a failure, and the marker must go (with
+any workaround the simulator had for it). Fixed findings stay here as regression tests.
 """
 
 from __future__ import annotations
 
 import random
-
-import pytest
 
 from minietcd.raft.types import ConfChange, ConfChangeType, StateRole
 from tests.raft.interaction import Interaction
@@ -26,15 +24,17 @@ def calm_cluster(voters: int) -> Cluster:
     return c
 
 
-@pytest.mark.xfail(strict=True, reason="F1: restore() drops a snapshot whose ConfState lacks the receiver")
 def test_f1_member_added_after_the_latest_snapshot_catches_up() -> None:
-    """F1 (seeds 2, 6, 14, 32 of the simulator, before its workaround).
+    """F1 (simulator seeds 2, 6, 14, 32 at the time).
 
     The leader compacts its log; then a member is added. The new member's log is empty, so
     the leader must send its snapshot -- but that snapshot predates the ADD, so its ConfState
     does not name the new member, and ``Raft.restore`` ("a snapshot that does not include us is
     not for us") ignores it. The leader re-sends the same snapshot on every heartbeat response,
     forever: the member never catches up until the leader happens to take a newer snapshot.
+
+    Fixed: the leader no longer sends such a snapshot; it sets ``Ready.snapshot_needed`` and the
+    application (here ``Cluster``) takes a fresh snapshot, which names the new member.
     """
     c = calm_cluster(1)
     for i in range(3):
@@ -49,7 +49,7 @@ def test_f1_member_added_after_the_latest_snapshot_catches_up() -> None:
 
 
 def test_f2_removing_the_leader_of_two_voters_does_not_wedge_the_survivor() -> None:
-    """F2 (simulator seed 606, before its workaround).
+    """F2 (simulator seed 606 at the time).
 
     n1 leads {n1, n2} and proposes its own removal (index 4), then a client entry (5). n2
     acknowledges 4, n1 commits and applies it, and steps down -- but the appends carrying

@@ -118,8 +118,17 @@ class Checker:
 
     # -- the Ready loop ---------------------------------------------------------------------------
 
-    def on_persist(self, nid: int, storage: MemoryStorage) -> None:
-        """The node just wrote a Ready to disk: what it records as committed is committed."""
+    def on_persist(self, nid: int, storage: MemoryStorage, written: list[Entry]) -> None:
+        """The node just wrote a Ready to disk: the disk holds exactly what was written (a
+        conflicting suffix was cut), and what it records as committed is committed."""
+        if written and (
+            storage.last_index() != written[-1].index
+            or storage.term(written[0].index) != written[0].term
+        ):
+            raise SafetyViolation(
+                f"n{nid} wrote entries {written[0].index}..{written[-1].index} but its disk now "
+                f"ends at {storage.last_index()}"
+            )
         hs, _ = storage.initial_state()
         snap = storage.snapshot()
         if snap.metadata.index > hs.commit:
@@ -154,6 +163,17 @@ class Checker:
         if index > self.commit_top[0]:
             self.commit_top = (index, term)
 
+    def check_whole_log(self, nid: int, node: RawNode) -> None:
+        """Log Matching over a log loaded from disk (on restart): every entry, not just new ones."""
+        log = node.raft.raft_log
+        first, last = log.first_index(), log.last_index()
+        if last < first:
+            return
+        prev_term = log.term(first - 1)
+        for e in log.slice(first, last + 1):
+            self._check_entry(nid, e, prev_term)
+            prev_term = e.term
+
     def on_send(self, nid: int, m: Message, storage: MemoryStorage) -> None:
         """Persist before you speak (paper Figure 2; DESIGN rule 4)."""
         hs, _ = storage.initial_state()
@@ -165,7 +185,9 @@ class Checker:
                 f"(disk: term {hs.term})"
             )
         if m.type == MT.MsgVoteResp and not m.reject:
-            if (hs.term, hs.vote) != (m.term, m.to):
+            # The vote must be on disk -- or a later term, which rules out voting again in
+            # m.term just as well (one Ready may grant votes in two terms; only the last stays).
+            if hs.term < m.term or (hs.term == m.term and hs.vote != m.to):
                 raise SafetyViolation(
                     f"n{nid} granted its vote to n{m.to} at term {m.term} before persisting it "
                     f"(disk: term {hs.term} vote n{hs.vote})"

@@ -44,6 +44,9 @@ from tests.raft.sim.transcript import Transcript
 
 MT = MessageType
 
+# What a leader may send before its own fsync (see Cluster.leader_sends_first).
+LEADER_EARLY = frozenset({MT.MsgApp, MT.MsgHeartbeat, MT.MsgSnap})
+
 # Where a node is in handling its current Ready.
 IDLE, TAKEN, PERSISTED, SENT = 0, 1, 2, 3
 
@@ -59,10 +62,6 @@ class NodeOptions:
     max_size_per_msg: int = 1 << 20
     max_inflight_msgs: int = 256
     compact_every: int = 0  # snapshot+compact every this many applied entries (0: never)
-    # Also snapshot right after applying a membership change, so the latest snapshot always
-    # names every member. Works around finding F1 (see test_sim_findings.py): a member added
-    # after the leader's latest snapshot rejects that snapshot and never catches up.
-    snapshot_after_conf_change: bool = False
 
 
 @dataclass(slots=True)
@@ -77,7 +76,7 @@ class SimNode:
     rd: Ready | None = None  # the Ready being handled, if any
     stage: int = IDLE  # how far handling ``rd`` got
     one_stage_at_a_time: bool = False  # handle ``rd`` in several steps (others interleave)
-    conf_changed: bool = False  # the last applied batch held a membership change
+    outbox: list[Message] = field(default_factory=list)  # ``rd``'s messages not sent yet
 
 
 @dataclass(slots=True)
@@ -101,6 +100,9 @@ class Cluster:
     split_ready: float = 0.0  # probability that a Ready is handled one stage at a time
     crash_in_ready: float = 0.0  # probability of crashing between two stages of a Ready
     report_unreachable: float = 0.0  # probability a sender is told a message was undeliverable
+    # A leader sends its appends and heartbeats before its own fsync (thesis 10.2.1, allowed
+    # by DESIGN rule 4); everything else still waits for the disk.
+    leader_sends_first: bool = False
     removals: list[Removal] = field(default_factory=list)
     conf_history: dict[int, ConfState] = field(default_factory=dict)  # index -> conf after it
     max_applied: dict[int, int] = field(default_factory=dict)  # node -> highest applied ever
@@ -196,7 +198,12 @@ class Cluster:
             n.rd = n.node.ready()
             n.stage = TAKEN
             n.one_stage_at_a_time = self.rng.random() < self.split_ready
+            n.outbox = list(n.rd.messages)
             self._record_ready(n, n.rd)
+            if self.leader_sends_first and n.node.raft.state == StateRole.LEADER:
+                early = [m for m in n.outbox if m.type in LEADER_EARLY]
+                n.outbox = [m for m in n.outbox if m.type not in LEADER_EARLY]
+                self._send(n, early)
             if n.one_stage_at_a_time:
                 return  # the node keeps stepping meanwhile; the next call persists
         while n.stage != IDLE:
@@ -215,12 +222,16 @@ class Cluster:
             self._persist(n, rd)
             n.stage = PERSISTED
         elif n.stage == PERSISTED:
-            self._send(n, rd)
+            self._send(n, n.outbox)
+            n.outbox = []
             n.stage = SENT
         else:
             self._apply(n, rd)
             n.node.advance(rd)
             n.rd, n.stage = None, IDLE
+            if rd.snapshot_needed:  # a member needs a snapshot newer than our latest one
+                self.say(f"n{n.id} takes a snapshot at {n.sm.applied}, as the Ready asks")
+                self.snapshot(n.id)
             self._maybe_compact(n)
 
     def _record_ready(self, n: SimNode, rd: Ready) -> None:
@@ -236,11 +247,11 @@ class Cluster:
         n.storage.append(rd.entries)
         if rd.hard_state is not None:
             n.storage.set_hard_state(rd.hard_state)
-        self.checker.on_persist(n.id, n.storage)
+        self.checker.on_persist(n.id, n.storage, rd.entries)
 
-    def _send(self, n: SimNode, rd: Ready) -> None:
+    def _send(self, n: SimNode, msgs: list[Message]) -> None:
         """2. Only now may messages leave: what they promise is on disk."""
-        for m in rd.messages:
+        for m in msgs:
             self.checker.on_send(n.id, m, n.storage)
             note = self.net.send(m, self.now)
             if note:
@@ -255,12 +266,10 @@ class Cluster:
             n.sm = StateMachine.restore(rd.snapshot.data, meta.conf_state)
             self.checker.on_restore(n.id, rd.snapshot, n.sm)
             self.say(f"n{n.id} restored snapshot {meta.term}/{meta.index}")
-        n.conf_changed = False
         for e in rd.committed_entries:
             if e.type == EntryType.CONF_CHANGE:
                 cc = decode_conf_change(e.data)
                 n.sm.conf_state = n.node.apply_conf_change(cc)
-                n.conf_changed = True
                 self._conf_change_applied(n, e, cc, n.sm.conf_state)
             n.sm.apply(e)
             self.checker.on_apply(n.id, e, n.sm)
@@ -272,17 +281,22 @@ class Cluster:
     def _maybe_compact(self, n: SimNode) -> None:
         """Periodic log compaction: every ``compact_every`` applied entries."""
         every = self.opts.compact_every
-        behind = n.sm.applied - n.storage.snapshot().metadata.index
-        if every and (behind >= every or (n.conf_changed and self.opts.snapshot_after_conf_change)):
+        if every and n.sm.applied - n.storage.snapshot().metadata.index >= every:
             self.compact(n.id)
+
+    def snapshot(self, nid: int) -> bool:
+        """Record a snapshot of the state machine at its applied index (if newer)."""
+        n = self.nodes[nid]
+        if n.sm.applied <= n.storage.snapshot().metadata.index:
+            return False
+        n.storage.create_snapshot(n.sm.applied, n.sm.conf_state, n.sm.snapshot_data())
+        return True
 
     def compact(self, nid: int) -> None:
         """Snapshot the state machine at its applied index and drop the log up to it."""
-        n = self.nodes[nid]
-        if n.sm.applied <= n.storage.snapshot().metadata.index:
-            return
-        n.storage.create_snapshot(n.sm.applied, n.sm.conf_state, n.sm.snapshot_data())
-        n.storage.compact(n.sm.applied)
+        if self.snapshot(nid):
+            n = self.nodes[nid]
+            n.storage.compact(n.sm.applied)
 
     def _conf_change_applied(self, n: SimNode, e: Entry, cc: ConfChange, cs: ConfState) -> None:
         first = e.index not in self.conf_history
@@ -402,6 +416,7 @@ class Cluster:
         self.nodes[nid] = SimNode(nid, node, disk, sm, incarnation=old.incarnation + 1)
         hs = node.status().hard_state
         self.checker.last_commit[nid] = node.raft.raft_log.committed  # reloaded from disk
+        self.checker.check_whole_log(nid, node)
         self.say(f"restart n{nid} term={hs.term} commit={hs.commit} "
                  f"log={disk.first_index()}..{disk.last_index()} snapshot={snap.metadata.index}")
         self.check(nid)

@@ -9,8 +9,9 @@ in FIFO order (like one TCP stream per pair of nodes) or in a random order (a re
 network), depending on :class:`Faults`.
 
 Partitions are a list of groups: two nodes can talk only if some group holds both. A node in
-no group is isolated. Reachability is decided when a message is *delivered*, so messages in
-flight when a partition starts are lost, as they would be on a real cut link.
+no group is isolated, and so is a node in ``isolated`` whatever the groups. Reachability is
+decided when a message is *delivered*, so messages in flight when a partition starts are
+lost, as they would be on a real cut link.
 """
 
 from __future__ import annotations
@@ -53,6 +54,7 @@ class Network:
     rng: random.Random
     faults: Faults = CALM
     groups: list[frozenset[int]] | None = None  # None: fully connected
+    isolated: frozenset[int] = frozenset()  # nodes cut off from everyone (even new nodes)
     queue: list[InFlight] = field(default_factory=list)  # in send order
     seq: int = 0
     stats: dict[str, int] = field(
@@ -67,8 +69,15 @@ class Network:
     def heal(self) -> None:
         self.groups = None
 
+    def isolate(self, nodes: frozenset[int]) -> None:
+        self.isolated = nodes
+
     def connected(self, a: int, b: int) -> bool:
-        if a == b or self.groups is None:
+        if a == b:
+            return True
+        if a in self.isolated or b in self.isolated:
+            return False
+        if self.groups is None:
             return True
         return any(a in g and b in g for g in self.groups)
 

@@ -27,12 +27,6 @@ from tests.raft.sim.cluster import Cluster, NodeOptions, SimNode
 from tests.raft.sim.network import CALM, Faults, Network
 from tests.raft.sim.transcript import Transcript
 
-# Finding F1 (test_sim_findings.py) wedges any run that adds a member after a compaction;
-# while it is open, nodes snapshot right after each membership change to steer around it.
-WORKAROUND_F1 = True
-# Finding F2: removing the leader of a 2-voter cluster can wedge it for good. While it is
-# open, the schedule never removes a voter from a 2-voter configuration.
-WORKAROUND_F2 = True
 MAX_MEMBERS = 9
 LIVENESS_SLACK = 20  # ticks on top of 10 election timeouts
 
@@ -52,6 +46,8 @@ class Plan:
     faults: Faults
     split_ready: float  # chance a Ready is handled in stages with other steps in between
     crash_in_ready: float  # chance of a crash between two stages of a Ready
+    leader_sends_first: bool  # leaders send appends before their own fsync (thesis 10.2.1)
+    keep_down: bool  # recovery leaves a minority of the voters crashed
     p_crash: float  # per tick
     p_partition: float  # per tick, while healed
     p_propose: float
@@ -76,7 +72,6 @@ class Plan:
             max_size_per_msg=rng.choice([1 << 20, 1 << 20, 40]),  # 40 bytes: one entry a message
             max_inflight_msgs=rng.choice([256, 256, 2]),
             compact_every=rng.choice([0, 4, 10, 30]),
-            snapshot_after_conf_change=WORKAROUND_F1,
         )
         return cls(
             seed=seed,
@@ -86,6 +81,8 @@ class Plan:
             faults=faults,
             split_ready=rng.choice([0.0, 0.0, 0.3]),
             crash_in_ready=rng.choice([0.0, 0.002]),
+            leader_sends_first=rng.random() < 0.3,
+            keep_down=rng.random() < 0.3,
             p_crash=rng.choice([0.0, 0.02, 0.05]),
             p_partition=rng.choice([0.0, 0.03, 0.06]),
             p_propose=rng.choice([0.3, 0.6]),
@@ -101,6 +98,7 @@ class Plan:
             f"election={o.election_tick} heartbeat={o.heartbeat_tick} prevote={o.pre_vote} "
             f"checkquorum={o.check_quorum} maxmsg={o.max_size_per_msg} inflight={o.max_inflight_msgs} "
             f"compact={o.compact_every} split_ready={self.split_ready} crash_in_ready={self.crash_in_ready} "
+            f"leader_sends_first={self.leader_sends_first} keep_down={self.keep_down} "
             f"p_crash={self.p_crash} p_partition={self.p_partition} p_conf={self.p_conf_change}"
         )
 
@@ -145,6 +143,7 @@ class Simulation:
             transcript=Transcript(keep),
             split_ready=plan.split_ready,
             crash_in_ready=plan.crash_in_ready,
+            leader_sends_first=plan.leader_sends_first,
             report_unreachable=0.2,
         )
         self.down_until: dict[int, int] = {}  # crashed node -> tick it comes back
@@ -152,6 +151,7 @@ class Simulation:
         self.payloads = 0  # client payloads are b"p1", b"p2", ... (unique)
         self.reads = 0
         self.next_id = plan.voters + 1  # ids are never reused
+        self.kept_down: list[int] = []  # voters left crashed or isolated through recovery
 
     # -- the run -------------------------------------------------------------------------------
 
@@ -297,7 +297,7 @@ class Simulation:
             kinds += ["add", "learner"]
         if cs.learners:
             kinds.append("promote")
-        voters_removable = len(cs.voters) > (2 if WORKAROUND_F2 else 1)
+        voters_removable = len(cs.voters) > 1
         if voters_removable or cs.learners:
             kinds.append("remove")
         if not kinds:
@@ -312,7 +312,11 @@ class Simulation:
         else:
             pool = list(cs.learners) + (list(cs.voters) if voters_removable else [])
             node, t = rng.choice(pool), ConfChangeType.REMOVE_NODE
-        c.propose_conf_change(ld.id, ConfChange(t, node))
+        # Usually through the leader; sometimes through another node, which forwards it (the
+        # leader turns a forwarded change into a no-op if one is already pending).
+        via = ld if rng.random() < 0.8 else self.any_live()
+        assert via is not None
+        c.propose_conf_change(via.id, ConfChange(t, node))
 
     # -- recovery and liveness -----------------------------------------------------------------
 
@@ -326,6 +330,7 @@ class Simulation:
             if not n.up and not n.stopped:
                 c.restart(n.id)
         self.down_until.clear()
+        self.kept_down = self.crash_a_minority() if self.plan.keep_down else []
         bound = 10 * self.plan.opts.election_tick + LIVENESS_SLACK
         start = c.now
         while self.stable_leader() is None:
@@ -336,6 +341,24 @@ class Simulation:
         self.commit_final_batch(bound)
         self.final_checks()
 
+    def crash_a_minority(self) -> list[int]:
+        """Crash or isolate a few voters for good: the majority must still make progress.
+        At most (N - 2) // 2 of N, so that a membership change still in flight (removing a
+        live voter) cannot turn the rest into a minority."""
+        voters = list(self.c.latest_conf().voters)
+        k = (len(voters) - 2) // 2
+        if k <= 0:
+            return []
+        down = sorted(self.rng.sample(voters, self.rng.randint(1, k)))
+        if self.rng.random() < 0.5:
+            self.c.net.isolate(frozenset(down))
+            self.c.say(f"isolate {' '.join(f'n{i}' for i in down)} for good (a minority)")
+        else:
+            for nid in down:
+                if self.c.nodes[nid].up:
+                    self.c.crash(nid, "(stays down: a minority)")
+        return down
+
     def stable_leader(self) -> int | None:
         """The leader, if one leads the highest term among the members of its configuration."""
         ld = self.c.leader()
@@ -344,7 +367,9 @@ class Simulation:
         cs = ld.node.status().conf_state
         for nid in (*cs.voters, *cs.learners):
             n = self.c.nodes.get(nid)
-            if n is not None and n.up and n.node.raft.term > ld.node.raft.term:
+            if nid in self.kept_down or n is None or not n.up:
+                continue
+            if n.node.raft.term > ld.node.raft.term:
                 return None
         return ld.id
 
@@ -380,9 +405,13 @@ class Simulation:
 
     def converged(self, ld: SimNode, batch: list[bytes]) -> bool:
         log = ld.node.raft.raft_log
-        if log.committed != log.last_index() or self.c.removals:
+        if log.committed != log.last_index():
             return False
+        if self.c.removals and not self.kept_down:
+            return False  # removed nodes must have stopped (unless they wait on a downed voter)
         for n in self.members():
+            if n.id in self.kept_down:
+                continue
             if not n.up or n.sm.applied != log.committed:
                 return False
             if any(d not in n.sm.payloads for d in batch):
@@ -390,7 +419,7 @@ class Simulation:
         return True
 
     def final_checks(self) -> None:
-        members = self.members()
+        members = [n for n in self.members() if n.up and n.id not in self.kept_down]
         states = {(n.sm.applied, n.sm.hash) for n in members}
         if len(states) != 1:
             raise SafetyViolation(f"members ended in different states\n{self.status()}")
