@@ -698,7 +698,6 @@ def test_etcd_only_matches_golden(tmp_path: Path, request: pytest.FixtureRequest
     _check(run, "etcd")
 
 
-@pytest.mark.xfail(reason="minietcd server not implemented yet", strict=False)
 def test_minietcd_matches_golden(tmp_path: Path) -> None:
     """minietcd gives real etcd's (recorded) output for every command of the script."""
     require_binary("etcdctl")

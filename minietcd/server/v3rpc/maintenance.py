@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import AsyncIterator
 
 import grpc
 
 from minietcd import ETCD_API_VERSION
 from minietcd.api.etcdserverpb import raft_internal_pb2, rpc_pb2, rpc_pb2_grpc
+from minietcd.mvcc.boltdb import append_sha256, write_bolt_snapshot
 from minietcd.server.etcd_server import EtcdServer
 from minietcd.server.v3rpc.guard import guarded
 
@@ -77,20 +77,26 @@ class MaintenanceService(rpc_pb2_grpc.MaintenanceServicer):
     async def Snapshot(
         self, request: rpc_pb2.SnapshotRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[rpc_pb2.SnapshotResponse]:
-        data = self.s.sm.snapshot()
-        # etcd's snapshot is a bbolt file: a whole number of 512-byte sectors, which clients
-        # check before the trailing checksum. Pad ours the same way (restore ignores the pad).
-        data += b"\0" * (-len(data) % 512)
+        # The applied state as the bbolt file a real etcd would hold at this point: `etcdctl
+        # snapshot status` reads it, and `etcdctl snapshot restore` turns it into a data dir a
+        # real etcd serves. The stream ends with the file's SHA-256, as etcd's does.
+        sm = self.s.sm
+        db = write_bolt_snapshot(
+            sm.kv,
+            consistent_index=sm.applied_index,
+            leases=sm.lessor.leases(),
+            members=[m.to_json() for m in sm.membership.sorted_members()],
+            removed_members=sorted(sm.membership.removed),
+            cluster_version=sm.membership.cluster_version,
+            alarms=sorted(sm.alarms),
+        )
+        data = append_sha256(db)
         total = len(data)
         for off in range(0, total, SNAPSHOT_CHUNK):
             blob = data[off : off + SNAPSHOT_CHUNK]
             yield rpc_pb2.SnapshotResponse(
                 header=self.s.header(), remaining_bytes=total - off - len(blob), blob=blob
             )
-        # etcd ends the stream with the SHA-256 of everything sent; clients check it.
-        yield rpc_pb2.SnapshotResponse(
-            header=self.s.header(), remaining_bytes=0, blob=hashlib.sha256(data).digest()
-        )
 
     async def MoveLeader(
         self, request: rpc_pb2.MoveLeaderRequest, context: grpc.aio.ServicerContext
