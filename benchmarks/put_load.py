@@ -25,11 +25,13 @@ import grpc
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from minietcd.api.etcdserverpb import rpc_pb2, rpc_pb2_grpc  # noqa: E402
-from tests.cluster.harness import ProcessCluster, etcd_binary, minietcd_binary  # noqa: E402
+from minietcd.api.etcdserverpb import rpc_pb2, rpc_pb2_grpc
+from tests.cluster.harness import ProcessCluster, etcd_binary, minietcd_binary
 
 
-async def load(endpoints: list[str], clients: int, conns: int, seconds: float, size: int) -> tuple[int, list[float]]:
+async def load(
+    endpoints: list[str], clients: int, conns: int, seconds: float, size: int
+) -> tuple[int, list[float]]:
     channels = [grpc.aio.insecure_channel(endpoints[i % len(endpoints)]) for i in range(conns)]
     stubs = [rpc_pb2_grpc.KVStub(ch) for ch in channels]
     value = os.urandom(size)

@@ -47,7 +47,9 @@ def test_health_version_and_metrics(process_cluster) -> None:  # type: ignore[no
     assert status == 200 and json.loads(body)["etcdserver"].startswith("3.4")
     status, body = fetch(base + "/metrics")
     assert status == 200
-    names = {line.split("{")[0].split(" ")[0] for line in body.splitlines() if line and not line.startswith("#")}
+    names = {
+        line.split("{")[0].split(" ")[0] for line in body.splitlines() if line and not line.startswith("#")
+    }
     missing = [m for m in METRICS if m not in names]
     # A 1-member cluster has no peers, so no round-trip samples yet; etcd behaves the same.
     assert missing in ([], ["etcd_network_peer_round_trip_time_seconds_bucket"]), missing
