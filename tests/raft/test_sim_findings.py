@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import random
 
+import pytest
+
 from minietcd.raft.types import ConfChange, ConfChangeType, StateRole
 from tests.raft.interaction import Interaction
 from tests.raft.sim.cluster import Cluster, NodeOptions
@@ -76,3 +78,41 @@ def test_f2_removing_the_leader_of_two_voters_does_not_wedge_the_survivor() -> N
         env.run(cmd, args)
     n2 = env.nodes[2].node.raft
     assert n2.state == StateRole.LEADER or n2.conf_state().voters == (2,), "no leader, ever"
+
+
+@pytest.mark.xfail(
+    strict=True, reason="F3: a removed leader answers ReadIndex unconfirmed when one voter is left"
+)
+def test_f3_removed_leader_does_not_serve_stale_reads() -> None:
+    """F3 (found by review of the F2 fix, reproduced on the simulator's cluster).
+
+    Since F2's fix, a leader that applied its own removal keeps leading for an election
+    timeout. In {n1, n2} minus the leader, one voter is left -- the *other* node -- but
+    ``roles._leader_read_index`` takes ``len(r.prs.voters) <= 1`` to mean "I am alone, so I am
+    trivially confirmed" and answers a ReadIndex at once with its own commit index.
+    Meanwhile the survivor, a single voter now, elects itself (a partition and a slow clock on
+    the old leader suffice) and commits a write. The old leader's read misses that write: a
+    stale read, which breaks linearizability (thesis 6.4).
+
+    Fix idea: take the fast path only when ``r.prs.voters == {r.id}``; a leader outside the
+    voters should confirm through a heartbeat round like any other (or refuse reads).
+    """
+    c = calm_cluster(2)
+    old = c.leader()
+    assert old is not None
+    survivor = c.nodes[3 - old.id]
+    assert c.propose_conf_change(old.id, ConfChange(ConfChangeType.REMOVE_NODE, old.id))
+    c.settle()
+    assert survivor.node.raft.conf_state().voters == (survivor.id,)
+    assert old.node.raft.state == StateRole.LEADER  # still leading, for one election timeout
+    c.net.partition([frozenset([old.id]), frozenset([survivor.id])])
+    for _ in range(4 * NodeOptions().election_tick):  # only the survivor's clock runs
+        c.now += 1
+        c.tick(survivor.id)
+        c.settle()
+    assert survivor.node.raft.state == StateRole.LEADER
+    c.propose(survivor.id, [b"write"])
+    c.settle()
+    assert b"write" in survivor.sm.payloads
+    c.read_index(old.id, b"read")  # the checker raises SafetyViolation on a stale ReadState
+    c.settle()
