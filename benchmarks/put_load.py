@@ -58,6 +58,12 @@ async def load(
     return int(done / elapsed), latencies
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process (Linux /proc), children excluded."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def run(name: str, binary: list[str], args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         cluster = ProcessCluster(binary, 3, Path(tmp), heartbeat_ms=100, election_ms=1000)
@@ -66,7 +72,12 @@ def run(name: str, binary: list[str], args: argparse.Namespace) -> None:
             cluster.wait_healthy(60)
             eps = [cluster.endpoint(i).split("://")[-1] for i in range(3)]
             asyncio.run(load(eps, 8, 2, 2.0, args.size))  # warm-up
+            pids = [m.proc.pid for m in cluster.members if m.proc is not None]
+            cpu_before = sum(cpu_seconds(pid) for pid in pids)
             rate, lat = asyncio.run(load(eps, args.clients, args.conns, args.seconds, args.size))
+            # CPU the three members spent per put: less sensitive than puts/s to whatever else
+            # the machine is doing (on 2 shared cores, throughput alone is noisy).
+            cpu_per_put = (sum(cpu_seconds(pid) for pid in pids) - cpu_before) / max(1, rate * args.seconds)
         finally:
             cluster.close()
     lat.sort()
@@ -77,6 +88,7 @@ def run(name: str, binary: list[str], args: argparse.Namespace) -> None:
     print(
         f"{name:9s} {rate:7d} puts/s  latency ms: p50 {pct(0.5):6.1f}  p90 {pct(0.9):6.1f}  "
         f"p99 {pct(0.99):6.1f}  mean {statistics.mean(lat) * 1000:6.1f}  "
+        f"server CPU {cpu_per_put * 1e6:5.0f} us/put  "
         f"({args.clients} clients, {args.conns} conns, {args.size} B values, {args.seconds:.0f} s)"
     )
 
