@@ -116,3 +116,33 @@ def test_f3_removed_leader_does_not_serve_stale_reads() -> None:
     assert b"write" in survivor.sm.payloads
     c.read_index(old.id, b"read")  # the checker raises SafetyViolation on a stale ReadState
     c.settle()
+
+
+@pytest.mark.xfail(strict=True, reason="F2b: F2 is fixed only if the survivor is reachable in time")
+def test_f2b_removed_leader_cut_off_for_longer_than_its_grace_period() -> None:
+    """F2b (simulator seed 694 at the time): F2 again, with a longer partition.
+
+    F2's fix keeps the removed leader leading for one election timeout so the survivor hears
+    that the removal committed. If the survivor is unreachable for that whole timeout, n1 steps
+    down anyway, and the old wedge is back: n2 still uses {n1, n2}, n1 (not promotable) rejects
+    n2's votes because n1's log is longer (it appended entry 5 after its own removal).
+
+    Fix idea: once a leader has its own removal in the log, it should accept no more proposals
+    (the survivor that acknowledged the removal then has a log at least as long, and n1 grants
+    it the vote); or keep leading until the remaining voters are known to have the commit.
+    """
+    env = Interaction()
+    for line in [
+        "add-nodes 2", "campaign 1", "stabilize",
+        "propose-conf-change 1 remove 1", "process-ready 1",  # 2/4 REMOVE n1 sent to n2
+        "propose 1 x",  # 2/5 appended on n1
+        "deliver-msgs 2", "process-ready 2", "deliver-msgs 1",  # n2 acks 4: n1 commits it
+        "partition 1 2", "process-ready 1",
+        "tick 30 1", "stabilize",  # n1 leads alone through its grace period, then steps down
+        "heal",
+        "tick 200", "stabilize", "tick 200", "stabilize",
+    ]:
+        cmd, *args = line.split()
+        env.run(cmd, args)
+    n2 = env.nodes[2].node.raft
+    assert n2.state == StateRole.LEADER or n2.conf_state().voters == (2,), "no leader, ever"

@@ -72,6 +72,9 @@ class SimNode:
     sm: StateMachine  # volatile: rebuilt from the snapshot (and the log) on restart
     incarnation: int = 0  # bumped by every restart
     up: bool = True  # False while crashed (or once stopped)
+    # Frozen (think SIGSTOP, a long GC pause): no ticks, no steps; messages to it wait.
+    paused: bool = False
+    pending_reports: list[tuple[int, bool]] = field(default_factory=list)  # snapshot reports
     stopped: bool = False  # removed from the cluster and shut down for good
     rd: Ready | None = None  # the Ready being handled, if any
     stage: int = IDLE  # how far handling ``rd`` got
@@ -146,7 +149,8 @@ class Cluster:
     # -- queries -------------------------------------------------------------------------------
 
     def live(self) -> list[SimNode]:
-        return [n for n in self.nodes.values() if n.up]
+        """Nodes that run: up and not paused."""
+        return [n for n in self.nodes.values() if n.up and not n.paused]
 
     def leader(self) -> SimNode | None:
         """The live leader with the highest term (a stale one may linger in a partition)."""
@@ -347,7 +351,7 @@ class Cluster:
                 self._report_snapshot(m, ok=False)
             elif self.report_unreachable and self.rng.random() < self.report_unreachable:
                 sender = self.nodes.get(m.from_)
-                if sender is not None and sender.up:
+                if sender is not None and sender.up and not sender.paused:
                     sender.node.report_unreachable(m.to)
                     self.check(sender.id)
             return True
@@ -367,6 +371,9 @@ class Cluster:
         sender = self.nodes.get(m.from_)
         if sender is None or not sender.up:
             return
+        if sender.paused:
+            sender.pending_reports.append((m.to, ok))  # it hears once it runs again
+            return
         sender.node.report_snapshot(m.to, ok)
         self.check(sender.id)
 
@@ -385,8 +392,26 @@ class Cluster:
 
     # -- faults --------------------------------------------------------------------------------
 
+    def pause(self, nid: int) -> None:
+        self.nodes[nid].paused = True
+        self.net.held.add(nid)
+        self.say(f"pause n{nid}")
+
+    def resume(self, nid: int) -> None:
+        n = self.nodes[nid]
+        n.paused = False
+        self.net.held.discard(nid)
+        self.say(f"resume n{nid}")
+        reports, n.pending_reports = n.pending_reports, []
+        for to, ok in reports:
+            n.node.report_snapshot(to, ok)
+        self.check(nid)
+
     def crash(self, nid: int, when: str = "") -> None:
         n = self.nodes[nid]
+        if n.paused:
+            n.paused = False
+            self.net.held.discard(nid)
         n.up, n.rd, n.stage = False, None, IDLE
         self.say(f"crash n{nid} {when}".rstrip())
         self._drop_traffic_to(nid)

@@ -55,6 +55,7 @@ class Network:
     faults: Faults = CALM
     groups: list[frozenset[int]] | None = None  # None: fully connected
     isolated: frozenset[int] = frozenset()  # nodes cut off from everyone (even new nodes)
+    held: set[int] = field(default_factory=set)  # paused receivers: their messages wait
     queue: list[InFlight] = field(default_factory=list)  # in send order
     seq: int = 0
     stats: dict[str, int] = field(
@@ -106,12 +107,12 @@ class Network:
         return " ".join(notes)
 
     def has_due(self, now: int) -> bool:
-        return any(f.due <= now for f in self.queue)
+        return any(f.due <= now and f.msg.to not in self.held for f in self.queue)
 
     def pop_due(self, now: int) -> Message | None:
         """Take one message that is due, or None. The receiver gets its own copy (a real
         network serialises), so no two nodes ever share a mutable Message object."""
-        due = [i for i, f in enumerate(self.queue) if f.due <= now]
+        due = [i for i, f in enumerate(self.queue) if f.due <= now and f.msg.to not in self.held]
         if not due:
             return None
         if self.faults.reorder:

@@ -10,9 +10,10 @@ A run has two phases:
 
 1. *Chaos* (``plan.rounds`` ticks): each tick, draw faults and requests, tick every live node,
    then let Readys and deliveries interleave until the cluster is quiet for this tick.
-2. *Recovery*: heal the network, calm it, restart every crashed node. Then liveness must hold:
-   a leader within ``10 * election_tick + slack`` ticks, and a fresh batch of proposals
-   applied on every member within as many again.
+2. *Recovery*: heal the network, calm it, restart every crashed node (or, in some runs, leave
+   a minority of the voters crashed or isolated for good). Then liveness must hold: a leader
+   within ``10 * election_tick + slack`` ticks (30 without pre-vote, see ``recover``), and a
+   fresh batch of proposals applied on every reachable member within as many again.
 """
 
 from __future__ import annotations
@@ -49,6 +50,8 @@ class Plan:
     leader_sends_first: bool  # leaders send appends before their own fsync (thesis 10.2.1)
     keep_down: bool  # recovery leaves a minority of the voters crashed
     p_crash: float  # per tick
+    p_pause: float  # per tick: freeze a node (SIGSTOP, GC pause) for a while
+    clock_skew: bool  # nodes' clocks run at different rates (x0.5, x1, x2)
     p_partition: float  # per tick, while healed
     p_propose: float
     p_read: float
@@ -84,6 +87,8 @@ class Plan:
             leader_sends_first=rng.random() < 0.3,
             keep_down=rng.random() < 0.3,
             p_crash=rng.choice([0.0, 0.02, 0.05]),
+            p_pause=rng.choice([0.0, 0.0, 0.02, 0.05]),
+            clock_skew=rng.random() < 0.3,
             p_partition=rng.choice([0.0, 0.03, 0.06]),
             p_propose=rng.choice([0.3, 0.6]),
             p_read=rng.choice([0.05, 0.2]),
@@ -99,7 +104,8 @@ class Plan:
             f"checkquorum={o.check_quorum} maxmsg={o.max_size_per_msg} inflight={o.max_inflight_msgs} "
             f"compact={o.compact_every} split_ready={self.split_ready} crash_in_ready={self.crash_in_ready} "
             f"leader_sends_first={self.leader_sends_first} keep_down={self.keep_down} "
-            f"p_crash={self.p_crash} p_partition={self.p_partition} p_conf={self.p_conf_change}"
+            f"p_crash={self.p_crash} p_pause={self.p_pause} clock_skew={self.clock_skew} "
+            f"p_partition={self.p_partition} p_conf={self.p_conf_change}"
         )
 
 
@@ -147,6 +153,8 @@ class Simulation:
             report_unreachable=0.2,
         )
         self.down_until: dict[int, int] = {}  # crashed node -> tick it comes back
+        self.paused_until: dict[int, int] = {}  # paused node -> tick it resumes
+        self.clock_rate: dict[int, float] = {}  # node -> ticks per round (clock skew)
         self.heal_at = 0
         self.payloads = 0  # client payloads are b"p1", b"p2", ... (unique)
         self.reads = 0
@@ -180,10 +188,20 @@ class Simulation:
         if chaos:
             self.chaos()
         for n in c.live():
-            if not chaos or self.rng.random() < 0.97:  # now and then a clock runs slow
+            for _ in range(self.ticks_this_round(n.id) if chaos else 1):
                 c.tick(n.id)
         c.settle()
         c.stop_removed()
+
+    def ticks_this_round(self, nid: int) -> int:
+        """How many ticks a node's clock advances this round: about its rate (0.5, 1 or 2);
+        without clock skew, now and then a tick is lost (a slow clock)."""
+        if nid not in self.clock_rate:
+            skew = self.plan.clock_skew
+            self.clock_rate[nid] = self.rng.choice([0.5, 1.0, 1.0, 2.0]) if skew else 0.97
+        rate = self.clock_rate[nid]
+        whole = int(rate)
+        return whole + (1 if self.rng.random() < rate - whole else 0)
 
     # -- chaos ---------------------------------------------------------------------------------
 
@@ -197,8 +215,15 @@ class Simulation:
                 del self.down_until[nid]
                 if not c.nodes[nid].stopped:
                     c.restart(nid)
+        for nid, t in sorted(self.paused_until.items()):
+            if t <= c.now:
+                del self.paused_until[nid]
+                if c.nodes[nid].paused:
+                    c.resume(nid)
         if rng.random() < p.p_crash:
             self.crash_someone()
+        if rng.random() < p.p_pause:
+            self.pause_someone()
         if c.net.groups is None:
             if rng.random() < p.p_partition:
                 self.partition()
@@ -223,6 +248,16 @@ class Simulation:
         victim = ld if ld is not None and rng.random() < 0.4 else rng.choice(live)
         c.crash(victim.id)
         self.down_until[victim.id] = c.now + rng.randint(1, 4 * self.plan.opts.election_tick)
+
+    def pause_someone(self) -> None:
+        c, rng = self.c, self.rng
+        live = c.live()
+        if not live:
+            return
+        ld = c.leader()
+        victim = ld if ld is not None and rng.random() < 0.5 else rng.choice(live)
+        c.pause(victim.id)
+        self.paused_until[victim.id] = c.now + rng.randint(3, 3 * self.plan.opts.election_tick)
 
     def partition(self) -> None:
         c, rng = self.c, self.rng
@@ -327,11 +362,18 @@ class Simulation:
         c.net.faults = CALM
         c.crash_in_ready = 0.0
         for n in list(c.nodes.values()):
+            if n.paused:
+                c.resume(n.id)
             if not n.up and not n.stopped:
                 c.restart(n.id)
         self.down_until.clear()
+        self.paused_until.clear()
         self.kept_down = self.crash_a_minority() if self.plan.keep_down else []
-        bound = 10 * self.plan.opts.election_tick + LIVENESS_SLACK
+        # Without pre-vote, nodes whose logs are too short to win still raise the term and reset
+        # everyone's timer; only a node that times out first (alone) can win, a lottery each
+        # round. Raft promises liveness only in probability, so those runs get more rounds.
+        timeouts = 10 if self.plan.opts.pre_vote else 30
+        bound = timeouts * self.plan.opts.election_tick + LIVENESS_SLACK
         start = c.now
         while self.stable_leader() is None:
             if c.now - start > bound:
@@ -440,6 +482,7 @@ class Simulation:
         for n in self.c.nodes.values():
             r = n.node.raft
             state = "stopped" if n.stopped else "down" if not n.up else str(r.state)
+            state += " (paused)" if n.paused else ""
             lines.append(
                 f"  n{n.id}: {state} term={r.term} lead=n{r.lead} commit={r.raft_log.committed} "
                 f"last={r.raft_log.last_index()} applied={n.sm.applied} {r.conf_state_text()}"
