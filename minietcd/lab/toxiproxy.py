@@ -141,19 +141,23 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
     ToxiproxyHandle("", "", 0, "faultproxy", process).close()
 
 
-def _start_binary(binary: str, timeout: float) -> ToxiproxyHandle:
+def _start_binary(binary: str, timeout: float, log: Path | None = None) -> ToxiproxyHandle:
     # toxiproxy-server does not report the port it bound, so choose one; if
     # another process takes it first, the server dies and we try another.
     last_error = "did not start"
     for _attempt in range(3):
         port = _free_port()
         url = f"http://127.0.0.1:{port}"
-        process = subprocess.Popen(
-            [binary, "-host", "127.0.0.1", "-port", str(port)],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            env=_child_env({}),
-        )
+        with contextlib.ExitStack() as stack:
+            out = subprocess.DEVNULL if log is None else stack.enter_context(open(log, "ab"))
+            process = subprocess.Popen(
+                [binary, "-host", "127.0.0.1", "-port", str(port)],
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=None if log is None else subprocess.STDOUT,
+                env=_child_env({}),
+                start_new_session=log is not None,
+            )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline and process.poll() is None:
             if _responds(url):
@@ -187,18 +191,25 @@ def _read_banner(process: subprocess.Popen[bytes], timeout: float) -> bytes:
     return buffer
 
 
-def _start_faultproxy(timeout: float) -> ToxiproxyHandle:
+def _start_faultproxy(timeout: float, log: Path | None = None) -> ToxiproxyHandle:
     # Port 0 and the printed banner avoid the race of choosing a port first.
     import minietcd
 
     root = str(Path(minietcd.__file__).resolve().parent.parent)
     pythonpath = os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH", "")) if p)
-    process = subprocess.Popen(
-        [sys.executable, "-m", "minietcd.lab.faultproxy", "-host", "127.0.0.1", "-port", "0"],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        env=_child_env({"PYTHONPATH": pythonpath, _PARENT_PID_ENV: str(os.getpid())}),
-    )
+    extra = {"PYTHONPATH": pythonpath}
+    if log is None:
+        extra[_PARENT_PID_ENV] = str(os.getpid())
+    with contextlib.ExitStack() as stack:
+        stderr = None if log is None else stack.enter_context(open(log, "ab"))
+        process = subprocess.Popen(
+            [sys.executable, "-m", "minietcd.lab.faultproxy", "-host", "127.0.0.1", "-port", "0"],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+            env=_child_env(extra),
+            start_new_session=log is not None,
+        )
     banner = _read_banner(process, timeout)
     match = _BANNER.search(banner)
     if match is None:
@@ -211,9 +222,16 @@ def _start_faultproxy(timeout: float) -> ToxiproxyHandle:
 
 
 def start_toxiproxy(
-    *, environ: Mapping[str, str] | None = None, timeout: float = _STARTUP_TIMEOUT
+    *,
+    environ: Mapping[str, str] | None = None,
+    timeout: float = _STARTUP_TIMEOUT,
+    detached_log: Path | None = None,
 ) -> ToxiproxyHandle:
-    """Find or start a Toxiproxy as described in the module docstring."""
+    """Find or start a Toxiproxy as described in the module docstring.
+
+    With ``detached_log`` a server started here outlives this process (own session, no
+    orphan check, stderr to that file): for ``minietcd-lab up``, whose ``down`` stops it later.
+    """
     env = os.environ if environ is None else environ
     configured = env.get(ENV_URL, "").strip()
     if configured:
@@ -221,8 +239,8 @@ def start_toxiproxy(
         return ToxiproxyHandle(url, host, port, "env")
     binary = shutil.which(SERVER_BINARY, path=env.get("PATH"))
     if binary is not None:
-        return _start_binary(binary, timeout)
-    return _start_faultproxy(timeout)
+        return _start_binary(binary, timeout, detached_log)
+    return _start_faultproxy(timeout, detached_log)
 
 
 @contextlib.contextmanager

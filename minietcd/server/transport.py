@@ -40,7 +40,9 @@ import asyncio
 import contextlib
 import dataclasses
 import hashlib
+import json
 import logging
+import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any, Final, NoReturn, TypeVar
@@ -87,6 +89,9 @@ PROBE_INTERVAL: Final = 1.0
 HELLO_TIMEOUT: Final = 2.0
 
 _SERVICE: Final = "minietcd.raftpb.RaftPeer"
+# Lab-only hook (minietcd-lab, docs/lab.md): a JSON object {peer URL: URL to dial instead}, so each
+# outgoing peer connection can go through a fault proxy of its own. Unset: peers are dialled as is.
+LAB_PEER_ROUTES_ENV: Final = "MINIETCD_LAB_PEER_ROUTES"
 
 # etcd's metric (rafthttp/metrics.go): same name, label and buckets, so dashboards carry over.
 PEER_RTT: Final = Histogram(
@@ -706,9 +711,20 @@ def _stub(channel: Any) -> Any:
     return RaftPeerStub(channel)  # type: ignore[no-untyped-call]
 
 
+def _lab_route(url: str) -> str:
+    """The URL to dial for peer URL ``url``: itself, or its route in $MINIETCD_LAB_PEER_ROUTES."""
+    routes = os.environ.get(LAB_PEER_ROUTES_ENV)
+    if not routes:
+        return url
+    try:
+        return str(json.loads(routes).get(url.rstrip("/"), url))
+    except (ValueError, AttributeError) as e:
+        raise ConfigError(f"${LAB_PEER_ROUTES_ENV} must be a JSON object of URL -> URL: {e}") from e
+
+
 def _open_channel(url: str, credentials: grpc.ChannelCredentials | None) -> Any:
-    """A new grpc.aio channel (hence a new TCP connection) to a peer URL."""
-    parsed = parse_url(url)
+    """A new grpc.aio channel (hence a new TCP connection) to a peer URL (or its lab route)."""
+    parsed = parse_url(_lab_route(url))
     if parsed.is_tls:
         creds = credentials or grpc.ssl_channel_credentials()
         return grpc.aio.secure_channel(parsed.host, creds, options=_CHANNEL_OPTIONS)

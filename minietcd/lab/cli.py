@@ -1,0 +1,313 @@
+"""``minietcd-lab``: real minietcd clusters on 127.0.0.1 with faults through Toxiproxy.
+
+Console script (for pyproject): ``minietcd-lab = "minietcd.lab.cli:main"``; meanwhile run it as
+``python -m minietcd.lab``. Every command works on the cluster recorded in the lab dir
+(``--lab-dir``, ``$MINIETCD_LAB_DIR``, default ``/tmp/minietcd-lab-$UID``). See docs/lab.md.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Sequence
+from functools import wraps
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from minietcd.errors import LabError
+from minietcd.lab.cluster import LAB_DIR_ENV, MAX_SIZE, Cluster, ClusterSpec, default_lab_dir
+from minietcd.lab.faults import Faults, parse_duration_ms, parse_groups, parse_link
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _lab_errors(fn: F) -> F:
+    """LabError -> one line on stderr and exit status 1 (no traceback)."""
+
+    @wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except LabError as e:
+            raise click.ClickException(str(e)) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _cluster(ctx: click.Context) -> Cluster:
+    return Cluster.load(ctx.obj["lab_dir"])
+
+
+def _link(args: tuple[str, ...]) -> tuple[str, str]:
+    """A link given as ``'n1->n2'`` (quoted: ``>`` is a shell redirection) or as ``n1 n2``."""
+    if len(args) == 2 and "->" not in "".join(args):
+        return args[0], args[1]
+    if len(args) == 1:
+        return parse_link(args[0])
+    raise LabError(f"bad link {' '.join(args)!r}: write SRC DST (e.g. n1 n2) or 'SRC->DST'")
+
+
+def _faults(ctx: click.Context) -> Faults:
+    return Faults(_cluster(ctx))
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--lab-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    envvar=LAB_DIR_ENV,
+    default=None,
+    help=f"Where the cluster's state, data and logs live (${LAB_DIR_ENV}; default /tmp/minietcd-lab-$UID).",
+)
+@click.pass_context
+def cli(ctx: click.Context, lab_dir: Path | None) -> None:
+    """Real minietcd clusters of 1-9 members on 127.0.0.1, every peer link through Toxiproxy."""
+    ctx.ensure_object(dict)
+    ctx.obj["lab_dir"] = lab_dir or default_lab_dir()
+
+
+@cli.command()
+@click.option("--size", "-n", type=click.IntRange(1, MAX_SIZE), default=3, show_default=True)
+@click.option("--heartbeat-interval", type=int, default=50, show_default=True, help="milliseconds")
+@click.option("--election-timeout", type=int, default=500, show_default=True, help="milliseconds")
+@click.option("--pre-vote", is_flag=True, help="start members with --pre-vote")
+@click.option("--client-proxies", is_flag=True, help="clients reach members through proxies too")
+@click.option("--timeout", type=float, default=90.0, show_default=True, help="seconds to wait for health")
+@click.pass_context
+@_lab_errors
+def up(
+    ctx: click.Context,
+    size: int,
+    heartbeat_interval: int,
+    election_timeout: int,
+    pre_vote: bool,
+    client_proxies: bool,
+    timeout: float,
+) -> None:
+    """Start a cluster of SIZE members and wait until it is healthy."""
+    spec = ClusterSpec(
+        size=size,
+        heartbeat_ms=heartbeat_interval,
+        election_ms=election_timeout,
+        pre_vote=pre_vote,
+        client_proxies=client_proxies,
+    )
+    cluster = Cluster.up(ctx.obj["lab_dir"], spec, detach=True, timeout=timeout)
+    leader = cluster.wait_healthy(timeout)
+    s = cluster.state
+    click.echo(f"{size}-member cluster up in {s.lab_dir} (leader {leader}); Toxiproxy at {s.toxiproxy_url}")
+    for m in cluster.members:
+        click.echo(f"  {m.name}  id {m.member_id:x}  client {m.client_url}  log {m.log_path}")
+    click.echo(f"export {cluster.endpoints_line()}")
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="print JSON instead of a table")
+@click.pass_context
+@_lab_errors
+def status(ctx: click.Context, as_json: bool) -> None:
+    """Role, term, raft index, applied index, leader, health and faults of every member."""
+    from minietcd.lab.status import collect
+
+    cluster = _cluster(ctx)
+    rows = collect(cluster)
+    if as_json:
+        click.echo(json.dumps([r.to_json() for r in rows], indent=2))
+        return
+    table = Table(title=f"minietcd-lab: {cluster.state.lab_dir}")
+    for col in ("member", "id", "endpoint", "role", "term", "raft index", "applied", "leader", "health"):
+        table.add_column(col, justify="right" if col in ("term", "raft index", "applied") else "left")
+    table.add_column("faults in force")
+    styles = {"leader": "bold green", "follower": "", "no leader": "yellow", "down": "red"}
+    for r in rows:
+        table.add_row(
+            r.name,
+            r.member_id,
+            r.endpoint,
+            f"[{styles.get(r.role, '')}]{r.role}[/]" if styles.get(r.role) else r.role,
+            "" if r.term is None else str(r.term),
+            "" if r.raft_index is None else str(r.raft_index),
+            "" if r.applied_index is None else str(r.applied_index),
+            r.leader,
+            r.health if r.health == "ok" else f"[red]{r.health}[/]",
+            ", ".join(([] if r.process == "running" else [r.process]) + r.faults),
+        )
+    Console(width=max(160, Console().width)).print(table)
+
+
+@cli.command()
+@click.pass_context
+@_lab_errors
+def endpoints(ctx: click.Context) -> None:
+    """Print the ETCDCTL_ENDPOINTS line."""
+    click.echo(_cluster(ctx).endpoints_line())
+
+
+@cli.command()
+@click.pass_context
+@_lab_errors
+def down(ctx: click.Context) -> None:
+    """Stop every member and the Toxiproxy `up` started; delete data (logs are kept)."""
+    cluster = _cluster(ctx)
+    stopped = cluster.down()
+    click.echo("stopped: " + (", ".join(stopped) if stopped else "nothing was running"))
+    click.echo(f"logs kept in {Path(cluster.state.lab_dir) / 'logs'}")
+
+
+def _member_command(name: str, doc: str, action: Callable[[Faults, Sequence[str]], None], verb: str) -> None:
+    @cli.command(name=name, help=doc)
+    @click.argument("members", nargs=-1, required=True)
+    @click.pass_context
+    @_lab_errors
+    def command(ctx: click.Context, members: tuple[str, ...]) -> None:
+        action(_faults(ctx), members)
+        click.echo(f"{verb}: {', '.join(members)}")
+
+
+_member_command("kill", "SIGKILL members (they stay down until `restart`).", Faults.kill, "killed")
+_member_command(
+    "restart", "SIGKILL members if running, then start them on their data dirs.", Faults.restart, "restarted"
+)
+_member_command("pause", "SIGSTOP members.", Faults.pause, "paused")
+_member_command("resume", "SIGCONT paused members.", Faults.resume, "resumed")
+_member_command(
+    "isolate", "Disable every link to and from members (adds to faults in force).", Faults.isolate, "isolated"
+)
+
+
+@cli.command()
+@click.argument("groups", nargs=-1, required=True)
+@click.pass_context
+@_lab_errors
+def partition(ctx: click.Context, groups: tuple[str, ...]) -> None:
+    """Split the network into GROUPS (comma-separated names, e.g. `n1,n2 n3,n4,n5`); members in
+    no group form one more group. Replaces any partition in force."""
+    full = _faults(ctx).partition(parse_groups(groups))
+    click.echo("partitioned: " + " | ".join(",".join(g) for g in full))
+
+
+@cli.command()
+@click.pass_context
+@_lab_errors
+def heal(ctx: click.Context) -> None:
+    """Enable every link again (partitions and isolation end; toxics stay)."""
+    _faults(ctx).heal()
+    click.echo("healed: every link enabled")
+
+
+@cli.command()
+@click.argument("link", nargs=-1, required=True)
+@click.option("--latency", default="200ms", show_default=True, help="e.g. 200ms, 1s")
+@click.option("--jitter", default="0ms", show_default=True, help="e.g. 50ms")
+@click.pass_context
+@_lab_errors
+def slow(ctx: click.Context, link: tuple[str, ...], latency: str, jitter: str) -> None:
+    """Delay what SRC sends to DST (LINK: SRC DST, or quoted 'SRC->DST')."""
+    lat, jit = parse_duration_ms(latency), parse_duration_ms(jitter)
+    _faults(ctx).slow(_link(link), lat, jit)
+    click.echo(f"slowed {'->'.join(_link(link))}: {lat}ms ± {jit}ms")
+
+
+@cli.command()
+@click.argument("link", nargs=-1, required=True)
+@click.pass_context
+@_lab_errors
+def blackhole(ctx: click.Context, link: tuple[str, ...]) -> None:
+    """Drop everything SRC sends to DST (connections hang)."""
+    _faults(ctx).blackhole(_link(link))
+    click.echo(f"blackholed {'->'.join(_link(link))}")
+
+
+@cli.command()
+@click.argument("link", nargs=-1, required=True)
+@click.option("--probability", "-p", type=float, default=0.3, show_default=True)
+@click.pass_context
+@_lab_errors
+def flaky(ctx: click.Context, link: tuple[str, ...], probability: float) -> None:
+    """Blackhole a fraction of SRC's connections to DST (rolled per connection)."""
+    _faults(ctx).flaky(_link(link), probability)
+    click.echo(f"flaky {'->'.join(_link(link))}: {probability:.0%} of connections blackholed")
+
+
+@cli.command()
+@click.argument("link", nargs=-1, required=True)
+@click.pass_context
+@_lab_errors
+def clear(ctx: click.Context, link: tuple[str, ...]) -> None:
+    """Remove every toxic (slow, blackhole, flaky) from one link."""
+    n = _faults(ctx).clear(_link(link))
+    click.echo(f"cleared {'->'.join(_link(link))}: {n} toxic(s) removed")
+
+
+@cli.command()
+@click.pass_context
+@_lab_errors
+def reset(ctx: click.Context) -> None:
+    """Heal, remove every toxic, resume paused members (killed ones stay down)."""
+    _faults(ctx).reset()
+    click.echo("reset: links enabled, toxics removed, paused members resumed")
+
+
+@cli.command("fault-table")
+@click.option("--sizes", default="1-9", show_default=True, help="e.g. 1-9, 3, 1,3,5")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), default=None)
+@click.option("--png", "png_path", type=click.Path(dir_okay=False, path_type=Path), default=None)
+@click.option("--variants", default="kill,partition,partition-leader", show_default=True)
+@click.option("--heartbeat-interval", type=int, default=50, show_default=True, help="milliseconds")
+@click.option("--election-timeout", type=int, default=500, show_default=True, help="milliseconds")
+@click.pass_context
+@_lab_errors
+def fault_table_command(
+    ctx: click.Context,
+    sizes: str,
+    json_path: Path | None,
+    png_path: Path | None,
+    variants: str,
+    heartbeat_interval: int,
+    election_timeout: int,
+) -> None:
+    """Measure etcd's fault-tolerance table on real clusters; exit 1 on any mismatch."""
+    from minietcd.lab import fault_table
+
+    options = fault_table.TableOptions(
+        sizes=fault_table.parse_sizes(sizes),
+        variants=fault_table.parse_variants(variants),
+        heartbeat_ms=heartbeat_interval,
+        election_ms=election_timeout,
+    )
+    if png_path is not None:
+        fault_table.require_png_support()
+    work = Path(ctx.obj["lab_dir"]) / "fault-table"
+    console = Console(width=max(120, Console().width))
+    result = fault_table.run(options, work, console=console)
+    fault_table.print_table(result, console)
+    if json_path is not None:
+        json_path.write_text(json.dumps(result.to_json(), indent=2) + "\n")
+        console.print(f"JSON written to {json_path}")
+    if png_path is not None:
+        fault_table.write_png(result, png_path)
+        console.print(f"PNG written to {png_path}")
+    if not result.ok:
+        ctx.exit(1)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point (console script ``minietcd-lab = "minietcd.lab.cli:main"``)."""
+    args = list(argv) if argv is not None else None
+    try:
+        rc = cli.main(args=args, prog_name="minietcd-lab", standalone_mode=False)
+    except click.ClickException as e:
+        e.show()
+        return e.exit_code
+    except click.exceptions.Abort:
+        click.echo("Aborted!", err=True)
+        return 1
+    return rc if isinstance(rc, int) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

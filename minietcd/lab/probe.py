@@ -1,0 +1,129 @@
+"""One-shot questions to one member over gRPC (etcd's v3 API) and HTTP (/health).
+
+Each call opens its own channel with a deadline and returns a result or an error text; nothing
+here retries (callers poll with their own deadlines).
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from typing import Any
+
+import grpc
+
+from minietcd.api.etcdserverpb import rpc_pb2
+from minietcd.api.etcdserverpb import rpc_pb2_grpc as _rpc_grpc_untyped
+
+# The generated gRPC stubs are untyped; use them through Any.
+rpc_pb2_grpc: Any = _rpc_grpc_untyped
+
+
+@dataclass(slots=True, frozen=True)
+class Status:
+    member_id: int
+    leader: int
+    term: int
+    raft_index: int
+    applied_index: int
+    revision: int
+    is_learner: bool
+
+    @property
+    def is_leader(self) -> bool:
+        return self.leader != 0 and self.leader == self.member_id
+
+
+class ProbeError(Exception):
+    """The member did not answer, or answered with an error (the text says which)."""
+
+
+def _target(port: int) -> str:
+    return f"127.0.0.1:{port}"
+
+
+def _describe(e: grpc.RpcError) -> str:
+    code = e.code() if hasattr(e, "code") else None
+    details = e.details() if hasattr(e, "details") else str(e)
+    return f"{getattr(code, 'name', code)}: {details}"
+
+
+def _call(port: int, fn: Any) -> Any:
+    try:
+        with grpc.insecure_channel(_target(port)) as ch:
+            return fn(ch)
+    except grpc.RpcError as e:
+        raise ProbeError(_describe(e)) from None
+
+
+def status(port: int, timeout: float = 1.0) -> Status:
+    def run(ch: Any) -> Status:
+        st = rpc_pb2_grpc.MaintenanceStub(ch).Status(rpc_pb2.StatusRequest(), timeout=timeout)
+        return Status(
+            member_id=int(st.header.member_id),
+            leader=int(st.leader),
+            term=int(st.raftTerm),
+            raft_index=int(st.raftIndex),
+            applied_index=int(st.raftAppliedIndex),
+            revision=int(st.header.revision),
+            is_learner=bool(st.isLearner),
+        )
+
+    result: Status = _call(port, run)
+    return result
+
+
+def put(port: int, key: str, value: str, timeout: float) -> int:
+    """A put (always linearizable); returns the revision it made."""
+
+    def run(ch: Any) -> int:
+        req = rpc_pb2.PutRequest(key=key.encode(), value=value.encode())
+        r = rpc_pb2_grpc.KVStub(ch).Put(req, timeout=timeout)
+        return int(r.header.revision)
+
+    result: int = _call(port, run)
+    return result
+
+
+def get(port: int, key: str, timeout: float, serializable: bool = False) -> str | None:
+    """The value of ``key`` (None if absent); linearizable unless ``serializable``."""
+
+    def run(ch: Any) -> str | None:
+        req = rpc_pb2.RangeRequest(key=key.encode(), serializable=serializable)
+        r = rpc_pb2_grpc.KVStub(ch).Range(req, timeout=timeout)
+        return r.kvs[0].value.decode() if r.kvs else None
+
+    result: str | None = _call(port, run)
+    return result
+
+
+def hash_kv(port: int, revision: int, timeout: float = 2.0) -> tuple[int, int]:
+    """(hash, compact revision) of the store up to ``revision`` (etcd's HashKV)."""
+
+    def run(ch: Any) -> tuple[int, int]:
+        r = rpc_pb2_grpc.MaintenanceStub(ch).HashKV(rpc_pb2.HashKVRequest(revision=revision), timeout=timeout)
+        return int(r.hash), int(r.compact_revision)
+
+    result: tuple[int, int] = _call(port, run)
+    return result
+
+
+def health(metrics_port: int, timeout: float = 1.0) -> str:
+    """``ok``, or why not: etcd's /health body reason ("RAFT NO LEADER"), or the error."""
+    url = f"http://127.0.0.1:{metrics_port}/health"
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            body = json.loads(response.read() or b"{}")
+    except urllib.error.HTTPError as e:
+        try:
+            body = json.loads(e.read() or b"{}")
+        except ValueError:
+            return f"HTTP {e.code}"
+    except (urllib.error.URLError, OSError, ValueError) as e:
+        reason = getattr(e, "reason", e)
+        return f"unreachable ({reason})"
+    if body.get("health") == "true":
+        return "ok"
+    return str(body.get("reason") or "unhealthy")
