@@ -20,4 +20,7 @@ else
 fi
 
 python3 -m pip install -q --disable-pip-version-check -e '.[dev]'
+# The third-party etcd clients the compatibility tests drive (they run as subprocesses: their
+# generated protobuf modules clash with ours inside one process).
+python3 -m pip install -q --disable-pip-version-check 'etcd3==0.12.0' 'aetcd==1.0.0'
 echo "setup: done"
