@@ -25,6 +25,8 @@ from aiohttp import web
 from minietcd import ETCD_API_VERSION, __version__
 from minietcd.api.etcdserverpb import rpc_pb2_grpc
 from minietcd.api.raftpb import raft_pb2
+from minietcd.api.v3electionpb import v3election_pb2_grpc
+from minietcd.api.v3lockpb import v3lock_pb2_grpc
 from minietcd.errors import ConfigError, MinietcdError
 from minietcd.lease.lessor import min_lease_ttl
 from minietcd.mvcc.watch import WatchHub
@@ -39,9 +41,11 @@ from minietcd.server.logsetup import setup_logging
 from minietcd.server.raft_node import RaftNode
 from minietcd.server.transport import Transport
 from minietcd.server.v3rpc.cluster import ClusterService
+from minietcd.server.v3rpc.election import ElectionService
 from minietcd.server.v3rpc.interceptor import EtcdInterceptor
 from minietcd.server.v3rpc.kv import KVService
 from minietcd.server.v3rpc.lease import LeaseService
+from minietcd.server.v3rpc.lock import LockService
 from minietcd.server.v3rpc.maintenance import MaintenanceService
 from minietcd.server.v3rpc.watch import WatchService
 from minietcd.storage.raft_storage import DiskStorage
@@ -204,6 +208,8 @@ class Member:
         rpc_pb2_grpc.add_MaintenanceServicer_to_server(MaintenanceService(server), gs)
         rpc_pb2_grpc.add_LeaseServicer_to_server(LeaseService(server), gs)
         rpc_pb2_grpc.add_WatchServicer_to_server(WatchService(hub, server.header), gs)
+        v3lock_pb2_grpc.add_LockServicer_to_server(LockService(server, hub), gs)
+        v3election_pb2_grpc.add_ElectionServicer_to_server(ElectionService(server, hub), gs)
         for u in cfg.listen_client_urls:
             gs.add_insecure_port(_host_port(u))
             log.info("embed: listening for client requests on %s", _host_port(u))
