@@ -1,9 +1,12 @@
-"""Deciding how a member starts: restart from its data dir, bootstrap a new cluster, or join an
-existing one. As in etcd, an existing data dir wins over every ``--initial-cluster*`` flag.
+"""Deciding how a member starts: restart from its data dir, bootstrap a new cluster (from a
+static ``--initial-cluster`` or through a discovery service), or join an existing one. As in
+etcd, an existing data dir wins over every ``--initial-cluster*`` and discovery flag.
 """
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import json
 import logging
 from dataclasses import dataclass
@@ -79,3 +82,35 @@ async def join_existing(cfg: Config) -> Start:
     storage = DiskStorage.open(cfg.data_dir, metadata=_metadata(me.id, resp.cluster_id))
     initial = {m.id: list(m.peer_urls) for m in resp.members if m.id != me.id}
     return Start(storage, me.id, resp.cluster_id, [], initial, False)
+
+
+async def bootstrap_discovery(cfg: Config, stop: asyncio.Event | None = None) -> Start | None:
+    """A member of a new cluster whose members are found through a discovery service
+    (``--discovery-endpoints`` + ``--discovery-token``, etcd 3.6's v3 discovery).
+
+    Registers with the service and waits for the other members (see discovery.py), then
+    bootstraps exactly as :func:`bootstrap_new` with the discovered member list as
+    ``--initial-cluster`` and the discovery token as ``--initial-cluster-token``, so every
+    member derives the same member and cluster IDs. Returns None if ``stop`` is set while
+    waiting; raises DiscoveryError if this member cannot be part of the cluster.
+    """
+    from minietcd.server.discovery import discover
+
+    cfg.verify_bootstrap()  # this member alone, its advertised URLs: before registering them
+    member_id = cfg.member_id()
+    initial_cluster = await discover(cfg, member_id, stop)
+    if initial_cluster is None:
+        return None
+    static = dataclasses.replace(
+        cfg,
+        initial_cluster=initial_cluster,
+        initial_cluster_token=cfg.discovery_token,
+        discovery_endpoints=(),
+        discovery_token="",
+    )
+    if static.member_id() != member_id:  # pragma: no cover - the registry holds our own entry
+        raise ConfigError(
+            f"discovery: member ID {static.member_id():x} derived from the discovered cluster "
+            f"differs from the registered {member_id:x}"
+        )
+    return bootstrap_new(static)

@@ -108,6 +108,10 @@ IMPLEMENTED_FLAGS: Final[frozenset[str]] = frozenset(
         "peer-client-cert-auth",
         "discovery",
         "discovery-srv",
+        "discovery-endpoints",
+        "discovery-token",
+        "discovery-dial-timeout",
+        "discovery-request-timeout",
         "log-level",
         "logger",
         "version",
@@ -180,6 +184,7 @@ other command line flags and environment variables will be ignored.
 
 # Duration defaults (named so the dataclass defaults are constants, not calls).
 _NO_TIME: Final = timedelta(0)
+_2S: Final = timedelta(seconds=2)
 _5S: Final = timedelta(seconds=5)
 _20S: Final = timedelta(seconds=20)
 _2H: Final = timedelta(hours=2)
@@ -231,6 +236,12 @@ class Config:
     discovery_proxy: str = ""
     discovery_srv: str = ""
     discovery_srv_name: str = ""
+    #: etcd 3.6's v3 discovery (``--discovery-endpoints`` / ``--discovery-token``); etcd 3.4 has
+    #: only the v2 ``--discovery`` URL. See minietcd/server/discovery.py and docs/discovery.md.
+    discovery_endpoints: tuple[str, ...] = ()
+    discovery_token: str = ""
+    discovery_dial_timeout: timedelta = _2S
+    discovery_request_timeout: timedelta = _5S
     strict_reconfig_check: bool = True
     pre_vote: bool = False
     auto_compaction_retention: str = "0"
@@ -415,10 +426,13 @@ class Config:
         """The bootstrap members and the token their IDs are derived from.
 
         With ``--discovery`` etcd starts from a one-member map of this member's advertised
-        peer URLs and uses the discovery URL as the token (embed.PeerURLsMapAndToken).
+        peer URLs and uses the discovery URL as the token (embed.PeerURLsMapAndToken); with
+        etcd 3.6's v3 discovery (``--discovery-endpoints``) the token is ``--discovery-token``.
         """
         if self.discovery:
             return {self.name: list(self.initial_advertise_peer_urls)}, self.discovery
+        if self.discovery_endpoints:
+            return {self.name: list(self.initial_advertise_peer_urls)}, self.discovery_token
         if self.discovery_srv:
             raise ConfigError(
                 "error setting up initial cluster: --discovery-srv needs DNS SRV lookups, "
@@ -472,7 +486,7 @@ class Config:
         self._advertise_matches_cluster(urls_map, resolver)
         if _has_duplicate_url(urls_map):
             raise ConfigError(f"initial cluster {urls_map_string(urls_map)} has duplicate url")
-        if urls_map_string(urls_map) == "" and not self.discovery:
+        if urls_map_string(urls_map) == "" and not (self.discovery or self.discovery_endpoints):
             raise ConfigError("initial cluster unset and no discovery URL found")
 
     def verify_join_existing(self) -> None:
@@ -482,7 +496,7 @@ class Config:
         self._has_local_member(urls_map)
         if _has_duplicate_url(urls_map):
             raise ConfigError(f"initial cluster {urls_map_string(urls_map)} has duplicate url")
-        if self.discovery:
+        if self.discovery or self.discovery_endpoints:
             raise ConfigError(
                 "discovery URL should not be set when joining existing initial cluster"
             )
@@ -842,6 +856,19 @@ FLAGS: Final[tuple[FlagSpec, ...]] = (
     _f("enable-grpc-gateway", _B),
     _f("experimental-enable-lease-checkpoint-persist", _B),
     _f("unsafe-no-fsync", _B),
+    # etcd 3.6's v3 discovery (server/etcdserver/api/v3discovery). Not etcd 3.4 flags: 3.4 has
+    # only the v2 --discovery URL. Unlisted, so --help stays byte-identical to etcd 3.4's.
+    _f("discovery-endpoints", Kind.STRINGS, None, "''",
+       "V3 discovery: List of gRPC endpoints of the discovery service. (etcd 3.6; etcd 3.4 has "
+       "only the v2 --discovery URL)", yaml=None),
+    _f("discovery-token", _S, None, "''",
+       "V3 discovery: discovery token for the etcd cluster to be bootstrapped. (etcd 3.6)",
+       yaml=None),
+    _f("discovery-dial-timeout", _D, None, "'2s'",
+       "V3 discovery: dial timeout for client connections. (etcd 3.6)", yaml=None),
+    _f("discovery-request-timeout", _D, None, "'5s'",
+       "V3 discovery: timeout for discovery requests (excluding dial timeout). (etcd 3.6)",
+       yaml=None),
     # Obsolete etcd 0.4 flags (etcdmain/config.go "ignored"): etcd warns and goes on.
     *(
         _f(n, Kind.IGNORED, yaml=None)
@@ -1306,9 +1333,9 @@ def parse_config(
         if missing_ac and not may_be_proxy:
             # Listening somewhere specific but advertising localhost would mislead clients.
             v["advertise-client-urls"] = ()
-        if (v["discovery"] or v["discovery-srv"] or v["discovery-srv-name"]) and (
-            "initial-cluster" not in st.explicit
-        ):
+        if (
+            v["discovery"] or v["discovery-srv"] or v["discovery-srv-name"] or v["discovery-endpoints"]
+        ) and ("initial-cluster" not in st.explicit):
             v["initial-cluster"] = ""
 
     _validate(st)
@@ -1349,8 +1376,9 @@ def _validate(st: _Parse) -> None:
             raise ConfigError(f'--{name} {go_quote(addrs)} must be "host:port" ({e})') from None
     if v["initial-cluster-state"] not in (CLUSTER_STATE_NEW, CLUSTER_STATE_EXISTING):
         raise ConfigError(f"unexpected clusterState {go_quote(v['initial-cluster-state'])}")
-    if sum(1 for n in ("discovery", "initial-cluster", "discovery-srv") if v[n]) > 1:
+    if sum(1 for n in ("discovery", "initial-cluster", "discovery-srv", "discovery-endpoints") if v[n]) > 1:
         raise ConfigError(ERR_CONFLICT_BOOTSTRAP)
+    _validate_v3_discovery(v)
     tick, election = v["heartbeat-interval"], v["election-timeout"]
     if tick <= 0:
         raise ConfigError(f"--heartbeat-interval must be >0 (set to {tick}ms)")
@@ -1382,6 +1410,20 @@ def _validate(st: _Parse) -> None:
             "setting experimental-enable-lease-checkpoint-persist requires "
             "experimental-enable-lease-checkpoint"
         )
+
+
+def _validate_v3_discovery(v: Mapping[str, Any]) -> None:
+    """etcd 3.6's checks of its v3 discovery flags (embed.Config.Validate), in its words."""
+    if v["discovery-proxy"] and (v["discovery-endpoints"] or v["discovery-token"]):
+        raise ConfigError(
+            "both v2 discovery settings (discovery, discovery-proxy) and v3 discovery settings "
+            "(discovery-token, discovery-endpoints, discovery-cert, discovery-key, discovery-cacert, "
+            "discovery-user, discovery-password) are set"
+        )
+    if bool(v["discovery-token"]) != bool(v["discovery-endpoints"]):
+        raise ConfigError("both --discovery-token and --discovery-endpoints must be set")
+    if any(ep.strip() == "" for ep in v["discovery-endpoints"]):
+        raise ConfigError("--discovery-endpoints must not contain empty endpoints")
 
 
 def _check_level(level: str) -> None:

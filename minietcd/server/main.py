@@ -33,7 +33,7 @@ from minietcd.mvcc.watch import WatchHub
 from minietcd.raft.config import Config as RaftConfig
 from minietcd.raft.rawnode import RawNode
 from minietcd.server.apply import StateMachine
-from minietcd.server.bootstrap import Start, bootstrap_new, join_existing, restart
+from minietcd.server.bootstrap import Start, bootstrap_discovery, bootstrap_new, join_existing, restart
 from minietcd.server.config import USAGE_LINE, Config, UsageError, help_text, parse_config, version_text
 from minietcd.server.etcd_server import EtcdServer
 from minietcd.server.http import make_app
@@ -61,11 +61,32 @@ def _host_port(url: object) -> str:
 
 def _start(cfg: Config) -> Start | None:
     if DiskStorage.exists(cfg.data_dir):
+        if cfg.discovery or cfg.discovery_endpoints:
+            log.warning(
+                "etcdserver: discovery token ignored since a cluster has already been initialized. "
+                "Valid log found at %r",
+                cfg.wal_path,
+            )
         log.info("etcdserver: restarting member from existing data dir %s", cfg.data_dir)
         return restart(cfg)
     if cfg.initial_cluster_state == "existing":
         return None  # joins asynchronously (needs the network)
+    if cfg.discovery_endpoints:
+        return None  # bootstraps through the discovery service (needs the network)
+    if cfg.discovery:
+        raise ConfigError(
+            "--discovery (etcd 3.4's v2 discovery protocol) is not supported by minietcd; "
+            "use --discovery-endpoints and --discovery-token (etcd 3.6's v3 discovery, "
+            "see docs/discovery.md) or a static --initial-cluster"
+        )
     return bootstrap_new(cfg)
+
+
+async def _start_networked(cfg: Config, stop: asyncio.Event) -> Start | None:
+    """The starts :func:`_start` leaves for later; None if stopped while discovering."""
+    if cfg.discovery_endpoints and cfg.initial_cluster_state != "existing":
+        return await bootstrap_discovery(cfg, stop)
+    return await join_existing(cfg)
 
 
 class Member:
@@ -80,7 +101,9 @@ class Member:
 
     async def run(self) -> None:
         cfg = self.cfg
-        start = _start(cfg) or await join_existing(cfg)
+        start = _start(cfg) or await _start_networked(cfg, self.stop_requested)
+        if start is None:
+            return  # SIGTERM/SIGINT while waiting for the discovery service
         mid, cid = start.member_id, start.cluster_id
         log.info("etcdserver: starting member %x in cluster %x", mid, cid)
 
