@@ -14,8 +14,13 @@ Log Matching
     entries arrive) is checked against ``entries[(index, term)] = (type, data, prev_term)``.
 
 Leader Completeness
-    A leader elected now must hold every entry committed so far. With Log Matching checked, it
-    is enough that it holds the highest committed (index, term) we know of.
+    An entry committed in term T is in the log of every leader of a term after T. Which term
+    an entry was committed in is not observable, but it is at most the (persisted) term of
+    the node on whose disk we first see the commit; so a new leader of term U must hold every
+    commit first seen at a term below U. (Not every commit seen so far: a candidate paused
+    for a while can still win its old term with votes granted long ago, legitimately, after a
+    later term committed entries it lacks.) With Log Matching checked, the highest such
+    committed (index, term) is enough.
 
 State Machine Safety
     ``applied[index]`` is the state hash after the first apply of ``index`` anywhere; every
@@ -53,11 +58,14 @@ class Checker:
     # Commits seen on some node's disk: index -> term of the committed entry there.
     committed: dict[int, int] = field(default_factory=dict)
     commit_top: tuple[int, int] = (0, 0)  # the highest committed (index, term) seen
+    # Observer's term -> the highest committed (index, term) first seen by a node in that term.
+    commit_seen_in_term: dict[int, tuple[int, int]] = field(default_factory=dict)
     # State Machine Safety: index -> (state hash after applying it, the entry, who applied it).
     applied: dict[int, tuple[bytes, Entry, int]] = field(default_factory=dict)
     votes: dict[tuple[int, int], int] = field(default_factory=dict)  # (voter, term) -> candidate
     proposals: set[bytes] = field(default_factory=set)  # every payload a client proposed
     reads: dict[bytes, int] = field(default_factory=dict)  # read ctx -> commit_top index at request
+    answered: dict[bytes, int] = field(default_factory=dict)  # read ctx -> node that got its answer
     last_commit: dict[int, int] = field(default_factory=dict)  # node -> its in-memory commit
     checked_leader: set[tuple[int, int]] = field(default_factory=set)  # (term, node) checked
     stats: dict[str, int] = field(
@@ -104,9 +112,11 @@ class Checker:
             )
 
     def _check_leader_completeness(self, nid: int, node: RawNode) -> None:
-        index, term = self.commit_top
-        if index == 0:
+        lead_term = node.raft.term
+        earlier = [pt for t, pt in self.commit_seen_in_term.items() if t < lead_term]
+        if not earlier:
             return
+        index, term = max(earlier)
         got = _term_at(node, index)
         if got is None:
             return  # compacted by a snapshot newer than index: committed state by construction
@@ -144,7 +154,7 @@ class Checker:
                 f"n{nid} persisted commit={hs.commit} but its persisted log ends at "
                 f"{storage.last_index()}: a restart could not load it ({e})"
             ) from None
-        self.note_committed(nid, hs.commit, term)
+        self.note_committed(nid, hs.commit, term, seen_in_term=hs.term)
         if storage.first_index() - 1 <= self.commit_top[0] <= hs.commit:
             # Our disk must agree with the highest commit known anywhere.
             top_i, top_t = self.commit_top
@@ -154,7 +164,7 @@ class Checker:
                     f"{top_i}, where term {top_t} was committed"
                 )
 
-    def note_committed(self, nid: int, index: int, term: int) -> None:
+    def note_committed(self, nid: int, index: int, term: int, seen_in_term: int) -> None:
         seen = self.committed.setdefault(index, term)
         if seen != term:
             raise SafetyViolation(
@@ -162,6 +172,8 @@ class Checker:
             )
         if index > self.commit_top[0]:
             self.commit_top = (index, term)
+        if index > self.commit_seen_in_term.get(seen_in_term, (0, 0))[0]:
+            self.commit_seen_in_term[seen_in_term] = (index, term)
 
     def check_whole_log(self, nid: int, node: RawNode) -> None:
         """Log Matching over a log loaded from disk (on restart): every entry, not just new ones."""
@@ -200,10 +212,11 @@ class Checker:
                 f"n{nid} acknowledged entries up to {m.index} with only {storage.last_index()} on disk"
             )
 
-    def on_restore(self, nid: int, snap: Snapshot, sm: StateMachine) -> None:
+    def on_restore(self, nid: int, snap: Snapshot, sm: StateMachine, term: int) -> None:
+        """``nid`` (now at ``term``) loaded ``snap`` into its state machine."""
         meta = snap.metadata
         self.stats["snapshots"] += 1
-        self.note_committed(nid, meta.index, meta.term)
+        self.note_committed(nid, meta.index, meta.term, seen_in_term=term)
         first = self.applied.get(meta.index)
         if first is None:
             raise SafetyViolation(f"n{nid} restored a snapshot at {meta.index}, an index nobody applied")
@@ -228,13 +241,16 @@ class Checker:
     # -- ReadIndex -----------------------------------------------------------------------------
 
     def on_read_request(self, ctx: bytes) -> None:
-        self.reads[ctx] = self.commit_top[0]
+        # A client retrying the same ctx may be answered for any of its tries: hold the answer
+        # to the weakest promise, the one made at the first try.
+        self.reads.setdefault(ctx, self.commit_top[0])
 
     def on_read_state(self, nid: int, rs: ReadState) -> None:
         need = self.reads.get(rs.request_ctx)
         if need is None:
             raise SafetyViolation(f"n{nid} got a ReadState for {rs.request_ctx!r}, never requested")
         self.stats["reads"] += 1
+        self.answered[rs.request_ctx] = nid
         if rs.index < need:
             raise SafetyViolation(
                 f"linearizable read {rs.request_ctx!r} on n{nid} got read index {rs.index}, "

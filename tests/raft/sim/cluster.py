@@ -268,7 +268,7 @@ class Cluster:
         if rd.snapshot is not None:
             meta = rd.snapshot.metadata
             n.sm = StateMachine.restore(rd.snapshot.data, meta.conf_state)
-            self.checker.on_restore(n.id, rd.snapshot, n.sm)
+            self.checker.on_restore(n.id, rd.snapshot, n.sm, n.storage.initial_state()[0].term)
             self.say(f"n{n.id} restored snapshot {meta.term}/{meta.index}")
         for e in rd.committed_entries:
             if e.type == EntryType.CONF_CHANGE:

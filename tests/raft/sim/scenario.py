@@ -381,6 +381,7 @@ class Simulation:
             self.round(chaos=False)
         c.say(f"leader n{self.stable_leader()} after {c.now - start} ticks")
         self.commit_final_batch(bound)
+        self.read_everywhere(bound)
         self.final_checks()
 
     def crash_a_minority(self) -> list[int]:
@@ -443,6 +444,27 @@ class Simulation:
                     f"proposals not applied on every member {bound} ticks after a leader "
                     f"appeared\n{self.status()}"
                 )
+            self.round(chaos=False)
+
+    def read_everywhere(self, bound: int) -> None:
+        """Every reachable member (voter or learner) asks for a linearizable read; each must be
+        answered (ReadState on that member) in bounded time. Retried while dropped."""
+        c = self.c
+        ctxs = {n.id: f"final-read-n{n.id}".encode() for n in self.members()
+                if n.up and n.id not in self.kept_down}
+        start = c.now
+        while True:
+            waiting = {nid: ctx for nid, ctx in ctxs.items() if ctx not in c.checker.answered}
+            if not waiting:
+                return
+            if c.now - start > bound:
+                raise LivenessFailure(
+                    f"ReadIndex on {', '.join(f'n{i}' for i in sorted(waiting))} not answered "
+                    f"{bound} ticks after the cluster converged\n{self.status()}"
+                )
+            for nid, ctx in waiting.items():
+                if c.nodes[nid].up and (c.now - start) % 5 == 0:  # a client retrying
+                    c.read_index(nid, ctx)
             self.round(chaos=False)
 
     def converged(self, ld: SimNode, batch: list[bytes]) -> bool:
