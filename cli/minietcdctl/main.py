@@ -177,28 +177,26 @@ def run(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
+_HANDLES_SIGNALS = {"lock", "elect"}
+
+
 async def _run_command(inv: Invocation) -> None:
     loop = asyncio.get_running_loop()
     task = asyncio.current_task()
     assert task is not None and inv.command.run is not None
     # SIGINT/SIGTERM cancel the command; commands that wait for them (watch, lock, elect,
     # keep-alive) turn the cancellation into their own clean exit.
-    received: list[int] = []
-
-    def on_signal(sig: int) -> None:
-        received.append(sig)
-        task.cancel()
-
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, on_signal, sig)
+    if inv.command.name in _HANDLES_SIGNALS:
+        # lock and elect release what they hold on SIGINT/SIGTERM (etcdctl's signal.Notify).
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, task.cancel)
+    else:
+        # Everything else dies of the signal at once, as etcdctl (Go, no handler) does.
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, signal.SIG_DFL)
     try:
         await inv.command.run(inv)
     except asyncio.CancelledError:
-        if received:
-            # Die of the signal, as etcdctl (a Go program without a handler there) does.
-            sys.stdout.flush()
-            signal.signal(received[0], signal.SIG_DFL)
-            os.kill(os.getpid(), received[0])
         raise Exit(EXIT_ERROR) from None
 
 

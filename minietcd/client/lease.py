@@ -63,6 +63,8 @@ class KeepAlive:
         self._closed = False
         #: The last renewal received (None until the first).
         self.last: LeaseKeepAliveResponse | None = None
+        #: The endpoint currently renewing the lease.
+        self.endpoint: str | None = None
         self._task = asyncio.get_running_loop().create_task(self._run(), name=f"keepalive-{lease_id:x}")
 
     # ------------------------------------------------------------------------- life cycle
@@ -137,6 +139,7 @@ class KeepAlive:
                     return self._conn.stub(m, rpc_pb2_grpc.LeaseStub).LeaseKeepAlive(metadata=md)
 
                 member, call = await self._conn.open_stream(open_call, avoid=avoid, timeout=math.inf)
+                self.endpoint = member.endpoint.url
                 try:
                     while not self._closed:
                         await call.write(rpc_pb2.LeaseKeepAliveRequest(ID=self.lease_id))
@@ -155,8 +158,8 @@ class KeepAlive:
                     code = e.code()
                     if code != grpc.StatusCode.UNAVAILABLE and is_etcd_message(e.details() or ""):
                         raise from_rpc_error(e) from e
-                except (_Retry, TimeoutError):
-                    pass
+                except (_Retry, TimeoutError, asyncio.InvalidStateError):
+                    pass  # the stream ended (its member died): renew through another one
                 finally:
                     call.cancel()
                 # The member failed: renew through another one. If the lease expired meanwhile,
@@ -228,6 +231,8 @@ class LeaseMixin:
             try:
                 await call.write(rpc_pb2.LeaseKeepAliveRequest(ID=lease_id))
                 resp = await call.read()
+            except asyncio.InvalidStateError:
+                resp = grpc.aio.EOF  # the stream ended before the request went out
             finally:
                 call.cancel()
             if resp is grpc.aio.EOF:

@@ -172,7 +172,10 @@ class Watch:
             self._member, self._call = member, call
             self.endpoint = member.endpoint.url
             try:
-                await call.write(self._create_request())
+                try:
+                    await call.write(self._create_request())
+                except asyncio.InvalidStateError:
+                    raise _StreamEnded() from None
                 while True:
                     resp = await call.read()
                     if resp is grpc.aio.EOF:
@@ -276,7 +279,7 @@ class Watch:
         revision tells that every event up to it was delivered)."""
         await self.start()
         if self._call is not None:
-            with contextlib.suppress(grpc.aio.AioRpcError):
+            with contextlib.suppress(grpc.aio.AioRpcError, asyncio.InvalidStateError):
                 await self._call.write(rpc_pb2.WatchRequest(progress_request=rpc_pb2.WatchProgressRequest()))
 
 

@@ -19,6 +19,7 @@ commits on a 100 ms timer, so the same writes can leave files of different sizes
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shlex
@@ -76,7 +77,7 @@ class Step:
     capture: tuple[str, str] | None = None  # (name, regex with one group) from stdout
     ttl: bool = False  # normalise remaining TTLs
     took: bool = False  # normalise health durations (and table widths)
-    flex: bool = False  # random IDs in a table: compare with runs of spaces and dashes collapsed
+    flex: bool = False  # random IDs in a table: compare sorted rows, runs of spaces and dashes collapsed
 
 
 def each_format(args: str, formats: tuple[str, ...] = FORMATS, **kw: object) -> list[Step]:
@@ -110,6 +111,13 @@ SCRIPT: list[Step] = [
         "watch foo --rev=1 -- sh -c 'echo $ETCD_WATCH_REVISION $ETCD_WATCH_EVENT_TYPE $ETCD_WATCH_KEY'",
         until="PUT",
     ),
+    Step("watch -i", stdin="frob\nwatch\nwatch foo --rev=1\n", until="bar"),
+    Step("watch -i --prefix", stdin="watch foo --rev=2 -- echo event\n", until="event"),
+    Step("watch -i", stdin="watch foo --rev=1 --\n"),
+    Step("watch -i", stdin="watch foo"),
+    Step("watch --rev=1", env={"ETCDCTL_WATCH_KEY": "foo"}, until="bar"),
+    Step("watch foo", env={"ETCDCTL_WATCH_KEY": "foo"}),
+    Step("watch", env={"ETCDCTL_WATCH_RANGE_END": "z"}),
     Step("watch"),
     Step("watch foo --"),
     Step("watch foo bar --prefix"),
@@ -136,6 +144,9 @@ SCRIPT: list[Step] = [
     Step("compaction x"),
     Step("get foo --rev 2"),
     Step("watch foo --rev=2 -w json", until="CompactRevision"),
+    # Before any key gets a (random) lease ID: the hash covers every key's lease.
+    *each_format("endpoint hashkv"),
+    Step("endpoint hashkv --rev 5 -w json"),
     Step("lease grant 600", capture=("lease", r"lease ([0-9a-f]{16}) granted")),
     Step("put leased v --lease={lease}"),
     *each_format("lease timetolive {lease} --keys", ttl=True),
@@ -164,8 +175,6 @@ SCRIPT: list[Step] = [
     Step("member remove zz"),
     *each_format("endpoint status"),
     Step("endpoint status --cluster -w table"),
-    *each_format("endpoint hashkv"),
-    Step("endpoint hashkv --rev 5 -w json"),
     *each_format("endpoint health", ("json", "fields", "table"), took=True),
     Step("endpoint health --cluster -w json", took=True),
     *each_format("alarm list", ("simple", "json", "protobuf")),
@@ -237,7 +246,10 @@ class Normaliser:
             return self._name(int(m.group(0))) or m.group(0)
 
         def hexa(m: re.Match[bytes]) -> bytes:
-            return self._name(int(m.group(0), 16)) or m.group(0)
+            token = m.group(0)
+            if token.isdigit() and len(token) < 16:  # a decimal (e.g. a hash), not a hex ID
+                return token
+            return self._name(int(token, 16)) or token
 
         out = self.HEX.sub(hexa, self.BIG_DEC.sub(dec, out))
         if step.ttl:
@@ -247,6 +259,13 @@ class Normaliser:
             out = re.sub(rb"\d+(\.\d+)?(ns|\xc2\xb5s|ms|s)\b", b"<took>", out)
         if step.took or step.flex:
             out = re.sub(rb"-+", b"-", re.sub(rb" +", b" ", out))
+        if step.flex:  # members are listed by ID, and a random ID sorts anywhere
+            out = b"\n".join(sorted(out.split(b"\n")))
+        out = re.sub(
+            rb'ETCD_INITIAL_CLUSTER="([^"]*)"',
+            lambda m: b'ETCD_INITIAL_CLUSTER="' + b",".join(sorted(m.group(1).split(b","))) + b'"',
+            out,
+        )
         # "Member %16x added": a random ID with leading zero digits is padded with spaces.
         out = re.sub(rb"Member +<id", b"Member <id", out)
         out = re.sub(rb'("dbSize(InUse)?":|"DBSize" : )\d+', rb"\1N", out)
@@ -274,6 +293,9 @@ def run_tool(
         env=full_env, cwd=ROOT, start_new_session=True,
     )  # fmt: skip
     assert proc2.stdout is not None and proc2.stdin is not None
+    if stdin:  # interactive input; stdin stays open (EOF would end `watch -i`)
+        proc2.stdin.write(stdin.encode())
+        proc2.stdin.flush()
     os.set_blocking(proc2.stdout.fileno(), False)
     out = b""
     deadline = time.monotonic() + timeout
@@ -295,6 +317,9 @@ def run_tool(
             time.sleep(0.02)
         if proc2.poll() is None:
             proc2.send_signal(signal.SIGINT)
+            # Let it exit before stdin closes: EOF would race with the signal in `watch -i`.
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc2.wait(timeout=timeout)
         rest, err = proc2.communicate(timeout=timeout)
         return Result(args, proc2.returncode, out + (rest or b""), err or b"")
     finally:

@@ -71,10 +71,11 @@ class Member:
     data_dir: Path
     log: Path
     proc: subprocess.Popen[bytes] | None = None
+    scheme: str = "http"
 
     @property
     def client_url(self) -> str:
-        return f"http://127.0.0.1:{self.client_port}"
+        return f"{self.scheme}://127.0.0.1:{self.client_port}"
 
     @property
     def peer_url(self) -> str:
@@ -94,6 +95,9 @@ class EtcdCluster:
     size: int = 1
     token: str = "minietcd-client-test"
     ports: list[int] | None = None
+    #: "https" with TLS flags in ``extra_flags`` (--cert-file, --key-file, ...).
+    client_scheme: str = "http"
+    extra_flags: list[str] = field(default_factory=list)
     members: list[Member] = field(default_factory=list)
     _procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
 
@@ -106,8 +110,11 @@ class EtcdCluster:
             base = self.tmp / name
             base.mkdir(parents=True, exist_ok=True)
             self.members.append(
-                Member(name, self.ports[2 * i], self.ports[2 * i + 1], base / "data", base / "etcd.log")
-            )
+                Member(
+                    name, self.ports[2 * i], self.ports[2 * i + 1], base / "data", base / "etcd.log",
+                    scheme=self.client_scheme,
+                )
+            )  # fmt: skip
 
     @property
     def initial_cluster(self) -> str:
@@ -138,6 +145,7 @@ class EtcdCluster:
             "--initial-cluster-state", "new",
             "--heartbeat-interval", "50",
             "--election-timeout", "500",
+            *self.extra_flags,
         ]  # fmt: skip
         with open(m.log, "ab") as log:
             m.proc = subprocess.Popen(
@@ -184,7 +192,7 @@ class EtcdCluster:
                 if m.proc is not None and m.proc.poll() is not None:
                     raise RuntimeError(f"{m.name} exited ({m.proc.returncode}):\n{self.log_tail(i)}")
                 try:
-                    with grpc.insecure_channel(f"127.0.0.1:{m.client_port}") as ch:
+                    with self._channel(i) as ch:
                         st = rpc_pb2_grpc.MaintenanceStub(ch).Status(rpc_pb2.StatusRequest(), timeout=1)
                         rpc_pb2_grpc.KVStub(ch).Range(rpc_pb2.RangeRequest(key=b"health"), timeout=1)
                     leaders.add(st.leader)
@@ -205,13 +213,24 @@ class EtcdCluster:
 
     def ids(self, i: int) -> tuple[int, int]:
         """(cluster ID, member ID) as member ``i`` reports them."""
-        import grpc
 
         from minietcd.api.etcdserverpb import rpc_pb2, rpc_pb2_grpc
 
-        with grpc.insecure_channel(f"127.0.0.1:{self.members[i].client_port}") as ch:
+        with self._channel(i) as ch:
             st = rpc_pb2_grpc.MaintenanceStub(ch).Status(rpc_pb2.StatusRequest(), timeout=5)
         return int(st.header.cluster_id), int(st.header.member_id)
+
+    #: (ca, cert, key) file paths for probing a TLS cluster.
+    probe_tls: tuple[str, str, str] | None = None
+
+    def _channel(self, i: int):  # type: ignore[no-untyped-def]
+        import grpc
+
+        target = f"127.0.0.1:{self.members[i].client_port}"
+        if self.probe_tls is None:
+            return grpc.insecure_channel(target)
+        ca, cert, key = (Path(p).read_bytes() for p in self.probe_tls)
+        return grpc.secure_channel(target, grpc.ssl_channel_credentials(ca, key, cert))
 
     def member_id(self, i: int) -> int:
         return self.ids(i)[1]

@@ -22,6 +22,7 @@ from minietcd.client import (
     DeadlineExceededError,
     Election,
     ElectionNoLeaderError,
+    EtcdServerError,
     EventType,
     FutureRevisionError,
     KeyNotFoundError,
@@ -372,3 +373,91 @@ async def test_write_to_a_frozen_member_has_unknown_outcome(etcd3: EtcdCluster, 
                 await c.get(prefix + "k")
         finally:
             os.killpg(proc.pid, signal.SIGCONT)
+
+
+@pytest.mark.cluster
+async def test_keep_alive_fails_over_when_its_member_dies(etcd3: EtcdCluster, prefix: str) -> None:
+    async with Client(etcd3.endpoints, timeout=5) as c:
+        lease = await c.grant(3)
+        await c.put(prefix + "alive", "v", lease=lease.id)
+        async with c.keep_alive(lease.id) as ka:
+
+            async def renewed() -> bool:
+                return ka.last is not None and ka.endpoint is not None
+
+            await poll(renewed, what="first renewal")
+            first = ka.endpoint
+            etcd3.kill(etcd3.endpoints.index(first or ""))
+            deadline = time.monotonic() + 7.0  # more than two TTLs
+            while time.monotonic() < deadline:
+                await asyncio.sleep(0.25)
+                assert not ka.done
+            assert ka.endpoint != first
+            assert (await c.get(prefix + "alive")).count == 1
+        await c.revoke(lease.id)
+
+
+async def test_authentication(tmp_path: Path, prefix: str) -> None:
+    with EtcdCluster(tmp_path, size=1) as cluster:
+        cluster.start()
+        cluster.wait_healthy()
+        env = {**os.environ, "ETCDCTL_API": "3"}
+        for args in (["user", "add", "root:secret"], ["auth", "enable"]):
+            proc = await asyncio.create_subprocess_exec(
+                "/usr/bin/etcdctl", f"--endpoints={cluster.endpoints[0]}", *args,
+                stdout=asyncio.subprocess.DEVNULL, env=env,
+            )  # fmt: skip
+            assert await proc.wait() == 0
+        async with Client(cluster.endpoints, username="root", password="secret") as c:
+            await c.put(prefix + "k", "v")
+            assert (await c.get(prefix + "k")).kvs[0].value == b"v"
+        async with Client(cluster.endpoints) as anonymous:
+            with pytest.raises(EtcdServerError) as info:
+                await anonymous.get(prefix + "k")
+            assert info.value.etcd_message == "etcdserver: user name is empty"
+        async with Client(cluster.endpoints, username="root", password="wrong") as bad:
+            with pytest.raises(EtcdServerError, match="authentication failed"):
+                await bad.get(prefix + "k")
+
+
+def _make_certs(d: Path) -> dict[str, str]:
+    """A CA, a server certificate for 127.0.0.1 and a client certificate (openssl CLI)."""
+    import shutil
+    import subprocess
+
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is not installed")
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+
+    def run(*args: str) -> None:
+        subprocess.run(["openssl", *args], cwd=d, check=True, capture_output=True)
+
+    run("req", "-x509", *ec, "-keyout", "ca.key", "-out", "ca.pem", "-days", "2", "-subj", "/CN=test-ca")
+    for name, ext in (("server", "subjectAltName=IP:127.0.0.1"), ("client", "extendedKeyUsage=clientAuth")):
+        (d / f"{name}.ext").write_text(ext + "\n")
+        run("req", *ec, "-keyout", f"{name}.key", "-out", f"{name}.csr", "-subj", f"/CN={name}")
+        run("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
+            "-out", f"{name}.pem", "-days", "2", "-extfile", f"{name}.ext")  # fmt: skip
+    return {n: str(d / n) for n in ("ca.pem", "server.pem", "server.key", "client.pem", "client.key")}
+
+
+async def test_tls_with_client_certificates(tmp_path: Path, prefix: str) -> None:
+    certs = _make_certs(tmp_path)
+    flags = [
+        "--cert-file", certs["server.pem"], "--key-file", certs["server.key"],
+        "--trusted-ca-file", certs["ca.pem"], "--client-cert-auth",
+    ]  # fmt: skip
+    with EtcdCluster(tmp_path / "etcd", size=1, client_scheme="https", extra_flags=flags) as cluster:
+        cluster.probe_tls = (certs["ca.pem"], certs["client.pem"], certs["client.key"])
+        cluster.start()
+        cluster.wait_healthy()
+        port = cluster.members[0].client_port
+        tls = {"ca_file": certs["ca.pem"], "cert_file": certs["client.pem"], "key_file": certs["client.key"]}
+        # https:// endpoints, and a bare host:port once TLS files are given.
+        for ep in (cluster.endpoints[0], f"127.0.0.1:{port}"):
+            async with Client([ep], **tls) as c:  # type: ignore[arg-type]
+                await c.put(prefix + "tls", "yes")
+                assert (await c.get(prefix + "tls")).kvs[0].value == b"yes"
+        async with Client([cluster.endpoints[0]], ca_file=certs["ca.pem"], timeout=2) as no_cert:
+            with pytest.raises(Exception):  # noqa: B017 - the handshake is refused without a client cert
+                await no_cert.get(prefix + "tls")
