@@ -271,7 +271,7 @@ def fault_table_command(
     election_timeout: int,
 ) -> None:
     """Measure etcd's fault-tolerance table on real clusters; exit 1 on any mismatch."""
-    from minietcd.lab import fault_table
+    import minietcd.lab.fault_table as fault_table
 
     options = fault_table.TableOptions(
         sizes=fault_table.parse_sizes(sizes),
