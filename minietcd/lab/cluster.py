@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import secrets
 import shutil
 import signal
@@ -45,14 +46,36 @@ def default_lab_dir() -> Path:
     return Path(f"/tmp/minietcd-lab-{os.getuid()}")
 
 
+def _ephemeral_range() -> tuple[int, int]:
+    try:
+        lo, hi = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(lo), int(hi)
+    except (OSError, ValueError):
+        return 32768, 60999
+
+
 def free_ports(n: int) -> list[int]:
-    """``n`` distinct ports on 127.0.0.1 that were free a moment ago (held together while chosen)."""
+    """``n`` distinct ports on 127.0.0.1 that were free a moment ago, chosen *outside* the
+    kernel's ephemeral range: a port there could be taken by anyone's ``bind(0)`` or outgoing
+    connection between now and the moment a member (or a proxy, re-enabled after a partition)
+    listens on it. Out of that range only explicit binds compete."""
+    lo_e, hi_e = _ephemeral_range()
+    lo, hi = (10000, lo_e) if lo_e - 10000 >= 2000 else (hi_e + 1, 65536)
+    rng = random.SystemRandom()
     socks: list[socket.socket] = []
     try:
-        for _ in range(n):
+        for _attempt in range(50 * n + 100):
+            if len(socks) == n:
+                break
             s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            try:
+                s.bind((HOST, rng.randrange(lo, hi)))
+            except OSError:
+                s.close()
+                continue
             socks.append(s)
-            s.bind((HOST, 0))
+        if len(socks) < n:
+            raise LabError(f"could not find {n} free ports in {lo}-{hi - 1}")
         return [int(s.getsockname()[1]) for s in socks]
     finally:
         for s in socks:
@@ -138,7 +161,9 @@ class Cluster:
             toxiproxy_process=None if handle.process is None else processes.adopt(handle.process),
             extra_flags=list(spec.extra_flags),
         )
-        ports = free_ports(3 * spec.size)
+        n_links = spec.size * (spec.size - 1) + (spec.size if spec.client_proxies else 0)
+        ports = free_ports(3 * spec.size + n_links)
+        link_ports = ports[3 * spec.size :]
         for i in range(spec.size):
             name = f"n{i + 1}"
             client, peer, metrics = ports[3 * i : 3 * i + 3]
@@ -156,7 +181,7 @@ class Cluster:
         cluster = cls(state, handle if not detach else None)
         try:
             state.save()
-            cluster.links.create_all(client_proxies=spec.client_proxies)
+            cluster.links.create_all(link_ports, client_proxies=spec.client_proxies)
             state.save()
             for m in state.members:
                 Path(m.log_path).write_text("")  # a fresh log per cluster

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -95,31 +95,34 @@ class Links:
 
     # --- creation ------------------------------------------------------------------------
 
-    def _create(self, name: str, upstream_port: int) -> int:
+    def _create(self, name: str, upstream_port: int, listen_port: int) -> int:
         from toxiproxy.exceptions import ProxyExists
 
         try:
             proxy = _toxiproxy().create(
-                upstream=f"{HOST}:{upstream_port}", name=name, listen=f"{HOST}:0", enabled=True
+                upstream=f"{HOST}:{upstream_port}", name=name, listen=f"{HOST}:{listen_port}", enabled=True
             )
         except ProxyExists:
             raise LabError(f"Toxiproxy at {self.state.toxiproxy_url} already has a proxy {name!r}") from None
         return _port_of(str(proxy.listen))
 
-    def create_all(self, client_proxies: bool = False) -> None:
-        """Create proxy(i->j) for every ordered pair of members (and client proxies if asked)."""
+    def create_all(self, ports: Sequence[int], client_proxies: bool = False) -> None:
+        """Create proxy(i->j) for every ordered pair of members (and client proxies if asked),
+        listening on ``ports`` in turn (chosen by the caller, never port 0: a proxy disabled by
+        a partition must find its port free again when it is re-enabled)."""
         members = self.state.members
+        free = iter(ports)
         for src in members:
             for dst in members:
                 if src is dst:
                     continue
                 name = f"{self.state.proxy_prefix}-{src.name}-{dst.name}"
-                port = self._create(name, dst.peer_port)
+                port = self._create(name, dst.peer_port, next(free))
                 self.state.links.append(LinkState(src.name, dst.name, name, port))
         if client_proxies:
             for m in members:
                 name = f"{self.state.proxy_prefix}-client-{m.name}"
-                m.client_proxy_port = self._create(name, m.client_port)
+                m.client_proxy_port = self._create(name, m.client_port, next(free))
                 self.state.client_proxies[m.name] = name
 
     def routes_for(self, member: MemberState) -> dict[str, str]:
