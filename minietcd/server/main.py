@@ -39,6 +39,7 @@ from minietcd.server.etcd_server import EtcdServer
 from minietcd.server.http import make_app
 from minietcd.server.logsetup import setup_logging
 from minietcd.server.raft_node import RaftNode
+from minietcd.server.tls import ChannelOpener, TLSInfo, client_tls_info, peer_tls_info
 from minietcd.server.transport import Transport
 from minietcd.server.v3rpc.cluster import ClusterService
 from minietcd.server.v3rpc.election import ElectionService
@@ -57,6 +58,65 @@ GRPC_OVERHEAD = 512 * 1024  # etcd lets gRPC frames exceed --max-request-bytes b
 def _host_port(url: object) -> str:
     u = str(url)
     return u.split("://", 1)[1].rstrip("/")
+
+
+def _no_tls_error(url: object) -> ConfigError:
+    """etcd's error for an https listener without a cert and key (transport.newTLSListener)."""
+    return ConfigError(f"cannot listen on TLS for {_host_port(url)}: KeyFile and CertFile are not presented")
+
+
+def _peer_tls(cfg: Config) -> tuple[TLSInfo, grpc.ServerCredentials | None]:
+    """Peer TLS (auto TLS generates it), checked as etcd's configurePeerListeners does."""
+    info = peer_tls_info(cfg)
+    if not info.empty():
+        log.info("embed: peerTLS: %s", info)
+    for u in cfg.listen_peer_urls:
+        if u.is_tls and info.empty():
+            raise _no_tls_error(u)
+        if not u.is_tls and not info.empty():
+            log.warning(
+                "embed: The scheme of peer url %s is HTTP while peer key/cert files are presented. "
+                "Ignored peer key/cert files.",
+                u,
+            )
+        if not u.is_tls and info.client_cert_auth:
+            log.warning(
+                "embed: The scheme of peer url %s is HTTP while client cert auth "
+                "(--peer-client-cert-auth) is enabled. Ignored client cert auth for this url.",
+                u,
+            )
+    creds = info.server_credentials() if any(u.is_tls for u in cfg.listen_peer_urls) else None
+    return info, creds
+
+
+def _client_tls(cfg: Config) -> tuple[TLSInfo, grpc.ServerCredentials | None]:
+    """Client TLS (auto TLS generates it), checked as etcd's configureClientListeners does."""
+    info = client_tls_info(cfg)
+    for u in cfg.listen_client_urls:
+        if u.is_tls and info.empty():
+            raise ConfigError(
+                "TLS key/cert (--cert-file, --key-file) must be provided "
+                f"for client url {u} with HTTPS scheme"
+            )
+        if not u.is_tls and not info.empty():
+            # sic: etcd says "peer" here too
+            log.warning(
+                "embed: The scheme of client url %s is HTTP while peer key/cert files are presented. "
+                "Ignored key/cert files.",
+                u,
+            )
+        if not u.is_tls and info.client_cert_auth:
+            log.warning(
+                "embed: The scheme of client url %s is HTTP while client cert auth (--client-cert-auth) "
+                "is enabled. Ignored client cert auth for this url.",
+                u,
+            )
+    for u in cfg.listen_metrics_urls:
+        if u.is_tls and info.empty():
+            raise _no_tls_error(u)
+    tls_urls = [*cfg.listen_client_urls, *cfg.listen_metrics_urls]
+    creds = info.server_credentials() if any(u.is_tls for u in tls_urls) else None
+    return info, creds
 
 
 def _start(cfg: Config) -> Start | None:
@@ -101,6 +161,10 @@ class Member:
 
     async def run(self) -> None:
         cfg = self.cfg
+        # TLS first, as etcd configures its listeners first: bad TLS settings fail before any
+        # data is written.
+        self.peer_tls, peer_credentials = _peer_tls(cfg)
+        self.client_tls, self.client_credentials = _client_tls(cfg)
         start = _start(cfg) or await _start_networked(cfg, self.stop_requested)
         if start is None:
             return  # SIGTERM/SIGINT while waiting for the discovery service
@@ -141,6 +205,9 @@ class Member:
             on_unreachable=lambda peer: node.report_unreachable(peer),
             on_snapshot_status=lambda peer, ok: node.report_snapshot(peer, ok),
             members_provider=lambda: self._members_pb(sm, cid),
+            server_credentials=peer_credentials,
+            # Without peer TLS the transport dials as it always has (plain http, system roots).
+            channel_factory=None if self.peer_tls.empty() else ChannelOpener(self.peer_tls),
         )
         node = RaftNode(
             rawnode=rawnode,
@@ -229,12 +296,19 @@ class Member:
         rpc_pb2_grpc.add_KVServicer_to_server(KVService(server, cfg.max_txn_ops), gs)
         rpc_pb2_grpc.add_ClusterServicer_to_server(ClusterService(server, cfg.strict_reconfig_check), gs)
         rpc_pb2_grpc.add_MaintenanceServicer_to_server(MaintenanceService(server), gs)
-        rpc_pb2_grpc.add_LeaseServicer_to_server(LeaseService(server), gs)
+        client_channels = ChannelOpener(None if self.client_tls.empty() else self.client_tls)
+        rpc_pb2_grpc.add_LeaseServicer_to_server(LeaseService(server, client_channels), gs)
         rpc_pb2_grpc.add_WatchServicer_to_server(WatchService(hub, server.header), gs)
         v3lock_pb2_grpc.add_LockServicer_to_server(LockService(server, hub), gs)
         v3election_pb2_grpc.add_ElectionServicer_to_server(ElectionService(server, hub), gs)
+        if not self.client_tls.empty():
+            log.info("embed: ClientTLS: %s", self.client_tls)
         for u in cfg.listen_client_urls:
-            gs.add_insecure_port(_host_port(u))
+            if u.is_tls:
+                assert self.client_credentials is not None  # _client_tls checked it
+                gs.add_secure_port(_host_port(u), self.client_credentials)
+            else:
+                gs.add_insecure_port(_host_port(u))
             log.info("embed: listening for client requests on %s", _host_port(u))
         await gs.start()
         self.grpc_server = gs
@@ -244,7 +318,8 @@ class Member:
             runner = web.AppRunner(make_app(server), access_log=None)
             await runner.setup()
             host, _, port = _host_port(u).rpartition(":")
-            await web.TCPSite(runner, host.strip("[]"), int(port)).start()
+            ssl_context = self.client_tls.server_ssl_context() if u.is_tls else None  # as etcd: client TLS
+            await web.TCPSite(runner, host.strip("[]"), int(port), ssl_context=ssl_context).start()
             self.http_runners.append(runner)
             log.info("embed: serving metrics (/metrics, /health, /version) on %s", u)
 
@@ -252,9 +327,13 @@ class Member:
         await server.publish([str(u) for u in self.cfg.advertise_client_urls])
         log.info("embed: ready to serve client requests")
         for u in self.cfg.listen_client_urls:
-            log.info(
-                "embed: serving insecure client requests on %s, this is strongly discouraged!", _host_port(u)
-            )
+            if u.is_tls:
+                log.info("embed: serving client requests on %s", _host_port(u))
+            else:
+                log.info(
+                    "embed: serving insecure client requests on %s, this is strongly discouraged!",
+                    _host_port(u),
+                )
 
 
 async def serve(cfg: Config) -> int:

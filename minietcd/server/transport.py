@@ -65,6 +65,7 @@ from minietcd.wire.raft_codec import message_from_pb, message_to_pb
 __all__ = [
     "PEER_RTT",
     "PROTOCOL_VERSION",
+    "ChannelFactory",
     "MembersResponse",
     "Transport",
     "fetch_cluster_members",
@@ -118,6 +119,10 @@ _SERVER_OPTIONS: Final = [
 ]
 
 _Pb = TypeVar("_Pb", bound=PbMessage)
+
+#: ``await factory(url, options)``: a new grpc.aio channel to a peer URL (e.g.
+#: minietcd.server.tls.ChannelOpener, which handles auto TLS). May raise OSError.
+ChannelFactory = Callable[[str, Sequence[tuple[str, Any]]], Awaitable[Any]]
 
 
 class _Refused(Exception):
@@ -176,6 +181,7 @@ class Transport:
         server_credentials: grpc.ServerCredentials | None = None,
         channel_credentials: grpc.ChannelCredentials | None = None,
         members_provider: Callable[[], raft_pb2.MembersResponse] | None = None,
+        channel_factory: ChannelFactory | None = None,
     ) -> None:
         self._cluster_id = cluster_id  # 0 = not known yet (accepts any cluster)
         self._member_id = member_id
@@ -184,6 +190,7 @@ class Transport:
         self._on_snapshot_status = on_snapshot_status
         self._server_credentials = server_credentials
         self._channel_credentials = channel_credentials
+        self._channel_factory = channel_factory  # replaces channel_credentials (e.g. auto TLS)
         self._members_provider = members_provider
         self._peers: dict[int, _Peer] = {}
         self._removed: set[int] = set()  # members removed from the cluster: refused forever
@@ -305,17 +312,22 @@ class Transport:
         attempt = 0
         while True:
             url = peer.urls[attempt % len(peer.urls)]
-            channel = self._open_channel(url)
-            reason = "transport stopped"
+            was_active = False
             try:
-                reason = await self._stream(peer, url, channel)
-            except Exception as e:  # a bug; keep the writer alive, it is the peer's only one
-                logger.exception("stream writer for peer %s failed", peer.name)
-                reason = _describe(e)
-            finally:
-                was_active = peer.active_since is not None
-                self._deactivate(peer, url, reason)
-                await channel.close(grace=None)
+                channel = await self._open_channel(url)
+            except Exception as e:  # the factory could not connect (auto TLS fetches a certificate)
+                self._deactivate(peer, url, _describe(e))
+            else:
+                reason = "transport stopped"
+                try:
+                    reason = await self._stream(peer, url, channel)
+                except Exception as e:  # a bug; keep the writer alive, it is the peer's only one
+                    logger.exception("stream writer for peer %s failed", peer.name)
+                    reason = _describe(e)
+                finally:
+                    was_active = peer.active_since is not None
+                    self._deactivate(peer, url, reason)
+                    await channel.close(grace=None)
             if was_active:
                 backoff = BACKOFF_MIN  # it worked: retry the same URL at once-ish
             else:
@@ -467,7 +479,7 @@ class Transport:
             message=message_to_pb(dataclasses.replace(m, snapshot=Snapshot(metadata=snap.metadata))),
             total_size=len(data),
         )
-        channel = self._open_channel(url)
+        channel = await self._open_channel(url)
         try:
             timeout = SNAPSHOT_TIMEOUT_BASE + len(data) / SNAPSHOT_MIN_BYTES_PER_SECOND
             call = _stub(channel).SendSnapshot(timeout=timeout)
@@ -666,7 +678,9 @@ class Transport:
         except Exception:
             logger.exception("transport callback %s%r failed", getattr(fn, "__name__", fn), args)
 
-    def _open_channel(self, url: str) -> Any:
+    async def _open_channel(self, url: str) -> Any:
+        if self._channel_factory is not None:
+            return await self._channel_factory(url, _CHANNEL_OPTIONS)
         return _open_channel(url, self._channel_credentials)
 
     def _keep(self, task: asyncio.Task[None]) -> None:
@@ -679,18 +693,23 @@ async def fetch_cluster_members(
     peer_urls: Sequence[str],
     channel_credentials: grpc.ChannelCredentials | None = None,
     timeout: float = 5.0,
+    channel_factory: ChannelFactory | None = None,
 ) -> raft_pb2.MembersResponse:
     """Ask the members at ``peer_urls`` (first answer wins) for the cluster id and member list.
 
     For a member started with ``--initial-cluster-state existing``, like etcd's GET /members.
-    Raises ServerError if none answers.
+    Raises ServerError if none answers. ``channel_factory`` (as for :class:`Transport`) replaces
+    ``channel_credentials``.
     """
     failures: list[str] = []
     for url in peer_urls:
         try:
-            channel = _open_channel(url, channel_credentials)
-        except ConfigError as e:
-            failures.append(f"{url}: {e}")
+            if channel_factory is not None:
+                channel = await channel_factory(url, _CHANNEL_OPTIONS)
+            else:
+                channel = _open_channel(url, channel_credentials)
+        except (ConfigError, OSError) as e:  # OSError: auto TLS could not fetch the certificate
+            failures.append(f"{url}: {_describe(e)}")
             continue
         try:
             response: raft_pb2.MembersResponse = await _stub(channel).Members(

@@ -20,6 +20,7 @@ import re
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -106,6 +107,22 @@ def clean_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     return env
 
 
+@dataclass(frozen=True)
+class ClientTLS:
+    """Files the harness's own gRPC probes use against https members: ``ca_file`` to verify them,
+    and ``cert_file``/``key_file`` as the client certificate (for ``--client-cert-auth``)."""
+
+    ca_file: str
+    cert_file: str = ""
+    key_file: str = ""
+
+    def credentials(self) -> grpc.ChannelCredentials:
+        def read(path: str) -> bytes | None:
+            return Path(path).read_bytes() if path else None
+
+        return grpc.ssl_channel_credentials(read(self.ca_file), read(self.key_file), read(self.cert_file))
+
+
 def _tail(path: Path, lines: int) -> str:
     try:
         text = path.read_text(errors="replace")
@@ -129,14 +146,15 @@ class Member:
     member_id: int | None = None  # learned from the member's Status header once it answers
     is_learner: bool = False  # as added by this harness; learners are left out of default endpoints
     starts: int = 0
+    scheme: str = "http"  # of its client and peer URLs
 
     @property
     def client_url(self) -> str:
-        return f"http://127.0.0.1:{self.client_port}"
+        return f"{self.scheme}://127.0.0.1:{self.client_port}"
 
     @property
     def peer_url(self) -> str:
-        return f"http://127.0.0.1:{self.peer_port}"
+        return f"{self.scheme}://127.0.0.1:{self.peer_port}"
 
     @property
     def running(self) -> bool:
@@ -162,6 +180,11 @@ class ProcessCluster:
     ``[sys.executable, "-m", "minietcd.server"]``; the member flags are appended to it.
     ``extra_flags`` are appended to every member's command line (e.g.
     ``["--max-request-bytes", "4096"]``), ``env`` is added to each member's environment.
+
+    TLS: ``scheme="https"`` gives every member https client and peer URLs (the TLS flags go in
+    ``extra_flags``); ``etcdctl_flags`` are put before the arguments of every etcdctl call (e.g.
+    ``["--cacert", ca, "--cert", crt, "--key", key]``); the harness's own probes verify members
+    with ``client_tls``, or, without it, trust the certificate each member presents (auto TLS).
     """
 
     binary: Sequence[str]
@@ -173,6 +196,9 @@ class ProcessCluster:
     election_ms: int = 500
     token: str = "tok"
     etcdctl_path: str = ETCDCTL
+    scheme: str = "http"
+    etcdctl_flags: Sequence[str] = ()
+    client_tls: ClientTLS | None = None
     members: list[Member] = field(default_factory=list)
     _all_procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
 
@@ -180,7 +206,7 @@ class ProcessCluster:
         self.tmp_path = Path(self.tmp_path)
         ports = free_ports(2 * self.size)
         names = [f"n{i + 1}" for i in range(self.size)]
-        initial = ",".join(f"{n}=http://127.0.0.1:{ports[2 * i + 1]}" for i, n in enumerate(names))
+        initial = ",".join(f"{n}={self.scheme}://127.0.0.1:{ports[2 * i + 1]}" for i, n in enumerate(names))
         for i, name in enumerate(names):
             self.members.append(self._new_member(name, ports[2 * i], ports[2 * i + 1], initial, "new"))
 
@@ -197,6 +223,7 @@ class ProcessCluster:
             log_path=base / "member.log",
             initial_cluster=initial,
             initial_cluster_state=state,
+            scheme=self.scheme,
         )
 
     # ----------------------------------------------------------------------------- life cycle
@@ -315,6 +342,18 @@ class ProcessCluster:
 
     # ------------------------------------------------------------------------------ health
 
+    def _client_channel(self, port: int, timeout: float = 1.0) -> grpc.Channel:
+        """A gRPC channel to the client port of a member (raises OSError if auto TLS cannot
+        fetch the member's certificate)."""
+        target = f"127.0.0.1:{port}"
+        if self.scheme != "https":
+            return grpc.insecure_channel(target)
+        if self.client_tls is not None:
+            return grpc.secure_channel(target, self.client_tls.credentials())
+        # Auto TLS: trust whatever certificate the member presents (etcdctl --insecure-skip-tls-verify).
+        pem = ssl.get_server_certificate(("127.0.0.1", port), timeout=timeout)
+        return grpc.secure_channel(target, grpc.ssl_channel_credentials(pem.encode()))
+
     def _probe(self, i: int, timeout: float = 1.0) -> _Health:
         """Status (and, for voting members, a linearizable read) on member ``i`` over gRPC."""
         m = self.members[i]
@@ -322,7 +361,7 @@ class ProcessCluster:
             code = m.proc.returncode if m.proc is not None else None
             return _Health(False, f"{m.name}: not running (exit code {code})")
         try:
-            with grpc.insecure_channel(f"127.0.0.1:{m.client_port}") as ch:
+            with self._client_channel(m.client_port, timeout) as ch:
                 st = rpc_pb2_grpc.MaintenanceStub(ch).Status(rpc_pb2.StatusRequest(), timeout=timeout)
                 m.member_id = st.header.member_id or m.member_id
                 if st.leader == 0:
@@ -341,6 +380,8 @@ class ProcessCluster:
                 )
         except grpc.RpcError as e:
             return _Health(False, f"{m.name}: {e.code()} {e.details()}")
+        except OSError as e:  # auto TLS: no certificate to fetch yet
+            return _Health(False, f"{m.name}: {e}")
 
     def wait_healthy(self, timeout: float = 30.0, indexes: Iterable[int] | None = None) -> int:
         """Wait until every started member (or those in ``indexes``) is healthy and all agree on
@@ -378,9 +419,9 @@ class ProcessCluster:
         while True:
             for i in self.running_indexes():
                 try:
-                    with grpc.insecure_channel(f"127.0.0.1:{self.members[i].client_port}") as ch:
+                    with self._client_channel(self.members[i].client_port) as ch:
                         st = rpc_pb2_grpc.MaintenanceStub(ch).Status(rpc_pb2.StatusRequest(), timeout=1.0)
-                except grpc.RpcError:
+                except (grpc.RpcError, OSError):
                     continue
                 if st.header.cluster_id:
                     return int(st.header.cluster_id)
@@ -439,11 +480,11 @@ class ProcessCluster:
                 if j == i:
                     continue
                 try:
-                    with grpc.insecure_channel(f"127.0.0.1:{self.members[j].client_port}") as ch:
+                    with self._client_channel(self.members[j].client_port) as ch:
                         resp = rpc_pb2_grpc.ClusterStub(ch).MemberList(
                             rpc_pb2.MemberListRequest(), timeout=1.0
                         )
-                except grpc.RpcError:
+                except (grpc.RpcError, OSError):
                     continue
                 if any(mid == m.ID and m.name for m in resp.members):
                     return
@@ -482,7 +523,7 @@ class ProcessCluster:
         if endpoints is not None:
             flags.append("--endpoints=" + (endpoints if isinstance(endpoints, str) else ",".join(endpoints)))
         return subprocess.run(
-            [self.etcdctl_path, *flags, *args],
+            [self.etcdctl_path, *flags, *self.etcdctl_flags, *args],
             input=input if input is not None else "",
             capture_output=True,
             text=True,

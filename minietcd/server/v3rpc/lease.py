@@ -2,26 +2,35 @@
 
 Grant and Revoke go through the log. KeepAlive and TimeToLive need the lease deadlines, which
 only the leader keeps (its lessor is "primary"), so a follower forwards them to the leader's
-client URL, as etcd forwards them to the leader over its peer port.
+client URL, as etcd forwards them to the leader over its peer port. An https client URL is
+dialled with the member's client TLS (``open_channel``: trusted CA and, for client cert auth,
+our cert as the client certificate; auto TLS pins the leader's self-signed certificate).
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import grpc
 
 from minietcd.api.etcdserverpb import raft_internal_pb2, rpc_pb2, rpc_pb2_grpc
 from minietcd.errors import LeaseNotFoundError, LeaseNotPrimaryError, ServerError
 from minietcd.server.etcd_server import ERR_NO_LEADER, EtcdServer
+from minietcd.server.tls import ChannelOpener
 from minietcd.server.v3rpc.guard import guarded
 
 FORWARD_TIMEOUT = 5.0
+log = logging.getLogger("minietcd.v3rpc")
 
 
 class LeaseService(rpc_pb2_grpc.LeaseServicer):
-    def __init__(self, server: EtcdServer) -> None:
+    def __init__(
+        self, server: EtcdServer, open_channel: Callable[[str], Awaitable[grpc.aio.Channel]] | None = None
+    ) -> None:
         self.s = server
+        # http: insecure; https: system roots, unless main passes the member's client TLS
+        self._open_channel = open_channel or ChannelOpener()
         self._channels: dict[str, grpc.aio.Channel] = {}
 
     # -- through the log ------------------------------------------------------------------------
@@ -74,7 +83,7 @@ class LeaseService(rpc_pb2_grpc.LeaseServicer):
             return 0  # etcd answers an unknown (or just expired) lease with TTL 0
         except LeaseNotPrimaryError:
             pass
-        stub = self._leader_stub()
+        stub = await self._leader_stub()
 
         async def one() -> AsyncIterator[rpc_pb2.LeaseKeepAliveRequest]:
             yield rpc_pb2.LeaseKeepAliveRequest(ID=lease_id)
@@ -97,9 +106,8 @@ class LeaseService(rpc_pb2_grpc.LeaseServicer):
             # etcd answers an unknown lease with TTL -1 (etcdctl prints "already expired").
             return rpc_pb2.LeaseTimeToLiveResponse(header=self.s.header(), ID=req.ID, TTL=-1)
         except LeaseNotPrimaryError:
-            resp: rpc_pb2.LeaseTimeToLiveResponse = await self._leader_stub().LeaseTimeToLive(
-                req, timeout=FORWARD_TIMEOUT
-            )
+            stub = await self._leader_stub()
+            resp: rpc_pb2.LeaseTimeToLiveResponse = await stub.LeaseTimeToLive(req, timeout=FORWARD_TIMEOUT)
             resp.header.CopyFrom(self.s.header())
             return resp
         return rpc_pb2.LeaseTimeToLiveResponse(
@@ -118,13 +126,20 @@ class LeaseService(rpc_pb2_grpc.LeaseServicer):
 
     # -- forwarding -------------------------------------------------------------------------------
 
-    def _leader_stub(self) -> rpc_pb2_grpc.LeaseStub:
+    async def _leader_stub(self) -> rpc_pb2_grpc.LeaseStub:
         lead = self.s.leader
         member = self.s.sm.membership.members.get(lead)
         if lead == 0 or member is None or not member.client_urls:
             raise ServerError(ERR_NO_LEADER)
-        target = member.client_urls[0].split("://", 1)[-1]
-        ch = self._channels.get(target)
-        if ch is None:
-            ch = self._channels[target] = grpc.aio.insecure_channel(target)
-        return rpc_pb2_grpc.LeaseStub(ch)
+        url = member.client_urls[0]
+        ch = self._channels.get(url)
+        if ch is None or ch.get_state() == grpc.ChannelConnectivity.TRANSIENT_FAILURE:
+            try:
+                new = await self._open_channel(url)
+            except OSError as e:  # auto TLS: the leader's certificate could not be fetched
+                log.warning("lease: cannot reach the leader at %s: %s", url, e)
+                raise ServerError(ERR_NO_LEADER) from e
+            if ch is not None:  # a pinned certificate may be stale: redial with a fresh one
+                await ch.close(grace=None)
+            ch = self._channels[url] = new
+        return rpc_pb2_grpc.LeaseStub(ch)  # type: ignore[no-untyped-call]
