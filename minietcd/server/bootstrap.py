@@ -65,6 +65,7 @@ def bootstrap_new(cfg: Config) -> Start:
 async def join_existing(cfg: Config) -> Start:
     """A member added with `member add`, started with --initial-cluster-state existing: learn
     the cluster id and our own id from any reachable peer, then wait for the leader's log."""
+    from minietcd.server.tls import ChannelOpener, peer_tls_info
     from minietcd.server.transport import fetch_cluster_members
 
     cfg.verify_join_existing()
@@ -72,7 +73,10 @@ async def join_existing(cfg: Config) -> Start:
     others = [str(u) for name, us in cfg.initial_cluster_map().items() if name != cfg.name for u in us]
     if not others:
         raise ConfigError("--initial-cluster-state existing needs other members in --initial-cluster")
-    resp = await fetch_cluster_members(others)
+    # Over TLS when the peer URLs are https (with --peer-* certificates or --peer-auto-tls).
+    peer_tls = peer_tls_info(cfg)
+    opener = None if peer_tls.empty() else ChannelOpener(peer_tls)
+    resp = await fetch_cluster_members(others, channel_factory=opener)
     me = next((m for m in resp.members if own & set(m.peer_urls)), None)
     if me is None:
         raise ConfigError(
