@@ -61,6 +61,8 @@ class NodeOptions:
     check_quorum: bool = True
     max_size_per_msg: int = 1 << 20
     max_inflight_msgs: int = 256
+    max_uncommitted_entries_size: int = 64 << 20  # leader drops proposals beyond this
+    max_committed_size_per_ready: int = 1 << 62  # committed entries are paged across Readys
     compact_every: int = 0  # snapshot+compact every this many applied entries (0: never)
 
 
@@ -124,6 +126,8 @@ class Cluster:
             check_quorum=o.check_quorum,
             max_size_per_msg=o.max_size_per_msg,
             max_inflight_msgs=o.max_inflight_msgs,
+            max_uncommitted_entries_size=o.max_uncommitted_entries_size,
+            max_committed_size_per_ready=o.max_committed_size_per_ready,
             applied=applied,
             rng=random.Random(self.rng.getrandbits(64)),
         )

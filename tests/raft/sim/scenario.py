@@ -74,6 +74,8 @@ class Plan:
             check_quorum=rng.random() < 0.8,
             max_size_per_msg=rng.choice([1 << 20, 1 << 20, 40]),  # 40 bytes: one entry a message
             max_inflight_msgs=rng.choice([256, 256, 2]),
+            max_uncommitted_entries_size=rng.choice([64 << 20, 64 << 20, 8]),
+            max_committed_size_per_ready=rng.choice([1 << 62, 1 << 62, 50]),
             compact_every=rng.choice([0, 4, 10, 30]),
         )
         return cls(
@@ -102,6 +104,7 @@ class Plan:
             f"seed={self.seed} voters={self.voters} rounds={self.rounds} net=({self.faults.describe()}) "
             f"election={o.election_tick} heartbeat={o.heartbeat_tick} prevote={o.pre_vote} "
             f"checkquorum={o.check_quorum} maxmsg={o.max_size_per_msg} inflight={o.max_inflight_msgs} "
+            f"maxuncommitted={o.max_uncommitted_entries_size} maxcommitted={o.max_committed_size_per_ready} "
             f"compact={o.compact_every} split_ready={self.split_ready} crash_in_ready={self.crash_in_ready} "
             f"leader_sends_first={self.leader_sends_first} keep_down={self.keep_down} "
             f"p_crash={self.p_crash} p_pause={self.p_pause} clock_skew={self.clock_skew} "
