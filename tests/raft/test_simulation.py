@@ -23,7 +23,7 @@ from minietcd.raft import raft, rawnode, roles
 from minietcd.raft.rawnode import Ready
 from minietcd.raft.types import NONE, Message
 from tests.raft.conftest import DEFAULT_SEEDS
-from tests.raft.sim.scenario import SimFailure, simulate
+from tests.raft.sim.scenario import LONG_SEEDS, SimFailure, simulate
 
 REPO = Path(__file__).resolve().parents[2]
 # A seed whose plan has it all: 7 voters, a reordering lossy network, crashes, partitions,
@@ -49,6 +49,15 @@ def test_soak(block: int) -> None:
     """Many more seeds (500 per block), beyond the default ones."""
     first = DEFAULT_SEEDS + block * 500
     for seed in range(first, first + 500):
+        run_seed(seed)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("block", range(4))
+def test_soak_long_runs(block: int) -> None:
+    """Long runs (5x the chaos: long logs, many compactions and membership changes)."""
+    first = LONG_SEEDS + block * 100
+    for seed in range(first, first + 100):
         run_seed(seed)
 
 

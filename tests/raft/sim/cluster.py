@@ -308,7 +308,14 @@ class Cluster:
 
     def _conf_change_applied(self, n: SimNode, e: Entry, cc: ConfChange, cs: ConfState) -> None:
         first = e.index not in self.conf_history
-        self.conf_history.setdefault(e.index, cs)
+        seen = self.conf_history.setdefault(e.index, cs)
+        # Membership is part of the replicated state: the same index gives the same members
+        # everywhere. (Not for the bootstrap entries: bootstrap() applies them all up front.)
+        if seen != cs and e.index > len(self.initial):
+            raise SafetyViolation(
+                f"n{n.id} has {cs} after applying {cc.type.name} n{cc.node_id} at {e.index}, "
+                f"another node had {seen}"
+            )
         if not first:
             return
         self.say(f"n{n.id} applied {cc.type.name} n{cc.node_id} at {e.index}")

@@ -29,6 +29,9 @@ from tests.raft.sim.network import CALM, Faults, Network
 from tests.raft.sim.transcript import Transcript
 
 MAX_MEMBERS = 9
+# Seeds from here on plan long runs (5x the chaos), so a soak can reach long logs and many
+# compactions while ``--seed S`` still replays any run from its number alone.
+LONG_SEEDS = 1_000_000
 LIVENESS_SLACK = 20  # ticks on top of 10 election timeouts
 
 
@@ -81,7 +84,7 @@ class Plan:
         return cls(
             seed=seed,
             voters=rng.choice([1, 2, 3, 3, 3, 4, 5, 5, 5, 6, 7, 8, 9]),
-            rounds=rng.randint(60, 160),
+            rounds=rng.randint(60, 160) * (5 if seed >= LONG_SEEDS else 1),
             opts=opts,
             faults=faults,
             split_ready=rng.choice([0.0, 0.0, 0.3]),
