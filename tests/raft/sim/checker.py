@@ -207,7 +207,17 @@ class Checker:
             other = self.votes.setdefault((nid, m.term), m.to)
             if other != m.to:
                 raise SafetyViolation(f"n{nid} voted for n{other} and n{m.to} in term {m.term}")
-        elif m.type == MT.MsgAppResp and not m.reject and m.index > storage.last_index():
+        elif (
+            m.type == MT.MsgAppResp
+            and not m.reject
+            and m.term == hs.term
+            and m.index > storage.last_index()
+        ):
+            # Only acks of the node's current term must be on disk. An ack generated while a
+            # Ready was out can see its entries cut by a newer leader before the next Ready
+            # ships it; it then names entries the node no longer has -- harmless: no leader of
+            # the old term can count it into a majority (the newer leader's voters, which must
+            # intersect that majority elsewhere, would have refused it for a shorter log).
             raise SafetyViolation(
                 f"n{nid} acknowledged entries up to {m.index} with only {storage.last_index()} on disk"
             )
