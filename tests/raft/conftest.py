@@ -11,6 +11,8 @@ options. Without them the defaults apply, so a bare ``pytest`` runs the default 
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 DEFAULT_SEEDS = 500
@@ -46,12 +48,22 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """The simulator's soak is marked ``slow`` and CI runs a bare ``pytest``: skip it unless
-    the marker expression asks for it (``-m slow``)."""
+    """``--seed S`` replays one seed: the simulator's other tests are deselected. And the
+    soak is marked ``slow`` while CI runs a bare ``pytest``: skip it unless the marker
+    expression asks for it (``-m slow``)."""
+    here = str(Path(__file__).parent)
+    if config.getoption("--seed", default=None) is not None:
+        keep: list[pytest.Item] = []
+        drop: list[pytest.Item] = []
+        for item in items:
+            is_replay = item.path.name != "test_simulation.py" or item.name.startswith("test_seed[")
+            (keep if is_replay else drop).append(item)
+        if drop:
+            config.hook.pytest_deselected(items=drop)
+            items[:] = keep
     expr = str(config.getoption("-m", default="") or "")
     if "slow" in expr and "not slow" not in expr:
         return
-    here = str(__file__).rsplit("/", 1)[0]
     skip = pytest.mark.skip(reason="long soak: run with -m slow")
     for item in items:
         if "slow" in item.keywords and str(item.path).startswith(here):
