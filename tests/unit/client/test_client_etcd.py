@@ -248,7 +248,11 @@ async def test_lock_interoperates_with_etcdctl(etcd1: EtcdCluster, prefix: str) 
         async with Client(etcd1.endpoints) as c, Session(c, ttl=10) as s:
             lock = Lock(s, prefix + "x")
             task = asyncio.create_task(lock.acquire())
-            await asyncio.sleep(0.3)
+
+            async def queued() -> bool:
+                return (await c.get(prefix + "x/", prefix=True)).count == 2
+
+            await poll(queued, what="our contender queued behind etcdctl's")
             assert not task.done()
             proc.send_signal(signal.SIGINT)  # etcdctl unlocks on SIGINT
             await asyncio.wait_for(task, 10)
