@@ -4,6 +4,9 @@ A small private launcher (the shared one in ``tests/cluster`` is for minietcd's 
 members get free ports, live in a temporary directory, run in their own process group and are
 always killed by :meth:`EtcdCluster.close` (the fixtures call it). Every wait polls against a
 deadline. A missing ``etcd`` binary skips the test, or fails it when ``CI`` is set.
+
+``MINIETCD_CLIENT_TEST_SERVER=minietcd`` starts minietcd's server (``python -m minietcd.server``,
+same flags) instead, to run the very same client and minietcdctl tests against it.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -102,7 +106,11 @@ class EtcdCluster:
     _procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        self.binary = require(ETCD)
+        # MINIETCD_CLIENT_TEST_SERVER=minietcd runs the same tests against minietcd's server.
+        if os.environ.get("MINIETCD_CLIENT_TEST_SERVER") == "minietcd":
+            self.command = [sys.executable, "-m", "minietcd.server"]
+        else:
+            self.command = [require(ETCD)]
         if self.ports is None:
             self.ports = free_ports(2 * self.size)
         for i in range(self.size):
@@ -133,7 +141,7 @@ class EtcdCluster:
     def start_member(self, i: int) -> None:
         m = self.members[i]
         cmd = [
-            self.binary,
+            *self.command,
             "--name", m.name,
             "--data-dir", str(m.data_dir),
             "--listen-client-urls", m.client_url,
