@@ -79,6 +79,8 @@ class Raft:
         # Index of the last membership change the leader appended. A new one may be proposed
         # only once it is applied: one change at a time (thesis 4.1).
         self.pending_conf_index = 0
+        # Leader: index of its own removal, proposed but not applied; no proposals until then.
+        self.removing_self_index = 0
         self.read_only = ReadOnly()
         self.read_round_needed = False  # a heartbeat round is owed to pending ReadIndex requests
         # ReadIndex requests that arrived before this leader committed an entry of its term.
@@ -293,6 +295,7 @@ class Raft:
             pr.reset_state(ProgressState.PROBE)
             pr.recent_active = node == self.id
         self.pending_conf_index = 0
+        self.removing_self_index = 0
         self.uncommitted_size = 0
         self.read_only = ReadOnly()
         self.read_round_needed = False
@@ -670,6 +673,9 @@ class Raft:
 
         if self.state == StateRole.LEADER:
             if self.id not in self.prs.voters and self.step_down_on_removal:
+                # A full election timeout from now, not from the last check-quorum tick
+                # (simulator finding F2b: the grace period could otherwise be one tick).
+                self.election_elapsed = 0
                 # Stepping down at once could wedge the cluster: the others may not know yet
                 # that the removal committed, and may still need our vote. So keep leading
                 # (without counting ourselves) for one election timeout, telling everyone the

@@ -8,10 +8,20 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from minietcd.errors import ConfChangePendingError, ProposalDroppedError
+from minietcd.raft.confchange import decode_conf_change
 from minietcd.raft.describe import node as name
 from minietcd.raft.progress import ProgressState
 from minietcd.raft.quorum import VoteResult
-from minietcd.raft.types import NONE, Entry, EntryType, Message, MessageType, ReadState, StateRole
+from minietcd.raft.types import (
+    NONE,
+    ConfChangeType,
+    Entry,
+    EntryType,
+    Message,
+    MessageType,
+    ReadState,
+    StateRole,
+)
 
 if TYPE_CHECKING:
     from minietcd.raft.raft import Raft
@@ -61,27 +71,42 @@ def _leader_propose(r: Raft, m: Message) -> None:
         raise ProposalDroppedError(
             f"{name(r.id)} is transferring leadership to {name(r.lead_transferee)}; proposal dropped"
         )
+    if r.removing_self_index > r.raft_log.applied:
+        # Entries after our own removal would exist only in our log: the survivors could then
+        # never win our vote (simulator finding F2b). Take nothing more until the removal is
+        # applied (then we are out, or the change was refused and we carry on).
+        raise ProposalDroppedError(f"{name(r.id)} is being removed from the cluster; proposal dropped")
     ents = list(m.entries)
+    conf_index = 0  # index the (single) accepted membership change of this batch will get
+    removing_self = False
     for i, e in enumerate(ents):
         if e.type != EntryType.CONF_CHANGE:
             continue
-        if r.pending_conf_index > r.raft_log.applied:
+        pending = conf_index or r.pending_conf_index
+        if pending > r.raft_log.applied:
             if m.from_ in (NONE, r.id):
                 raise ConfChangePendingError(
-                    f"a membership change at index {r.pending_conf_index} is not applied yet "
+                    f"a membership change at index {pending} is not applied yet "
                     f"(applied {r.raft_log.applied}); one change at a time"
                 )
             # Forwarded from a follower: keep the rest of the batch, neutralise the change.
             ents[i] = Entry(0, 0)
         else:
-            r.pending_conf_index = r.raft_log.last_index() + i + 1
-    r.append_entry(ents)
+            conf_index = r.raft_log.last_index() + i + 1
+            cc = decode_conf_change(e.data)
+            removing_self = cc.type == ConfChangeType.REMOVE_NODE and cc.node_id == r.id
+    r.append_entry(ents)  # may still drop the whole batch (uncommitted size): record after
+    if conf_index:
+        r.pending_conf_index = conf_index
+        if removing_self:
+            r.removing_self_index = conf_index
     r.bcast_append()
 
 
 def _leader_read_index(r: Raft, m: Message) -> None:
-    if len(r.prs.voters) <= 1:
-        # Alone, the leader is trivially confirmed.
+    if r.prs.voters == {r.id}:
+        # The only voter is trivially confirmed. (Not merely "one voter": a removed leader whose
+        # one remaining voter is another node must still be confirmed by it: simulator F3.)
         _respond_read_index(r, m, r.raft_log.committed)
         return
     if not r.committed_entry_in_current_term():

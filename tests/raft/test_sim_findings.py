@@ -80,9 +80,6 @@ def test_f2_removing_the_leader_of_two_voters_does_not_wedge_the_survivor() -> N
     assert n2.state == StateRole.LEADER or n2.conf_state().voters == (2,), "no leader, ever"
 
 
-@pytest.mark.xfail(
-    strict=True, reason="F3: a removed leader answers ReadIndex unconfirmed when one voter is left"
-)
 def test_f3_removed_leader_does_not_serve_stale_reads() -> None:
     """F3 (found by review of the F2 fix, reproduced on the simulator's cluster).
 
@@ -94,8 +91,8 @@ def test_f3_removed_leader_does_not_serve_stale_reads() -> None:
     the old leader suffice) and commits a write. The old leader's read misses that write: a
     stale read, which breaks linearizability (thesis 6.4).
 
-    Fix idea: take the fast path only when ``r.prs.voters == {r.id}``; a leader outside the
-    voters should confirm through a heartbeat round like any other (or refuse reads).
+    Fixed: the fast path is taken only when ``r.prs.voters == {r.id}``; a leader outside the
+    voters confirms through a heartbeat round like any other.
     """
     c = calm_cluster(2)
     old = c.leader()
@@ -118,7 +115,6 @@ def test_f3_removed_leader_does_not_serve_stale_reads() -> None:
     c.settle()
 
 
-@pytest.mark.xfail(strict=True, reason="F2b: F2 is fixed only if the survivor is reachable in time")
 def test_f2b_removed_leader_cut_off_for_longer_than_its_grace_period() -> None:
     """F2b (simulator seed 694 at the time): F2 again, with a longer partition.
 
@@ -130,9 +126,10 @@ def test_f2b_removed_leader_cut_off_for_longer_than_its_grace_period() -> None:
     boundary (``election_elapsed`` is not reset when the removal is applied), which in seed
     1000149 came 4 ticks later on a lossy network.
 
-    Fix idea: once a leader has its own removal in the log, it should accept no more proposals
-    (the survivor that acknowledged the removal then has a log at least as long, and n1 grants
-    it the vote); or keep leading until the remaining voters are known to have the commit.
+    Fixed both ways: a leader that has proposed its own removal accepts no more proposals (so a
+    survivor that acknowledged the removal has a log at least as long, and n1 grants it the
+    vote), and applying the removal restarts the election timer, so the grace period is a whole
+    election timeout.
     """
     env = Interaction()
     for line in [
