@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import random
 
-import pytest
-
 from minietcd.raft.types import ConfChange, ConfChangeType, StateRole
 from tests.raft.interaction import Interaction
 from tests.raft.sim.cluster import Cluster, NodeOptions
