@@ -274,10 +274,15 @@ class Cluster:
         self.state.save()
 
     def signal(self, name: str, sig: signal.Signals) -> None:
+        """Send ``sig`` to member ``name``; for SIGSTOP / SIGCONT, wait until it took effect."""
         m = self.member(name)
         if m.process is None or not processes.alive(m.process):
             raise LabError(f"{name} is not running")
         processes.signal_group(m.process, sig)
+        if sig == signal.SIGSTOP:
+            processes.wait_state(m.process, "stopped")
+        elif sig == signal.SIGCONT:
+            processes.wait_state(m.process, "running")
 
     # --- waiting -------------------------------------------------------------------------
 

@@ -511,9 +511,16 @@ def run(
                 with contextlib.suppress(LabError):
                     Cluster.load(lab_dir).down()
             try:
-                cluster = Cluster.up(
-                    lab_dir, spec, toxiproxy_url=toxiproxy.url, timeout=options.startup_timeout
-                )
+                for attempt in (1, 2):  # a port taken by someone else between choosing and binding
+                    try:
+                        cluster = Cluster.up(
+                            lab_dir, spec, toxiproxy_url=toxiproxy.url, timeout=options.startup_timeout
+                        )
+                        break
+                    except LabError as e:
+                        if attempt == 2 or "address already in use" not in str(e):
+                            raise
+                assert cluster is not None
                 experiment = _Experiment(cluster, options, tick)
                 experiment.prepare()
                 for variant in options.variants:

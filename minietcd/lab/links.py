@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -82,6 +82,17 @@ def _toxiproxy() -> Any:
     return Toxiproxy()
 
 
+@contextlib.contextmanager
+def _answering(url: str) -> Iterator[None]:
+    """Toxiproxy not answering -> LabError (toxiproxy-python lets requests' errors through)."""
+    import requests
+
+    try:
+        yield
+    except requests.RequestException as e:
+        raise LabError(f"Toxiproxy at {url} is not answering ({type(e).__name__})") from None
+
+
 def _port_of(listen: str) -> int:
     return int(listen.rsplit(":", 1)[1])
 
@@ -110,20 +121,21 @@ class Links:
         """Create proxy(i->j) for every ordered pair of members (and client proxies if asked),
         listening on ``ports`` in turn (chosen by the caller, never port 0: a proxy disabled by
         a partition must find its port free again when it is re-enabled)."""
-        members = self.state.members
-        free = iter(ports)
-        for src in members:
-            for dst in members:
-                if src is dst:
-                    continue
-                name = f"{self.state.proxy_prefix}-{src.name}-{dst.name}"
-                port = self._create(name, dst.peer_port, next(free))
-                self.state.links.append(LinkState(src.name, dst.name, name, port))
-        if client_proxies:
-            for m in members:
-                name = f"{self.state.proxy_prefix}-client-{m.name}"
-                m.client_proxy_port = self._create(name, m.client_port, next(free))
-                self.state.client_proxies[m.name] = name
+        with _answering(self.state.toxiproxy_url):
+            members = self.state.members
+            free = iter(ports)
+            for src in members:
+                for dst in members:
+                    if src is dst:
+                        continue
+                    name = f"{self.state.proxy_prefix}-{src.name}-{dst.name}"
+                    port = self._create(name, dst.peer_port, next(free))
+                    self.state.links.append(LinkState(src.name, dst.name, name, port))
+            if client_proxies:
+                for m in members:
+                    name = f"{self.state.proxy_prefix}-client-{m.name}"
+                    m.client_proxy_port = self._create(name, m.client_port, next(free))
+                    self.state.client_proxies[m.name] = name
 
     def routes_for(self, member: MemberState) -> dict[str, str]:
         """``{real peer URL of j: URL of proxy(member->j)}`` for every other member j."""
@@ -139,25 +151,27 @@ class Links:
 
     def destroy_all(self) -> None:
         """Delete every proxy of this lab (those already gone are skipped)."""
-        from toxiproxy.exceptions import NotFound
+        with _answering(self.state.toxiproxy_url):
+            from toxiproxy.exceptions import NotFound
 
-        names = [link.proxy for link in self.state.links] + list(self.state.client_proxies.values())
-        for name in names:
-            with contextlib.suppress(NotFound):
-                _api().delete(f"/proxies/{name}")
+            names = [link.proxy for link in self.state.links] + list(self.state.client_proxies.values())
+            for name in names:
+                with contextlib.suppress(NotFound):
+                    _api().delete(f"/proxies/{name}")
 
-    # --- faults --------------------------------------------------------------------------
+    # --- faults -------------------------------------------------------------------------
 
     def _proxy(self, link: LinkState, enabled: bool = True) -> Any:
         return _proxy_cls()(name=link.proxy, upstream="", enabled=enabled, listen=f"{HOST}:{link.port}")
 
     def set_enabled(self, links: Iterable[LinkState], enabled: bool) -> None:
-        for link in links:
-            proxy = self._proxy(link)
-            if enabled:
-                proxy.enable()
-            else:
-                proxy.disable()
+        with _answering(self.state.toxiproxy_url):
+            for link in links:
+                proxy = self._proxy(link)
+                if enabled:
+                    proxy.enable()
+                else:
+                    proxy.disable()
 
     def add_toxic(
         self,
@@ -170,39 +184,44 @@ class Links:
         """Add toxic ``name`` on what ``link.src`` sends to ``link.dst`` (replacing one of that name)."""
         proxy = self._proxy(link)
         self.remove_toxic(link, name)
-        proxy.add_toxic(
-            name=name, type=toxic_type, stream="upstream", toxicity=toxicity, attributes=dict(attributes)
-        )
+        with _answering(self.state.toxiproxy_url):
+            proxy.add_toxic(
+                name=name, type=toxic_type, stream="upstream", toxicity=toxicity, attributes=dict(attributes)
+            )
 
     def remove_toxic(self, link: LinkState, name: str) -> bool:
-        from toxiproxy.exceptions import NotFound
+        with _answering(self.state.toxiproxy_url):
+            from toxiproxy.exceptions import NotFound
 
-        try:
-            self._proxy(link).destroy_toxic(name)
-        except NotFound:
-            return False
-        return True
+            try:
+                self._proxy(link).destroy_toxic(name)
+            except NotFound:
+                return False
+            return True
 
     def statuses(self) -> dict[str, LinkStatus]:
         """The live state of every link, keyed ``"n1->n2"``, read from Toxiproxy in one call."""
-        proxies: dict[str, Any] = _api().get("/proxies").json()
-        out: dict[str, LinkStatus] = {}
-        for link in self.state.links:
-            data = proxies.get(link.proxy)
-            if data is None:
-                raise LabError(f"proxy {link.proxy} for {link.key} is gone from {self.state.toxiproxy_url}")
-            toxics = [
-                ToxicInfo(
-                    name=str(t["name"]),
-                    type=str(t["type"]),
-                    stream=str(t.get("stream", "downstream")),
-                    toxicity=float(t.get("toxicity", 1.0)),
-                    attributes=dict(t.get("attributes") or {}),
-                )
-                for t in data.get("toxics") or []
-            ]
-            out[link.key] = LinkStatus(link, bool(data["enabled"]), toxics)
-        return out
+        with _answering(self.state.toxiproxy_url):
+            proxies: dict[str, Any] = _api().get("/proxies").json()
+            out: dict[str, LinkStatus] = {}
+            for link in self.state.links:
+                data = proxies.get(link.proxy)
+                if data is None:
+                    raise LabError(
+                        f"proxy {link.proxy} for {link.key} is gone from {self.state.toxiproxy_url}"
+                    )
+                toxics = [
+                    ToxicInfo(
+                        name=str(t["name"]),
+                        type=str(t["type"]),
+                        stream=str(t.get("stream", "downstream")),
+                        toxicity=float(t.get("toxicity", 1.0)),
+                        attributes=dict(t.get("attributes") or {}),
+                    )
+                    for t in data.get("toxics") or []
+                ]
+                out[link.key] = LinkStatus(link, bool(data["enabled"]), toxics)
+            return out
 
     def heal(self) -> None:
         """Re-enable every link (toxics stay)."""

@@ -133,6 +133,15 @@ def kill(ref: ProcessRef | None, timeout: float = 10.0, sig: signal.Signals = si
         raise LabError(f"process {ref.pid} did not exit within {timeout:.0f}s")
 
 
+def wait_state(ref: ProcessRef, wanted: str, timeout: float = 10.0) -> None:
+    """Wait until ``state(ref)`` is ``wanted`` (signals are delivered asynchronously)."""
+    deadline = time.monotonic() + timeout
+    while (current := state(ref)) != wanted:
+        if current == "gone" or time.monotonic() >= deadline:
+            raise LabError(f"process {ref.pid} is {current}, not {wanted}, after {timeout:.0f}s")
+        time.sleep(0.01)
+
+
 def wait_gone(ref: ProcessRef, timeout: float) -> bool:
     deadline = time.monotonic() + timeout
     while True:
