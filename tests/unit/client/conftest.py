@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import asyncio
+import functools
+import inspect
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -26,3 +30,24 @@ def etcd3(tmp_path: Path) -> Iterator[EtcdCluster]:
         cluster.start()
         cluster.wait_healthy()
         yield cluster
+
+
+# No client test may hang the suite: every async test here runs under a deadline.
+TEST_DEADLINE = float(__import__("os").environ.get("CLIENT_TEST_DEADLINE", "120"))
+
+
+def _with_deadline(fn: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+    @functools.wraps(fn)
+    async def run(*args: Any, **kwargs: Any) -> Any:
+        async with asyncio.timeout(TEST_DEADLINE):
+            return await fn(*args, **kwargs)
+
+    return run
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    here = Path(__file__).parent
+    for item in items:
+        fn = getattr(item, "obj", None)
+        if inspect.iscoroutinefunction(fn) and here in Path(str(item.path)).parents:
+            item.obj = _with_deadline(fn)  # type: ignore[attr-defined]

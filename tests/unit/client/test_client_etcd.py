@@ -22,6 +22,7 @@ from minietcd.client import (
     DeadlineExceededError,
     Election,
     ElectionNoLeaderError,
+    EndpointsUnavailableError,
     EtcdServerError,
     EventType,
     FutureRevisionError,
@@ -326,23 +327,38 @@ async def test_reads_fail_over_when_a_member_is_down(etcd3: EtcdCluster, prefix:
         assert st.leader != 0
 
 
+async def _create_once(c: Client, key: str, value: str) -> None:
+    """Create ``key`` exactly once, even across failures: the write is a transaction that only
+    puts if the key does not exist, so retrying it after an unknown outcome is safe."""
+    while True:
+        try:
+            await c.txn().if_(Compare.create(key, "=", 0)).then(Op.put(key, value)).commit()
+            return
+        except (OutcomeUnknownError, EtcdServerError, DeadlineExceededError, EndpointsUnavailableError):
+            await asyncio.sleep(0.05)  # back off while the cluster elects a leader
+
+
 @pytest.mark.cluster
 async def test_watch_survives_restart_of_its_member_without_gaps(etcd3: EtcdCluster, prefix: str) -> None:
+    """The watch is served by the leader (the first endpoint gets the first call), so killing
+    its member also forces an election while writes go on."""
     total = 60
-    async with Client(etcd3.endpoints, timeout=10) as writer_client, Client(etcd3.endpoints) as c:
+    leader = etcd3.wait_healthy()
+    ordered = [etcd3.endpoints[leader], *(ep for i, ep in enumerate(etcd3.endpoints) if i != leader)]
+    async with asyncio.timeout(120), Client(ordered) as c:
         async with c.watch(prefix, prefix=True) as w:
             served_by = etcd3.endpoints.index(w.endpoint or "")
+            assert served_by == leader
             others = [ep for i, ep in enumerate(etcd3.endpoints) if i != served_by]
 
             async def writer() -> None:
-                async with Client(others, timeout=10) as wc:
+                async with Client(others, timeout=5) as wc:
                     for i in range(total):
                         if i == total // 3:
                             etcd3.kill(served_by)
                         if i == 2 * total // 3:
                             etcd3.start_member(served_by)
-                        await wc.put(f"{prefix}{i:03d}", str(i))
-                        await asyncio.sleep(0.01)
+                        await _create_once(wc, f"{prefix}{i:03d}", str(i))
 
             task = asyncio.create_task(writer())
             revisions: list[int] = []
@@ -351,13 +367,12 @@ async def test_watch_survives_restart_of_its_member_without_gaps(etcd3: EtcdClus
                 for ev in batch.events:
                     revisions.append(ev.kv.mod_revision)
                     keys.append(ev.kv.key_str)
-                if len(keys) >= total:
+                if len(keys) >= total or (task.done() and task.exception() is not None):
                     break
             await task
         assert keys == [f"{prefix}{i:03d}" for i in range(total)]
         assert revisions == list(range(revisions[0], revisions[0] + total))  # no gap, no repeat
         assert w.resumes >= 1
-        del writer_client
 
 
 @pytest.mark.cluster
