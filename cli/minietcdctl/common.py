@@ -99,6 +99,12 @@ class Ctl:
             if v == "" and flag in self.inv.changed:
                 raise ExitError(EXIT_BAD_ARGS, f"empty string is passed to --{flag} option")
             if v:
+                try:  # etcdctl loads the files before connecting: report them as Go does
+                    with open(v, "rb"):
+                        pass
+                except OSError as e:
+                    reason = (e.strerror or str(e))[:1].lower() + (e.strerror or str(e))[1:]
+                    raise ExitError(EXIT_BAD_ARGS, f"open {v}: {reason}") from None
                 out[arg] = v
         if not self.inv["insecure-transport"] and not out:
             out["tls"] = True
@@ -130,7 +136,8 @@ class Ctl:
                 **(self._auth() if auth else {}),
             )
         except (ValueError, OSError) as e:
-            raise ExitError(EXIT_BAD_ARGS, str(e)) from None
+            # etcdctl only finds out when it cannot connect: a plain error, exit code 1.
+            raise ExitError(EXIT_ERROR, str(e)) from None
         self._clients.append(c)
         return c
 

@@ -437,6 +437,29 @@ async def test_authentication(tmp_path: Path, prefix: str) -> None:
         async with Client(cluster.endpoints, username="root", password="wrong") as bad:
             with pytest.raises(EtcdServerError, match="authentication failed"):
                 await bad.get(prefix + "k")
+        ep = f"--endpoints={cluster.endpoints[0]}"
+        for args in (["--user=root:secret", "get", prefix + "k", "-w", "fields"],
+                     ["--user=root", "--password=secret", "get", prefix + "k"],
+                     ["get", prefix + "k"]):  # fmt: skip
+            assert await _both_tools([ep, *args])
+
+
+async def _both_tools(args: list[str]) -> bool:
+    """Run etcdctl and minietcdctl with ``args``: same stdout and exit code?"""
+    import sys
+
+    root = str(Path(__file__).resolve().parents[3])
+    results = []
+    for tool in (["/usr/bin/etcdctl"], [sys.executable, "-m", "cli.minietcdctl"]):
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("ETCD_", "ETCDCTL_"))}
+        proc = await asyncio.create_subprocess_exec(
+            *tool, *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+            env={**env, "ETCDCTL_API": "3", "PYTHONPATH": root}, cwd=root,
+        )  # fmt: skip
+        out, _ = await proc.communicate()
+        results.append((proc.returncode, out))
+    assert results[0] == results[1], (args, results)
+    return True
 
 
 def _make_certs(d: Path) -> dict[str, str]:
@@ -480,3 +503,14 @@ async def test_tls_with_client_certificates(tmp_path: Path, prefix: str) -> None
         async with Client([cluster.endpoints[0]], ca_file=certs["ca.pem"], timeout=2) as no_cert:
             with pytest.raises(Exception):  # noqa: B017 - the handshake is refused without a client cert
                 await no_cert.get(prefix + "tls")
+        tls_flags = [
+            f"--cacert={certs['ca.pem']}",
+            f"--cert={certs['client.pem']}",
+            f"--key={certs['client.key']}",
+        ]
+        for args in (
+            [f"--endpoints={cluster.endpoints[0]}", *tls_flags, "get", prefix + "tls", "-w", "json"],
+            [f"--endpoints=127.0.0.1:{port}", *tls_flags, "endpoint", "status", "-w", "fields"],
+            [f"--endpoints={cluster.endpoints[0]}", "--cacert=/nonexistent/ca.pem", "get", prefix + "tls"],
+        ):
+            assert await _both_tools(args)
