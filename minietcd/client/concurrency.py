@@ -32,7 +32,12 @@ from types import TracebackType
 from typing import TYPE_CHECKING
 
 from minietcd.api.etcdserverpb import rpc_pb2
-from minietcd.client.errors import ElectionNoLeaderError, ElectionNotLeaderError, LockLostError
+from minietcd.client.errors import (
+    ElectionNoLeaderError,
+    ElectionNotLeaderError,
+    LockLostError,
+    SessionExpiredError,
+)
 from minietcd.client.kv import Compare, Op
 from minietcd.client.results import EventType, GetResponse, ResponseHeader
 
@@ -76,6 +81,12 @@ class Session:
     def done(self) -> bool:
         """True once the lease expired or was revoked (or the session was closed)."""
         return self._keep_alive is not None and self._keep_alive.done
+
+    def require_alive(self) -> int:
+        """The session's lease ID; :class:`SessionExpiredError` if the lease is gone."""
+        if self.done:
+            raise SessionExpiredError(f"session expired: lease {self.lease_id:x} is gone")
+        return self.lease_id
 
     async def wait_done(self) -> None:
         """Return when the session's lease is gone."""
@@ -166,7 +177,7 @@ class Lock:
         """Wait until the lock is ours. If cancelled while waiting, our place in the queue is
         given up."""
         client = self.session.client
-        lease = self.session.lease_id
+        lease = self.session.require_alive()
         self._key = self.prefix + f"{lease:x}".encode()
         resp = await (
             client.txn()
@@ -237,7 +248,7 @@ class Election:
         """Join the election with ``value`` and return once we are the leader. If cancelled
         while waiting, we resign."""
         client = self.session.client
-        lease = self.session.lease_id
+        lease = self.session.require_alive()
         val = value.encode() if isinstance(value, str) else bytes(value)
         key = self.prefix + f"{lease:x}".encode()
         resp = await (

@@ -131,12 +131,19 @@ class MaintenanceMixin:
 
     async def find_leader(self, *, timeout: float | None = None) -> tuple[str, StatusResponse]:
         """The endpoint (of this client's) whose member is the leader, and its status.
-        Raises :class:`ClientError` if none of the endpoints is the leader."""
+        Endpoints that do not answer are skipped; raises :class:`ClientError` if none of the
+        others is the leader."""
+        last: Exception | None = None
         for ep in self._conn.endpoints:
-            st = await self.status(endpoint=ep, timeout=timeout)
+            try:
+                st = await self.status(endpoint=ep, timeout=timeout)
+            except ClientError as e:
+                last = e
+                continue
             if st.is_leader:
                 return ep, st
-        raise ClientError(f"no leader endpoint given at [{' '.join(self._conn.endpoints)}]")
+        detail = f" (last error: {last})" if last is not None else ""
+        raise ClientError(f"no leader endpoint given at [{' '.join(self._conn.endpoints)}]{detail}")
 
     async def move_leader(
         self, target_id: int, *, endpoint: str | None = None, timeout: float | None = None

@@ -32,6 +32,7 @@ from minietcd.client import (
     Op,
     OutcomeUnknownError,
     Session,
+    SessionExpiredError,
     WatchCompactedError,
 )
 from tests.unit.client.etcd_launcher import EtcdCluster
@@ -234,6 +235,20 @@ async def test_lock_excludes_and_queues_in_order(etcd1: EtcdCluster, prefix: str
         assert not not_owner.succeeded
         await second.release()
         assert order == ["first", "second"]
+
+
+async def test_lock_on_an_expired_session_raises(etcd1: EtcdCluster, prefix: str) -> None:
+    async with Client(etcd1.endpoints) as c:
+        s = await Session(c, ttl=10).start()
+        await c.revoke(s.lease_id)
+
+        async def gone() -> bool:
+            return s.done
+
+        await poll(gone, what="session ends after its lease is revoked")
+        with pytest.raises(SessionExpiredError):
+            await Lock(s, prefix + "lock").acquire()
+        await s.close()
 
 
 async def test_lock_interoperates_with_etcdctl(etcd1: EtcdCluster, prefix: str) -> None:
