@@ -295,6 +295,58 @@ def fault_table_command(
         ctx.exit(1)
 
 
+@cli.command()
+@click.option("--size", "-n", type=click.IntRange(1, MAX_SIZE), default=5, show_default=True)
+@click.option("--duration", default="60s", show_default=True, help="workload time under faults, e.g. 60s")
+@click.option("--nemesis", default="partition,kill,pause,slow,leader-transfer", show_default=True,
+              help="comma list of partition,kill,pause,slow,leader-transfer,member-replace (or none)")
+@click.option("--seed", type=int, default=None, help="RNG seed of the schedule (default: random, printed)")
+@click.option("--clients-per-member", type=click.IntRange(1, 16), default=2, show_default=True)
+@click.option("--keys", type=click.IntRange(1, 100), default=3, show_default=True)
+@click.option("--html", "html_path", type=click.Path(dir_okay=False, path_type=Path), default=None)
+@click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="write the history as JSON lines")
+@click.option("--unsafe-local-reads", is_flag=True,
+              help="TEST ONLY: members serve linearizable reads locally (the checker must object)")
+@click.pass_context
+@_lab_errors
+def chaos(
+    ctx: click.Context,
+    size: int,
+    duration: str,
+    nemesis: str,
+    seed: int | None,
+    clients_per_member: int,
+    keys: int,
+    html_path: Path | None,
+    json_path: Path | None,
+    unsafe_local_reads: bool,
+) -> None:
+    """Clients + a seeded nemesis on a fresh cluster, then the linearizability, watch and
+    durability checks; exit 1 on a violation."""
+    import random as _random
+
+    from minietcd.lab.chaos import ChaosOptions, parse_nemeses, run_chaos
+
+    opts = ChaosOptions(
+        lab_dir=Path(ctx.obj["lab_dir"]) / "chaos",
+        size=size,
+        duration=parse_duration_ms(duration) / 1000.0,
+        nemeses=parse_nemeses(nemesis),
+        seed=seed if seed is not None else _random.SystemRandom().randrange(1 << 31),
+        clients_per_member=clients_per_member,
+        keys=keys,
+        html=html_path,
+        history_json=json_path,
+        unsafe_local_reads=unsafe_local_reads,
+        log=lambda s: click.echo(s, err=True),
+    )
+    result = run_chaos(opts)
+    click.echo(result.report)
+    if not result.ok:
+        ctx.exit(1)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point (console script ``minietcd-lab = "minietcd.lab.cli:main"``)."""
     args = list(argv) if argv is not None else None

@@ -268,9 +268,18 @@ class EtcdServer:
 
     # -- linearizable reads ------------------------------------------------------------------------
 
+    # !!! TEST-ONLY, UNSAFE: MINIETCD_UNSAFE_LOCAL_READS=1 skips ReadIndex, so "linearizable" reads are
+    # !!! served from local state (stale under partitions). It exists only so that the lab's chaos
+    # !!! checker can be shown to catch it (tests/lab/test_chaos.py). Never set it anywhere else.
+    UNSAFE_LOCAL_READS = os.environ.get("MINIETCD_UNSAFE_LOCAL_READS") == "1"
+    if UNSAFE_LOCAL_READS:
+        os.write(2, b"WARNING: MINIETCD_UNSAFE_LOCAL_READS=1: linearizable reads are NOT linearizable\n")
+
     async def read_barrier(self) -> None:
         """Return once a read on this member would see every write committed before the call
         (thesis 6.4: ReadIndex, then wait for the state machine to apply up to it)."""
+        if self.UNSAFE_LOCAL_READS:  # !!! TEST-ONLY, UNSAFE: see above
+            return
         deadline = time.monotonic() + self.request_timeout
         while True:
             try:
