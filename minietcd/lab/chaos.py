@@ -415,8 +415,8 @@ class _Nemesis:
         rng = self.rng
         while time.monotonic() < until and not stop.is_set():
             await _sleep_until(stop, min(until, time.monotonic() + rng.uniform(*self.opts.fault_gap)))
-            if time.monotonic() >= until:
-                break
+            if until - time.monotonic() < self.opts.fault_hold[0]:
+                break  # no time left to hold a fault
             got = await asyncio.to_thread(self.inject)
             if got is None:
                 continue
