@@ -132,9 +132,6 @@ async def _help_command(inv: Invocation) -> None:
 def run(argv: Sequence[str] | None = None) -> int:
     """Run one command line; return the exit code."""
     args = list(sys.argv[1:] if argv is None else argv)
-    if argv is None and hasattr(signal, "SIGPIPE"):
-        # A closed stdout (``| head``) ends the process quietly, as it ends etcdctl.
-        signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     api = os.environ.pop("ETCDCTL_API", "")
     if api not in ("", "3"):
         sys.stderr.write(f"unsupported API version {api}\n")

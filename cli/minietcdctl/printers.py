@@ -7,6 +7,8 @@ format", exit code 4, printed after the request was made, as etcdctl does).
 
 from __future__ import annotations
 
+import os
+import signal
 import sys
 from dataclasses import dataclass
 from typing import Any
@@ -23,8 +25,20 @@ _ALARM_TYPES = {0: "NONE", 1: "NOSPACE", 2: "CORRUPT"}
 
 def write(text: str) -> None:
     """Write to stdout; text may carry raw bytes as surrogate escapes."""
-    sys.stdout.buffer.write(text.encode("utf-8", "surrogateescape"))
-    sys.stdout.flush()
+    try:
+        sys.stdout.buffer.write(text.encode("utf-8", "surrogateescape"))
+        sys.stdout.flush()
+    except BrokenPipeError:
+        die_of_sigpipe()
+
+
+def die_of_sigpipe() -> None:
+    """stdout was closed (``| head``): end as etcdctl does, killed by SIGPIPE. (SIGPIPE is not
+    reset globally: gRPC's own sockets must keep ignoring it.)"""
+    if hasattr(signal, "SIGPIPE"):
+        signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGPIPE)
+    raise Exit(1)
 
 
 def panic(message: str = "runtime error: invalid memory address or nil pointer dereference") -> None:
