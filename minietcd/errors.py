@@ -133,19 +133,19 @@ class WalClosedError(StorageError):
     pass
 
 
-class SnapshotFileError(StorageError):
-    pass
-
-
-# --- MVCC --------------------------------------------------------------------------------------
-
-
 class WalLockedError(StorageError):
     """Another process (or another open WAL in this one) holds the directory lock."""
 
 
 class WalSnapshotNotFoundError(StorageError):
     """The WAL has no marker for the snapshot it was asked to open at (or its term differs)."""
+
+
+class SnapshotFileError(StorageError):
+    pass
+
+
+# --- MVCC --------------------------------------------------------------------------------------
 
 
 class MvccError(MinietcdError):
