@@ -324,8 +324,15 @@ def test_generated_files_are_valid_compose(tools: Tools, tmp_path: Path) -> None
 @pytest.mark.parametrize("size", [1, 3, 5, 9])
 def test_cluster_of_size(tools: Tools, tmp_path: Path, size: int) -> None:
     with compose_cluster(tools, size, tmp_path) as c:
-        members = json.loads(c.etcdctl("member", "list", "-w", "json"))["members"]
-        assert sorted(m["name"] for m in members) == c.members
+        # Healthy means a leader exists; each member publishes its name through the log just
+        # after (etcd lists it as "unstarted", without a name, until then). Wait for that.
+        deadline = time.monotonic() + HEALTHY_TIMEOUT
+        while True:
+            members = json.loads(c.etcdctl("member", "list", "-w", "json"))["members"]
+            if all(m.get("name") for m in members) or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
+        assert sorted(m.get("name", "") for m in members) == c.members
         peer_urls = sorted(u for m in members for u in m["peerURLs"])
         assert peer_urls == sorted(f"http://{n}:2380" for n in c.members)
         # Written through the first member, read (linearizably) through every member.
