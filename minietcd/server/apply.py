@@ -17,7 +17,7 @@ import struct
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from minietcd.api.etcdserverpb import raft_internal_pb2, rpc_pb2
+from minietcd.api.etcdserverpb import etcdserver_pb2, raft_internal_pb2, rpc_pb2
 from minietcd.errors import LeaseNotFoundError, MinietcdError, ServerError
 from minietcd.lease.lessor import Lessor
 from minietcd.mvcc import KVStore
@@ -136,11 +136,10 @@ class StateMachine:
                     resp.alarms.add(memberID=mid, alarm=alarm)
         return resp
 
-    def _v2(self, r: object) -> object:
+    def _v2(self, r: etcdserver_pb2.Request) -> object:
         # etcd 3.4 publishes member attributes and the cluster version through its v2 store:
         # PUT /0/members/<hex id>/attributes {"name":..., "clientURLs":[...]}, PUT /0/version.
-        path: str = r.Path  # type: ignore[attr-defined]
-        val: str = r.Val  # type: ignore[attr-defined]
+        path, val = r.Path, r.Val
         if path.startswith("/0/members/") and path.endswith("/attributes"):
             mid = int(path.split("/")[3], 16)
             attrs = json.loads(val)

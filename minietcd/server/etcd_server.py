@@ -23,7 +23,7 @@ from typing import Any
 
 from minietcd import ETCD_API_VERSION
 from minietcd.api.etcdserverpb import etcdserver_pb2, raft_internal_pb2, rpc_pb2
-from minietcd.errors import MinietcdError, ProposalDroppedError, ServerError
+from minietcd.errors import ConfChangePendingError, MinietcdError, ProposalDroppedError, ServerError
 from minietcd.raft.types import NONE, ConfChange, ConfChangeType, ReadState
 from minietcd.server.apply import ALARM_NOSPACE, ERR_NO_SPACE, Applied, StateMachine
 from minietcd.server.membership import Member, encode_conf_context
@@ -357,8 +357,10 @@ class EtcdServer:
             await self.wait_leader(self.request_timeout)
             try:
                 self.node.propose_conf_change(cc)
-            except ProposalDroppedError as e:
-                raise ServerError(ERR_TIMEOUT if "one change at a time" not in str(e) else str(e)) from None
+            except ConfChangePendingError as e:
+                raise ServerError(str(e)) from None  # another change is not applied yet
+            except ProposalDroppedError:
+                raise ServerError(ERR_TIMEOUT) from None
             result = await asyncio.wait_for(asyncio.shield(fut), deadline - time.monotonic())
         except TimeoutError:
             raise ServerError(ERR_TIMEOUT) from None

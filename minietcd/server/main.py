@@ -216,9 +216,6 @@ class Member:
             sm=sm,
             tick_seconds=cfg.heartbeat_interval / 1000,
             snapshot_count=cfg.snapshot_count,
-            on_applied=lambda outcome, index: None,
-            on_read_state=lambda rs: None,
-            on_leader_change=lambda lead, term: None,
             on_removed=self.stop_requested.set,
         )
         server = EtcdServer(

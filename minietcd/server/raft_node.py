@@ -82,9 +82,6 @@ class RaftNode:
         sm: StateMachine,
         tick_seconds: float,
         snapshot_count: int,
-        on_applied: Callable[[Applied, int], None],
-        on_read_state: Callable[[ReadState], None],
-        on_leader_change: Callable[[int, int], None],
         on_removed: Callable[[], None],
     ) -> None:
         self.rawnode = rawnode
@@ -93,10 +90,12 @@ class RaftNode:
         self.sm = sm
         self.tick_seconds = tick_seconds
         self.snapshot_count = snapshot_count
-        self.on_applied = on_applied  # (outcome, index) for every applied entry
-        self.on_read_state = on_read_state
-        self.on_leader_change = on_leader_change  # (new leader, term)
-        self.on_removed = on_removed
+        self.on_removed = on_removed  # this member was removed, or hit a fatal error: stop
+        # Hooks the EtcdServer attaches (no-ops until then):
+        self.on_applied: Callable[[Applied, int], None] = lambda outcome, index: None
+        self.on_read_state: Callable[[ReadState], None] = lambda rs: None
+        self.on_leader_change: Callable[[int, int], None] = lambda lead, term: None  # (leader, term)
+        self.on_dropped: Callable[[int, ProposalDroppedError], None] = lambda rid, e: None
         self.id = rawnode.id
         self.lead = NONE
         self.term = rawnode.status().hard_state.term
@@ -107,7 +106,6 @@ class RaftNode:
         self._tasks: list[asyncio.Task[None]] = []
         self._stopped = False
         self._proposals: list[tuple[bytes, int]] = []  # (data, request id) not yet stepped
-        self.on_dropped: Callable[[int, ProposalDroppedError], None] = lambda rid, e: None
         self.advance_ticks_pending = True  # see advance_election_ticks
 
     # -- inputs (any coroutine may call these) -------------------------------------------------
@@ -304,7 +302,7 @@ class RaftNode:
                 LEADER_CHANGES.inc()
             self.lead = lead
             HAS_LEADER.set(1 if lead != NONE else 0)
-            self.on_leader_change(lead, self.rawnode.status().hard_state.term)
+            self.on_leader_change(lead, self.term)
         is_leader = role == StateRole.LEADER
         if is_leader != self.is_leader:
             self.is_leader = is_leader

@@ -258,6 +258,8 @@ class Transport:
         if peer is None:
             self.add_peer(member_id, peer_urls)
             return
+        if peer.urls == list(peer_urls):
+            return  # the membership was re-applied, nothing changed for this peer
         _check_urls(peer_urls)
         peer.urls = list(peer_urls)
         if peer.url not in peer.urls:
