@@ -244,9 +244,7 @@ def _leader_transfer(r: Raft, m: Message) -> None:
 def step_candidate(r: Raft, m: Message) -> None:
     my_resp = MT.MsgPreVoteResp if r.state == StateRole.PRE_CANDIDATE else MT.MsgVoteResp
     t = m.type
-    if t == MT.MsgProp:
-        raise ProposalDroppedError(f"{name(r.id)} is campaigning at term {r.term}: no leader")
-    if t in (MT.MsgReadIndex, MT.MsgTransferLeader):
+    if t in (MT.MsgProp, MT.MsgReadIndex, MT.MsgTransferLeader):
         raise ProposalDroppedError(f"{name(r.id)} is campaigning at term {r.term}: no leader")
     if t == MT.MsgApp:
         r.become_follower(m.term, m.from_)  # a leader exists for our term (paper 5.2)
