@@ -23,14 +23,11 @@ resets the stream: that is how a peer that vanished without closing its TCP conn
 partition) is noticed. ``active_since(peer)`` is the moment the current stream came up, or
 None while there is none.
 
-Receiving (the ``RaftPeer`` service on ``--listen-peer-urls``): every request names the
-cluster and both members; a different non-zero cluster id, a request meant for another member,
-or a sender removed from the cluster is refused with FAILED_PRECONDITION. Input is parsed
-here, not by gRPC, so garbage is refused with INVALID_ARGUMENT (a broken snapshot stream with
-DATA_LOSS) instead of an opaque error. Accepted messages go to ``on_message`` one by one, in
-the order the sender produced them.
+Receiving is :class:`minietcd.server.peer_rpc.PeerService` (the ``RaftPeer`` gRPC service on
+``--listen-peer-urls``), which this class owns and serves: it checks cluster and member ids,
+parses input itself and hands accepted messages to ``on_message`` in the sender's order.
 
-Also here: ``Members`` (etcd's GET /members on the peer port) and :func:`fetch_cluster_members`,
+Also here: :func:`fetch_cluster_members` (the client of ``Members``, etcd's GET /members),
 with which a member joining an existing cluster learns the cluster id and member list.
 """
 
@@ -44,23 +41,22 @@ import json
 import logging
 import os
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from typing import Any, Final, NoReturn, TypeVar
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, Final
 
 import grpc
 import grpc.aio
-from google.protobuf.message import DecodeError
-from google.protobuf.message import Message as PbMessage
 from prometheus_client import Histogram
 
-from minietcd import ETCD_API_VERSION, __version__
+from minietcd import __version__
 from minietcd.api.raftpb import raft_pb2
 from minietcd.api.raftpb.raft_pb2_grpc import RaftPeerStub
 from minietcd.errors import ConfigError, ServerError
-from minietcd.raft.types import LOCAL_MESSAGES, Message, MessageType, Snapshot
+from minietcd.raft.types import Message, MessageType, Snapshot
 from minietcd.server.ids import format_id
+from minietcd.server.peer_rpc import CLUSTER_VERSION, PROTOCOL_VERSION, PeerService, clusters_differ
 from minietcd.server.urls import parse_url
-from minietcd.wire.raft_codec import message_from_pb, message_to_pb
+from minietcd.wire.raft_codec import message_to_pb
 
 __all__ = [
     "PEER_RTT",
@@ -75,8 +71,6 @@ logger = logging.getLogger(__name__)
 
 MembersResponse = raft_pb2.MembersResponse
 
-PROTOCOL_VERSION: Final = 1  # HelloRequest.protocol_version this code speaks
-CLUSTER_VERSION: Final = ".".join(ETCD_API_VERSION.split(".")[:2]) + ".0"  # "3.4.0", as etcd shows it
 
 QUEUE_MESSAGES: Final = 4096  # per-peer send queue bound, in messages (etcd's streamBufSize)
 BATCH_SPLIT_BYTES: Final = 16 << 20  # a send() list bigger than this goes in several batches
@@ -89,7 +83,6 @@ BACKOFF_MAX: Final = 1.0
 PROBE_INTERVAL: Final = 1.0
 HELLO_TIMEOUT: Final = 2.0
 
-_SERVICE: Final = "minietcd.raftpb.RaftPeer"
 # Lab-only hook (minietcd-lab, docs/lab.md): a JSON object {peer URL: URL to dial instead}, so each
 # outgoing peer connection can go through a fault proxy of its own. Unset: peers are dialled as is.
 LAB_PEER_ROUTES_ENV: Final = "MINIETCD_LAB_PEER_ROUTES"
@@ -118,20 +111,9 @@ _SERVER_OPTIONS: Final = [
     ("grpc.so_reuseport", 0),  # a second member on our port must fail, not share it
 ]
 
-_Pb = TypeVar("_Pb", bound=PbMessage)
-
 #: ``await factory(url, options)``: a new grpc.aio channel to a peer URL (e.g.
 #: minietcd.server.tls.ChannelOpener, which handles auto TLS). May raise OSError.
 ChannelFactory = Callable[[str, Sequence[tuple[str, Any]]], Awaitable[Any]]
-
-
-class _Refused(Exception):
-    """A request this member will not take; the handler ends the RPC with code and details."""
-
-    def __init__(self, code: grpc.StatusCode, details: str) -> None:
-        super().__init__(details)
-        self.code = code
-        self.details = details
 
 
 class _PeerRejected(Exception):
@@ -183,7 +165,6 @@ class Transport:
         members_provider: Callable[[], raft_pb2.MembersResponse] | None = None,
         channel_factory: ChannelFactory | None = None,
     ) -> None:
-        self._cluster_id = cluster_id  # 0 = not known yet (accepts any cluster)
         self._member_id = member_id
         self._on_message = on_message
         self._on_unreachable = on_unreachable
@@ -191,9 +172,13 @@ class Transport:
         self._server_credentials = server_credentials
         self._channel_credentials = channel_credentials
         self._channel_factory = channel_factory  # replaces channel_credentials (e.g. auto TLS)
-        self._members_provider = members_provider
+        self._rpc = PeerService(
+            cluster_id=cluster_id,
+            member_id=member_id,
+            deliver=self._deliver,
+            members_provider=members_provider,
+        )
         self._peers: dict[int, _Peer] = {}
-        self._removed: set[int] = set()  # members removed from the cluster: refused forever
         self._server: Any = None  # grpc.aio.Server once started
         self._started = False
         self._stopped = False
@@ -204,7 +189,7 @@ class Transport:
     async def start(self, listen_urls: list[str]) -> None:
         """Serve RaftPeer on every URL (https needs server_credentials) and start the peers."""
         server = grpc.aio.server(options=_SERVER_OPTIONS)
-        server.add_generic_rpc_handlers((self._handlers(),))
+        server.add_generic_rpc_handlers((self._rpc.handlers(),))
         for raw in listen_urls:
             url = parse_url(raw)
             try:
@@ -235,7 +220,7 @@ class Transport:
         self._peers.clear()
 
     def set_cluster_id(self, cluster_id: int) -> None:
-        self._cluster_id = cluster_id
+        self._rpc.cluster_id = cluster_id
 
     # --- peers -------------------------------------------------------------------------------
 
@@ -246,7 +231,7 @@ class Transport:
             self.update_peer(member_id, peer_urls)
             return
         _check_urls(peer_urls)
-        self._removed.discard(member_id)
+        self._rpc.removed.discard(member_id)
         peer = _Peer(id=member_id, urls=list(peer_urls))
         self._peers[member_id] = peer
         if self._started and not self._stopped:
@@ -267,7 +252,7 @@ class Transport:
         logger.info("updated peer %s (%s)", peer.name, ", ".join(peer_urls))
 
     def remove_peer(self, member_id: int) -> None:
-        self._removed.add(member_id)
+        self._rpc.removed.add(member_id)
         peer = self._peers.pop(member_id, None)
         if peer is None:
             return
@@ -399,7 +384,7 @@ class Transport:
     def _batches(self, to: int, msgs: list[Message]) -> list[raft_pb2.MessageBatch]:
         """``msgs`` as one MessageBatch, or several in order if it would be too large."""
         batch = raft_pb2.MessageBatch(
-            cluster_id=self._cluster_id, from_member_id=self._member_id, to_member_id=to
+            cluster_id=self._rpc.cluster_id, from_member_id=self._member_id, to_member_id=to
         )
         batch.messages.extend(message_to_pb(m) for m in msgs)
         if len(msgs) == 1 or batch.ByteSize() <= BATCH_SPLIT_BYTES:
@@ -410,7 +395,7 @@ class Transport:
     async def _hello(self, peer: _Peer, stub: Any) -> None:
         """Ask the member at the other end who it is; raise _PeerRejected if it is not ``peer``."""
         request = raft_pb2.HelloRequest(
-            cluster_id=self._cluster_id,
+            cluster_id=self._rpc.cluster_id,
             from_member_id=self._member_id,
             to_member_id=peer.id,
             protocol_version=PROTOCOL_VERSION,
@@ -422,10 +407,10 @@ class Transport:
             raise _PeerRejected(f"peer refused us: {response.reject_reason}")
         if response.member_id != peer.id:
             raise _PeerRejected(f"member {format_id(response.member_id)} answered instead of {peer.name}")
-        if _clusters_differ(response.cluster_id, self._cluster_id):
+        if clusters_differ(response.cluster_id, self._rpc.cluster_id):
             raise _PeerRejected(
                 f"cluster ID mismatch: peer {peer.name} is in cluster {format_id(response.cluster_id)}, "
-                f"this member is in cluster {format_id(self._cluster_id)}"
+                f"this member is in cluster {format_id(self._rpc.cluster_id)}"
             )
 
     async def _run_prober(self, peer: _Peer) -> None:
@@ -475,7 +460,7 @@ class Transport:
         large transfer does not hold up heartbeats on the Send stream."""
         data = snap.data
         header = raft_pb2.SnapshotHeader(
-            cluster_id=self._cluster_id,
+            cluster_id=self._rpc.cluster_id,
             from_member_id=self._member_id,
             to_member_id=peer.id,
             message=message_to_pb(dataclasses.replace(m, snapshot=Snapshot(metadata=snap.metadata))),
@@ -498,168 +483,6 @@ class Transport:
                 raise ValueError(f"peer acknowledged {ack.received_bytes} of {len(data)} bytes")
         finally:
             await channel.close(grace=None)
-
-    # --- receiving ---------------------------------------------------------------------------
-
-    def _handlers(self) -> grpc.GenericRpcHandler:
-        """RaftPeer's methods. Requests arrive as raw bytes (no request_deserializer) so that
-        a malformed one is refused with INVALID_ARGUMENT by us rather than failed by gRPC."""
-
-        def stream(fn: Callable[[AsyncIterator[bytes]], Awaitable[PbMessage]]) -> grpc.RpcMethodHandler:
-            async def handler(requests: AsyncIterator[bytes], context: Any) -> PbMessage:
-                try:
-                    return await fn(requests)
-                except _Refused as e:
-                    await _abort(context, e)
-
-            return grpc.stream_unary_rpc_method_handler(handler, response_serializer=_serialize)
-
-        def unary(fn: Callable[[bytes], Awaitable[PbMessage]]) -> grpc.RpcMethodHandler:
-            async def handler(request: bytes, context: Any) -> PbMessage:
-                try:
-                    return await fn(request)
-                except _Refused as e:
-                    await _abort(context, e)
-
-            return grpc.unary_unary_rpc_method_handler(handler, response_serializer=_serialize)
-
-        return grpc.method_handlers_generic_handler(
-            _SERVICE,
-            {
-                "Send": stream(self._serve_send),
-                "SendSnapshot": stream(self._serve_snapshot),
-                "Hello": unary(self._serve_hello),
-                "Members": unary(self._serve_members),
-            },
-        )
-
-    async def _serve_send(self, requests: AsyncIterator[bytes]) -> raft_pb2.SendAck:
-        batches = stepped = 0
-        sender: int | None = None
-        async for raw in requests:
-            batch = _parse(raft_pb2.MessageBatch, raw, "MessageBatch")
-            self._check_route(batch.cluster_id, batch.from_member_id, batch.to_member_id)
-            if sender is None:
-                sender = batch.from_member_id
-                logger.debug("peer %s opened a message stream (stream reader)", format_id(sender))
-            msgs = [self._decode(pb, batch.from_member_id) for pb in batch.messages]  # all, then step
-            if any(m.type == MessageType.MsgSnap for m in msgs):
-                raise _Refused(grpc.StatusCode.INVALID_ARGUMENT, "MsgSnap must be sent with SendSnapshot")
-            for m in msgs:
-                if m.type in LOCAL_MESSAGES:  # never sent by a correct peer; harmless to skip
-                    logger.debug("dropped local message %s from peer %s", m.type.name, format_id(m.from_))
-                    continue
-                self._deliver(m)
-                stepped += 1
-            batches += 1
-        return raft_pb2.SendAck(batches=batches, messages=stepped)
-
-    async def _serve_snapshot(self, requests: AsyncIterator[bytes]) -> raft_pb2.SnapshotAck:
-        invalid, data_loss = grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.DATA_LOSS
-        chunks = aiter(requests)
-        first = await anext(chunks, None)
-        chunk = None if first is None else _parse(raft_pb2.SnapshotChunk, first, "SnapshotChunk")
-        if chunk is None or chunk.WhichOneof("part") != "header":
-            raise _Refused(invalid, "a snapshot stream must start with a header")
-        header = chunk.header
-        self._check_route(header.cluster_id, header.from_member_id, header.to_member_id)
-        m = self._decode(header.message, header.from_member_id)
-        if m.type != MessageType.MsgSnap or m.snapshot is None:
-            raise _Refused(invalid, f"snapshot header carries {m.type.name}, not MsgSnap with a snapshot")
-        total = header.total_size
-        data = bytearray()
-        digest = hashlib.sha256()
-        trailer: raft_pb2.SnapshotTrailer | None = None
-        async for raw in chunks:
-            chunk = _parse(raft_pb2.SnapshotChunk, raw, "SnapshotChunk")
-            part = chunk.WhichOneof("part")
-            if trailer is not None or part not in ("data", "trailer"):
-                where = "after the trailer" if trailer is not None else "in a snapshot stream"
-                raise _Refused(invalid, f"unexpected {part or 'empty'} chunk {where}")
-            if part == "trailer":
-                trailer = chunk.trailer
-                continue
-            if len(data) + len(chunk.data) > total:
-                raise _Refused(data_loss, f"snapshot data exceeds the announced {total} bytes")
-            data += chunk.data
-            digest.update(chunk.data)
-        if trailer is None:
-            raise _Refused(
-                data_loss, f"snapshot stream ended before its trailer ({len(data)} of {total} bytes)"
-            )
-        if len(data) != total:
-            raise _Refused(data_loss, f"snapshot has {len(data)} bytes, the header announced {total}")
-        if digest.digest() != trailer.sha256:
-            raise _Refused(data_loss, "snapshot checksum mismatch (sha256)")
-        logger.info(
-            "received snapshot (index %d, %d bytes) from peer %s",
-            m.snapshot.metadata.index,
-            total,
-            format_id(m.from_),
-        )
-        self._deliver(
-            dataclasses.replace(m, snapshot=Snapshot(data=bytes(data), metadata=m.snapshot.metadata))
-        )
-        return raft_pb2.SnapshotAck(received_bytes=total)
-
-    async def _serve_hello(self, raw: bytes) -> raft_pb2.HelloResponse:
-        request = _parse(raft_pb2.HelloRequest, raw, "HelloRequest")
-        reason = self._route_problem(request.cluster_id, request.from_member_id, request.to_member_id)
-        if reason is None and request.protocol_version != PROTOCOL_VERSION:
-            reason = (
-                f"peer protocol version {request.protocol_version} is not supported "
-                f"(this member speaks {PROTOCOL_VERSION})"
-            )
-        return raft_pb2.HelloResponse(
-            cluster_id=self._cluster_id,
-            member_id=self._member_id,
-            protocol_version=PROTOCOL_VERSION,
-            server_version=__version__,
-            cluster_version=CLUSTER_VERSION,
-            reject_reason=reason or "",
-        )
-
-    async def _serve_members(self, raw: bytes) -> raft_pb2.MembersResponse:
-        _parse(raft_pb2.MembersRequest, raw, "MembersRequest")
-        if self._members_provider is None:
-            raise _Refused(grpc.StatusCode.UNAVAILABLE, "this member does not serve the member list")
-        try:
-            return self._members_provider()
-        except Exception as e:
-            logger.exception("members_provider failed")
-            raise _Refused(grpc.StatusCode.UNAVAILABLE, f"member list unavailable: {e}") from e
-
-    def _route_problem(self, cluster_id: int, from_id: int, to_id: int) -> str | None:
-        """Why a request naming these ids is not for us, or None if it is."""
-        me = format_id(self._member_id)
-        if _clusters_differ(cluster_id, self._cluster_id):
-            return (
-                f"cluster ID mismatch: member {format_id(from_id)} of cluster {format_id(cluster_id)} "
-                f"sent to member {me} of cluster {format_id(self._cluster_id)}"
-            )
-        if to_id != self._member_id:
-            return f"member ID mismatch: request for member {format_id(to_id)} reached member {me}"
-        if from_id in self._removed:
-            return f"member {format_id(from_id)} has been removed from the cluster"
-        return None
-
-    def _check_route(self, cluster_id: int, from_id: int, to_id: int) -> None:
-        reason = self._route_problem(cluster_id, from_id, to_id)
-        if reason is not None:
-            raise _Refused(grpc.StatusCode.FAILED_PRECONDITION, reason)
-
-    def _decode(self, pb: raft_pb2.Message, sender: int) -> Message:
-        try:
-            m = message_from_pb(pb)
-        except DecodeError as e:
-            raise _Refused(grpc.StatusCode.INVALID_ARGUMENT, f"malformed Raft message: {e}") from e
-        if m.from_ != sender or m.to != self._member_id:
-            raise _Refused(
-                grpc.StatusCode.INVALID_ARGUMENT,
-                f"{m.type.name} from {format_id(m.from_)} to {format_id(m.to)} "
-                f"on a stream from {format_id(sender)} to {format_id(self._member_id)}",
-            )
-        return m
 
     # --- callbacks and helpers ---------------------------------------------------------------
 
@@ -757,27 +580,6 @@ def _check_urls(urls: list[str]) -> None:
         raise ConfigError("a peer needs at least one peer URL")
     for url in urls:
         parse_url(url)
-
-
-def _clusters_differ(a: int, b: int) -> bool:
-    """Two cluster ids conflict only if both are known (0 = a joining member's "not yet")."""
-    return a != 0 and b != 0 and a != b
-
-
-def _parse(cls: type[_Pb], raw: bytes, what: str) -> _Pb:
-    try:
-        return cls.FromString(raw)
-    except DecodeError as e:
-        raise _Refused(grpc.StatusCode.INVALID_ARGUMENT, f"malformed {what}: {e}") from e
-
-
-def _serialize(message: PbMessage) -> bytes:
-    return message.SerializeToString()
-
-
-async def _abort(context: Any, refused: _Refused) -> NoReturn:
-    await context.abort(refused.code, refused.details)
-    raise AssertionError("unreachable: context.abort raises")
 
 
 def _describe(e: Exception) -> str:

@@ -1,0 +1,248 @@
+"""The receiving half of the peer protocol: the ``RaftPeer`` gRPC service (raftpb/raft.proto).
+
+Every request names the cluster and both members; a different non-zero cluster id, a request
+meant for another member, or a sender removed from the cluster is refused with
+FAILED_PRECONDITION. Input is parsed here, not by gRPC, so garbage is refused with
+INVALID_ARGUMENT (a broken snapshot stream with DATA_LOSS) instead of an opaque error. Accepted
+messages go to ``deliver`` one by one, in the order the sender produced them.
+
+``Members`` is etcd's GET /members on the peer port: a joining member learns the cluster id and
+member list from it. The sending half is :mod:`minietcd.server.transport`, which owns one
+:class:`PeerService` and keeps its ``cluster_id`` and ``removed`` up to date.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, Final, NoReturn, TypeVar
+
+import grpc
+from google.protobuf.message import DecodeError
+from google.protobuf.message import Message as PbMessage
+
+from minietcd import ETCD_API_VERSION, __version__
+from minietcd.api.raftpb import raft_pb2
+from minietcd.raft.types import LOCAL_MESSAGES, Message, MessageType, Snapshot
+from minietcd.server.ids import format_id
+from minietcd.wire.raft_codec import message_from_pb
+
+__all__ = ["CLUSTER_VERSION", "PROTOCOL_VERSION", "SERVICE", "PeerService", "clusters_differ"]
+
+logger = logging.getLogger(__name__)
+
+PROTOCOL_VERSION: Final = 1  # HelloRequest.protocol_version this code speaks
+CLUSTER_VERSION: Final = ".".join(ETCD_API_VERSION.split(".")[:2]) + ".0"  # "3.4.0", as etcd shows it
+SERVICE: Final = "minietcd.raftpb.RaftPeer"
+
+_Pb = TypeVar("_Pb", bound=PbMessage)
+
+
+class _Refused(Exception):
+    """A request this member will not take; the handler ends the RPC with code and details."""
+
+    def __init__(self, code: grpc.StatusCode, details: str) -> None:
+        super().__init__(details)
+        self.code = code
+        self.details = details
+
+
+class PeerService:
+    """``RaftPeer`` for one member: checks who is talking, parses, hands messages to Raft."""
+
+    def __init__(
+        self,
+        *,
+        cluster_id: int,
+        member_id: int,
+        deliver: Callable[[Message], None],
+        members_provider: Callable[[], raft_pb2.MembersResponse] | None = None,
+    ) -> None:
+        self.cluster_id = cluster_id  # 0 = not known yet (accepts any cluster)
+        self.removed: set[int] = set()  # members removed from the cluster: refused forever
+        self._member_id = member_id
+        self._deliver = deliver
+        self._members_provider = members_provider
+
+    def handlers(self) -> grpc.GenericRpcHandler:
+        """RaftPeer's methods. Requests arrive as raw bytes (no request_deserializer) so that
+        a malformed one is refused with INVALID_ARGUMENT by us rather than failed by gRPC."""
+
+        def stream(fn: Callable[[AsyncIterator[bytes]], Awaitable[PbMessage]]) -> grpc.RpcMethodHandler:
+            async def handler(requests: AsyncIterator[bytes], context: Any) -> PbMessage:
+                try:
+                    return await fn(requests)
+                except _Refused as e:
+                    await _abort(context, e)
+
+            return grpc.stream_unary_rpc_method_handler(handler, response_serializer=_serialize)
+
+        def unary(fn: Callable[[bytes], Awaitable[PbMessage]]) -> grpc.RpcMethodHandler:
+            async def handler(request: bytes, context: Any) -> PbMessage:
+                try:
+                    return await fn(request)
+                except _Refused as e:
+                    await _abort(context, e)
+
+            return grpc.unary_unary_rpc_method_handler(handler, response_serializer=_serialize)
+
+        return grpc.method_handlers_generic_handler(
+            SERVICE,
+            {
+                "Send": stream(self._serve_send),
+                "SendSnapshot": stream(self._serve_snapshot),
+                "Hello": unary(self._serve_hello),
+                "Members": unary(self._serve_members),
+            },
+        )
+
+    async def _serve_send(self, requests: AsyncIterator[bytes]) -> raft_pb2.SendAck:
+        batches = stepped = 0
+        sender: int | None = None
+        async for raw in requests:
+            batch = _parse(raft_pb2.MessageBatch, raw, "MessageBatch")
+            self._check_route(batch.cluster_id, batch.from_member_id, batch.to_member_id)
+            if sender is None:
+                sender = batch.from_member_id
+                logger.debug("peer %s opened a message stream (stream reader)", format_id(sender))
+            msgs = [self._decode(pb, batch.from_member_id) for pb in batch.messages]  # all, then step
+            if any(m.type == MessageType.MsgSnap for m in msgs):
+                raise _Refused(grpc.StatusCode.INVALID_ARGUMENT, "MsgSnap must be sent with SendSnapshot")
+            for m in msgs:
+                if m.type in LOCAL_MESSAGES:  # never sent by a correct peer; harmless to skip
+                    logger.debug("dropped local message %s from peer %s", m.type.name, format_id(m.from_))
+                    continue
+                self._deliver(m)
+                stepped += 1
+            batches += 1
+        return raft_pb2.SendAck(batches=batches, messages=stepped)
+
+    async def _serve_snapshot(self, requests: AsyncIterator[bytes]) -> raft_pb2.SnapshotAck:
+        invalid, data_loss = grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.DATA_LOSS
+        chunks = aiter(requests)
+        first = await anext(chunks, None)
+        chunk = None if first is None else _parse(raft_pb2.SnapshotChunk, first, "SnapshotChunk")
+        if chunk is None or chunk.WhichOneof("part") != "header":
+            raise _Refused(invalid, "a snapshot stream must start with a header")
+        header = chunk.header
+        self._check_route(header.cluster_id, header.from_member_id, header.to_member_id)
+        m = self._decode(header.message, header.from_member_id)
+        if m.type != MessageType.MsgSnap or m.snapshot is None:
+            raise _Refused(invalid, f"snapshot header carries {m.type.name}, not MsgSnap with a snapshot")
+        total = header.total_size
+        data = bytearray()
+        digest = hashlib.sha256()
+        trailer: raft_pb2.SnapshotTrailer | None = None
+        async for raw in chunks:
+            chunk = _parse(raft_pb2.SnapshotChunk, raw, "SnapshotChunk")
+            part = chunk.WhichOneof("part")
+            if trailer is not None or part not in ("data", "trailer"):
+                where = "after the trailer" if trailer is not None else "in a snapshot stream"
+                raise _Refused(invalid, f"unexpected {part or 'empty'} chunk {where}")
+            if part == "trailer":
+                trailer = chunk.trailer
+                continue
+            if len(data) + len(chunk.data) > total:
+                raise _Refused(data_loss, f"snapshot data exceeds the announced {total} bytes")
+            data += chunk.data
+            digest.update(chunk.data)
+        if trailer is None:
+            raise _Refused(
+                data_loss, f"snapshot stream ended before its trailer ({len(data)} of {total} bytes)"
+            )
+        if len(data) != total:
+            raise _Refused(data_loss, f"snapshot has {len(data)} bytes, the header announced {total}")
+        if digest.digest() != trailer.sha256:
+            raise _Refused(data_loss, "snapshot checksum mismatch (sha256)")
+        logger.info(
+            "received snapshot (index %d, %d bytes) from peer %s",
+            m.snapshot.metadata.index,
+            total,
+            format_id(m.from_),
+        )
+        self._deliver(
+            dataclasses.replace(m, snapshot=Snapshot(data=bytes(data), metadata=m.snapshot.metadata))
+        )
+        return raft_pb2.SnapshotAck(received_bytes=total)
+
+    async def _serve_hello(self, raw: bytes) -> raft_pb2.HelloResponse:
+        request = _parse(raft_pb2.HelloRequest, raw, "HelloRequest")
+        reason = self._route_problem(request.cluster_id, request.from_member_id, request.to_member_id)
+        if reason is None and request.protocol_version != PROTOCOL_VERSION:
+            reason = (
+                f"peer protocol version {request.protocol_version} is not supported "
+                f"(this member speaks {PROTOCOL_VERSION})"
+            )
+        return raft_pb2.HelloResponse(
+            cluster_id=self.cluster_id,
+            member_id=self._member_id,
+            protocol_version=PROTOCOL_VERSION,
+            server_version=__version__,
+            cluster_version=CLUSTER_VERSION,
+            reject_reason=reason or "",
+        )
+
+    async def _serve_members(self, raw: bytes) -> raft_pb2.MembersResponse:
+        _parse(raft_pb2.MembersRequest, raw, "MembersRequest")
+        if self._members_provider is None:
+            raise _Refused(grpc.StatusCode.UNAVAILABLE, "this member does not serve the member list")
+        try:
+            return self._members_provider()
+        except Exception as e:
+            logger.exception("members_provider failed")
+            raise _Refused(grpc.StatusCode.UNAVAILABLE, f"member list unavailable: {e}") from e
+
+    def _route_problem(self, cluster_id: int, from_id: int, to_id: int) -> str | None:
+        """Why a request naming these ids is not for us, or None if it is."""
+        me = format_id(self._member_id)
+        if clusters_differ(cluster_id, self.cluster_id):
+            return (
+                f"cluster ID mismatch: member {format_id(from_id)} of cluster {format_id(cluster_id)} "
+                f"sent to member {me} of cluster {format_id(self.cluster_id)}"
+            )
+        if to_id != self._member_id:
+            return f"member ID mismatch: request for member {format_id(to_id)} reached member {me}"
+        if from_id in self.removed:
+            return f"member {format_id(from_id)} has been removed from the cluster"
+        return None
+
+    def _check_route(self, cluster_id: int, from_id: int, to_id: int) -> None:
+        reason = self._route_problem(cluster_id, from_id, to_id)
+        if reason is not None:
+            raise _Refused(grpc.StatusCode.FAILED_PRECONDITION, reason)
+
+    def _decode(self, pb: raft_pb2.Message, sender: int) -> Message:
+        try:
+            m = message_from_pb(pb)
+        except DecodeError as e:
+            raise _Refused(grpc.StatusCode.INVALID_ARGUMENT, f"malformed Raft message: {e}") from e
+        if m.from_ != sender or m.to != self._member_id:
+            raise _Refused(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"{m.type.name} from {format_id(m.from_)} to {format_id(m.to)} "
+                f"on a stream from {format_id(sender)} to {format_id(self._member_id)}",
+            )
+        return m
+
+
+def clusters_differ(a: int, b: int) -> bool:
+    """Two cluster ids conflict only if both are known (0 = a joining member's "not yet")."""
+    return a != 0 and b != 0 and a != b
+
+
+def _parse(cls: type[_Pb], raw: bytes, what: str) -> _Pb:
+    try:
+        return cls.FromString(raw)
+    except DecodeError as e:
+        raise _Refused(grpc.StatusCode.INVALID_ARGUMENT, f"malformed {what}: {e}") from e
+
+
+def _serialize(message: PbMessage) -> bytes:
+    return message.SerializeToString()
+
+
+async def _abort(context: Any, refused: _Refused) -> NoReturn:
+    await context.abort(refused.code, refused.details)
+    raise AssertionError("unreachable: context.abort raises")
