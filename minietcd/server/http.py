@@ -1,19 +1,34 @@
-"""HTTP endpoints etcd serves: /health, /version and /metrics (on --listen-metrics-urls)."""
+"""The member's HTTP side (on --listen-metrics-urls): what etcd serves, and a window on Raft.
+
+* ``/health``, ``/version``, ``/metrics``: as etcd.
+* ``/debug/vars``: etcd's expvar page (etcd serves it on the client URL): ``cmdline``,
+  ``file_descriptor_limit`` and ``raft.status`` in etcd's shape. Go's ``memstats`` is left out.
+* ``/debug/raft/events?after=SEQ&wait=SECONDS``: the member's explained Raft events numbered
+  above SEQ as JSON (``{"events": [...], "last_seq": N}``), waiting up to ``wait`` seconds (at most
+  30) for one when there is none; ``/debug/raft/events/stream`` sends the same as Server-Sent
+  Events, for a browser's ``EventSource``. Both are minietcd's own (observe.py).
+"""
 
 from __future__ import annotations
 
 import json
+import resource
+import sys
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, Gauge, generate_latest
 
 from minietcd import ETCD_API_VERSION
 from minietcd.server.etcd_server import EtcdServer
+from minietcd.server.observe import raft_status_json
 
 DB_TOTAL_SIZE = Gauge(
     "etcd_mvcc_db_total_size_in_bytes",
     "Total size of the underlying database physically allocated in bytes.",
 )
+
+MAX_EVENT_WAIT = 30.0  # seconds a /debug/raft/events request may wait for an event
+KEEP_ALIVE_SECONDS = 15.0  # an idle event stream sends a comment this often
 
 
 def make_app(server: EtcdServer) -> web.Application:
@@ -37,8 +52,47 @@ def make_app(server: EtcdServer) -> web.Application:
         resp.content_type = CONTENT_TYPE_LATEST.split(";")[0]
         return resp
 
+    async def debug_vars(request: web.Request) -> web.Response:
+        body = {
+            "cmdline": sys.argv,
+            "file_descriptor_limit": resource.getrlimit(resource.RLIMIT_NOFILE)[0],
+            "raft.status": raft_status_json(server.node.rawnode.status()),
+        }
+        return web.json_response(body)
+
+    def _after(request: web.Request) -> int:
+        try:
+            return max(0, int(request.query.get("after", "0")))
+        except ValueError:
+            raise web.HTTPBadRequest(text="after must be an event sequence number") from None
+
+    async def raft_events(request: web.Request) -> web.Response:
+        after = _after(request)
+        try:
+            wait = min(MAX_EVENT_WAIT, max(0.0, float(request.query.get("wait", "0"))))
+        except ValueError:
+            raise web.HTTPBadRequest(text="wait must be a number of seconds") from None
+        log = server.node.events
+        events = await log.wait_after(after, wait) if wait else log.after(after)
+        return web.json_response({"events": [e.to_json() for e in events], "last_seq": log.last_seq})
+
+    async def raft_event_stream(request: web.Request) -> web.StreamResponse:
+        seq = _after(request)
+        resp = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
+        await resp.prepare(request)
+        log = server.node.events
+        while True:  # ends when the client goes away (the write fails) or the member stops
+            events = await log.wait_after(seq, KEEP_ALIVE_SECONDS)
+            chunk = "".join(f"id: {e.seq}\nevent: raft\ndata: {json.dumps(e.to_json())}\n\n" for e in events)
+            await resp.write((chunk or ": keep-alive\n\n").encode())
+            if events:
+                seq = events[-1].seq
+
     app = web.Application()
     app.router.add_get("/health", health)
     app.router.add_get("/version", version)
     app.router.add_get("/metrics", metrics)
+    app.router.add_get("/debug/vars", debug_vars)
+    app.router.add_get("/debug/raft/events", raft_events)
+    app.router.add_get("/debug/raft/events/stream", raft_event_stream)
     return app

@@ -36,6 +36,7 @@ from minietcd.raft.types import (
     StateRole,
 )
 from minietcd.server.apply import Applied, StateMachine
+from minietcd.server.observe import EventLog
 from minietcd.storage.raft_storage import DiskStorage
 
 log = logging.getLogger("minietcd.raft")
@@ -102,6 +103,7 @@ class RaftNode:
         self.is_leader = False
         self.applied_index = sm.applied_index
         self.snapshot_index = storage.snapshot().metadata.index
+        self.events = EventLog()  # explained Raft events, for /debug/raft/events (observe.py)
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._stopped = False
@@ -212,7 +214,9 @@ class RaftNode:
         if rd.hard_state is not None:
             self.term = rd.hard_state.term
         for ev in rd.events:
-            log.info("raft: %s", describe.event_line(ev, self.tick_seconds))
+            line = describe.event_line(ev, self.tick_seconds)
+            log.info("raft: %s", line)
+            self.events.append(ev.kind, ev.term, line)
         if rd.soft_state is not None:
             self._soft_state_changed(rd.soft_state.lead, rd.soft_state.role)
 

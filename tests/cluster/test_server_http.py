@@ -54,3 +54,63 @@ def test_health_version_and_metrics(process_cluster) -> None:  # type: ignore[no
     # A 1-member cluster has no peers, so no round-trip samples yet; etcd behaves the same.
     assert missing in ([], ["etcd_network_peer_round_trip_time_seconds_bucket"]), missing
     assert "etcd_server_has_leader 1.0" in body and "etcd_server_is_leader 1.0" in body
+
+
+# The keys of etcd 3.4's raft.status in /debug/vars (checked against etcd 3.4.23).
+ETCD_RAFT_STATUS_KEYS = {
+    "id",
+    "term",
+    "vote",
+    "commit",
+    "lead",
+    "raftState",
+    "applied",
+    "progress",
+    "leadtransferee",
+}
+
+
+def test_debug_vars_and_raft_events(process_cluster) -> None:  # type: ignore[no-untyped-def]
+    (port,) = free_ports(1)
+    c: ProcessCluster = process_cluster(
+        minietcd_binary(), 1, extra_flags=["--listen-metrics-urls", f"http://127.0.0.1:{port}"]
+    ).start()
+    c.wait_healthy(30)
+    c.etcdctl_ok("put", "k", "v")
+    base = f"http://127.0.0.1:{port}"
+    member = f"{c.member_id(0):x}"
+
+    status, body = fetch(base + "/debug/vars")
+    assert status == 200
+    dv = json.loads(body)
+    assert "--listen-metrics-urls" in dv["cmdline"] and dv["file_descriptor_limit"] > 0
+    raft = dv["raft.status"]
+    assert set(raft) == ETCD_RAFT_STATUS_KEYS
+    assert raft["id"] == raft["lead"] == raft["vote"] == member
+    assert raft["raftState"] == "StateLeader" and raft["leadtransferee"] == "0"
+    assert raft["applied"] == raft["commit"] >= 2  # bootstrap entry, the leader's empty entry, the put
+    progress = {"match": raft["commit"], "next": raft["commit"] + 1, "state": "StateReplicate"}
+    assert raft["progress"] == {member: progress}
+
+    status, body = fetch(base + "/debug/raft/events?after=0")
+    assert status == 200
+    page = json.loads(body)
+    kinds = [e["kind"] for e in page["events"]]
+    assert "became-leader" in kinds, kinds
+    assert [e["seq"] for e in page["events"]] == list(range(1, page["last_seq"] + 1))
+    leader_event = page["events"][kinds.index("became-leader")]
+    assert leader_event["text"] == f"{member} became leader at term {raft['term']} with votes from {member}"
+    assert leader_event["term"] == raft["term"] and leader_event["time"] > 0
+
+    # Nothing new: an immediate empty answer, and a bounded wait that also ends empty.
+    last = page["last_seq"]
+    assert json.loads(fetch(base + f"/debug/raft/events?after={last}")[1])["events"] == []
+    assert json.loads(fetch(base + f"/debug/raft/events?after={last}&wait=0.2")[1])["events"] == []
+    assert fetch(base + "/debug/raft/events?after=x")[0] == 400
+
+    # The stream replays what is held after the given sequence number as Server-Sent Events.
+    with urllib.request.urlopen(base + "/debug/raft/events/stream?after=0", timeout=5) as r:
+        assert r.headers["Content-Type"].startswith("text/event-stream")
+        lines = [r.readline().decode().rstrip("\n") for _ in range(3)]
+    assert lines[0] == "id: 1" and lines[1] == "event: raft"
+    assert json.loads(lines[2].removeprefix("data: ")) == page["events"][0]

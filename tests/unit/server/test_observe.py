@@ -1,0 +1,60 @@
+"""observe.py: the bounded event log and etcd's raft.status shape."""
+
+from __future__ import annotations
+
+import asyncio
+
+from minietcd.raft.progress import ProgressState
+from minietcd.raft.rawnode import ProgressView, Status
+from minietcd.raft.types import ConfState, HardState, SoftState, StateRole
+from minietcd.server.observe import EventLog, raft_status_json
+
+
+def test_event_log_keeps_the_newest_and_numbers_them() -> None:
+    log = EventLog(size=3)
+    for i in range(5):
+        log.append("election", i, f"event {i}")
+    assert log.last_seq == 5
+    assert [e.seq for e in log.after(0)] == [3, 4, 5]  # 1 and 2 were dropped: a visible gap
+    assert [e.text for e in log.after(4)] == ["event 4"]
+    assert log.after(5) == []
+
+
+async def test_wait_after_wakes_on_append_and_times_out_otherwise() -> None:
+    log = EventLog()
+    assert await log.wait_after(0, 0.01) == []
+    waiter = asyncio.create_task(log.wait_after(0, 5.0))
+    await asyncio.sleep(0)  # let it start waiting
+    log.append("became-leader", 2, "n1 became leader at term 2")
+    events = await asyncio.wait_for(waiter, 1.0)
+    assert [(e.seq, e.kind, e.term) for e in events] == [(1, "became-leader", 2)]
+
+
+def test_raft_status_in_etcds_shape() -> None:
+    st = Status(
+        id=0xABC,
+        hard_state=HardState(term=5, vote=0xABC, commit=9),
+        soft_state=SoftState(lead=0xABC, role=StateRole.LEADER),
+        applied=8,
+        last_index=9,
+        lead_transferee=0,
+        conf_state=ConfState(voters=[0xABC, 0x12]),
+        progress={
+            0xABC: ProgressView(9, 10, ProgressState.REPLICATE, False, True),
+            0x12: ProgressView(0, 3, ProgressState.PROBE, False, False),
+        },
+    )
+    assert raft_status_json(st) == {
+        "id": "abc",
+        "term": 5,
+        "vote": "abc",
+        "commit": 9,
+        "lead": "abc",
+        "raftState": "StateLeader",
+        "applied": 8,
+        "progress": {
+            "12": {"match": 0, "next": 3, "state": "StateProbe"},
+            "abc": {"match": 9, "next": 10, "state": "StateReplicate"},
+        },
+        "leadtransferee": "0",
+    }
