@@ -3,6 +3,10 @@
 Console script (for pyproject): ``minietcd-lab = "minietcd.lab.cli:main"``; meanwhile run it as
 ``python -m minietcd.lab``. Every command works on the cluster recorded in the lab dir
 (``--lab-dir``, ``$MINIETCD_LAB_DIR``, default ``/tmp/minietcd-lab-$UID``). See docs/lab.md.
+
+``--compose`` (before the command or after its name: ``minietcd-lab --compose up`` and
+``minietcd-lab up --compose`` are the same) works on a docker compose cluster instead, recorded
+in ``<lab dir>/compose`` (``minietcd.lab.compose``, docs/compose.md); the commands are the same.
 """
 
 from __future__ import annotations
@@ -19,8 +23,10 @@ from rich.console import Console
 from rich.table import Table
 
 from minietcd.errors import LabError
+from minietcd.lab.backend import LabCluster, load_cluster
 from minietcd.lab.cluster import LAB_DIR_ENV, MAX_SIZE, Cluster, ClusterSpec, default_lab_dir
 from minietcd.lab.faults import Faults, parse_duration_ms, parse_groups, parse_link
+from minietcd.lab.state import LabState
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -38,8 +44,45 @@ def _lab_errors(fn: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-def _cluster(ctx: click.Context) -> Cluster:
-    return Cluster.load(ctx.obj["lab_dir"])
+COMPOSE_SUBDIR = "compose"
+
+
+def _set_compose(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    if value:
+        ctx.ensure_object(dict)["compose"] = True
+
+
+def _compose_option(fn: F) -> F:
+    """``--compose`` after the command's name: the same as before it."""
+    option = click.option(
+        "--compose",
+        is_flag=True,
+        expose_value=False,
+        callback=_set_compose,
+        help="work on the docker compose cluster (same as `minietcd-lab --compose ...`)",
+    )
+    return option(fn)
+
+
+def _is_compose(ctx: click.Context) -> bool:
+    return bool(ctx.obj.get("compose"))
+
+
+def _lab_dir(ctx: click.Context) -> Path:
+    """The lab dir, or its ``compose`` subdirectory with ``--compose``."""
+    base = Path(ctx.obj["lab_dir"])
+    return base / COMPOSE_SUBDIR if _is_compose(ctx) else base
+
+
+def _cluster(ctx: click.Context) -> LabCluster:
+    lab_dir = _lab_dir(ctx)
+    if not LabState.exists(lab_dir):
+        if _is_compose(ctx):
+            raise LabError(f"no compose cluster in {lab_dir} (start one with `minietcd-lab --compose up`)")
+        if LabState.exists(lab_dir / COMPOSE_SUBDIR):
+            hint = f"there is a compose one in {lab_dir / COMPOSE_SUBDIR}: add --compose"
+            raise LabError(f"no local cluster in {lab_dir}; {hint}")
+    return load_cluster(lab_dir)
 
 
 def _link(args: tuple[str, ...]) -> tuple[str, str]:
@@ -63,11 +106,18 @@ def _faults(ctx: click.Context) -> Faults:
     default=None,
     help=f"Where the cluster's state, data and logs live (${LAB_DIR_ENV}; default /tmp/minietcd-lab-$UID).",
 )
+@click.option(
+    "--compose",
+    is_flag=True,
+    help="Members are containers of a docker compose project (state in <lab dir>/compose; docs/compose.md).",
+)
 @click.pass_context
-def cli(ctx: click.Context, lab_dir: Path | None) -> None:
-    """Real minietcd clusters of 1-9 members on 127.0.0.1, every peer link through Toxiproxy."""
+def cli(ctx: click.Context, lab_dir: Path | None, compose: bool) -> None:
+    """Real minietcd clusters of 1-9 members on 127.0.0.1 (or in containers with --compose), every
+    peer link through Toxiproxy."""
     ctx.ensure_object(dict)
     ctx.obj["lab_dir"] = lab_dir or default_lab_dir()
+    ctx.obj["compose"] = compose
 
 
 @cli.command()
@@ -77,6 +127,7 @@ def cli(ctx: click.Context, lab_dir: Path | None) -> None:
 @click.option("--pre-vote", is_flag=True, help="start members with --pre-vote")
 @click.option("--client-proxies", is_flag=True, help="clients reach members through proxies too")
 @click.option("--timeout", type=float, default=90.0, show_default=True, help="seconds to wait for health")
+@_compose_option
 @click.pass_context
 @_lab_errors
 def up(
@@ -96,7 +147,24 @@ def up(
         pre_vote=pre_vote,
         client_proxies=client_proxies,
     )
-    cluster = Cluster.up(ctx.obj["lab_dir"], spec, detach=True, timeout=timeout)
+    if _is_compose(ctx):
+        from minietcd.lab.compose import ComposeCluster
+
+        compose = ComposeCluster.up(_lab_dir(ctx), spec, timeout=timeout)
+        leader = compose.wait_healthy(timeout)
+        cs = compose.compose
+        click.echo(
+            f"{size}-member compose cluster up: project {cs.project}, file {cs.file} (leader {leader}); "
+            f"Toxiproxy at {compose.state.toxiproxy_url}"
+        )
+        for m in compose.members:
+            click.echo(
+                f"  {m.name}  id {m.member_id:x}  client {m.client_url}  "
+                f"logs: docker logs {compose.container(m.name)[:12]}"
+            )
+        click.echo(f"export {compose.endpoints_line()}")
+        return
+    cluster = Cluster.up(_lab_dir(ctx), spec, detach=True, timeout=timeout)
     leader = cluster.wait_healthy(timeout)
     s = cluster.state
     click.echo(f"{size}-member cluster up in {s.lab_dir} (leader {leader}); Toxiproxy at {s.toxiproxy_url}")
@@ -107,6 +175,7 @@ def up(
 
 @cli.command()
 @click.option("--json", "as_json", is_flag=True, help="print JSON instead of a table")
+@_compose_option
 @click.pass_context
 @_lab_errors
 def status(ctx: click.Context, as_json: bool) -> None:
@@ -140,6 +209,7 @@ def status(ctx: click.Context, as_json: bool) -> None:
 
 
 @cli.command()
+@_compose_option
 @click.pass_context
 @_lab_errors
 def endpoints(ctx: click.Context) -> None:
@@ -148,10 +218,12 @@ def endpoints(ctx: click.Context) -> None:
 
 
 @cli.command()
+@_compose_option
 @click.pass_context
 @_lab_errors
 def down(ctx: click.Context) -> None:
-    """Stop every member and the Toxiproxy `up` started; delete data (logs are kept)."""
+    """Stop every member and the Toxiproxy `up` started; delete data (logs are kept).
+    With --compose: `compose down -v` of the project `up` started."""
     cluster = _cluster(ctx)
     stopped = cluster.down()
     click.echo("stopped: " + (", ".join(stopped) if stopped else "nothing was running"))
@@ -161,6 +233,7 @@ def down(ctx: click.Context) -> None:
 def _member_command(name: str, doc: str, action: Callable[[Faults, Sequence[str]], None], verb: str) -> None:
     @cli.command(name=name, help=doc)
     @click.argument("members", nargs=-1, required=True)
+    @_compose_option
     @click.pass_context
     @_lab_errors
     def command(ctx: click.Context, members: tuple[str, ...]) -> None:
@@ -168,12 +241,17 @@ def _member_command(name: str, doc: str, action: Callable[[Faults, Sequence[str]
         click.echo(f"{verb}: {', '.join(members)}")
 
 
-_member_command("kill", "SIGKILL members (they stay down until `restart`).", Faults.kill, "killed")
 _member_command(
-    "restart", "SIGKILL members if running, then start them on their data dirs.", Faults.restart, "restarted"
+    "kill", "SIGKILL members (they stay down until `restart`); compose: docker kill.", Faults.kill, "killed"
 )
-_member_command("pause", "SIGSTOP members.", Faults.pause, "paused")
-_member_command("resume", "SIGCONT paused members.", Faults.resume, "resumed")
+_member_command(
+    "restart",
+    "SIGKILL members if running, then start them on their data dirs; compose: docker kill + docker start.",
+    Faults.restart,
+    "restarted",
+)
+_member_command("pause", "SIGSTOP members; compose: docker pause.", Faults.pause, "paused")
+_member_command("resume", "SIGCONT paused members; compose: docker unpause.", Faults.resume, "resumed")
 _member_command(
     "isolate", "Disable every link to and from members (adds to faults in force).", Faults.isolate, "isolated"
 )
@@ -181,6 +259,7 @@ _member_command(
 
 @cli.command()
 @click.argument("groups", nargs=-1, required=True)
+@_compose_option
 @click.pass_context
 @_lab_errors
 def partition(ctx: click.Context, groups: tuple[str, ...]) -> None:
@@ -191,6 +270,7 @@ def partition(ctx: click.Context, groups: tuple[str, ...]) -> None:
 
 
 @cli.command()
+@_compose_option
 @click.pass_context
 @_lab_errors
 def heal(ctx: click.Context) -> None:
@@ -203,6 +283,7 @@ def heal(ctx: click.Context) -> None:
 @click.argument("link", nargs=-1, required=True)
 @click.option("--latency", default="200ms", show_default=True, help="e.g. 200ms, 1s")
 @click.option("--jitter", default="0ms", show_default=True, help="e.g. 50ms")
+@_compose_option
 @click.pass_context
 @_lab_errors
 def slow(ctx: click.Context, link: tuple[str, ...], latency: str, jitter: str) -> None:
@@ -214,6 +295,7 @@ def slow(ctx: click.Context, link: tuple[str, ...], latency: str, jitter: str) -
 
 @cli.command()
 @click.argument("link", nargs=-1, required=True)
+@_compose_option
 @click.pass_context
 @_lab_errors
 def blackhole(ctx: click.Context, link: tuple[str, ...]) -> None:
@@ -225,6 +307,7 @@ def blackhole(ctx: click.Context, link: tuple[str, ...]) -> None:
 @cli.command()
 @click.argument("link", nargs=-1, required=True)
 @click.option("--probability", "-p", type=float, default=0.3, show_default=True)
+@_compose_option
 @click.pass_context
 @_lab_errors
 def flaky(ctx: click.Context, link: tuple[str, ...], probability: float) -> None:
@@ -235,6 +318,7 @@ def flaky(ctx: click.Context, link: tuple[str, ...], probability: float) -> None
 
 @cli.command()
 @click.argument("link", nargs=-1, required=True)
+@_compose_option
 @click.pass_context
 @_lab_errors
 def clear(ctx: click.Context, link: tuple[str, ...]) -> None:
@@ -244,6 +328,7 @@ def clear(ctx: click.Context, link: tuple[str, ...]) -> None:
 
 
 @cli.command()
+@_compose_option
 @click.pass_context
 @_lab_errors
 def reset(ctx: click.Context) -> None:
@@ -259,6 +344,7 @@ def reset(ctx: click.Context) -> None:
 @click.option("--variants", default="kill,partition,partition-leader", show_default=True)
 @click.option("--heartbeat-interval", type=int, default=50, show_default=True, help="milliseconds")
 @click.option("--election-timeout", type=int, default=500, show_default=True, help="milliseconds")
+@_compose_option
 @click.pass_context
 @_lab_errors
 def fault_table_command(
@@ -270,7 +356,8 @@ def fault_table_command(
     heartbeat_interval: int,
     election_timeout: int,
 ) -> None:
-    """Measure etcd's fault-tolerance table on real clusters; exit 1 on any mismatch."""
+    """Measure etcd's fault-tolerance table on real clusters (in containers with --compose: a
+    compose project per size); exit 1 on any mismatch."""
     import minietcd.lab.fault_table as fault_table
 
     options = fault_table.TableOptions(
@@ -278,10 +365,11 @@ def fault_table_command(
         variants=fault_table.parse_variants(variants),
         heartbeat_ms=heartbeat_interval,
         election_ms=election_timeout,
+        backend="compose" if _is_compose(ctx) else "local",
     )
     if png_path is not None:
         fault_table.require_png_support()
-    work = Path(ctx.obj["lab_dir"]) / "fault-table"
+    work = _lab_dir(ctx) / "fault-table"
     console = Console(width=max(120, Console().width))
     result = fault_table.run(options, work, console=console)
     fault_table.print_table(result, console)
@@ -327,6 +415,9 @@ def chaos(
     import random as _random
 
     from minietcd.lab.chaos import ChaosOptions, parse_nemeses, run_chaos
+
+    if _is_compose(ctx):
+        raise LabError("chaos runs on local clusters only (not yet with --compose)")
 
     opts = ChaosOptions(
         lab_dir=Path(ctx.obj["lab_dir"]) / "chaos",

@@ -25,7 +25,7 @@ from __future__ import annotations
 import contextlib
 import re
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -37,6 +37,7 @@ from rich.table import Table
 
 from minietcd.errors import LabError
 from minietcd.lab import probe
+from minietcd.lab.backend import LabCluster, load_cluster
 from minietcd.lab.cluster import MAX_SIZE, Cluster, ClusterSpec
 from minietcd.lab.faults import Faults
 from minietcd.lab.state import LabState
@@ -55,6 +56,7 @@ DOCUMENTED: dict[int, tuple[int, int]] = {
     9: (5, 4),
 }
 VARIANTS = ("kill", "partition", "partition-leader")
+BACKENDS = ("local", "compose")
 MATPLOTLIB_PIN = "matplotlib==3.11.2"
 BASE_KEY, BASE_VALUE = "ft/base", "base"
 
@@ -95,6 +97,7 @@ class TableOptions:
     refuse_timeout: float = 1.5  # a minority side's linearizable put / get must fail within this
     quiet_periods: int = 4  # election timeouts an even split is watched for a leader
     startup_timeout: float = 120.0
+    backend: str = "local"  # "compose": each size is a docker compose project (minietcd.lab.compose)
 
 
 @dataclass(slots=True)
@@ -213,7 +216,7 @@ class TableResult:
 class _Experiment:
     """One size: one cluster, every variant run on it in turn."""
 
-    def __init__(self, cluster: Cluster, options: TableOptions, tick: Callable[[str], None]) -> None:
+    def __init__(self, cluster: LabCluster, options: TableOptions, tick: Callable[[str], None]) -> None:
         self.cluster = cluster
         self.faults = Faults(cluster)
         self.options = options
@@ -473,19 +476,58 @@ class _Experiment:
             raise LabError(f"members did not converge before the faults: {text}")
 
 
+Launcher = Callable[[Path, ClusterSpec, float], LabCluster]
+
+
+def _up_local(lab_dir: Path, spec: ClusterSpec, timeout: float, toxiproxy_url: str) -> LabCluster:
+    try:
+        return Cluster.up(lab_dir, spec, toxiproxy_url=toxiproxy_url, timeout=timeout)
+    except LabError as e:
+        if "address already in use" not in str(e):
+            raise
+    # A port taken by someone else between choosing and binding: once more, on new ports.
+    return Cluster.up(lab_dir, spec, toxiproxy_url=toxiproxy_url, timeout=timeout)
+
+
+@contextlib.contextmanager
+def launcher(backend: str) -> Iterator[Launcher]:
+    """How each size's cluster is started: local processes sharing one Toxiproxy (stopped on
+    exit), or a compose project of its own per size (Docker is checked here, before any)."""
+    if backend == "compose":
+        from minietcd.lab.compose import ComposeCluster, check_docker
+
+        check_docker()
+        yield lambda lab_dir, spec, timeout: ComposeCluster.up(lab_dir, spec, timeout=timeout)
+        return
+    if backend != "local":
+        raise LabError(f"unknown backend {backend!r}: choose from {', '.join(BACKENDS)}")
+    with start_toxiproxy() as toxiproxy:
+        yield lambda lab_dir, spec, timeout: _up_local(lab_dir, spec, timeout, toxiproxy.url)
+
+
+def _leftover(lab_dir: Path) -> None:
+    """Stop what a run that was killed left in ``lab_dir``."""
+    from minietcd.lab.compose import is_compose_lab
+
+    if LabState.exists(lab_dir) or is_compose_lab(lab_dir):
+        with contextlib.suppress(LabError):
+            load_cluster(lab_dir).down()
+
+
 def run(
     options: TableOptions,
     work_dir: Path,
     console: Console | None = None,
     progress: bool = True,
 ) -> TableResult:
-    """Measure every size in ``options`` (one cluster at a time, in ``work_dir``/sizeN)."""
+    """Measure every size in ``options`` (one cluster at a time, in ``work_dir``/sizeN), on the
+    backend ``options.backend``."""
     console = console or Console(stderr=True)
     result = TableResult(options)
     started = time.monotonic()
     steps_total = sum(len(options.variants) * (n + 2) for n in options.sizes)
     with (
-        start_toxiproxy() as toxiproxy,
+        launcher(options.backend) as start_cluster,
         Progress(
             TextColumn("[bold]{task.description:<38}"),
             BarColumn(),
@@ -505,22 +547,11 @@ def run(
             t0 = time.monotonic()
             bar.update(task, description=f"N={n}: starting the cluster")
             spec = ClusterSpec(size=n, heartbeat_ms=options.heartbeat_ms, election_ms=options.election_ms)
-            cluster: Cluster | None = None
+            cluster: LabCluster | None = None
             lab_dir = work_dir / f"size{n}"
-            if LabState.exists(lab_dir):  # left by a run that was killed: stop what it started
-                with contextlib.suppress(LabError):
-                    Cluster.load(lab_dir).down()
+            _leftover(lab_dir)
             try:
-                for attempt in (1, 2):  # a port taken by someone else between choosing and binding
-                    try:
-                        cluster = Cluster.up(
-                            lab_dir, spec, toxiproxy_url=toxiproxy.url, timeout=options.startup_timeout
-                        )
-                        break
-                    except LabError as e:
-                        if attempt == 2 or "address already in use" not in str(e):
-                            raise
-                assert cluster is not None
+                cluster = start_cluster(lab_dir, spec, options.startup_timeout)
                 experiment = _Experiment(cluster, options, tick)
                 experiment.prepare()
                 for variant in options.variants:
@@ -617,8 +648,9 @@ def print_table(result: TableResult, console: Console) -> None:
                         f"expected {'success' if st.expected else 'refusal'}, sides: {sides}[/]"
                     )
     verdict = "[green]all as documented[/]" if result.ok else "[red]MISMATCH[/]"
+    where = " in containers (docker compose)" if result.options.backend == "compose" else ""
     console.print(
-        f"{verdict} ({result.seconds:.0f}s for sizes {','.join(str(s.size) for s in result.sizes)})"
+        f"{verdict} ({result.seconds:.0f}s for sizes {','.join(str(s.size) for s in result.sizes)}{where})"
     )
 
 

@@ -27,8 +27,7 @@ import signal
 from collections.abc import Iterable, Sequence
 
 from minietcd.errors import LabError
-from minietcd.lab import processes
-from minietcd.lab.cluster import Cluster
+from minietcd.lab.backend import LabCluster
 from minietcd.lab.state import LinkState
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|us|µs)?\s*$")
@@ -58,7 +57,9 @@ def parse_groups(texts: Sequence[str]) -> list[list[str]]:
 
 
 class Faults:
-    def __init__(self, cluster: Cluster) -> None:
+    """Faults on any lab cluster (local processes or compose containers: ``minietcd.lab.backend``)."""
+
+    def __init__(self, cluster: LabCluster) -> None:
         self.cluster = cluster
 
     # --- processes -----------------------------------------------------------------------
@@ -201,12 +202,10 @@ class Faults:
     def in_force(self) -> dict[str, list[str]]:
         """Per member, the faults in force on it and on the links it sends on."""
         out: dict[str, list[str]] = {n: [] for n in self.cluster.names}
-        for m in self.cluster.members:
-            st = processes.state(m.process)
-            if st == "gone":
-                out[m.name].append("killed")
-            elif st == "stopped":
-                out[m.name].append("paused")
+        for name in self.cluster.names:
+            st = self.cluster.process_state(name)
+            if st != "running":
+                out[name].append(st)
         if len(self.cluster.members) < 2:
             return out
         statuses = self.cluster.links.statuses()

@@ -1,5 +1,7 @@
 """What ``minietcd-lab status`` shows: one row per member, from Maintenance.Status, /health,
-the member's process and the faults in force (asked of every member at once)."""
+the member's process (or container) and the faults in force (asked of every member at once).
+Works on local and compose clusters alike: members are asked through their client and metrics
+ports on 127.0.0.1 (published ports, for containers)."""
 
 from __future__ import annotations
 
@@ -8,7 +10,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from minietcd.lab import probe
-from minietcd.lab.cluster import Cluster
+from minietcd.lab.backend import LabCluster
 from minietcd.lab.faults import Faults
 
 
@@ -31,7 +33,7 @@ class MemberRow:
         return asdict(self)
 
 
-def _row(cluster: Cluster, name: str) -> MemberRow:
+def _row(cluster: LabCluster, name: str) -> MemberRow:
     m = cluster.member(name)
     row = MemberRow(name, f"{m.member_id:x}", m.client_url, cluster.process_state(name), "down")
     if row.process != "running":
@@ -56,7 +58,7 @@ def _row(cluster: Cluster, name: str) -> MemberRow:
     return row
 
 
-def collect(cluster: Cluster) -> list[MemberRow]:
+def collect(cluster: LabCluster) -> list[MemberRow]:
     with ThreadPoolExecutor(max_workers=len(cluster.names)) as pool:
         rows = list(pool.map(lambda n: _row(cluster, n), cluster.names))
     faults = Faults(cluster).in_force()

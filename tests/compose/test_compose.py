@@ -18,9 +18,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import shlex
-import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -29,101 +26,17 @@ import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 import pytest
 
+from minietcd.lab.compose import ComposeState, choose_port_offset, remove_project
+from tests.compose.docker_env import REPO, Tools, run
+
 pytestmark = [pytest.mark.compose, pytest.mark.slow]
 
-REPO = Path(__file__).resolve().parents[2]
 GENERATOR = REPO / "scripts" / "compose-cluster.py"
-BUILD_SCRIPT = REPO / "scripts" / "build-offline-images.sh"
-IMAGE = os.environ.get("MINIETCD_IMAGE", "minietcd:latest")
-BASE_IMAGE = "minietcd-base:bookworm"
 HEALTHY_TIMEOUT = 120.0  # seconds for a whole cluster to turn healthy (9 members: ~15 s here)
-
-
-def _unavailable(reason: str) -> NoReturn:
-    """CI must have docker (scripts/ci-docker.sh); a developer's machine may not."""
-    if os.environ.get("CI"):
-        pytest.fail(f"{reason} (CI runs scripts/ci-docker.sh first, which provides it)", pytrace=False)
-    pytest.skip(reason)
-
-
-def _run(
-    args: list[str], timeout: float = 120.0, env: dict[str, str] | None = None, check: bool = True
-) -> subprocess.CompletedProcess[str]:
-    proc = subprocess.run(
-        args, capture_output=True, text=True, timeout=timeout, env=env, stdin=subprocess.DEVNULL
-    )
-    if check and proc.returncode != 0:
-        raise AssertionError(
-            f"{shlex.join(args)} exited {proc.returncode}\nstdout:\n{proc.stdout}\nstderr:\n{proc.stderr}"
-        )
-    return proc
-
-
-def _compose_command() -> list[str]:
-    wanted = os.environ.get("MINIETCD_COMPOSE")
-    if wanted:
-        return shlex.split(wanted)
-    with contextlib.suppress(OSError, subprocess.SubprocessError):
-        if _run(["docker", "compose", "version"], timeout=30, check=False).returncode == 0:
-            return ["docker", "compose"]
-    if shutil.which("docker-compose"):
-        return ["docker-compose"]
-    _unavailable("neither `docker compose` (v2 plugin) nor `docker-compose` is installed")
-
-
-def _etcdctl_command() -> list[str]:
-    """etcdctl on the host (CI installs it), else the project's own etcdctl-compatible CLI."""
-    etcdctl = shutil.which("etcdctl")
-    return [etcdctl] if etcdctl else [sys.executable, "-m", "cli.minietcdctl"]
-
-
-@dataclass(frozen=True)
-class Tools:
-    compose: list[str]
-    etcdctl: list[str]
-    env: dict[str, str]
-
-
-@pytest.fixture(scope="module")
-def tools() -> Tools:
-    if shutil.which("docker") is None:
-        _unavailable("docker is not installed")
-    try:
-        info = _run(["docker", "info", "--format", "{{.ServerVersion}}"], timeout=30, check=False)
-    except subprocess.TimeoutExpired:
-        _unavailable("`docker info` timed out: is dockerd healthy?")
-    if info.returncode != 0:
-        _unavailable(f"the Docker daemon is not reachable: {info.stderr.strip()}")
-    compose = _compose_command()
-    env = dict(os.environ)
-    # No registry here: the fault proxy in the minietcd image stands in for ghcr.io/shopify/toxiproxy.
-    env.setdefault("TOXIPROXY_IMAGE", IMAGE)
-    env.setdefault("MINIETCD_IMAGE", IMAGE)
-    if os.environ.get("MINIETCD_COMPOSE_SKIP_BUILD") != "1":
-        base_missing = _run(["docker", "image", "inspect", BASE_IMAGE], check=False).returncode != 0
-        if base_missing and not (shutil.which("debootstrap") or Path("/usr/sbin/debootstrap").exists()):
-            _unavailable(
-                f"no {BASE_IMAGE} and no debootstrap to build it: run scripts/build-offline-images.sh"
-                " (or with --base-image python:3.11-slim), then MINIETCD_COMPOSE_SKIP_BUILD=1"
-            )
-        _run(["bash", str(BUILD_SCRIPT)], timeout=900)
-    elif _run(["docker", "image", "inspect", IMAGE], check=False).returncode != 0:
-        _unavailable(f"MINIETCD_COMPOSE_SKIP_BUILD=1 but there is no {IMAGE}")
-    return Tools(compose, _etcdctl_command(), env)
-
-
-def _ports_free(ports: list[int]) -> bool:
-    for port in ports:
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", port))
-            except OSError:
-                return False
-    return True
 
 
 def _load_generator() -> Any:
@@ -156,7 +69,7 @@ class Cluster:
         self, *args: str, timeout: float = 180.0, check: bool = True
     ) -> subprocess.CompletedProcess[str]:
         cmd = [*self.tools.compose, "-f", str(self.file), "-p", self.project, *args]
-        return _run(cmd, timeout=timeout, env=self.tools.env, check=check)
+        return run(cmd, timeout=timeout, env=self.tools.env, check=check)
 
     def client_endpoint(self, name: str) -> str:
         return f"127.0.0.1:{gen.host_ports(int(name[1:]), self.port_offset)[0]}"
@@ -171,7 +84,7 @@ class Cluster:
     def etcdctl(self, *args: str, endpoints: list[str] | None = None, timeout: float = 30.0) -> str:
         eps = ",".join(self.client_endpoint(n) for n in (endpoints or self.members))
         cmd = [*self.tools.etcdctl, f"--endpoints={eps}", "--command-timeout=10s", *args]
-        return _run(cmd, timeout=timeout, env={**self.tools.env, "ETCDCTL_API": "3"}).stdout
+        return run(cmd, timeout=timeout, env={**self.tools.env, "ETCDCTL_API": "3"}).stdout
 
     def health(self, name: str) -> bool | None:
         """/health of a member through its published metrics port; None if it does not answer."""
@@ -192,11 +105,11 @@ class Cluster:
             "except urllib.error.HTTPError:\n"
             "    print('false')\n"
         )
-        out = _run(["docker", "exec", self.ids[name], "python3", "-c", probe], check=False).stdout.strip()
+        out = run(["docker", "exec", self.ids[name], "python3", "-c", probe], check=False).stdout.strip()
         return {"true": True, "false": False}.get(out)
 
     def docker_health(self, name: str) -> str:
-        return _run(
+        return run(
             ["docker", "inspect", "-f", "{{.State.Health.Status}}", self.ids[name]], check=False
         ).stdout.strip()
 
@@ -207,7 +120,7 @@ class Cluster:
             assert r.status == 200, r.status
 
     def network(self, name: str) -> str:
-        out = _run(["docker", "inspect", "-f", "{{json .NetworkSettings.Networks}}", self.ids[name]]).stdout
+        out = run(["docker", "inspect", "-f", "{{json .NetworkSettings.Networks}}", self.ids[name]]).stdout
         networks = list(json.loads(out))
         assert len(networks) == 1, networks
         return str(networks[0])
@@ -256,33 +169,26 @@ def retry(what: str, action: Callable[[], str], timeout: float = 30.0) -> str:
 
 
 def _teardown(cluster: Cluster) -> None:
-    down = cluster.compose("down", "-v", "--remove-orphans", "--timeout", "5", timeout=120, check=False)
-    if down.returncode == 0:
-        return
-    # compose failed (half-created project?): remove what carries the project's label by hand.
-    label = f"label=com.docker.compose.project={cluster.project}"
-    for kind, lister in (
-        ("container", ["docker", "ps", "-aq", "--filter", label]),
-        ("network", ["docker", "network", "ls", "-q", "--filter", label]),
-        ("volume", ["docker", "volume", "ls", "-q", "--filter", label]),
-    ):
-        ids = _run(lister, check=False).stdout.split()
-        if ids:
-            rm = ["docker", "rm", "-f", "-v"] if kind == "container" else ["docker", kind, "rm"]
-            _run([*rm, *ids], check=False)
+    """compose down -v; by the project's label if compose fails (minietcd.lab.compose does it)."""
+    state = ComposeState(
+        project=cluster.project,
+        file=str(cluster.file),
+        command=cluster.tools.compose,
+        port_offset=cluster.port_offset,
+        image=cluster.tools.env["MINIETCD_IMAGE"],
+        toxiproxy_image=cluster.tools.env["TOXIPROXY_IMAGE"],
+    )
+    left = remove_project(state)
+    if left:  # printed, not raised: a teardown error must not hide the test's own failure
+        print(f"!!! project {cluster.project} left behind: {left}")
 
 
 @contextlib.contextmanager
 def compose_cluster(tools: Tools, size: int, tmp_path: Path) -> Iterator[Cluster]:
     # Published ports: 2I379 / 2I381 / 28474 unless taken (a user's own cluster): then shift them.
-    for offset in range(0, 5000, 100):
-        ports = [p for i in range(1, size + 1) for p in gen.host_ports(i, offset)]
-        if _ports_free([*ports, gen.toxiproxy_host_port(offset)]):
-            break
-    else:
-        pytest.fail("no free set of host ports for the cluster")
+    offset = choose_port_offset(size)
     file = tmp_path / f"docker-compose.size{size}.yml"
-    _run([sys.executable, str(GENERATOR), "--size", str(size), "--port-offset", str(offset), "-o", str(file)])
+    run([sys.executable, str(GENERATOR), "--size", str(size), "--port-offset", str(offset), "-o", str(file)])
     cluster = Cluster(tools, size, f"minietcd-test{os.getpid()}-{size}", file, offset)
     started = time.monotonic()
     try:
@@ -317,7 +223,7 @@ def test_generated_files_are_valid_compose(tools: Tools, tmp_path: Path) -> None
         file = tmp_path / f"c{size}.yml"
         file.write_text(gen.render(size), encoding="utf-8")
         cmd = [*tools.compose, "-f", str(file), "-p", "config-check", "config", "--services"]
-        services = set(_run(cmd, env=tools.env).stdout.split())
+        services = set(run(cmd, env=tools.env).stdout.split())
         assert services == {"toxiproxy", "toxiproxy-links"} | {f"n{i}" for i in range(1, size + 1)}
 
 
@@ -361,11 +267,11 @@ def test_three_members_partition_kill_and_disconnect(tools: Tools, tmp_path: Pat
         # 2. Kill the leader's container: the other two elect a leader and take writes.
         leader = c.leader()
         others = [n for n in c.members if n != leader]
-        _run(["docker", "kill", c.ids[leader]])
+        run(["docker", "kill", c.ids[leader]])
         out = retry("put after killing the leader", lambda: c.etcdctl("put", "k2", "v2", endpoints=others))
         assert out.strip() == "OK"
         assert c.etcdctl("get", "k2", "--print-value-only", endpoints=others).strip() == "v2"
-        _run(["docker", "start", c.ids[leader]])
+        run(["docker", "start", c.ids[leader]])
         c.wait_healthy([leader])
         value = retry("read on the restarted member", lambda: c.etcdctl("get", "k2", endpoints=[leader]))
         assert value.split() == ["k2", "v2"]
@@ -374,10 +280,10 @@ def test_three_members_partition_kill_and_disconnect(tools: Tools, tmp_path: Pat
         follower = next(n for n in c.members if n != c.leader())
         rest = [n for n in c.members if n != follower]
         network = c.network(follower)
-        _run(["docker", "network", "disconnect", network, c.ids[follower]])
+        run(["docker", "network", "disconnect", network, c.ids[follower]])
         wait_for(f"{follower} to lose its leader off the network", lambda: c.health_inside(follower) is False)
         assert c.etcdctl("put", "k3", "v3", endpoints=rest).strip() == "OK"
-        _run(["docker", "network", "connect", "--alias", follower, network, c.ids[follower]])
+        run(["docker", "network", "connect", "--alias", follower, network, c.ids[follower]])
         wait_for(f"{follower} healthy after reconnecting", lambda: c.health(follower) is True, timeout=60)
         value = retry("catch-up read", lambda: c.etcdctl("get", "k3", endpoints=[follower]))
         assert value.split() == ["k3", "v3"]

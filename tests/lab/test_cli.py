@@ -8,15 +8,8 @@ by asking it through toxiproxy-python.
 
 from __future__ import annotations
 
-import json
-import os
-import shutil
-import subprocess
-import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, TypeVar
 
 import pytest
 from toxiproxy import Toxiproxy
@@ -24,59 +17,13 @@ from toxiproxy import Toxiproxy
 from minietcd.lab import probe, processes
 from minietcd.lab.state import LabState
 from minietcd.lab.toxiproxy import configure_client
+from tests.lab.lab_cli import LabCli, local_env, one_leader, wait_for
 
 pytestmark = [pytest.mark.cluster, pytest.mark.slow]
 
-DEADLINE = 60.0
-T = TypeVar("T")
-
-
-def _env(lab_dir: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k != "TOXIPROXY_URL" and not k.startswith("ETCD")}
-    # The built-in fault proxy, even where a real toxiproxy-server is installed.
-    path = [d for d in env.get("PATH", "").split(os.pathsep) if not shutil.which("toxiproxy-server", path=d)]
-    env["PATH"] = os.pathsep.join(path)
-    env["MINIETCD_LAB_DIR"] = str(lab_dir)
-    return env
-
-
-class Lab:
+class Lab(LabCli):
     def __init__(self, lab_dir: Path) -> None:
-        self.lab_dir = lab_dir
-        self.env = _env(lab_dir)
-
-    def run(self, *args: str, ok: bool = True) -> subprocess.CompletedProcess[str]:
-        r = subprocess.run(
-            [sys.executable, "-m", "minietcd.lab", *args],
-            capture_output=True,
-            text=True,
-            env=self.env,
-            timeout=180,
-            check=False,
-        )
-        if ok:
-            assert r.returncode == 0, (
-                f"minietcd-lab {' '.join(args)} exited {r.returncode}:\n{r.stdout}{r.stderr}"
-            )
-        return r
-
-    def status(self) -> dict[str, dict[str, Any]]:
-        rows = json.loads(self.run("status", "--json").stdout)
-        return {row["name"]: row for row in rows}
-
-    def state(self) -> LabState:
-        return LabState.load(self.lab_dir)
-
-
-def wait_for(what: str, fn: Callable[[], T | None], timeout: float = DEADLINE) -> T:
-    deadline = time.monotonic() + timeout
-    while True:
-        result = fn()
-        if result:
-            return result
-        if time.monotonic() >= deadline:
-            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
-        time.sleep(0.1)
+        super().__init__(lab_dir, local_env(lab_dir))
 
 
 @pytest.fixture
@@ -106,14 +53,6 @@ def _proxies(state: LabState) -> dict[str, bool]:
     return out
 
 
-def _one_leader(rows: dict[str, dict[str, Any]], among: list[str]) -> str | None:
-    leaders = {rows[n]["leader"] for n in among}
-    if len(leaders) == 1 and all(rows[n]["health"] == "ok" for n in among):
-        leader = leaders.pop()
-        return leader if leader in among else None
-    return None
-
-
 def test_up_status_kill_restart_partition_heal_down(lab: Lab) -> None:
     out = lab.run("up", "--size", "3").stdout
     assert "export ETCDCTL_ENDPOINTS=http://127.0.0.1:" in out
@@ -137,12 +76,12 @@ def test_up_status_kill_restart_partition_heal_down(lab: Lab) -> None:
     lab.run("kill", "n1")
     rows = lab.status()
     assert rows["n1"]["process"] == "killed" and rows["n1"]["role"] == "down"
-    wait_for("n2 and n3 to agree on a leader", lambda: _one_leader(lab.status(), ["n2", "n3"]))
+    wait_for("n2 and n3 to agree on a leader", lambda: one_leader(lab.status(), ["n2", "n3"]))
     probe.put(state.member("n2").client_port, "k", "after-kill", timeout=10.0)
 
     # restart: n1 comes back on its data dir and catches up.
     lab.run("restart", "n1")
-    wait_for("all three to agree on a leader", lambda: _one_leader(lab.status(), ["n1", "n2", "n3"]))
+    wait_for("all three to agree on a leader", lambda: one_leader(lab.status(), ["n1", "n2", "n3"]))
     assert probe.get(state.member("n1").client_port, "k", timeout=10.0) == "after-kill"
 
     # partition n1 | n2,n3: the proxies of the four crossing links are disabled.
@@ -151,7 +90,7 @@ def test_up_status_kill_restart_partition_heal_down(lab: Lab) -> None:
     links = _proxies(state)
     assert {k for k, enabled in links.items() if not enabled} == {"n1->n2", "n1->n3", "n2->n1", "n3->n1"}
     wait_for("n1 to lose its leader", lambda: lab.status()["n1"]["role"] == "no leader")
-    leader = wait_for("n2,n3 to have a leader", lambda: _one_leader(lab.status(), ["n2", "n3"]))
+    leader = wait_for("n2,n3 to have a leader", lambda: one_leader(lab.status(), ["n2", "n3"]))
     assert leader in ("n2", "n3")
     rows = lab.status()
     assert "isolated" in rows["n1"]["faults"]
@@ -170,7 +109,7 @@ def test_up_status_kill_restart_partition_heal_down(lab: Lab) -> None:
     # heal: every proxy enabled again, one leader for all three.
     lab.run("heal")
     assert all(_proxies(state).values())
-    wait_for("all three to agree on a leader again", lambda: _one_leader(lab.status(), ["n1", "n2", "n3"]))
+    wait_for("all three to agree on a leader again", lambda: one_leader(lab.status(), ["n1", "n2", "n3"]))
 
     # down: members and the fault proxy it started are gone, and so is the state file.
     member_refs = [m.process for m in lab.state().members]
