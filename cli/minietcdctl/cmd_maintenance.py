@@ -1,4 +1,6 @@
-"""snapshot save, alarm list / disarm, defrag (etcdctl's snapshot/alarm/defrag_command.go)."""
+"""snapshot save / status / restore, alarm list / disarm, defrag (etcdctl's
+snapshot/alarm/defrag_command.go). ``snapshot status`` and ``restore`` work offline on a file;
+``restore`` writes a minietcd data dir (see :mod:`minietcd.storage.restore`)."""
 
 from __future__ import annotations
 
@@ -6,10 +8,14 @@ import math
 import sys
 
 from cli.minietcdctl.cmd_cluster import endpoints_from_cluster
-from cli.minietcdctl.common import EXIT_BAD_ARGS, EXIT_ERROR, EXIT_INTERRUPTED, Ctl
+from cli.minietcdctl.common import EXIT_BAD_ARGS, EXIT_BAD_FEATURE, EXIT_ERROR, EXIT_INTERRUPTED, Ctl
 from cli.minietcdctl.flags import Command, Exit, ExitError, Flag, Invocation
+from cli.minietcdctl.gofmt import humanize_bytes, json_dumps, render_table
 from cli.minietcdctl.printers import write
 from minietcd.client.errors import error_message
+from minietcd.errors import ConfigError, SnapshotFileError
+from minietcd.mvcc.boltdb import SnapshotStatus
+from minietcd.storage.restore import RestoreConfig, restore, snapshot_file_status
 
 
 async def snapshot_save_command(inv: Invocation) -> None:
@@ -30,6 +36,53 @@ async def snapshot_save_command(inv: Invocation) -> None:
     await ctl.call(c.snapshot(path, endpoint=eps[0], timeout=timeout), EXIT_INTERRUPTED)
     write(f"Snapshot saved at {path}\n")
     await ctl.close()
+
+
+def _print_db_status(fmt: str, st: SnapshotStatus) -> None:
+    """etcdctl's DBStatus printers (simple, fields, json, table; protobuf is refused)."""
+    row = [f"{st.hash:x}", str(st.revision), str(st.total_key), humanize_bytes(st.total_size)]
+    if fmt == "simple":
+        write(", ".join(row) + "\n")
+    elif fmt == "fields":
+        write(f'"Hash" : {st.hash}\n"Revision" : {st.revision}\n')
+        write(f'"Keys" : {st.total_key}\n"Size" : {st.total_size}\n')
+    elif fmt == "json":
+        doc = {"hash": st.hash, "revision": st.revision, "totalKey": st.total_key, "totalSize": st.total_size}
+        write(json_dumps(doc) + "\n")
+    elif fmt == "table":
+        write(render_table(["hash", "revision", "total keys", "total size"], [row]))
+    else:
+        raise ExitError(EXIT_BAD_FEATURE, f"{fmt} not supported as output format")
+
+
+async def snapshot_status_command(inv: Invocation) -> None:
+    if len(inv.args) != 1:
+        raise ExitError(EXIT_BAD_ARGS, "snapshot status requires exactly one argument")
+    printer = Ctl(inv).printer  # etcdctl's initDisplayFromCmd: exit 4 for an unknown -w
+    try:
+        st = snapshot_file_status(inv.args[0])
+    except SnapshotFileError as e:
+        raise ExitError(EXIT_ERROR, str(e)) from None
+    _print_db_status(printer.fmt, st)
+
+
+async def snapshot_restore_command(inv: Invocation) -> None:
+    if len(inv.args) != 1:
+        raise ExitError(EXIT_BAD_ARGS, "snapshot restore requires exactly one argument")
+    cfg = RestoreConfig(
+        snapshot_path=inv.args[0],
+        name=inv["name"],
+        data_dir=inv["data-dir"],
+        wal_dir=inv["wal-dir"],
+        peer_urls=inv["initial-advertise-peer-urls"],
+        initial_cluster=inv["initial-cluster"],
+        initial_cluster_token=inv["initial-cluster-token"],
+        skip_hash_check=inv["skip-hash-check"],
+    )
+    try:
+        restore(cfg)
+    except (ConfigError, SnapshotFileError) as e:
+        raise ExitError(EXIT_ERROR, str(e)) from None
 
 
 async def alarm_disarm_command(inv: Invocation) -> None:
@@ -75,8 +128,19 @@ async def defrag_command(inv: Invocation) -> None:
         raise Exit(EXIT_ERROR)
 
 
-async def _not_supported(inv: Invocation) -> None:
-    raise ExitError(EXIT_ERROR, f"snapshot {inv.command.name} is not supported by minietcdctl")
+_RESTORE_FLAGS = [
+    Flag("data-dir", "string", "", "Path to the data directory"),
+    Flag("wal-dir", "string", "", "Path to the WAL directory (use --data-dir if none given)"),
+    Flag("initial-cluster", "string", "default=http://localhost:2380",
+         "Initial cluster configuration for restore bootstrap"),
+    Flag("initial-cluster-token", "string", "etcd-cluster",
+         "Initial cluster token for the etcd cluster during restore bootstrap"),
+    Flag("initial-advertise-peer-urls", "string", "http://localhost:2380",
+         "List of this member's peer URLs to advertise to the rest of the cluster"),
+    Flag("name", "string", "default", "Human-readable name for this member"),
+    Flag("skip-hash-check", "bool", False,
+         "Ignore snapshot integrity hash value (required if copied from data directory)"),
+]  # fmt: skip
 
 
 def commands() -> list[Command]:
@@ -84,8 +148,8 @@ def commands() -> list[Command]:
     snapshot.add(
         Command("save <filename>", "Stores an etcd node backend snapshot to a given file", snapshot_save_command),  # noqa: E501
         Command("restore <filename> [options]", "Restores an etcd member snapshot to an etcd directory",
-                _not_supported),
-        Command("status <filename>", "Gets backend snapshot status of a given file", _not_supported,
+                snapshot_restore_command, flags=_RESTORE_FLAGS),
+        Command("status <filename>", "Gets backend snapshot status of a given file", snapshot_status_command,
                 long="When --write-out is set to simple, this command prints out comma-separated status lists for "  # noqa: E501
                 "each endpoint.\nThe items in the lists are hash, revision, total keys, total size.\n"),
     )  # fmt: skip
