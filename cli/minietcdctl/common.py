@@ -122,6 +122,11 @@ class Ctl:
                 password = getpass.getpass("Password: ")
         return {"username": user, "password": password}
 
+    def connection_options(self) -> dict[str, Any]:
+        """The TLS and credential keyword arguments of :class:`Client` the global flags give
+        (TLS files checked as etcdctl checks them; the password prompted for if needed)."""
+        return {**self._tls(), **self._auth()}
+
     def client(self, endpoints: list[str] | None = None, *, auth: bool = True) -> Client:
         """A client for ``endpoints`` (default: --endpoints), configured by the global flags."""
         _ = self.printer  # etcdctl validates -w when it builds the client

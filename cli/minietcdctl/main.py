@@ -18,7 +18,16 @@ import sys
 from collections.abc import Sequence
 from typing import NoReturn
 
-from cli.minietcdctl import cmd_cluster, cmd_concurrency, cmd_kv, cmd_lease, cmd_maintenance, cmd_watch
+from cli.minietcdctl import (
+    cmd_bench,
+    cmd_check,
+    cmd_cluster,
+    cmd_concurrency,
+    cmd_kv,
+    cmd_lease,
+    cmd_maintenance,
+    cmd_watch,
+)
 from cli.minietcdctl.common import EXIT_ERROR, GLOBAL_FLAGS
 from cli.minietcdctl.flags import (
     API_VERSION,
@@ -54,7 +63,6 @@ _STUBS: dict[str, list[tuple[str, str]]] = {
     "check <subcommand>": [
         ("datascale [options]",
          "Check the memory usage of holding data for different workloads on a given server endpoint."),
-        ("perf [options]", "Check the performance of the etcd cluster"),
     ],
     "completion": [
         ("bash", "Generate the autocompletion script for bash"),
@@ -100,6 +108,8 @@ def build_root() -> Command:
             stub.short = short
             group.add(stub)
         root.add(group)
+    root.find_child("check").add(*cmd_check.commands())  # type: ignore[union-attr]
+    root.add(*cmd_bench.commands())
     root.add(
         _named(
             _unsupported("make-mirror [options] <destination>"),
