@@ -2,7 +2,9 @@
 
 The same code starts real etcd (``binary=["etcd"]``) or minietcd
 (``binary=[sys.executable, "-m", "minietcd.server"]``): both get etcd's static bootstrap flags, so
-any difference in behaviour is the server's, never the harness's.
+any difference in behaviour is the server's, never the harness's. It is the one launcher of the
+suite: the client and minietcdctl tests (``tests/unit/client``, ``tests/compat``) use it too, with
+:func:`client_test_binary` choosing the server.
 
 Members are indexed from 0 in every method (``kill(0)`` kills the member named ``n1``). Every
 wait polls against a deadline; nothing sleeps as a means of synchronisation. Every process
@@ -146,11 +148,12 @@ class Member:
     member_id: int | None = None  # learned from the member's Status header once it answers
     is_learner: bool = False  # as added by this harness; learners are left out of default endpoints
     starts: int = 0
-    scheme: str = "http"  # of its client and peer URLs
+    scheme: str = "http"  # of its peer URLs, and of its client URLs unless client_scheme is set
+    client_scheme: str | None = None
 
     @property
     def client_url(self) -> str:
-        return f"{self.scheme}://127.0.0.1:{self.client_port}"
+        return f"{self.client_scheme or self.scheme}://127.0.0.1:{self.client_port}"
 
     @property
     def peer_url(self) -> str:
@@ -185,6 +188,10 @@ class ProcessCluster:
     ``extra_flags``); ``etcdctl_flags`` are put before the arguments of every etcdctl call (e.g.
     ``["--cacert", ca, "--cert", crt, "--key", key]``); the harness's own probes verify members
     with ``client_tls``, or, without it, trust the certificate each member presents (auto TLS).
+    ``client_scheme="https"`` makes only the client URLs https (TLS on the client port alone).
+
+    ``ports`` (client, peer for each member) starts an identical cluster again: the same ports,
+    token and names give the same member and cluster IDs (see :meth:`wipe`).
     """
 
     binary: Sequence[str]
@@ -199,12 +206,16 @@ class ProcessCluster:
     scheme: str = "http"
     etcdctl_flags: Sequence[str] = ()
     client_tls: ClientTLS | None = None
+    client_scheme: str | None = None
+    ports: Sequence[int] | None = None
     members: list[Member] = field(default_factory=list)
     _all_procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.tmp_path = Path(self.tmp_path)
-        ports = free_ports(2 * self.size)
+        ports = list(self.ports) if self.ports is not None else free_ports(2 * self.size)
+        if len(ports) != 2 * self.size:
+            raise ValueError(f"{self.size} members need {2 * self.size} ports, got {len(ports)}")
         names = [f"n{i + 1}" for i in range(self.size)]
         initial = ",".join(f"{n}={self.scheme}://127.0.0.1:{ports[2 * i + 1]}" for i, n in enumerate(names))
         for i, name in enumerate(names):
@@ -224,6 +235,7 @@ class ProcessCluster:
             initial_cluster=initial,
             initial_cluster_state=state,
             scheme=self.scheme,
+            client_scheme=self.client_scheme,
         )
 
     # ----------------------------------------------------------------------------- life cycle
@@ -304,6 +316,13 @@ class ProcessCluster:
         for m in self.members:
             m.proc = None
 
+    def wipe(self) -> None:
+        """Kill every process and delete the data directories (to start an identical cluster)."""
+        self.close()
+        for m in self.members:
+            shutil.rmtree(m.data_dir, ignore_errors=True)
+            m.member_id = None
+
     def __enter__(self) -> ProcessCluster:
         return self
 
@@ -346,7 +365,7 @@ class ProcessCluster:
         """A gRPC channel to the client port of a member (raises OSError if auto TLS cannot
         fetch the member's certificate)."""
         target = f"127.0.0.1:{port}"
-        if self.scheme != "https":
+        if (self.client_scheme or self.scheme) != "https":
             return grpc.insecure_channel(target)
         if self.client_tls is not None:
             return grpc.secure_channel(target, self.client_tls.credentials())
@@ -427,6 +446,19 @@ class ProcessCluster:
                     return int(st.header.cluster_id)
             if time.monotonic() >= deadline:
                 self._raise("no member reported a cluster ID")
+            time.sleep(0.05)
+
+    def ids(self, i: int, timeout: float = 10.0) -> tuple[int, int]:
+        """(cluster ID, member ID) as member ``i`` reports them in a response header."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                with self._client_channel(self.members[i].client_port) as ch:
+                    st = rpc_pb2_grpc.MaintenanceStub(ch).Status(rpc_pb2.StatusRequest(), timeout=1.0)
+                return int(st.header.cluster_id), int(st.header.member_id)
+            except (grpc.RpcError, OSError) as e:
+                if time.monotonic() >= deadline:
+                    self._raise(f"{self.members[i].name} did not answer Status: {e}")
             time.sleep(0.05)
 
     def member_id(self, i: int, timeout: float = 10.0) -> int:
@@ -655,3 +687,16 @@ def etcd_binary() -> list[str]:
 def minietcd_binary() -> list[str]:
     """The command for minietcd's server."""
     return [sys.executable, "-m", "minietcd.server"]
+
+
+def client_test_binary() -> list[str]:
+    """The server the client and minietcdctl tests run against: real etcd, or minietcd's server
+    with ``MINIETCD_CLIENT_TEST_SERVER=minietcd`` (the very same tests against both)."""
+    if os.environ.get("MINIETCD_CLIENT_TEST_SERVER") == "minietcd":
+        return minietcd_binary()
+    return etcd_binary()
+
+
+def client_test_cluster(tmp_path: Path, size: int, **kwargs: Any) -> ProcessCluster:
+    """A cluster (not started) of the server the client tests run against (:func:`client_test_binary`)."""
+    return ProcessCluster(client_test_binary(), size, tmp_path, token="minietcd-client-test", **kwargs)

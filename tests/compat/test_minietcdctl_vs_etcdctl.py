@@ -33,7 +33,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.unit.client.etcd_launcher import ETCDCTL, EtcdCluster, clean_env, free_ports, require
+from tests.cluster.harness import (
+    ETCDCTL,
+    ProcessCluster,
+    clean_env,
+    client_test_cluster,
+    free_ports,
+    require_binary,
+)
 
 pytestmark = [pytest.mark.compat]
 
@@ -322,7 +329,7 @@ def run_tool(
             proc2.wait()
 
 
-def run_script(tool: list[str], cluster: EtcdCluster, scratch: Path, dead: int, peer: str) -> list[Result]:
+def run_script(tool: list[str], cluster: ProcessCluster, scratch: Path, dead: int, peer: str) -> list[Result]:
     cluster.start()
     cluster.wait_healthy()
     ids = set(cluster.ids(0))
@@ -364,7 +371,7 @@ def compare(expected: list[Result], actual: list[Result], steps: list[Step]) -> 
 
 @pytest.fixture(scope="module")
 def etcdctl() -> str:
-    return require(ETCDCTL)
+    return require_binary(ETCDCTL)
 
 
 def test_script_matches_etcdctl(etcdctl: str, tmp_path: Path) -> None:
@@ -373,10 +380,12 @@ def test_script_matches_etcdctl(etcdctl: str, tmp_path: Path) -> None:
     peer = f"http://127.0.0.1:{spare_peer}"
     scratch = tmp_path / "scratch"
     scratch.mkdir()
-    reference = run_script(
-        [etcdctl], EtcdCluster(tmp_path / "etcd", size=1, ports=ports), scratch, dead, peer
-    )
-    ours = run_script(MINIETCDCTL, EtcdCluster(tmp_path / "etcd", size=1, ports=ports), scratch, dead, peer)
+
+    def fresh() -> ProcessCluster:
+        return client_test_cluster(tmp_path / "etcd", 1, ports=ports)
+
+    reference = run_script([etcdctl], fresh(), scratch, dead, peer)
+    ours = run_script(MINIETCDCTL, fresh(), scratch, dead, peer)
     problems = compare(reference, ours, SCRIPT)
     assert not problems, f"{len(problems)} of {len(SCRIPT)} commands differ:\n\n" + "\n\n".join(problems)
 
@@ -396,15 +405,15 @@ LIVE: list[Step] = [
 
 
 @pytest.fixture
-def live_cluster(tmp_path: Path) -> Iterator[EtcdCluster]:
-    with EtcdCluster(tmp_path / "live", size=3) as cluster:
+def live_cluster(tmp_path: Path) -> Iterator[ProcessCluster]:
+    with client_test_cluster(tmp_path / "live", 3) as cluster:
         cluster.start()
         cluster.wait_healthy()
         yield cluster
 
 
 @pytest.mark.cluster
-def test_live_cluster_read_only_commands_match(etcdctl: str, live_cluster: EtcdCluster) -> None:
+def test_live_cluster_read_only_commands_match(etcdctl: str, live_cluster: ProcessCluster) -> None:
     eps = ",".join(live_cluster.endpoints)
     leader = live_cluster.wait_healthy()
     seed = run_tool([etcdctl], [f"--endpoints={eps}", "put", "foo", "bar"], "", {}, None)
@@ -428,7 +437,7 @@ def test_live_cluster_read_only_commands_match(etcdctl: str, live_cluster: EtcdC
 
 
 @pytest.mark.cluster
-def test_move_leader_matches(etcdctl: str, live_cluster: EtcdCluster) -> None:
+def test_move_leader_matches(etcdctl: str, live_cluster: ProcessCluster) -> None:
     """Both tools move leadership from the same leader to the same member (the harness moves it
     back in between)."""
     eps = ",".join(live_cluster.endpoints)

@@ -1,4 +1,7 @@
-"""Fixtures: real etcd members for the client tests (see etcd_launcher.py)."""
+"""Fixtures: real etcd members for the client tests (started by tests/cluster/harness.py).
+
+``MINIETCD_CLIENT_TEST_SERVER=minietcd`` runs the same tests against minietcd's server.
+"""
 
 from __future__ import annotations
 
@@ -11,22 +14,22 @@ from typing import Any
 
 import pytest
 
-from tests.unit.client.etcd_launcher import EtcdCluster
+from tests.cluster.harness import ProcessCluster, client_test_cluster
 
 
 @pytest.fixture(scope="module")
-def etcd1(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EtcdCluster]:
+def etcd1(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ProcessCluster]:
     """One etcd member shared by a module's tests (each test uses its own key prefix)."""
-    with EtcdCluster(tmp_path_factory.mktemp("etcd1"), size=1) as cluster:
+    with client_test_cluster(tmp_path_factory.mktemp("etcd1"), 1) as cluster:
         cluster.start()
         cluster.wait_healthy()
         yield cluster
 
 
 @pytest.fixture
-def etcd3(tmp_path: Path) -> Iterator[EtcdCluster]:
+def etcd3(tmp_path: Path) -> Iterator[ProcessCluster]:
     """A fresh 3-member etcd cluster for one test (tests kill and restart members)."""
-    with EtcdCluster(tmp_path, size=3) as cluster:
+    with client_test_cluster(tmp_path, 3) as cluster:
         cluster.start()
         cluster.wait_healthy()
         yield cluster

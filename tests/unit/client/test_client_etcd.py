@@ -35,7 +35,7 @@ from minietcd.client import (
     SessionExpiredError,
     WatchCompactedError,
 )
-from tests.unit.client.etcd_launcher import EtcdCluster
+from tests.cluster.harness import ClientTLS, ProcessCluster, client_test_cluster
 
 pytestmark = pytest.mark.compat
 
@@ -58,7 +58,7 @@ async def poll(predicate, timeout: float = 10.0, what: str = "condition") -> Non
 # ---------------------------------------------------------------------------------- KV
 
 
-async def test_put_get_delete_and_range_options(etcd1: EtcdCluster, prefix: str) -> None:
+async def test_put_get_delete_and_range_options(etcd1: ProcessCluster, prefix: str) -> None:
     async with Client(etcd1.endpoints) as c:
         first = await c.put(prefix + "a", "1")
         await c.put(prefix + "b", "2")
@@ -97,7 +97,7 @@ async def test_put_get_delete_and_range_options(etcd1: EtcdCluster, prefix: str)
         assert (await c.get(prefix, prefix=True)).count == 0
 
 
-async def test_txn_compare_then_else(etcd1: EtcdCluster, prefix: str) -> None:
+async def test_txn_compare_then_else(etcd1: ProcessCluster, prefix: str) -> None:
     k = prefix + "k"
     async with Client(etcd1.endpoints) as c:
         created = await c.txn().if_(Compare.create(k, "=", 0)).then(Op.put(k, "v1")).else_(Op.get(k)).commit()
@@ -119,7 +119,7 @@ async def test_txn_compare_then_else(etcd1: EtcdCluster, prefix: str) -> None:
         assert nested.responses[0].succeeded  # type: ignore[union-attr]
 
 
-async def test_compaction(etcd1: EtcdCluster, prefix: str) -> None:
+async def test_compaction(etcd1: ProcessCluster, prefix: str) -> None:
     async with Client(etcd1.endpoints) as c:
         r1 = await c.put(prefix + "c", "1")
         r2 = await c.put(prefix + "c", "2")
@@ -132,7 +132,7 @@ async def test_compaction(etcd1: EtcdCluster, prefix: str) -> None:
 # ------------------------------------------------------------------------------- watch
 
 
-async def test_watch_events_prev_kv_filters_and_history(etcd1: EtcdCluster, prefix: str) -> None:
+async def test_watch_events_prev_kv_filters_and_history(etcd1: ProcessCluster, prefix: str) -> None:
     async with Client(etcd1.endpoints) as c:
         async with c.watch(prefix, prefix=True, prev_kv=True) as w:
             await c.put(prefix + "a", "1")
@@ -154,7 +154,7 @@ async def test_watch_events_prev_kv_filters_and_history(etcd1: EtcdCluster, pref
         assert w.next_revision == events[2].kv.mod_revision + 1
 
 
-async def test_watch_reports_compaction(etcd1: EtcdCluster, prefix: str) -> None:
+async def test_watch_reports_compaction(etcd1: ProcessCluster, prefix: str) -> None:
     async with Client(etcd1.endpoints) as c:
         r1 = await c.put(prefix + "w", "1")
         r2 = await c.put(prefix + "w", "2")
@@ -169,7 +169,7 @@ async def test_watch_reports_compaction(etcd1: EtcdCluster, prefix: str) -> None
 # ------------------------------------------------------------------------------ leases
 
 
-async def test_lease_grant_ttl_keepalive_revoke(etcd1: EtcdCluster, prefix: str) -> None:
+async def test_lease_grant_ttl_keepalive_revoke(etcd1: ProcessCluster, prefix: str) -> None:
     async with Client(etcd1.endpoints) as c:
         lease = await c.grant(30)
         assert lease.ttl == 30
@@ -188,7 +188,7 @@ async def test_lease_grant_ttl_keepalive_revoke(etcd1: EtcdCluster, prefix: str)
             await c.keep_alive_once(lease.id)
 
 
-async def test_keep_alive_keeps_a_short_lease_and_ends_on_revoke(etcd1: EtcdCluster, prefix: str) -> None:
+async def test_keep_alive_keeps_a_short_lease_and_ends_on_revoke(etcd1: ProcessCluster, prefix: str) -> None:
     async with Client(etcd1.endpoints) as c:
         lease = await c.grant(2)
         await c.put(prefix + "ka", "v", lease=lease.id)
@@ -210,7 +210,7 @@ async def test_keep_alive_keeps_a_short_lease_and_ends_on_revoke(etcd1: EtcdClus
 # ---------------------------------------------------------------------- lock, election
 
 
-async def test_lock_excludes_and_queues_in_order(etcd1: EtcdCluster, prefix: str) -> None:
+async def test_lock_excludes_and_queues_in_order(etcd1: ProcessCluster, prefix: str) -> None:
     async with Client(etcd1.endpoints) as c, Session(c, ttl=10) as s1, Session(c, ttl=10) as s2:
         order: list[str] = []
         first = Lock(s1, prefix + "lock")
@@ -237,7 +237,7 @@ async def test_lock_excludes_and_queues_in_order(etcd1: EtcdCluster, prefix: str
         assert order == ["first", "second"]
 
 
-async def test_lock_on_an_expired_session_raises(etcd1: EtcdCluster, prefix: str) -> None:
+async def test_lock_on_an_expired_session_raises(etcd1: ProcessCluster, prefix: str) -> None:
     async with Client(etcd1.endpoints) as c:
         s = await Session(c, ttl=10).start()
         await c.revoke(s.lease_id)
@@ -251,7 +251,7 @@ async def test_lock_on_an_expired_session_raises(etcd1: EtcdCluster, prefix: str
         await s.close()
 
 
-async def test_lock_interoperates_with_etcdctl(etcd1: EtcdCluster, prefix: str) -> None:
+async def test_lock_interoperates_with_etcdctl(etcd1: ProcessCluster, prefix: str) -> None:
     """A lock held by real etcdctl keeps our Lock waiting, and vice versa the key layout is etcd's."""
     proc = await asyncio.create_subprocess_exec(
         "/usr/bin/etcdctl", f"--endpoints={etcd1.endpoints[0]}", "lock", prefix + "x",
@@ -279,7 +279,7 @@ async def test_lock_interoperates_with_etcdctl(etcd1: EtcdCluster, prefix: str) 
         await proc.wait()
 
 
-async def test_election_campaign_observe_proclaim_resign(etcd1: EtcdCluster, prefix: str) -> None:
+async def test_election_campaign_observe_proclaim_resign(etcd1: ProcessCluster, prefix: str) -> None:
     name = prefix + "election"
     async with Client(etcd1.endpoints) as c, Session(c, ttl=10) as s1, Session(c, ttl=10) as s2:
         e1, e2 = Election(s1, name), Election(s2, name)
@@ -313,7 +313,7 @@ async def test_election_campaign_observe_proclaim_resign(etcd1: EtcdCluster, pre
 # ------------------------------------------------------------------------ maintenance
 
 
-async def test_status_hash_members_alarms_snapshot(etcd1: EtcdCluster, tmp_path: Path) -> None:
+async def test_status_hash_members_alarms_snapshot(etcd1: ProcessCluster, tmp_path: Path) -> None:
     async with Client(etcd1.endpoints) as c:
         st = await c.status(endpoint=etcd1.endpoints[0])
         assert st.version.startswith("3.4") and st.is_leader and st.db_size > 0
@@ -331,7 +331,7 @@ async def test_status_hash_members_alarms_snapshot(etcd1: EtcdCluster, tmp_path:
 
 
 @pytest.mark.cluster
-async def test_reads_fail_over_when_a_member_is_down(etcd3: EtcdCluster, prefix: str) -> None:
+async def test_reads_fail_over_when_a_member_is_down(etcd3: ProcessCluster, prefix: str) -> None:
     async with Client(etcd3.endpoints, timeout=5) as c:
         await c.put(prefix + "k", "v")
         etcd3.kill(0)
@@ -354,7 +354,7 @@ async def _create_once(c: Client, key: str, value: str) -> None:
 
 
 @pytest.mark.cluster
-async def test_watch_survives_restart_of_its_member_without_gaps(etcd3: EtcdCluster, prefix: str) -> None:
+async def test_watch_survives_restart_of_its_member_without_gaps(etcd3: ProcessCluster, prefix: str) -> None:
     """The watch is served by the leader (the first endpoint gets the first call), so killing
     its member also forces an election while writes go on."""
     total = 60
@@ -391,7 +391,7 @@ async def test_watch_survives_restart_of_its_member_without_gaps(etcd3: EtcdClus
 
 
 @pytest.mark.cluster
-async def test_write_to_a_frozen_member_has_unknown_outcome(etcd3: EtcdCluster, prefix: str) -> None:
+async def test_write_to_a_frozen_member_has_unknown_outcome(etcd3: ProcessCluster, prefix: str) -> None:
     """SIGSTOP freezes the member after the connection is up: the write is sent, no answer
     comes, and the client must not retry it elsewhere."""
     async with Client([etcd3.endpoints[0]], timeout=1.0) as c:
@@ -410,7 +410,7 @@ async def test_write_to_a_frozen_member_has_unknown_outcome(etcd3: EtcdCluster, 
 
 
 @pytest.mark.cluster
-async def test_keep_alive_fails_over_when_its_member_dies(etcd3: EtcdCluster, prefix: str) -> None:
+async def test_keep_alive_fails_over_when_its_member_dies(etcd3: ProcessCluster, prefix: str) -> None:
     async with Client(etcd3.endpoints, timeout=5) as c:
         lease = await c.grant(3)
         await c.put(prefix + "alive", "v", lease=lease.id)
@@ -432,7 +432,7 @@ async def test_keep_alive_fails_over_when_its_member_dies(etcd3: EtcdCluster, pr
 
 
 async def test_authentication(tmp_path: Path, prefix: str) -> None:
-    with EtcdCluster(tmp_path, size=1) as cluster:
+    with client_test_cluster(tmp_path, 1) as cluster:
         cluster.start()
         cluster.wait_healthy()
         env = {**os.environ, "ETCDCTL_API": "3"}
@@ -504,8 +504,10 @@ async def test_tls_with_client_certificates(tmp_path: Path, prefix: str) -> None
         "--cert-file", certs["server.pem"], "--key-file", certs["server.key"],
         "--trusted-ca-file", certs["ca.pem"], "--client-cert-auth",
     ]  # fmt: skip
-    with EtcdCluster(tmp_path / "etcd", size=1, client_scheme="https", extra_flags=flags) as cluster:
-        cluster.probe_tls = (certs["ca.pem"], certs["client.pem"], certs["client.key"])
+    probe = ClientTLS(certs["ca.pem"], certs["client.pem"], certs["client.key"])
+    with client_test_cluster(
+        tmp_path / "etcd", 1, client_scheme="https", extra_flags=flags, client_tls=probe
+    ) as cluster:
         cluster.start()
         cluster.wait_healthy()
         port = cluster.members[0].client_port

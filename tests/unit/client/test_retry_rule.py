@@ -22,7 +22,7 @@ from minietcd.client import (
     EtcdServerError,
     OutcomeUnknownError,
 )
-from tests.unit.client.etcd_launcher import free_ports
+from tests.cluster.harness import free_ports
 
 Behaviour = Callable[[Any, grpc.aio.ServicerContext], Any]
 
