@@ -4,8 +4,9 @@ successful that was not committed, none is applied twice (issue 5).
 A writer puts unique values (``w0000``, ``w0001``, ...) to a few keys, one after the other, with
 :mod:`minietcd.client` over all three endpoints, while the test SIGKILLs the leader mid-stream.
 A write that raises :class:`OutcomeUnknownError` is recorded as *unknown* and the writer goes
-on; one that raises :class:`EndpointsUnavailableError` was never sent. Afterwards the whole
-history (a watch from revision 1) must hold every acknowledged write exactly once, at the
+on; one that raises :class:`EndpointsUnavailableError` was never sent. The writer must get
+``AFTER_KILL`` writes acknowledged within ``PROGRESS_BOUND`` seconds of the kill. Afterwards the
+whole history (a watch from revision 1) must hold every acknowledged write exactly once, at the
 revision its response named; no value twice; an unknown write at most once; a never-sent write
 not at all; nothing that was not attempted. The killed member is restarted and must converge
 (the same HashKV at the final revision as the others).
@@ -34,9 +35,8 @@ KEYS = 4
 #: Acknowledged writes before the kill, and required on the new leader after it.
 BEFORE_KILL = 40
 AFTER_KILL = 40
-#: How long the writer may go without an acknowledged write after the kill (election, reconnect,
-#: a loaded 2-core machine).
-PROGRESS_BOUND = 30.0
+#: How long the AFTER_KILL writes may take after the kill (election, reconnect, a loaded machine).
+PROGRESS_BOUND = 45.0
 
 
 @dataclass(slots=True)
@@ -124,16 +124,15 @@ async def _write_through_leader_kill(cluster: ProcessCluster) -> None:
             acked_before = len(log.acked)
             await _wait_for(
                 lambda: len(log.acked) >= acked_before + AFTER_KILL or task.done(),
-                f"{AFTER_KILL} acknowledged writes on the new leader",
-                PROGRESS_BOUND + 30,
+                f"{AFTER_KILL} acknowledged writes on the new leader (errors: {log.errors})",
+                PROGRESS_BOUND,
             )
         finally:
             stop.set()
             await asyncio.wait_for(task, 30)  # re-raises anything unexpected from the writer
-        first_after = next(t for t in log.ack_times if t > killed_at)
-        assert first_after - killed_at < PROGRESS_BOUND, (
-            f"no acknowledged write for {first_after - killed_at:.1f}s after the kill: {log.errors}"
-        )
+        after = [t for t in log.ack_times if t > killed_at]
+        assert len(after) >= AFTER_KILL, f"the writer stopped making progress: {log.errors}"
+        stall = max(b - a for a, b in zip([killed_at, *after], after, strict=False))
         final = (await c.get(prefix, prefix=True, count_only=True)).header.revision
         history = await _history(c, prefix, final)
 
@@ -158,7 +157,7 @@ async def _write_through_leader_kill(cluster: ProcessCluster) -> None:
     print(
         f"acked {len(log.acked)}, unknown {len(log.unknown)} "
         f"({len(log.unknown & set(seen))} applied), never sent {len(log.never_sent)}; "
-        f"first ack {first_after - killed_at:.2f}s after the kill"
+        f"longest wait for an ack after the kill {stall:.2f}s"
     )
 
 
