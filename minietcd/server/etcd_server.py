@@ -43,6 +43,7 @@ ERR_TRANSFER_TIMEOUT = "etcdserver: request timed out, leader transfer took too 
 ERR_MEMBER_NOT_FOUND = "etcdserver: member not found"
 ERR_NOT_LEARNER = "etcdserver: can only promote a learner member"
 ERR_UNHEALTHY = "etcdserver: unhealthy cluster"
+READ_INDEX_RETRY = 0.5  # seconds before a ReadIndex request without an answer is sent again (etcd 3.5)
 HEALTH_INTERVAL = 5.0  # seconds all peers must have been connected before a reconfiguration
 
 LEASE_REVOKE_RATE = 1000  # lease revocations proposed per second at most (etcd's leaseRevokeRate)
@@ -298,15 +299,14 @@ class EtcdServer:
             return await self._start_read_round()
         # A round is in flight, but it may have started before our call: join the next one.
         if self._read_next is None:
-            self._read_next = asyncio.get_running_loop().create_future()
-            nxt = self._read_next
+            self._read_next = nxt = _shared_future()
+            current = self._read_round
 
             async def chain() -> None:
-                try:
-                    assert self._read_round is not None
-                    await asyncio.shield(self._read_round)
-                except Exception:
-                    pass
+                # However the current round ends (index, error, cancelled), start the next one:
+                # if this task died with it, every later joiner would wait for a round that
+                # never starts.
+                await asyncio.wait([current])
                 self._read_next = None
                 try:
                     nxt.set_result(await self._start_read_round())
@@ -319,12 +319,34 @@ class EtcdServer:
     async def _start_read_round(self) -> int:
         await self.wait_leader(self.request_timeout)
         self._read_ctx = os.urandom(8)
-        self._read_round = asyncio.get_running_loop().create_future()
+        self._read_round = rnd = _shared_future()
         try:
             self.node.read_index(self._read_ctx)
         except ProposalDroppedError:
-            self._read_round.set_exception(ServerError(ERR_NO_LEADER))
-        return await self._read_round
+            rnd.set_exception(ServerError(ERR_NO_LEADER))
+        if not rnd.done():
+            self.spawn(self._retry_read_round(rnd, self._read_ctx))
+        # Shielded: the round is shared with the readers who joined after us, so our giving up
+        # (the client's deadline passed and gRPC cancelled the handler) must not cancel it.
+        return await asyncio.shield(rnd)
+
+    async def _retry_read_round(self, rnd: asyncio.Future[int], ctx: bytes) -> None:
+        """etcd 3.5's read index retry: the request or its answer can be lost on the way (a
+        follower's forwarded MsgReadIndex dropped with a broken peer stream) with no leader
+        change to fail the round. Ask again with the same context every READ_INDEX_RETRY
+        seconds (the leader ignores a context it already holds), and fail the round after the
+        request timeout, so that the readers queued for the next round move on."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.request_timeout
+        while True:
+            await asyncio.wait([rnd], timeout=READ_INDEX_RETRY)
+            if rnd.done():
+                return
+            if loop.time() >= deadline:
+                rnd.set_exception(ServerError(ERR_TIMEOUT))
+                return
+            with contextlib.suppress(ProposalDroppedError):  # no leader now: the next try may
+                self.node.read_index(ctx)
 
     # -- leases: only the leader expires them ------------------------------------------------------
 
@@ -495,3 +517,12 @@ class EtcdServer:
                 return
             except MinietcdError:
                 continue
+
+
+def _shared_future() -> asyncio.Future[int]:
+    """A future that readers wait on through asyncio.shield. When every one of them has given
+    up, nobody retrieves a failure, and asyncio would log "Future exception was never
+    retrieved" for a read round that simply failed: retrieve it here."""
+    f: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+    f.add_done_callback(lambda done: done.cancelled() or done.exception())
+    return f
