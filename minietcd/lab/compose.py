@@ -64,9 +64,12 @@ _DOCKER_TIMEOUT = 60.0
 _POLL = 0.05
 
 
-def _first_line(text: str) -> str:
+def _reason(text: str) -> str:
+    """The line of a tool's output that says what went wrong: the last one that mentions an
+    error (compose prints progress lines first), else the first line."""
     lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
-    return lines[-1] if lines else ""
+    errors = [line for line in lines if "error" in line.lower()]
+    return errors[-1] if errors else (lines[0] if lines else "")
 
 
 def run_tool(
@@ -88,8 +91,9 @@ def run_tool(
     except subprocess.TimeoutExpired:
         raise LabError(f"`{shlex.join(args)}` did not finish within {timeout:.0f}s") from None
     if proc.returncode != 0:
-        why = _first_line(proc.stderr) or _first_line(proc.stdout) or f"exit status {proc.returncode}"
-        raise LabError(f"`{shlex.join(args[:4])} ...` failed: {why}")
+        why = _reason(proc.stderr) or _reason(proc.stdout) or f"exit status {proc.returncode}"
+        shown = shlex.join(args[:4]) + (" ..." if len(args) > 4 else "")
+        raise LabError(f"`{shown}` failed: {why}")
     return proc.stdout
 
 
@@ -99,8 +103,10 @@ def compose_command(environ: Mapping[str, str] | None = None) -> list[str]:
     wanted = env.get(COMPOSE_ENV, "").strip()
     if wanted:
         command = shlex.split(wanted)
-        if shutil.which(command[0]) is None:
-            raise LabError(f"{COMPOSE_ENV}={wanted!r}: {command[0]} is not installed")
+        try:
+            run_tool([*command, "version"], timeout=30)
+        except LabError as e:
+            raise LabError(f"{COMPOSE_ENV}={wanted!r} does not work: {e}") from None
         return command
     if shutil.which("docker") is not None:
         with contextlib.suppress(LabError):
