@@ -12,6 +12,7 @@ import asyncio
 import math
 import random
 import time
+from collections.abc import Awaitable
 from dataclasses import dataclass
 
 from minietcd.api.etcdserverpb import rpc_pb2
@@ -91,9 +92,10 @@ def put_requests(pool: Pool, clients: int, prefix: bytes) -> list[Request]:
     def sender(c: int) -> Request:
         put = pool.conn(c).kv.Put
 
-        def send() -> object:
+        def send() -> Awaitable[object]:
             key = prefix + varint_key(rng.randrange(_MAX_INT64), KEY_SIZE)
-            return put(rpc_pb2.PutRequest(key=key, value=value), metadata=md)
+            call: Awaitable[object] = put(rpc_pb2.PutRequest(key=key, value=value), metadata=md)
+            return call
 
         return send
 

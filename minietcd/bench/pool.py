@@ -22,6 +22,8 @@ from minietcd.api.etcdserverpb import rpc_pb2, rpc_pb2_grpc
 from minietcd.client._connection import Endpoint, TLSConfig
 
 MAX_MESSAGE = 2 * 1024 * 1024 * 1024 - 1
+#: The generated stub module (its constructors are untyped).
+_STUBS: Any = rpc_pb2_grpc
 
 
 class DialError(Exception):
@@ -91,7 +93,7 @@ async def open_pool(target: Target, conns: int) -> Pool:
         ep = eps[i % len(eps)]
         ch = _channel(ep, target.tls)
         out.append(
-            Conn(ep.url, ch, rpc_pb2_grpc.KVStub(ch), rpc_pb2_grpc.LeaseStub(ch), rpc_pb2_grpc.WatchStub(ch))
+            Conn(ep.url, ch, _STUBS.KVStub(ch), _STUBS.LeaseStub(ch), _STUBS.WatchStub(ch))
         )
     pool = Pool(out)
     try:
@@ -102,7 +104,7 @@ async def open_pool(target: Target, conns: int) -> Pool:
         await pool.close()
         raise DialError("context deadline exceeded") from None
     if target.username:
-        auth = rpc_pb2_grpc.AuthStub(out[0].channel)
+        auth = _STUBS.AuthStub(out[0].channel)
         req = rpc_pb2.AuthenticateRequest(name=target.username, password=target.password)
         try:
             resp = await auth.Authenticate(req, timeout=max(target.dial_timeout, 5.0))

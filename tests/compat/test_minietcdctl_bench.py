@@ -24,6 +24,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import grpc
 import pytest
@@ -35,6 +36,7 @@ from tests.cluster.harness import ETCDCTL, ProcessCluster, clean_env, etcd_binar
 pytestmark = [pytest.mark.compat, pytest.mark.cluster]
 
 REPO = Path(__file__).resolve().parents[2]
+RPC: Any = rpc_pb2_grpc  # the generated stub constructors are untyped
 PERF_PREFIX = "/etcdctl-check-perf/"
 PERF_TIMEOUT = 150.0
 
@@ -46,8 +48,8 @@ def minietcdctl(endpoint: str, *args: str, timeout: float = 90.0) -> subprocess.
     )  # fmt: skip
 
 
-def kv(endpoint: str) -> rpc_pb2_grpc.KVStub:
-    return rpc_pb2_grpc.KVStub(grpc.insecure_channel(endpoint.split("://")[-1]))
+def kv(endpoint: str) -> Any:
+    return RPC.KVStub(grpc.insecure_channel(endpoint.split("://")[-1]))
 
 
 def count(endpoint: str, key: bytes = b"\x00", end: bytes = b"\x00") -> tuple[int, int]:
@@ -198,7 +200,7 @@ def test_bench_watch_latency(server: str) -> None:
 def test_bench_lease_keepalive(server: str) -> None:
     rep = bench(server, "lease-keepalive", "--clients", "4", "--conns", "2", "--total", "300")
     assert samples(rep) == 300
-    leases = rpc_pb2_grpc.LeaseStub(grpc.insecure_channel(server.split("://")[-1]))
+    leases = RPC.LeaseStub(grpc.insecure_channel(server.split("://")[-1]))
     assert list(leases.LeaseLeases(rpc_pb2.LeaseLeasesRequest(), timeout=10).leases) == []  # revoked
 
 
