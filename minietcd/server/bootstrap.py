@@ -36,7 +36,7 @@ def _metadata(member_id: int, cluster_id: int) -> bytes:
 
 
 def restart(cfg: Config) -> Start:
-    storage = DiskStorage.open(cfg.data_dir)
+    storage = DiskStorage.open(cfg.data_dir, wal_path=cfg.wal_dir)
     md = json.loads(storage.metadata or b"{}")
     if "member_id" not in md:
         storage.close()
@@ -57,7 +57,7 @@ def bootstrap_new(cfg: Config) -> Start:
         # by each member itself, through the log.
         member = Member(ids[name], "", [str(u) for u in urls[name]])
         peers.append(Peer(member.id, encode_conf_context(member, 0)))
-    storage = DiskStorage.open(cfg.data_dir, metadata=_metadata(member_id, cluster_id))
+    storage = DiskStorage.open(cfg.data_dir, wal_path=cfg.wal_dir, metadata=_metadata(member_id, cluster_id))
     initial = {ids[n]: [str(u) for u in urls[n]] for n in ids if ids[n] != member_id}
     return Start(storage, member_id, cluster_id, peers, initial, False)
 
@@ -83,7 +83,7 @@ async def join_existing(cfg: Config) -> Start:
             "member not found in the existing cluster: add it first with "
             "`etcdctl member add` using the same peer URLs"
         )
-    storage = DiskStorage.open(cfg.data_dir, metadata=_metadata(me.id, resp.cluster_id))
+    storage = DiskStorage.open(cfg.data_dir, wal_path=cfg.wal_dir, metadata=_metadata(me.id, resp.cluster_id))
     initial = {m.id: list(m.peer_urls) for m in resp.members if m.id != me.id}
     return Start(storage, me.id, resp.cluster_id, [], initial, False)
 

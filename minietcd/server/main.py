@@ -120,7 +120,7 @@ def _client_tls(cfg: Config) -> tuple[TLSInfo, grpc.ServerCredentials | None]:
 
 
 def _start(cfg: Config) -> Start | None:
-    if DiskStorage.exists(cfg.data_dir):
+    if DiskStorage.exists(cfg.data_dir, cfg.wal_dir):
         if cfg.discovery or cfg.discovery_endpoints:
             log.warning(
                 "etcdserver: discovery token ignored since a cluster has already been initialized. "

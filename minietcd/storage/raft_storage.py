@@ -73,15 +73,17 @@ class DiskStorage:
         self._mem = mem  # what the core reads: always equal to what is on disk
 
     @staticmethod
-    def exists(data_dir: str) -> bool:
-        """True if ``data_dir`` already holds a member's WAL."""
-        return WAL.exists(wal_dir(data_dir))
+    def exists(data_dir: str, wal_path: str = "") -> bool:
+        """True if the member already has a WAL: in ``wal_path`` (etcd's ``--wal-dir``) if
+        given, else in ``<data_dir>/member/wal``."""
+        return WAL.exists(wal_path or wal_dir(data_dir))
 
     @classmethod
     def open(
         cls,
         data_dir: str,
         *,
+        wal_path: str = "",
         metadata: bytes = b"",
         segment_size: int = SEGMENT_SIZE,
         keep_snapshots: int = DEFAULT_KEEP_SNAPSHOTS,
@@ -89,10 +91,11 @@ class DiskStorage:
         """Open (or, if there is none, create with ``metadata``) the member's storage.
 
         Restores the newest snapshot whose marker the WAL holds at or below its commit
-        index, then the WAL after that marker.
+        index, then the WAL after that marker. ``wal_path`` (etcd's ``--wal-dir``, e.g. on a
+        faster disk) replaces ``<data_dir>/member/wal``; snapshots stay under ``data_dir``.
         """
         data_dir = os.path.abspath(data_dir)
-        wdir = wal_dir(data_dir)
+        wdir = os.path.abspath(wal_path) if wal_path else wal_dir(data_dir)
         snapshotter = Snapshotter(snap_dir(data_dir))
         mem = MemoryStorage()
         if not WAL.exists(wdir):

@@ -55,7 +55,7 @@ from minietcd.server.bootstrap import _metadata as wal_metadata
 from minietcd.server.config import Config
 from minietcd.server.membership import Member
 from minietcd.server.urls import go_quote, parse_urls, parse_urls_map
-from minietcd.storage.raft_storage import DiskStorage, wal_dir
+from minietcd.storage.raft_storage import DiskStorage
 
 #: etcd's snapshot files carry a SHA-256 when their size is 32 more than a multiple of 512.
 _SHA256_LEN = 32
@@ -174,14 +174,8 @@ def restore(cfg: RestoreConfig, log: Logger = zap_info) -> Restored:
     if os.path.exists(data_dir):
         raise ConfigError(f"data-dir {go_quote(data_dir)} exists")
     wdir = cfg.wal_dir or os.path.join(data_dir, "member", "wal")
-    if cfg.wal_dir:
-        if os.path.exists(cfg.wal_dir):
-            raise ConfigError(f"wal-dir {go_quote(cfg.wal_dir)} exists")
-        if os.path.abspath(cfg.wal_dir) != wal_dir(os.path.abspath(data_dir)):
-            raise ConfigError(
-                f"--wal-dir {go_quote(cfg.wal_dir)}: a minietcd member keeps its WAL in "
-                "<data-dir>/member/wal; restore without --wal-dir"
-            )
+    if cfg.wal_dir and os.path.exists(cfg.wal_dir):
+        raise ConfigError(f"wal-dir {go_quote(cfg.wal_dir)} exists")
     snap_dir = os.path.join(data_dir, "member", "snap")
     where = {"path": cfg.snapshot_path, "wal-dir": wdir, "data-dir": data_dir, "snap-dir": snap_dir}
     log("snapshot/v3_snapshot.go:296", "restoring snapshot", **where)
@@ -229,11 +223,15 @@ def restore(cfg: RestoreConfig, log: Logger = zap_info) -> Restored:
         SnapshotMetadata(ConfState(voters=tuple(mid for mid, _ in by_id)), index=commit, term=1),
     )
     try:
-        with DiskStorage.open(data_dir, metadata=wal_metadata(member_id, cluster_id)) as storage:
+        with DiskStorage.open(
+            data_dir, wal_path=cfg.wal_dir, metadata=wal_metadata(member_id, cluster_id)
+        ) as storage:
             storage.save_ready(HardState(term=1, vote=by_id[0][0], commit=commit), [], snapshot)
             storage.sync()
     except BaseException:
         shutil.rmtree(data_dir, ignore_errors=True)
+        if cfg.wal_dir:
+            shutil.rmtree(cfg.wal_dir, ignore_errors=True)
         raise
     log("snapshot/v3_snapshot.go:309", "restored snapshot", **where)
     return Restored(data_dir, member_id, cluster_id, sm.kv.current_revision, commit)

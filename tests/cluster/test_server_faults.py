@@ -131,3 +131,19 @@ def test_garbage_on_peer_and_client_ports_crashes_nothing(process_cluster) -> No
     kv.put(b"still", b"alive")
     assert all(m.running for m in c.members)
     kv.close()
+
+
+def test_wal_dir_holds_the_wal_and_a_restart_reads_it(process_cluster, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """etcd's --wal-dir: the log goes there (not under the data dir) and the member restarts
+    from it; without it the same data dir would look like a new member."""
+    wal = tmp_path / "fast-disk" / "wal"
+    c: ProcessCluster = process_cluster(minietcd_binary(), 1, extra_flags=["--wal-dir", str(wal)]).start()
+    c.wait_healthy(30)
+    c.etcdctl_ok("put", "k", "kept")
+    assert any(p.suffix == ".wal" for p in wal.iterdir())
+    assert not (c.members[0].data_dir / "member" / "wal").exists()
+    assert (c.members[0].data_dir / "member" / "snap").is_dir()
+    c.kill(0)
+    c.start_member(0)
+    c.wait_healthy(30)
+    assert c.etcdctl_ok("get", "k", "--print-value-only").strip() == "kept"

@@ -49,6 +49,18 @@ def restart(s: DiskStorage, **kw: Any) -> DiskStorage:
     return again
 
 
+def test_dedicated_wal_dir(tmp_path: Path) -> None:
+    """etcd's --wal-dir: the WAL lives there, snapshots stay under the data dir, and only the WAL
+    there counts as an existing member."""
+    d, w = str(tmp_path / "data"), str(tmp_path / "fast-disk" / "wal")
+    s = DiskStorage.open(d, wal_path=w, metadata=b"member=1")
+    assert s.was_new and list_segments(w) and not os.path.exists(wal_dir(d))
+    assert os.path.isdir(snap_dir(d))
+    s.save_ready(HardState(term=2, vote=1, commit=2), ents(1, 3, term=2), None)
+    assert DiskStorage.exists(d, w) and not DiskStorage.exists(d)
+    restart(s, wal_path=w).close()
+
+
 def test_new_member_layout_and_restart(tmp_path: Path) -> None:
     d = str(tmp_path / "data")
     assert not DiskStorage.exists(d)
