@@ -151,8 +151,11 @@ def choose_images(environ: Mapping[str, str] | None = None) -> tuple[str, str]:
 
 
 def _ports_free(ports: Iterable[int]) -> bool:
+    """Whether a listener could bind every port now. SO_REUSEADDR as docker-proxy (Go) sets it:
+    connections of a cluster just removed, in TIME_WAIT, do not keep its ports from the next."""
     for port in ports:
         with socket.socket() as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             try:
                 s.bind((HOST, port))
             except OSError:
