@@ -63,7 +63,7 @@ from minietcd.lab.check import (
     write_html_timeline,
 )
 from minietcd.lab.check.watch import EventType, prefix_range_end
-from minietcd.lab.cluster import Cluster, ClusterSpec
+from minietcd.lab.cluster import Cluster, ClusterSpec, Replacement
 from minietcd.lab.faults import Faults
 
 rpc_pb2_grpc: Any = _rpc_grpc_untyped  # the generated stubs are untyped
@@ -103,6 +103,10 @@ class ChaosOptions:
     html: Path | None = None
     history_json: Path | None = None
     check_timeout: float = 60.0
+    # Members snapshot (and release their log 5,000 entries behind) this often, so that a member
+    # replaced late in a run has to catch up from a snapshot rather than from the whole log.
+    snapshot_count: int = 1000
+    replace_timeout: float = 20.0  # seconds a refused MemberRemove / MemberAdd is retried
     log: Callable[[str], None] = print
 
 
@@ -112,10 +116,12 @@ class Fault:
     kind: str
     detail: str
     undone_at: float | None = None
+    replacement: Replacement | None = None  # member-replace: ids and refusals, filled in as it goes
 
     def describe(self) -> str:
         held = "" if self.undone_at is None else f" for {self.undone_at - self.at:.1f}s"
-        return f"t={self.at:6.2f}s  {self.kind:<15} {self.detail}{held}"
+        what = self.detail if self.replacement is None else f"{self.replacement.describe()}{self.detail}"
+        return f"t={self.at:6.2f}s  {self.kind:<15} {what}{held}"
 
 
 @dataclass(slots=True)
@@ -130,6 +136,8 @@ class ChaosResult:
     durability: DurabilityResult
     report: str
     lab_dir: Path = field(default_factory=Path)
+    replacements: list[Replacement] = field(default_factory=list)
+    final_members: list[probe.ListedMember] = field(default_factory=list)  # MemberList at the end
 
     @property
     def ok(self) -> bool:
@@ -308,12 +316,11 @@ class _Nemesis:
         self.faults: list[Fault] = []
         self.skipped: list[str] = []
         self.kinds = list(opts.nemeses)
-        if "member-replace" in self.kinds:
+        self.replacements: list[Replacement] = []
+        self._unfinished: Replacement | None = None  # removed and wiped, not added back yet
+        if "member-replace" in self.kinds and len(cluster.members) < 3:
             self.kinds.remove("member-replace")
-            self.skipped.append(
-                "member-replace skipped: replacing a member needs new peer proxies for every link "
-                "and a --initial-cluster-state existing start; not done well enough yet"
-            )
+            self.skipped.append("member-replace skipped: a cluster of fewer than 3 members cannot lose one")
         if cluster.state.members and len(cluster.members) < 2:
             for k in ("partition", "slow", "leader-transfer"):
                 if k in self.kinds:
@@ -324,15 +331,7 @@ class _Nemesis:
         return time.monotonic() - self.t0
 
     def _leader(self) -> str | None:
-        for m in self.cluster.members:
-            if self.cluster.process_state(m.name) != "running":
-                continue
-            with contextlib.suppress(probe.ProbeError):
-                st = probe.status(m.client_port, timeout=0.5)
-                if st.leader:
-                    lm = self.cluster.state.member_by_id(st.leader)
-                    return lm.name if lm else None
-        return None
+        return self.cluster.leader()
 
     def inject(self) -> tuple[Fault, Callable[[], None]] | None:
         """Draw and apply one fault; returns it and how to undo it (blocking calls)."""
@@ -375,6 +374,14 @@ class _Nemesis:
                     self.faults_api.slow((target, other), latency, latency // 4)
             detail = f"{target}-> all, {latency}ms"
             undo = self.cluster.links.clear_toxics
+        elif kind == "member-replace":
+            got = self._begin_replace()
+            if got is None:
+                return None
+            fault, undo = got
+            self.faults.append(fault)
+            self.opts.log(f"nemesis: {fault.describe()}")
+            return fault, undo
         elif kind == "leader-transfer":
             leader = self._leader()
             if leader is None:
@@ -392,6 +399,44 @@ class _Nemesis:
         self.faults.append(fault)
         self.opts.log(f"nemesis: {fault.describe()}")
         return fault, undo
+
+    def _begin_replace(self) -> tuple[Fault, Callable[[], None]] | None:
+        """Remove a member (the leader half the time) through a survivor, stop it and wipe its
+        data dir; undoing adds it back (a new id) and starts it joining. A change etcd keeps
+        refusing (unhealthy cluster...) for ``replace_timeout`` is recorded as a fault attempt
+        that changed nothing."""
+        if self._unfinished is not None:
+            # A member removed earlier is not back yet: removing another could go below a
+            # safe size. Try to add that one back instead (no new fault).
+            self._finish_replace(self._unfinished, self.opts.replace_timeout)
+            return None
+        target = self._pick_running(prefer_leader=True)
+        if target is None:
+            return None
+        rep = Replacement(target, self.cluster.member(target).member_id, was_leader=target == self._leader())
+        fault = Fault(self._now(), "member-replace", "", replacement=rep)
+        try:
+            self.cluster.remove_member(rep, timeout=self.opts.replace_timeout)
+        except LabError as e:
+            fault.replacement = None
+            fault.detail = f"{rep.describe()} NOT replaced: {str(e).splitlines()[0]}"
+            return fault, _nothing
+        fault.at = self._now()  # the member is gone from now on (refusals came before)
+        self.cluster.wipe(target)
+        self._unfinished = rep
+        self.replacements.append(rep)
+        return fault, functools.partial(self._finish_replace, rep, self.opts.replace_timeout)
+
+    def _finish_replace(self, rep: Replacement, timeout: float) -> None:
+        """MemberAdd ``rep`` back and start it; if etcd still refuses, ``heal_all`` retries."""
+        try:
+            if not rep.new_id:
+                self.cluster.add_member(rep, timeout=timeout)
+            self.cluster.start_joined(rep)
+        except LabError as e:
+            self.opts.log(f"nemesis: {rep.name} not added back yet: {str(e).splitlines()[0]}")
+            return
+        self._unfinished = None
 
     def _pick_running(self, prefer_leader: bool) -> str | None:
         running = [x for x in self.cluster.names if self.cluster.process_state(x) == "running"]
@@ -426,8 +471,13 @@ class _Nemesis:
             fault.undone_at = self._now()
 
     def heal_all(self) -> None:
-        """Undo everything: links enabled, toxics gone, paused resumed, killed restarted."""
+        """Undo everything: links enabled, toxics gone, paused resumed, a removed member added
+        back, killed ones restarted."""
         self.faults_api.reset()
+        if self._unfinished is not None:
+            self._finish_replace(self._unfinished, 60.0)
+            if self._unfinished is not None:
+                raise LabError(f"could not add {self._unfinished.name} back to the cluster within 60s")
         for m in self.cluster.members:
             if self.cluster.process_state(m.name) == "killed":
                 self.cluster.start(m.name)
@@ -543,7 +593,12 @@ async def _run_async(opts: ChaosOptions, cluster: Cluster) -> tuple[_Workload, _
 def run_chaos(opts: ChaosOptions) -> ChaosResult:
     """One chaos run (see the module docstring); the cluster is always brought down."""
     log = opts.log
-    spec = ClusterSpec(size=opts.size, heartbeat_ms=opts.heartbeat_ms, election_ms=opts.election_ms)
+    spec = ClusterSpec(
+        size=opts.size,
+        heartbeat_ms=opts.heartbeat_ms,
+        election_ms=opts.election_ms,
+        extra_flags=("--snapshot-count", str(opts.snapshot_count)),
+    )
     with _member_env(opts.unsafe_local_reads):
         if opts.unsafe_local_reads:
             log(f"WARNING: members run with {UNSAFE_READS_ENV}=1 (reads are NOT linearizable)")
@@ -556,6 +611,8 @@ def run_chaos(opts: ChaosOptions) -> ChaosResult:
             work, nemesis = asyncio.run(_run_async(opts, cluster))
             final, final_rev = _final_read(cluster, work.keys, 30.0)
             elections = count_elections(cluster)
+            final_members = _final_members(cluster, 30.0)
+            caught_up = {id(r): cluster.caught_up_by_snapshot(r) for r in nemesis.replacements}
         finally:
             cluster.down()
     ops = work.recorder.close()
@@ -564,9 +621,20 @@ def run_chaos(opts: ChaosOptions) -> ChaosResult:
     watch = check_watches(work.watches, ops=ops)
     dur = check_durability(ops, final, final_revision=final_rev)
     result = ChaosResult(
-        opts, ops, nemesis.faults, nemesis.skipped, elections, lin, watch, dur, "", Path(opts.lab_dir)
+        opts,
+        ops,
+        nemesis.faults,
+        nemesis.skipped,
+        elections,
+        lin,
+        watch,
+        dur,
+        "",
+        Path(opts.lab_dir),
+        nemesis.replacements,
+        final_members,
     )
-    result.report = _report(result)
+    result.report = _report(result, caught_up)
     if opts.history_json is not None:
         save_history(opts.history_json, ops)
     if opts.html is not None:
@@ -574,7 +642,21 @@ def run_chaos(opts: ChaosOptions) -> ChaosResult:
     return result
 
 
-def _report(r: ChaosResult) -> str:
+def _final_members(cluster: Cluster, timeout: float) -> list[probe.ListedMember]:
+    """MemberList once every member in it has started (published its name), bounded."""
+    deadline = time.monotonic() + timeout
+    listed: list[probe.ListedMember] = []
+    while time.monotonic() < deadline:
+        for m in cluster.members:
+            with contextlib.suppress(probe.ProbeError):
+                listed = probe.member_list(m.client_port)
+                if len(listed) == len(cluster.members) and all(x.name for x in listed):
+                    return listed
+        time.sleep(0.2)  # poll pacing, bounded by the deadline
+    return listed  # the report shows what is missing
+
+
+def _report(r: ChaosResult, caught_up: dict[int, int | None] | None = None) -> str:
     o = r.options
     title = f"minietcd-lab chaos: {o.size} members, {o.duration:.0f}s, seed {o.seed}"
     body = format_report(r.linearizability, r.ops, watch=r.watch, durability=r.durability, title=title)
@@ -592,6 +674,17 @@ def _report(r: ChaosResult) -> str:
     )
     lines += [f"  {f.describe()}" for f in r.faults]
     lines += [f"  note: {s}" for s in r.skipped]
+    if r.replacements:
+        how = []
+        for rep in r.replacements:
+            snap = (caught_up or {}).get(id(rep))
+            how.append(f"{rep.name} from a snapshot at index {snap}" if snap else f"{rep.name} from the log")
+        lines.append(f"members replaced: {len(r.replacements)}, caught up: " + "; ".join(how))
+    started = sum(1 for m in r.final_members if m.name)
+    lines.append(
+        f"members at the end: {len(r.final_members)} in MemberList, {started} started"
+        + ("" if len(r.final_members) == o.size == started else f" (expected {o.size})")
+    )
     lines.append(f"elections seen: {r.elections} (terms with a 'became leader' in the member logs)")
     lines.append("")
     verdict = "OK: no violation" if r.ok else "VIOLATION"

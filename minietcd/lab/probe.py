@@ -127,3 +127,44 @@ def health(metrics_port: int, timeout: float = 1.0) -> str:
     if body.get("health") == "true":
         return "ok"
     return str(body.get("reason") or "unhealthy")
+
+
+@dataclass(slots=True, frozen=True)
+class ListedMember:
+    """One entry of MemberList (``name`` is empty until the member has published it)."""
+
+    id: int
+    name: str
+    peer_urls: tuple[str, ...]
+    is_learner: bool
+
+
+def member_list(port: int, timeout: float = 2.0) -> list[ListedMember]:
+    """The members as ``port``'s member sees them (etcd's MemberList, linearizable in 3.4)."""
+
+    def run(ch: Any) -> list[ListedMember]:
+        r = rpc_pb2_grpc.ClusterStub(ch).MemberList(rpc_pb2.MemberListRequest(), timeout=timeout)
+        return [ListedMember(int(m.ID), str(m.name), tuple(m.peerURLs), bool(m.isLearner)) for m in r.members]
+
+    result: list[ListedMember] = _call(port, run)
+    return result
+
+
+def member_add(port: int, peer_urls: list[str], timeout: float = 5.0) -> int:
+    """etcd's MemberAdd (a voter) through ``port``'s member; returns the new member's id."""
+
+    def run(ch: Any) -> int:
+        req = rpc_pb2.MemberAddRequest(peerURLs=peer_urls)
+        return int(rpc_pb2_grpc.ClusterStub(ch).MemberAdd(req, timeout=timeout).member.ID)
+
+    result: int = _call(port, run)
+    return result
+
+
+def member_remove(port: int, member_id: int, timeout: float = 5.0) -> None:
+    """etcd's MemberRemove through ``port``'s member (returns once that member applied it)."""
+
+    def run(ch: Any) -> None:
+        rpc_pb2_grpc.ClusterStub(ch).MemberRemove(rpc_pb2.MemberRemoveRequest(ID=member_id), timeout=timeout)
+
+    _call(port, run)

@@ -33,6 +33,9 @@ class MemberState:
     log_path: str
     client_proxy_port: int | None = None  # clients reach the member through this port, if set
     process: ProcessRef | None = None
+    # "new" for a member of the bootstrap --initial-cluster; "existing" once it has been
+    # replaced (removed, wiped, added back with MemberAdd): it must then join, never bootstrap.
+    initial_cluster_state: str = "new"
 
     @property
     def peer_url(self) -> str:
@@ -62,6 +65,7 @@ class MemberState:
             "log_path": self.log_path,
             "client_proxy_port": self.client_proxy_port,
             "process": None if self.process is None else self.process.to_json(),
+            "initial_cluster_state": self.initial_cluster_state,
         }
 
     @staticmethod
@@ -77,6 +81,7 @@ class MemberState:
             log_path=str(data["log_path"]),
             client_proxy_port=data.get("client_proxy_port"),
             process=None if process is None else ProcessRef.from_json(process),
+            initial_cluster_state=str(data.get("initial_cluster_state", "new")),
         )
 
 
