@@ -202,6 +202,7 @@ def commands() -> list[Command]:
         long="Sends load through raw gRPC connections (--conns), shared by --clients concurrent\n"
         "clients, and prints etcd's benchmark report. A progress bar is drawn on stderr.",
         persistent=list(BENCH_FLAGS),
+        hidden=True,  # not an etcdctl command: `minietcdctl --help` stays etcdctl's
     )
     group.add(
         Command("put", "Benchmark put", put_command, flags=[

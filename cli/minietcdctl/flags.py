@@ -148,6 +148,9 @@ class Command:
     persistent: list[Flag] = field(default_factory=list)
     children: list[Command] = field(default_factory=list)
     parent: Command | None = None
+    #: Left out of the parents' command lists (cobra's Hidden): commands etcdctl does not have,
+    #: so that etcdctl's help texts stay byte for byte.
+    hidden: bool = False
 
     @property
     def name(self) -> str:
@@ -400,6 +403,8 @@ def usage(cmd: Command) -> str:
 def _descendants(cmd: Command) -> list[Command]:
     out: list[Command] = []
     for c in cmd.children:
+        if c.hidden:
+            continue
         out.append(c)
         out.extend(_descendants(c))
     return out

@@ -270,6 +270,12 @@ def test_check_perf_refusals_match_etcdctl(tmp_path: Path) -> None:
             got = minietcdctl(ep, "check", "perf", *args)
             assert want.returncode in (3, 4)
             assert (got.returncode, got.stderr, got.stdout) == (want.returncode, want.stderr, want.stdout)
+    # help texts: etcdctl's byte for byte; bench (not an etcdctl command) is left out of the root's
+    for args in (["--help"], ["check", "--help"], ["check", "perf", "--help"]):
+        want = subprocess.run([ETCDCTL, *args], env=clean_env(), capture_output=True, text=True, timeout=60)
+        got = minietcdctl(ep, *args)
+        assert (got.returncode, got.stdout) == (want.returncode, want.stdout), args
+    assert "watch-latency" in minietcdctl(ep, "bench", "--help").stdout
 
 
 @pytest.mark.slow
