@@ -31,7 +31,15 @@ import pytest
 
 from minietcd.api.etcdserverpb import rpc_pb2, rpc_pb2_grpc
 from minietcd.bench.workloads import varint_key
-from tests.cluster.harness import ETCDCTL, ClientTLS, ProcessCluster, clean_env, etcd_binary, minietcd_binary
+from tests.cluster.harness import (
+    ETCDCTL,
+    ClientTLS,
+    ProcessCluster,
+    clean_env,
+    etcd_binary,
+    minietcd_binary,
+    require_binary,
+)
 from tests.unit.client.test_client_etcd import _make_certs as make_certs
 
 pytestmark = [pytest.mark.compat, pytest.mark.cluster]
@@ -259,20 +267,21 @@ def test_bench_over_tls_with_auth(tmp_path: Path) -> None:
 
 def test_check_perf_refusals_match_etcdctl(tmp_path: Path) -> None:
     """Keys under the prefix (exit 3) and an unknown load (exit 4): the same as etcdctl's."""
+    etcdctl = require_binary(ETCDCTL)
     with ProcessCluster(etcd_binary(), 1, tmp_path) as cluster:
         cluster.start()
         cluster.wait_healthy(60)
         ep = cluster.endpoint(0)
         kv(ep).Put(rpc_pb2.PutRequest(key=b"/perf-taken/x", value=b"1"), timeout=10)
         for args in (["--prefix", "/perf-taken/"], ["--load", "huge"]):
-            want = subprocess.run([ETCDCTL, "--endpoints", ep, "check", "perf", *args],
+            want = subprocess.run([etcdctl, "--endpoints", ep, "check", "perf", *args],
                                   env=clean_env(), capture_output=True, text=True, timeout=60)  # fmt: skip
             got = minietcdctl(ep, "check", "perf", *args)
             assert want.returncode in (3, 4)
             assert (got.returncode, got.stderr, got.stdout) == (want.returncode, want.stderr, want.stdout)
     # help texts: etcdctl's byte for byte; bench (not an etcdctl command) is left out of the root's
     for args in (["--help"], ["check", "--help"], ["check", "perf", "--help"]):
-        want = subprocess.run([ETCDCTL, *args], env=clean_env(), capture_output=True, text=True, timeout=60)
+        want = subprocess.run([etcdctl, *args], env=clean_env(), capture_output=True, text=True, timeout=60)
         got = minietcdctl(ep, *args)
         assert (got.returncode, got.stdout) == (want.returncode, want.stdout), args
     assert "watch-latency" in minietcdctl(ep, "bench", "--help").stdout
