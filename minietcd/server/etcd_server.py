@@ -90,9 +90,13 @@ class EtcdServer:
         self._waiting: dict[int, asyncio.Future[object]] = {}
         self._applied_waiters: list[tuple[int, asyncio.Future[None]]] = []
         self._leader_changed = asyncio.Event()
+        # Linearizable reads (read_barrier): one ReadIndex round in flight at a time, run by
+        # _read_loop; readers who arrive meanwhile share the next round's future.
         self._read_ctx: bytes | None = None  # context of the ReadIndex round in flight
-        self._read_round: asyncio.Future[int] | None = None
+        self._read_round: asyncio.Future[int] | None = None  # answered by _on_read_state
         self._read_next: asyncio.Future[int] | None = None  # readers waiting for the next round
+        self._read_wanted = asyncio.Event()  # set when _read_next has readers
+        self._read_loop_task: asyncio.Task[None] | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._background: set[asyncio.Task[None]] = set()  # fire-and-forget work, kept alive
         self.stopped = asyncio.Event()
@@ -295,47 +299,55 @@ class EtcdServer:
         await asyncio.wait_for(self.wait_applied(index), max(0.0, deadline - time.monotonic()))
 
     async def _join_read_round(self) -> int:
-        if self._read_round is None or self._read_round.done():
-            return await self._start_read_round()
-        # A round is in flight, but it may have started before our call: join the next one.
+        """The read index of the next ReadIndex round, which starts after this call (a round
+        already in flight may predate the write this reader must see)."""
         if self._read_next is None:
-            self._read_next = nxt = _shared_future()
-            current = self._read_round
+            self._read_next = _shared_future()
+        nxt = self._read_next
+        self._read_wanted.set()
+        if self._read_loop_task is None or self._read_loop_task.done():
+            self._read_loop_task = asyncio.create_task(self._read_loop())
+            self._background.add(self._read_loop_task)
+            self._read_loop_task.add_done_callback(self._background.discard)
+        # Shielded: the round is shared, so one reader giving up (its client's deadline passed
+        # and gRPC cancelled the handler) must not cancel it for the others.
+        return await asyncio.shield(nxt)
 
-            async def chain() -> None:
-                # However the current round ends (index, error, cancelled), start the next one:
-                # if this task died with it, every later joiner would wait for a round that
-                # never starts.
-                await asyncio.wait([current])
-                self._read_next = None
-                try:
-                    nxt.set_result(await self._start_read_round())
-                except Exception as e:
-                    nxt.set_exception(e)
+    async def _read_loop(self) -> None:
+        """etcd's linearizableReadLoop: take everyone waiting, run one round for all of them,
+        repeat. Rounds never overlap, so a ReadState can only answer the round in flight."""
+        while True:
+            await self._read_wanted.wait()
+            self._read_wanted.clear()
+            waiting, self._read_next = self._read_next, None
+            if waiting is None:
+                continue
+            try:
+                waiting.set_result(await self._read_index_round())
+            except Exception as e:  # no leader, leader changed, timed out: the readers decide
+                waiting.set_exception(e)
 
-            self.spawn(chain())
-        return await asyncio.shield(self._read_next)
-
-    async def _start_read_round(self) -> int:
+    async def _read_index_round(self) -> int:
         await self.wait_leader(self.request_timeout)
-        self._read_ctx = os.urandom(8)
-        self._read_round = rnd = _shared_future()
+        self._read_ctx = ctx = os.urandom(8)
+        rnd: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        self._read_round = rnd
         try:
-            self.node.read_index(self._read_ctx)
+            self.node.read_index(ctx)
         except ProposalDroppedError:
-            rnd.set_exception(ServerError(ERR_NO_LEADER))
-        if not rnd.done():
-            self.spawn(self._retry_read_round(rnd, self._read_ctx))
-        # Shielded: the round is shared with the readers who joined after us, so our giving up
-        # (the client's deadline passed and gRPC cancelled the handler) must not cancel it.
-        return await asyncio.shield(rnd)
+            raise ServerError(ERR_NO_LEADER) from None
+        try:
+            await self._retry_read_round(rnd, ctx)
+            return rnd.result()
+        finally:
+            self._read_ctx = self._read_round = None
 
     async def _retry_read_round(self, rnd: asyncio.Future[int], ctx: bytes) -> None:
-        """etcd 3.5's read index retry: the request or its answer can be lost on the way (a
-        follower's forwarded MsgReadIndex dropped with a broken peer stream) with no leader
-        change to fail the round. Ask again with the same context every READ_INDEX_RETRY
-        seconds (the leader ignores a context it already holds), and fail the round after the
-        request timeout, so that the readers queued for the next round move on."""
+        """Wait for the round's answer. etcd 3.5's read index retry: the request or its answer
+        can be lost on the way (a follower's forwarded MsgReadIndex dropped with a broken peer
+        stream) with no leader change to fail the round. Ask again with the same context every
+        READ_INDEX_RETRY seconds (the leader ignores a context it already holds), and fail the
+        round after the request timeout, so that the readers queued for the next round move on."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.request_timeout
         while True:

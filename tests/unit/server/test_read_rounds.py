@@ -142,3 +142,40 @@ def test_a_round_never_answered_times_out_and_the_next_one_is_served() -> None:
         await _answer_until_done(node, [queued], 1.0)
 
     asyncio.run(scenario())
+
+
+def test_rounds_never_overlap_and_every_reader_is_answered_promptly() -> None:
+    """The race 6dff120 left: a reader who found the round done started one while the queued
+    readers' round started too, the second overwrote the first's context, and the first round's
+    readers waited for the request timeout. Rounds are now run one at a time by one loop."""
+
+    class _PromptNode(_Node):
+        def __init__(self) -> None:
+            super().__init__()
+            self.in_flight: set[bytes] = set()
+            self.most_in_flight = 0
+
+        def read_index(self, ctx: bytes) -> None:
+            self.in_flight.add(ctx)
+            self.most_in_flight = max(self.most_in_flight, len(self.in_flight))
+            asyncio.get_running_loop().call_later(0.001, self._answer, ctx)
+
+        def _answer(self, ctx: bytes) -> None:
+            self.in_flight.discard(ctx)
+            self.on_read_state(ReadState(50, ctx))
+
+    async def scenario() -> None:
+        node = _PromptNode()
+        server = _server(node)
+        server.request_timeout = 5.0  # a stranded reader would take this long
+
+        async def reader(i: int) -> None:
+            for _ in range(20):
+                await asyncio.sleep(0.0005 * (i % 3))
+                await server.read_barrier()
+
+        async with asyncio.timeout(3.0):
+            await asyncio.gather(*(reader(i) for i in range(30)))
+        assert node.most_in_flight == 1
+
+    asyncio.run(scenario())
