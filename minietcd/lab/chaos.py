@@ -612,7 +612,7 @@ def run_chaos(opts: ChaosOptions) -> ChaosResult:
             final, final_rev = _final_read(cluster, work.keys, 30.0)
             elections = count_elections(cluster)
             final_members = _final_members(cluster, 30.0)
-            caught_up = {id(r): cluster.caught_up_by_snapshot(r) for r in nemesis.replacements}
+            caught_up = _caught_up(cluster, nemesis.replacements)
         finally:
             cluster.down()
     ops = work.recorder.close()
@@ -640,6 +640,15 @@ def run_chaos(opts: ChaosOptions) -> ChaosResult:
     if opts.html is not None:
         write_html_timeline(opts.html, ops, result=lin, title=f"minietcd chaos, seed {opts.seed}")
     return result
+
+
+def _caught_up(cluster: Cluster, reps: Sequence[Replacement]) -> dict[int, int | None]:
+    """``id(rep)`` -> index of the snapshot each fresh member caught up from (None: the log)."""
+    out: dict[int, int | None] = {}
+    for i, rep in enumerate(reps):
+        later = [r.log_offset for r in reps[i + 1 :] if r.name == rep.name]
+        out[id(rep)] = cluster.caught_up_by_snapshot(rep, later[0] if later else None)
+    return out
 
 
 def _final_members(cluster: Cluster, timeout: float) -> list[probe.ListedMember]:

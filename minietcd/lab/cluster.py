@@ -459,19 +459,18 @@ class Cluster:
                     return lm.name if lm else None
         return None
 
-    def caught_up_by_snapshot(self, rep: Replacement) -> int | None:
-        """The index of the snapshot the fresh member of ``rep`` applied to catch up, or None
-        if it caught up from log entries alone (read from its log since it started)."""
+    def caught_up_by_snapshot(self, rep: Replacement, until: int | None = None) -> int | None:
+        """The index of the first snapshot the fresh member of ``rep`` applied, or None if it
+        caught up from log entries alone: read from its log since it started, up to offset
+        ``until`` (where a later replacement of the same member began). Restarts in between
+        count: a member killed while joining catches up in its next run."""
         try:
             with open(self.member(rep.name).log_path, "rb") as f:
                 f.seek(rep.log_offset)
-                text = f.read().decode(errors="replace")
+                text = f.read(None if until is None else max(0, until - rep.log_offset))
         except OSError:
             return None
-        # Only the fresh member's first run: the log goes on with later restarts and replacements,
-        # each after a "==== <time> start: ..." line (minietcd/lab/processes.py).
-        first_run = text.split("\n==== ", 1)[0]
-        match = _SNAPSHOT_APPLIED.search(first_run)
+        match = _SNAPSHOT_APPLIED.search(text.decode(errors="replace"))
         return int(match.group(1)) if match else None
 
     def start_joined(self, rep: Replacement) -> None:
