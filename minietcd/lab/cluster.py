@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from minietcd.errors import LabError
-from minietcd.lab import probe, processes
+from minietcd.lab import backend, probe, processes
 from minietcd.lab.links import ROUTES_ENV, Links
 from minietcd.lab.state import HOST, LabState, MemberState
 from minietcd.lab.toxiproxy import ToxiproxyHandle, start_toxiproxy
@@ -164,7 +164,7 @@ class ClusterSpec:
             )
 
 
-class Cluster:
+class Cluster(backend.StateMembers):
     """One lab cluster: its state file, its members' processes and its links."""
 
     def __init__(self, state: LabState, toxiproxy: ToxiproxyHandle | None = None) -> None:
@@ -249,18 +249,7 @@ class Cluster:
     def load(cls, lab_dir: Path) -> Cluster:
         return cls(LabState.load(Path(lab_dir).resolve()))
 
-    # --- members -------------------------------------------------------------------------
-
-    @property
-    def members(self) -> list[MemberState]:
-        return self.state.members
-
-    @property
-    def names(self) -> list[str]:
-        return [m.name for m in self.state.members]
-
-    def member(self, name: str) -> MemberState:
-        return self.state.member(name)
+    # --- members (members, names, member: backend.StateMembers) -------------------------------
 
     def initial_cluster(self) -> str:
         return ",".join(f"{m.name}={m.peer_url}" for m in self.members)
@@ -498,47 +487,11 @@ class Cluster:
     def wait_healthy(self, timeout: float = 60.0, names: Iterable[str] | None = None) -> str:
         """Wait until the members ``names`` (default: all that run) answer, agree on one leader
         among them and serve a linearizable read; return the leader's name."""
-        wanted = list(names) if names is not None else self.running()
-        for n in wanted:
-            self.member(n)
-        if not wanted:
-            raise LabError("no member is running")
-        deadline = time.monotonic() + timeout
-        problems: list[str] = []
-        while True:
-            for n in wanted:
-                if self.process_state(n) == "killed":
-                    self.fail(f"{n} exited while waiting for the cluster to be healthy")
-            problems = []
-            leaders: set[int] = set()
-            for n in wanted:
-                m = self.member(n)
-                try:
-                    st = probe.status(m.client_port)
-                    if st.leader == 0:
-                        problems.append(f"{n}: no leader")
-                        continue
-                    leaders.add(st.leader)
-                    probe.get(m.client_port, "health", timeout=1.0)
-                except probe.ProbeError as e:
-                    problems.append(f"{n}: {e}")
-            if not problems and len(leaders) == 1:
-                leader = self.state.member_by_id(leaders.pop())
-                if leader is not None and leader.name in wanted:
-                    return leader.name
-                problems.append("the leader is not among the members waited for")
-            elif not problems:
-                problems.append(f"members disagree on the leader: {sorted(f'{x:x}' for x in leaders)}")
-            if time.monotonic() >= deadline:
-                self.fail(f"cluster not healthy after {timeout:.0f}s: " + "; ".join(problems))
-            time.sleep(_POLL)
+        return backend.wait_healthy(self, timeout, names)
 
     def endpoints(self, names: Iterable[str] | None = None) -> list[str]:
         chosen = list(names) if names is not None else self.names
         return [self.member(n).client_url for n in chosen]
-
-    def endpoints_line(self) -> str:
-        return "ETCDCTL_ENDPOINTS=" + ",".join(self.endpoints())
 
     def log_tails(self, lines: int = 20) -> str:
         return "\n".join(
