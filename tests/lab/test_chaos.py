@@ -62,7 +62,7 @@ def test_chaos_replaces_members_and_stays_linearizable(tmp_path: Path) -> None:
     started = time.monotonic()
     result = _chaos(
         tmp_path,
-        duration=15.0,
+        duration=12.0,
         nemeses=("member-replace", "partition"),
         seed=3,
     )
