@@ -258,6 +258,22 @@ _member_command(
 
 
 @cli.command()
+@click.argument("member")
+@click.option("--timeout", type=float, default=60.0, show_default=True, help="seconds for each step")
+@click.pass_context
+@_lab_errors
+def replace(ctx: click.Context, member: str, timeout: float) -> None:
+    """Replace MEMBER as etcd operators replace a failed one: MemberRemove, wipe its data dir,
+    MemberAdd the same name and peer URL (a new member id), start it with
+    --initial-cluster-state existing, wait until healthy (docs/lab.md, member-replace)."""
+    cluster = _cluster(ctx)
+    if not isinstance(cluster, Cluster):
+        raise LabError("replace works on process clusters only, not on --compose ones yet")
+    rep = cluster.replace_member(member, timeout=timeout)
+    click.echo(f"replaced {rep.describe()} (removed via {rep.removed_via}, added via {rep.added_via})")
+
+
+@cli.command()
 @click.argument("groups", nargs=-1, required=True)
 @_compose_option
 @click.pass_context

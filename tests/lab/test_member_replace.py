@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from minietcd.errors import LabError
-from minietcd.lab import probe
+from minietcd.lab import cli, probe
 from minietcd.lab.cluster import Cluster, Replacement
 from minietcd.lab.faults import Faults
 from minietcd.lab.state import LabState, MemberState
@@ -43,7 +43,7 @@ def test_member_state_keeps_initial_cluster_state() -> None:
 def test_replace_member_rejoins_with_a_new_id_and_keeps_its_links(lab_cluster: LabFactory) -> None:
     cluster = lab_cluster(3)
     routes = {m.name: cluster.links.routes_for(m) for m in cluster.members}
-    old_id = cluster.member("n3").member_id
+    old_id, n1_id = cluster.member("n3").member_id, cluster.member("n1").member_id
 
     rep = cluster.replace_member("n3", timeout=30.0)
 
@@ -72,6 +72,14 @@ def test_replace_member_rejoins_with_a_new_id_and_keeps_its_links(lab_cluster: L
     cluster.start("n3")
     cluster.wait_healthy(30.0)
     assert probe.status(cluster.member("n3").client_port).member_id == rep.new_id
+
+    # The same from the command line, on another member.
+    lab_dir = Path(cluster.state.lab_dir)
+    assert cli.main(["--lab-dir", str(lab_dir), "replace", "n1", "--timeout", "30"]) == 0
+    cluster.state.members[:] = LabState.load(lab_dir).members  # the fixture brings these down
+    assert cluster.member("n1").member_id not in (0, n1_id)
+    cluster.wait_healthy(30.0)
+    assert cli.main(["--lab-dir", str(lab_dir), "replace", "n9"]) == 1
 
 
 def test_remove_refuses_to_shrink_a_two_member_cluster(tmp_path: Path) -> None:
