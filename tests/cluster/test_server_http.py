@@ -33,14 +33,19 @@ def fetch(url: str) -> tuple[int, str]:
         return e.code, e.read().decode()
 
 
-def test_health_version_and_metrics(process_cluster) -> None:  # type: ignore[no-untyped-def]
+def one_member_with_metrics_url(process_cluster) -> tuple[ProcessCluster, str]:  # type: ignore[no-untyped-def]
+    """A 1-member cluster with --listen-metrics-urls and one key written; (cluster, base URL)."""
     (port,) = free_ports(1)
     c: ProcessCluster = process_cluster(
         minietcd_binary(), 1, extra_flags=["--listen-metrics-urls", f"http://127.0.0.1:{port}"]
     ).start()
     c.wait_healthy(30)
     c.etcdctl_ok("put", "k", "v")
-    base = f"http://127.0.0.1:{port}"
+    return c, f"http://127.0.0.1:{port}"
+
+
+def test_health_version_and_metrics(process_cluster) -> None:  # type: ignore[no-untyped-def]
+    _c, base = one_member_with_metrics_url(process_cluster)
     status, body = fetch(base + "/health")
     assert status == 200 and json.loads(body)["health"] == "true"
     status, body = fetch(base + "/version")
@@ -71,13 +76,7 @@ ETCD_RAFT_STATUS_KEYS = {
 
 
 def test_debug_vars_and_raft_events(process_cluster) -> None:  # type: ignore[no-untyped-def]
-    (port,) = free_ports(1)
-    c: ProcessCluster = process_cluster(
-        minietcd_binary(), 1, extra_flags=["--listen-metrics-urls", f"http://127.0.0.1:{port}"]
-    ).start()
-    c.wait_healthy(30)
-    c.etcdctl_ok("put", "k", "v")
-    base = f"http://127.0.0.1:{port}"
+    c, base = one_member_with_metrics_url(process_cluster)
     member = f"{c.member_id(0):x}"
 
     status, body = fetch(base + "/debug/vars")
