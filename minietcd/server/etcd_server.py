@@ -36,6 +36,7 @@ ERR_NOT_LEADER = "etcdserver: not leader"
 ERR_TIMEOUT = "etcdserver: request timed out"
 ERR_TOO_LARGE = "etcdserver: request is too large"
 ERR_STOPPED = "etcdserver: server stopped"
+ERR_LEADER_CHANGED = "etcdserver: leader changed"
 ERR_NOT_ENOUGH_STARTED = "etcdserver: re-configuration failed due to not enough started members"
 ERR_LEARNER_NOT_READY = "etcdserver: can only promote a learner member which is in sync with leader"
 ERR_BAD_TRANSFEREE = "etcdserver: bad leader transferee"
@@ -113,6 +114,10 @@ class EtcdServer:
     async def stop(self) -> None:
         for t in self._tasks:
             t.cancel()
+        if self._read_loop_task is not None:
+            self._read_loop_task.cancel()  # its readers get ERR_STOPPED (see _read_loop)
+        if self._read_next is not None and not self._read_next.done():
+            self._read_next.set_exception(ServerError(ERR_STOPPED))
         for fut in self._waiting.values():
             if not fut.done():
                 fut.set_exception(ServerError(ERR_STOPPED))
@@ -188,7 +193,7 @@ class EtcdServer:
             lessor.demote()
         if self._read_round is not None and not self._read_round.done():
             # A ReadIndex in flight may be lost with the old leader: fail fast, readers retry.
-            self._read_round.set_exception(ServerError("etcdserver: leader changed"))
+            self._read_round.set_exception(ServerError(ERR_LEADER_CHANGED))
 
     async def wait_applied(self, index: int) -> None:
         if self.node.applied_index >= index:
@@ -293,8 +298,8 @@ class EtcdServer:
             except TimeoutError:
                 raise ServerError(ERR_TIMEOUT) from None
             except ServerError as e:
-                if str(e) == ERR_NO_LEADER or time.monotonic() >= deadline:
-                    raise
+                if str(e) != ERR_LEADER_CHANGED or time.monotonic() >= deadline:
+                    raise  # no leader, timed out, stopped
                 await asyncio.sleep(0.01)  # the leader changed mid-round: try again
         await asyncio.wait_for(self.wait_applied(index), max(0.0, deadline - time.monotonic()))
 
@@ -324,6 +329,9 @@ class EtcdServer:
                 continue
             try:
                 waiting.set_result(await self._read_index_round())
+            except asyncio.CancelledError:  # the member is stopping
+                waiting.set_exception(ServerError(ERR_STOPPED))
+                raise
             except Exception as e:  # no leader, leader changed, timed out: the readers decide
                 waiting.set_exception(e)
 
@@ -333,10 +341,10 @@ class EtcdServer:
         rnd: asyncio.Future[int] = asyncio.get_running_loop().create_future()
         self._read_round = rnd
         try:
-            self.node.read_index(ctx)
-        except ProposalDroppedError:
-            raise ServerError(ERR_NO_LEADER) from None
-        try:
+            # Dropped (this member is campaigning, or lost its leader just now): like etcd, keep
+            # asking until the request timeout instead of failing a read an election would serve.
+            with contextlib.suppress(ProposalDroppedError):
+                self.node.read_index(ctx)
             await self._retry_read_round(rnd, ctx)
             return rnd.result()
         finally:

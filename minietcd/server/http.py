@@ -81,14 +81,21 @@ def make_app(server: EtcdServer) -> web.Application:
         resp = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
         await resp.prepare(request)
         log = server.node.events
-        while True:  # ends when the client goes away (the write fails) or the member stops
+        while not log.closed:  # or until the client goes away (the write fails)
             events = await log.wait_after(seq, KEEP_ALIVE_SECONDS)
             chunk = "".join(f"id: {e.seq}\nevent: raft\ndata: {json.dumps(e.to_json())}\n\n" for e in events)
             await resp.write((chunk or ": keep-alive\n\n").encode())
             if events:
                 seq = events[-1].seq
+        return resp
+
+    async def on_shutdown(app: web.Application) -> None:
+        # aiohttp waits for running handlers before it lets the member stop: end the long
+        # polls and event streams now.
+        server.node.events.close()
 
     app = web.Application()
+    app.on_shutdown.append(on_shutdown)
     app.router.add_get("/health", health)
     app.router.add_get("/version", version)
     app.router.add_get("/metrics", metrics)

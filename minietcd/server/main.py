@@ -312,7 +312,7 @@ class Member:
 
     async def _serve_metrics(self, server: EtcdServer) -> None:
         for u in self.cfg.listen_metrics_urls:
-            runner = web.AppRunner(make_app(server), access_log=None)
+            runner = web.AppRunner(make_app(server), access_log=None, shutdown_timeout=2.0)
             await runner.setup()
             host, _, port = _host_port(u).rpartition(":")
             ssl_context = self.client_tls.server_ssl_context() if u.is_tls else None  # as etcd: client TLS

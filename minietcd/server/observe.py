@@ -75,7 +75,8 @@ class EventLog:
     def __init__(self, size: int = EVENT_LOG_SIZE) -> None:
         self._events: deque[ObservedEvent] = deque(maxlen=size)
         self._last_seq = 0
-        self._arrived = asyncio.Event()  # set and replaced on every append
+        self._arrived = asyncio.Event()  # set and replaced on every append (and on close)
+        self.closed = False  # the member is stopping: waiters return now, streams end
 
     @property
     def last_seq(self) -> int:
@@ -89,6 +90,11 @@ class EventLog:
         arrived.set()
         return ev
 
+    def close(self) -> None:
+        """Wake every waiter for good: a member must not wait for its HTTP readers to stop."""
+        self.closed = True
+        self._arrived.set()
+
     def after(self, seq: int) -> list[ObservedEvent]:
         """Events numbered above ``seq`` still held, oldest first."""
         if seq >= self._last_seq:
@@ -96,8 +102,9 @@ class EventLog:
         return [ev for ev in self._events if ev.seq > seq]
 
     async def wait_after(self, seq: int, timeout: float) -> list[ObservedEvent]:
-        """Like :meth:`after`, but waits up to ``timeout`` seconds for one if there is none yet."""
-        if seq >= self._last_seq:
+        """Like :meth:`after`, but waits up to ``timeout`` seconds for one if there is none yet
+        (and not at all once the log is closed)."""
+        if seq >= self._last_seq and not self.closed:
             try:
                 await asyncio.wait_for(self._arrived.wait(), timeout)
             except TimeoutError:

@@ -10,6 +10,8 @@ import gc
 from types import SimpleNamespace
 from typing import Any
 
+import pytest
+
 from minietcd.errors import ServerError
 from minietcd.raft.types import ReadState
 from minietcd.server.etcd_server import READ_INDEX_RETRY, EtcdServer
@@ -179,3 +181,53 @@ def test_rounds_never_overlap_and_every_reader_is_answered_promptly() -> None:
         assert node.most_in_flight == 1
 
     asyncio.run(scenario())
+
+
+def test_a_dropped_read_index_is_asked_again_and_leaves_nothing_behind() -> None:
+    """A campaigning node drops the ReadIndex: the round keeps asking (as etcd waits for its
+    answer) instead of failing the read, and no round is left half set up."""
+    from minietcd.errors import ProposalDroppedError
+
+    class _DroppingNode(_Node):
+        drops = 1
+
+        def read_index(self, ctx: bytes) -> None:
+            if self.drops:
+                self.drops -= 1
+                raise ProposalDroppedError("n1 is campaigning at term 3: no leader")
+            super().read_index(ctx)
+
+    async def scenario() -> None:
+        node = _DroppingNode()
+        server = _server(node)
+        server.request_timeout = 2.0
+        reader = asyncio.create_task(server.read_barrier())
+        await _settle()
+        assert node.pending == [] and not reader.done()
+        await asyncio.sleep(READ_INDEX_RETRY + 0.1)
+        await _answer_until_done(node, [reader], 1.0)
+        assert server._read_round is None and server._read_ctx is None
+
+    asyncio.run(scenario())
+
+
+def test_stop_fails_waiting_readers_at_once() -> None:
+    errors: list[dict[str, Any]] = []
+
+    async def scenario() -> None:
+        asyncio.get_running_loop().set_exception_handler(lambda _loop, ctx: errors.append(ctx))
+        node = _Node()
+        server = _server(node)
+        server.request_timeout = 30.0
+        in_round = asyncio.create_task(server.read_barrier())
+        await _settle()
+        queued = asyncio.create_task(server.read_barrier())
+        await _settle()
+        await server.stop()
+        for reader in (in_round, queued):
+            with pytest.raises(ServerError, match="server stopped"):
+                await asyncio.wait_for(reader, 1.0)
+
+    asyncio.run(scenario())
+    gc.collect()
+    assert not [e for e in errors if "never retrieved" in str(e.get("message"))], errors
