@@ -76,8 +76,38 @@ def histogram(s: Stats, buckets: int = HISTOGRAM_BUCKETS) -> tuple[list[float], 
     return bounds, counts
 
 
+def go_g(x: float) -> str:
+    """Go's ``%g`` for a float64 (strconv.FormatFloat(x, 'g', -1, 64)): the shortest digits that
+    read back as ``x``, in exponent form when the decimal exponent is below -4 or at least 6
+    ("if precision was the shortest possible, use precision 6 for this decision"): ``8``,
+    ``0.25``, ``123456``, ``1.234567e+06``, ``1.234e-05``."""
+    if x == 0 or not math.isfinite(x):
+        return "0" if x == 0 else ("NaN" if math.isnan(x) else ("+Inf" if x > 0 else "-Inf"))
+    digits = repr(abs(x)).lower()
+    mantissa, _, exp_text = digits.partition("e")
+    int_part, _, frac_part = mantissa.partition(".")
+    frac_part = frac_part.rstrip("0")
+    exp = int(exp_text) if exp_text else 0
+    # Normalise to digits d1.d2d3... x 10**e10
+    all_digits = (int_part + frac_part).lstrip("0")
+    e10 = (
+        exp + len(int_part.lstrip("0")) - 1
+        if int_part.strip("0")
+        else exp - (len(frac_part) - len(frac_part.lstrip("0")) + 1)
+    )
+    all_digits = all_digits.rstrip("0") or "0"
+    sign = "-" if x < 0 else ""
+    if e10 < -4 or e10 >= 6:
+        head, tail = all_digits[0], all_digits[1:]
+        return f"{sign}{head}{'.' + tail if tail else ''}e{'-' if e10 < 0 else '+'}{abs(e10):02d}"
+    if e10 < 0:
+        return f"{sign}0.{'0' * (-e10 - 1)}{all_digits}"
+    whole, frac = all_digits[: e10 + 1].ljust(e10 + 1, "0"), all_digits[e10 + 1 :]
+    return f"{sign}{whole}{'.' + frac if frac else ''}"
+
+
 def _num(x: float, precision: str) -> str:
-    return repr(x) if precision == "g" else format(x, precision)
+    return go_g(x) if precision == "g" else format(x, precision)
 
 
 def render(s: Stats, precision: str = DEFAULT_PRECISION) -> str:

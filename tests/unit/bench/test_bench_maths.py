@@ -14,7 +14,7 @@ from minietcd.bench import checkperf
 from minietcd.bench.progress import go_seconds
 from minietcd.bench.progress import render as render_bar
 from minietcd.bench.ratelimit import Limiter
-from minietcd.bench.report import compute, histogram, percentiles, render
+from minietcd.bench.report import compute, go_g, histogram, percentiles, render
 from minietcd.bench.workloads import KeySource, check_key_space, varint, varint_key
 
 
@@ -64,7 +64,17 @@ def test_rendered_report() -> None:
     assert dist in text
     assert "  99.9%" not in text  # no sample reaches it with 4 samples: etcd leaves it out
     assert text.endswith("\nError distribution:\n  [2]\tetcdserver: too many requests\n")
-    assert "Requests/sec:\t8.0\n" in render(compute([0.25, 0.25, 0.25, 0.25], total=0.5), "g")
+    assert "Requests/sec:\t8\n" in render(compute([0.25, 0.25, 0.25, 0.25], total=0.5), "g")
+
+
+def test_precise_numbers_are_gos_percent_g() -> None:
+    """--precise prints with Go's %g (shortest digits; exponent form below 1e-4 and from 1e6)."""
+    cases = {
+        8.0: "8", 0.25: "0.25", 123456.0: "123456", 1234567.0: "1.234567e+06", 0.0001234: "0.0001234",
+        0.00001234: "1.234e-05", 2132.16: "2132.16", 0.1 + 0.2: "0.30000000000000004", -3.5: "-3.5",
+        0.0: "0", 100.0: "100", 1e21: "1e+21", 1.5e-7: "1.5e-07", 1e6: "1e+06", 999999.0: "999999",
+    }  # fmt: skip
+    assert {x: go_g(x) for x in cases} == cases
     assert render(compute([], total=1.0)) == ""
 
 
