@@ -330,13 +330,13 @@ def run_tool(
 
 
 def run_script(tool: list[str], cluster: ProcessCluster, scratch: Path, dead: int, peer: str) -> list[Result]:
-    cluster.start()
-    cluster.wait_healthy()
-    ids = set(cluster.ids(0))
-    values = {"ep": cluster.endpoints[0], "tmp": str(scratch), "dead": str(dead), "peer": peer}
     results: list[Result] = []
-    norm = Normaliser(keep=ids)
-    try:
+    try:  # the cluster is wiped (every process killed) however this ends
+        cluster.start()
+        cluster.wait_healthy()
+        ids = set(cluster.ids(0))
+        values = {"ep": cluster.endpoints[0], "tmp": str(scratch), "dead": str(dead), "peer": peer}
+        norm = Normaliser(keep=ids)
         for step in SCRIPT:
             text = step.args.format(**values)
             args = shlex.split(text)

@@ -88,7 +88,7 @@ async def _history(c: Client, prefix: str, until: int) -> list[tuple[bytes, int]
             for ev in batch.events:
                 assert ev.type == EventType.PUT, ev
                 out.append((ev.kv.value, ev.kv.mod_revision))
-            if batch.header.revision >= until and (not out or out[-1][1] >= until):
+            if out and out[-1][1] >= until:  # a batch without events (e.g. "created") is no end
                 break
     return out
 
