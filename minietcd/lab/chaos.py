@@ -18,9 +18,11 @@ no effect, or a write that never left the client: connection refused); ``unknown
 
 At the end the nemesis heals everything, killed members are restarted, the cluster must become
 healthy, every key is read once more from the leader, and the linearizability, watch and
-durability checkers run. The report gives operations, faults, elections seen (``became
-leader`` in the member logs), verdicts and checker time, and on failure the shrunk failing
-sub-history and the seed that replays the schedule.
+durability checkers run. The final membership is checked too (``check_membership``: MemberList
+holds every member, started, each replacement finished): a run that lost a member fails. The
+report gives operations, faults, elections seen (``became leader`` in the member logs),
+verdicts and checker time, and on failure the reason, the shrunk failing sub-history and the
+seed that replays the schedule.
 """
 
 from __future__ import annotations
@@ -125,6 +127,72 @@ class Fault:
 
 
 @dataclass(slots=True)
+class MembershipCheck:
+    """Did the cluster end as it began: ``expected`` members in MemberList, every one started,
+    every replacement finished? ``problems`` says what is wrong (empty: ok)."""
+
+    expected: int
+    listed: int
+    started: int
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def lines(self) -> list[str]:
+        state = "ok" if self.ok else f"FAILED: {len(self.problems)} problem(s)"
+        counts = f"{self.listed} in MemberList, {self.started} started, expected {self.expected}"
+        head = f"membership: {state} ({counts})"
+        return [head, *(f"  {p}" for p in self.problems)]
+
+
+def check_membership(
+    size: int,
+    listed: Sequence[probe.ListedMember],
+    replacements: Sequence[Replacement] = (),
+    expected_ids: dict[str, int] | None = None,
+    not_running: Sequence[str] = (),
+) -> MembershipCheck:
+    """The final membership against what the run should have left: ``size`` voters in the final
+    MemberList ``listed``, all started (a member publishes its name once it has started), the
+    newest replacement of each member added back and started under its new id, no removed id
+    left, each member under the id the lab has for it (``expected_ids``: name -> id) and every
+    member process running (``not_running`` names those that were not)."""
+    problems: list[str] = []
+    ids = {m.id for m in listed}
+    if not listed:
+        problems.append("MemberList could not be read from any member")
+    elif len(listed) != size:
+        problems.append(f"{len(listed)} members in MemberList, expected {size}")
+    unstarted = [f"{m.id:x}" for m in listed if not m.name]
+    if unstarted:
+        problems.append(f"never started (no name published): {', '.join(unstarted)}")
+    learners = [m.name or f"{m.id:x}" for m in listed if m.is_learner]
+    if learners:
+        problems.append(f"still learners: {', '.join(learners)}")
+    newest = {rep.name: rep for rep in replacements}
+    for rep in newest.values():
+        if not rep.new_id:
+            problems.append(f"{rep.name} was removed ({rep.old_id:x}) and never added back")
+        elif not rep.started:
+            problems.append(f"{rep.name} was added back as {rep.new_id:x} but never started")
+        elif listed and rep.new_id not in ids:
+            problems.append(f"{rep.name}'s new id {rep.new_id:x} is not in MemberList")
+    for rep in replacements:
+        if rep.old_id in ids:
+            problems.append(f"{rep.name}'s removed id {rep.old_id:x} is still in MemberList")
+    if listed:
+        for name, want in (expected_ids or {}).items():
+            if want not in ids:
+                problems.append(f"{name} ({want:x}) is missing from MemberList")
+    if not_running:
+        problems.append(f"not running at the end: {', '.join(not_running)}")
+    started = sum(1 for m in listed if m.name)
+    return MembershipCheck(size, len(listed), started, problems)
+
+
+@dataclass(slots=True)
 class ChaosResult:
     options: ChaosOptions
     ops: list[Any]
@@ -138,10 +206,23 @@ class ChaosResult:
     lab_dir: Path = field(default_factory=Path)
     replacements: list[Replacement] = field(default_factory=list)
     final_members: list[probe.ListedMember] = field(default_factory=list)  # MemberList at the end
+    expected_ids: dict[str, int] = field(default_factory=dict)  # name -> id in the lab state at the end
+    not_running: list[str] = field(default_factory=list)  # members whose process was not running at the end
+
+    @property
+    def membership(self) -> MembershipCheck:
+        return check_membership(
+            self.options.size, self.final_members, self.replacements, self.expected_ids, self.not_running
+        )
+
+    @property
+    def histories_ok(self) -> bool:
+        """The linearizability, watch and durability checks passed."""
+        return self.linearizability.verdict is not Verdict.ILLEGAL and self.watch.ok and self.durability.ok
 
     @property
     def ok(self) -> bool:
-        return self.linearizability.verdict is not Verdict.ILLEGAL and self.watch.ok and self.durability.ok
+        return self.histories_ok and self.membership.ok
 
 
 # --- clients -------------------------------------------------------------------------------------
@@ -472,14 +553,15 @@ class _Nemesis:
 
     def heal_all(self) -> None:
         """Undo everything: links enabled, toxics gone, paused resumed, a removed member added
-        back, killed ones restarted."""
+        back, killed ones restarted. A member that cannot be added back within 60 s stays out
+        (and down: restarting it on an empty data dir would bootstrap a cluster of its own); the
+        membership check fails the run for it."""
         self.faults_api.reset()
         if self._unfinished is not None:
             self._finish_replace(self._unfinished, 60.0)
-            if self._unfinished is not None:
-                raise LabError(f"could not add {self._unfinished.name} back to the cluster within 60s")
+        left_out = self._unfinished.name if self._unfinished is not None else None
         for m in self.cluster.members:
-            if self.cluster.process_state(m.name) == "killed":
+            if m.name != left_out and self.cluster.process_state(m.name) == "killed":
                 self.cluster.start(m.name)
 
 
@@ -612,6 +694,8 @@ def run_chaos(opts: ChaosOptions) -> ChaosResult:
             final, final_rev = _final_read(cluster, work.keys, 30.0)
             elections = count_elections(cluster)
             final_members = _final_members(cluster, 30.0)
+            expected_ids = {m.name: m.member_id for m in cluster.members}
+            not_running = [m.name for m in cluster.members if cluster.process_state(m.name) != "running"]
             caught_up = _caught_up(cluster, nemesis.replacements)
         finally:
             cluster.down()
@@ -633,6 +717,8 @@ def run_chaos(opts: ChaosOptions) -> ChaosResult:
         Path(opts.lab_dir),
         nemesis.replacements,
         final_members,
+        expected_ids,
+        not_running,
     )
     result.report = _report(result, caught_up)
     if opts.history_json is not None:
@@ -646,6 +732,9 @@ def _caught_up(cluster: Cluster, reps: Sequence[Replacement]) -> dict[int, int |
     """``id(rep)`` -> index of the snapshot each fresh member caught up from (None: the log)."""
     out: dict[int, int | None] = {}
     for i, rep in enumerate(reps):
+        if not rep.started:
+            out[id(rep)] = None
+            continue
         later = [r.log_offset for r in reps[i + 1 :] if r.name == rep.name]
         out[id(rep)] = cluster.caught_up_by_snapshot(rep, later[0] if later else None)
     return out
@@ -689,20 +778,22 @@ def _report(r: ChaosResult, caught_up: dict[int, int | None] | None = None) -> s
             snap = (caught_up or {}).get(id(rep))
             how.append(f"{rep.name} from a snapshot at index {snap}" if snap else f"{rep.name} from the log")
         lines.append(f"members replaced: {len(r.replacements)}, caught up: " + "; ".join(how))
-    started = sum(1 for m in r.final_members if m.name)
-    lines.append(
-        f"members at the end: {len(r.final_members)} in MemberList, {started} started"
-        + ("" if len(r.final_members) == o.size == started else f" (expected {o.size})")
-    )
     lines.append(f"elections seen: {r.elections} (terms with a 'became leader' in the member logs)")
     lines.append("")
-    verdict = "OK: no violation" if r.ok else "VIOLATION"
+    membership = r.membership
+    if r.ok:
+        verdict = "OK: no violation"
+    else:
+        failed = [] if r.histories_ok else ["VIOLATION"]
+        if not membership.ok:
+            failed.append(f"membership FAILED ({membership.problems[0]})")
+        verdict = "; ".join(failed)
     replay = (
         f"minietcd-lab chaos --size {o.size} --duration {o.duration:g}s "
         f"--nemesis {','.join(o.nemeses)} --seed {o.seed}"
         + (" --unsafe-local-reads" if o.unsafe_local_reads else "")
     )
-    tail = [f"verdict: {verdict}"]
+    tail = ["", *membership.lines(), "", f"verdict: {verdict}"]
     if not r.ok:
         tail.append(f"replay the fault schedule with: {replay}")
-    return "\n".join(lines) + "\n" + rest + "\n" + "\n".join(tail) + "\n"
+    return "\n".join(lines) + "\n" + rest + "\n".join(tail) + "\n"

@@ -110,6 +110,36 @@ _RETRIABLE = (
     "UNAVAILABLE",
     "DEADLINE_EXCEEDED",
 )
+# Among those, the refusals that prove the change was not made (checked before it is proposed,
+# or never sent). After any other (a timeout, a leader change, a connection lost mid-call) the
+# change may have been committed although its answer was lost: only MemberList can tell.
+_REFUSED_UNMADE = (
+    "unhealthy cluster",
+    "not enough started members",
+    "failed to connect",
+    "connection refused",
+)
+
+
+def outcome_unknown(answer: str) -> bool:
+    """A retriable answer after which the change may nevertheless have been made."""
+    return any(r in answer for r in _RETRIABLE) and not any(r in answer for r in _REFUSED_UNMADE)
+
+
+def removal_seen(rep: Replacement, listed: Sequence[probe.ListedMember]) -> bool:
+    """``listed`` (a survivor's MemberList) shows that the removal of ``rep.old_id`` was applied.
+    A survivor's list is served locally: one that lags may still show the old id, but none
+    drops it before the removal was committed."""
+    return bool(listed) and all(m.id != rep.old_id for m in listed)
+
+
+def added_id(rep: Replacement, peer_url: str, listed: Sequence[probe.ListedMember]) -> int | None:
+    """The id under which ``listed`` shows ``peer_url`` added back (not ``rep.old_id``: a survivor
+    that lags still lists the removed member with that URL), or None."""
+    for m in listed:
+        if peer_url in m.peer_urls and m.id != rep.old_id:
+            return m.id
+    return None
 
 
 @dataclass(slots=True)
@@ -126,6 +156,7 @@ class Replacement:
     added_via: str = ""
     refusals: list[str] = field(default_factory=list)  # "remove via n2: etcdserver: unhealthy cluster"
     log_offset: int = 0  # size of the member's log when the fresh member was started
+    started: bool = False  # the fresh member was started (the replacement is complete)
 
     def describe(self) -> str:
         new = f"{self.new_id:x}" if self.new_id else "?"
@@ -355,11 +386,15 @@ class Cluster(backend.StateMembers):
         via: str | None,
         timeout: float,
         attempt: Callable[[MemberState], _T],
+        made: Callable[[MemberState, list[probe.ListedMember]], _T | None],
     ) -> _T:
         """Call ``attempt(via_member)`` until it returns, cycling through the running members
         other than ``rep.name``; retriable refusals are recorded in ``rep.refusals`` and retried
         after a pause (1 s: the HEALTH_INTERVAL check needs time, not hammering), anything else
-        raises. LabError when still refused at the deadline."""
+        raises. After an answer that leaves the outcome unknown (a timeout: the change may have
+        been committed all the same), and at the deadline, the survivors' MemberList decides:
+        ``made(survivor, listed)`` returns the result when it shows the change done. LabError
+        when the change is still not made at the deadline."""
         deadline = time.monotonic() + timeout
         turn = 0
         while True:
@@ -373,21 +408,52 @@ class Cluster(backend.StateMembers):
                 if not any(r in text for r in _RETRIABLE):
                     raise LabError(f"{what} {rep.name} through {name}: {text}") from None
                 rep.refusals.append(f"{what} via {name}: {text}")
-            if time.monotonic() + 1.0 >= deadline:
-                raise LabError(f"{what} {rep.name}: still refused after {timeout:.0f}s ({rep.refusals[-1]})")
+            last_deadline = time.monotonic() + 1.0 >= deadline
+            if last_deadline or outcome_unknown(text):
+                done, seen = self._made_per_member_list(rep, made)
+                if done is not None:
+                    return done
+                if last_deadline:
+                    raise LabError(
+                        f"{what} {rep.name}: still refused after {timeout:.0f}s ({rep.refusals[-1]}; {seen})"
+                    )
             time.sleep(1.0)
+
+    def _made_per_member_list(
+        self, rep: Replacement, made: Callable[[MemberState, list[probe.ListedMember]], _T | None]
+    ) -> tuple[_T | None, str]:
+        """Ask every running survivor for MemberList until one shows the change made: (its
+        ``made`` result, "") or (None, what the lists said)."""
+        said: list[str] = []
+        for name in [n for n in self.names if n != rep.name and self.process_state(n) == "running"]:
+            survivor = self.member(name)
+            try:
+                listed = probe.member_list(survivor.client_port)
+            except probe.ProbeError as e:
+                said.append(f"{name} did not answer ({e})")
+                continue
+            done = made(survivor, listed)
+            if done is not None:
+                return done, ""
+            said.append(f"{name}'s does not show it")
+        return None, "MemberList: " + (", ".join(said) if said else "no survivor running to ask")
 
     def remove_member(self, rep: Replacement, *, via: str | None = None, timeout: float = 30.0) -> None:
         """MemberRemove ``rep.name`` (id ``rep.old_id``) through ``via`` (default: any running
         member but that one), retrying while etcd refuses (unhealthy cluster...) until
-        ``timeout``; refusals are recorded in ``rep``. The member's process is left alone (a
-        removed member stops by itself once it learns it). LabError if still refused at the
-        deadline, or if fewer than 3 members would leave one that no failure may then hit."""
+        ``timeout``; refusals are recorded in ``rep``. A removal whose answer was lost (a
+        timeout) counts once a survivor's MemberList lacks the old id. The member's process is
+        left alone (a removed member stops by itself once it learns it). LabError if still not
+        removed at the deadline, or if fewer than 3 members would leave one that no failure may
+        then hit."""
         if len(self.members) < 3:
             raise LabError(
                 f"refusing to remove {rep.name}: a {len(self.members)}-member cluster would be left "
                 "with fewer than 2 members"
             )
+
+        def made(via_m: MemberState, listed: list[probe.ListedMember]) -> str | None:
+            return via_m.name if removal_seen(rep, listed) else None
 
         def attempt(via_m: MemberState) -> str:
             try:
@@ -396,12 +462,12 @@ class Cluster(backend.StateMembers):
                 # A retry of a removal that did happen (the earlier answer was lost): done.
                 if "member not found" not in str(e) and "ID removed" not in str(e):
                     raise
-                if any(m.id == rep.old_id for m in probe.member_list(via_m.client_port)):
+                if made(via_m, probe.member_list(via_m.client_port)) is None:
                     raise
             return via_m.name
 
         with self._membership_lock():
-            rep.removed_via = self._retrying("remove", rep, via, timeout, attempt)
+            rep.removed_via = self._retrying("remove", rep, via, timeout, attempt, made)
 
     def wipe(self, name: str) -> None:
         """SIGKILL member ``name`` if it runs and delete its data dir (for a removed member)."""
@@ -417,6 +483,10 @@ class Cluster(backend.StateMembers):
         existing cluster. Start it with :meth:`start`. Returns the new id."""
         m = self.member(rep.name)
 
+        def made(via_m: MemberState, listed: list[probe.ListedMember]) -> tuple[str, int] | None:
+            new_id = added_id(rep, m.peer_url, listed)
+            return None if new_id is None else (via_m.name, new_id)
+
         def attempt(via_m: MemberState) -> tuple[str, int]:
             try:
                 return via_m.name, probe.member_add(via_m.client_port, [m.peer_url])
@@ -424,13 +494,13 @@ class Cluster(backend.StateMembers):
                 if "Peer URLs already exists" not in str(e):
                     raise
                 # An earlier attempt whose answer was lost did add it: take that member's id.
-                for listed in probe.member_list(via_m.client_port):
-                    if m.peer_url in listed.peer_urls and listed.id != rep.old_id:
-                        return via_m.name, listed.id
-                raise
+                done = made(via_m, probe.member_list(via_m.client_port))
+                if done is None:
+                    raise
+                return done
 
         with self._membership_lock():
-            rep.added_via, rep.new_id = self._retrying("add", rep, via, timeout, attempt)
+            rep.added_via, rep.new_id = self._retrying("add", rep, via, timeout, attempt, made)
         m.member_id = rep.new_id
         m.initial_cluster_state = "existing"
         self.state.save()
@@ -466,6 +536,7 @@ class Cluster(backend.StateMembers):
         """Start the fresh member of ``rep`` (added with :meth:`add_member`) on an empty data dir."""
         rep.log_offset = Path(self.member(rep.name).log_path).stat().st_size
         self.start(rep.name)
+        rep.started = True
 
     def replace_member(self, name: str, *, via: str | None = None, timeout: float = 60.0) -> Replacement:
         """Replace ``name`` (running or not) with a fresh member of the same name and ports:
