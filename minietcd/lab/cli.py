@@ -454,6 +454,32 @@ def chaos(
         ctx.exit(1)
 
 
+@cli.command()
+@click.option("--follow", "-f", is_flag=True, help="keep printing new events until Ctrl-C")
+@click.option("--since-start", is_flag=True, help="with --follow: first print every event the members hold")
+@click.option("--json", "as_json", is_flag=True, help="one JSON object a line")
+@_compose_option
+@click.pass_context
+@_lab_errors
+def events(ctx: click.Context, follow: bool, since_start: bool, as_json: bool) -> None:
+    """Every member's explained Raft events (/debug/raft/events), merged in time order, member ids
+    as lab names. Without --follow: what the members hold now."""
+    import asyncio
+
+    from minietcd.lab import events as ev
+
+    members = _cluster(ctx).members
+    printer = ev.Printer(members, as_json)
+    try:
+        if follow:
+            asyncio.run(ev.follow(members, printer, since_start=since_start))
+        else:
+            for line in asyncio.run(ev.held(members)):
+                printer(line)
+    except KeyboardInterrupt:
+        pass
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point (console script ``minietcd-lab = "minietcd.lab.cli:main"``)."""
     args = list(argv) if argv is not None else None
