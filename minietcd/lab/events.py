@@ -196,7 +196,8 @@ async def fetch_page(session: aiohttp.ClientSession, url: str, after: int, wait:
                 raise FetchError(f"HTTP {resp.status}")
             body = await resp.json(content_type=None)
     except aiohttp.ClientConnectorError as e:
-        raise FetchError(f"cannot connect: {e.os_error.strerror or e.os_error}") from None
+        refused = isinstance(e.os_error, ConnectionRefusedError)
+        raise FetchError("connection refused" if refused else f"cannot connect: {e.os_error}") from None
     except TimeoutError:
         raise FetchError(f"no answer within {timeout.total:g} s") from None
     except (aiohttp.ClientError, ValueError) as e:
@@ -232,7 +233,11 @@ async def poll_all(
 ) -> list[Line]:
     """Every member at once; what they said and what the lab noticed, unsorted."""
     results = await asyncio.gather(*(poll(session, c, names, wait) for c in cursors))
-    return [line for events, notes in results for line in (*notes, *events)]
+    lines: list[Line] = []
+    for events, notes in results:
+        lines.extend(notes)
+        lines.extend(events)
+    return lines
 
 
 # --- the command's two modes -----------------------------------------------------------------------
@@ -290,6 +295,9 @@ _KIND_STYLES: Final = {
     "election": "yellow",
     "became-candidate": "yellow",
     "became-pre-candidate": "yellow",
+    "pre-election": "yellow",
+    "election-lost": "yellow",
+    "transfer": "cyan",
     "step-down": "bold red",
     "transfer-aborted": "red",
     "removed": "red",
