@@ -26,6 +26,7 @@ from cli.minietcdctl import (
     cmd_kv,
     cmd_lease,
     cmd_maintenance,
+    cmd_mirror,
     cmd_watch,
 )
 from cli.minietcdctl.common import EXIT_ERROR, GLOBAL_FLAGS
@@ -110,13 +111,8 @@ def build_root() -> Command:
         root.add(group)
     root.find_child("check").add(*cmd_check.commands())  # type: ignore[union-attr]
     root.add(*cmd_bench.commands())
-    root.add(
-        _named(
-            _unsupported("make-mirror [options] <destination>"),
-            "Makes a mirror at the destination etcd cluster",
-        ),
-        _named(_unsupported("migrate"), "Migrates keys in a v2 store to a mvcc store"),
-    )
+    root.add(*cmd_mirror.commands())
+    root.add(_named(_unsupported("migrate"), "Migrates keys in a v2 store to a mvcc store"))
     return root
 
 
