@@ -30,7 +30,7 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
-from cli.minietcdctl.common import EXIT_BAD_ARGS, EXIT_ERROR, Ctl, stdout_write
+from cli.minietcdctl.common import EXIT_BAD_ARGS, EXIT_ERROR, Ctl, stdout_write, tls_files
 from cli.minietcdctl.flags import Command, ExitError, Flag, Invocation
 from minietcd.client import Client, EventType, Op, WatchCanceledError, prefix_range_end
 from minietcd.client.errors import error_message
@@ -80,20 +80,7 @@ class Mirror:
 
 def _dest_tls(inv: Invocation) -> dict[str, Any]:
     """The destination's TLS options, checked as etcd's transport.TLSInfo.ClientConfig does."""
-    cert, key, ca = inv["dest-cert"], inv["dest-key"], inv["dest-cacert"]
-    if (cert or key) and not (cert and key):
-        raise ExitError(EXIT_BAD_ARGS, f"KeyFile and CertFile must both be present[key: {key}, cert: {cert}]")
-    out: dict[str, Any] = {}
-    for path, arg in ((cert, "cert_file"), (key, "key_file"), (ca, "ca_file")):
-        if not path:
-            continue
-        try:
-            with open(path, "rb"):
-                pass
-        except OSError as e:
-            reason = e.strerror or str(e)
-            raise ExitError(EXIT_BAD_ARGS, f"open {path}: {reason[:1].lower()}{reason[1:]}") from None
-        out[arg] = path
+    out: dict[str, Any] = tls_files(inv["dest-cert"], inv["dest-key"], inv["dest-cacert"])
     if not out and not inv["dest-insecure-transport"]:
         out["tls"] = True
     return out

@@ -93,19 +93,10 @@ class Ctl:
         return [e.strip() for e in self.inv["endpoints"]]
 
     def _tls(self) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        for flag, arg in (("cert", "cert_file"), ("key", "key_file"), ("cacert", "ca_file")):
-            v = self.inv[flag]
-            if v == "" and flag in self.inv.changed:
+        for flag in ("cert", "key", "cacert"):
+            if self.inv[flag] == "" and flag in self.inv.changed:
                 raise ExitError(EXIT_BAD_ARGS, f"empty string is passed to --{flag} option")
-            if v:
-                try:  # etcdctl loads the files before connecting: report them as Go does
-                    with open(v, "rb"):
-                        pass
-                except OSError as e:
-                    reason = (e.strerror or str(e))[:1].lower() + (e.strerror or str(e))[1:]
-                    raise ExitError(EXIT_BAD_ARGS, f"open {v}: {reason}") from None
-                out[arg] = v
+        out: dict[str, Any] = tls_files(self.inv["cert"], self.inv["key"], self.inv["cacert"])
         if not self.inv["insecure-transport"] and not out:
             out["tls"] = True
         return out
@@ -163,3 +154,23 @@ class Ctl:
 def stdout_write(text: str) -> None:
     sys.stdout.write(text)
     sys.stdout.flush()
+
+
+def tls_files(cert: str, key: str, ca: str) -> dict[str, str]:
+    """The client's TLS files, checked as etcd's transport.TLSInfo.ClientConfig does: a cert
+    needs its key (and the other way round), and each file is opened before connecting, with
+    Go's error text. Returns the client's keyword arguments (cert_file, key_file, ca_file)."""
+    if (cert or key) and not (cert and key):
+        raise ExitError(EXIT_BAD_ARGS, f"KeyFile and CertFile must both be present[key: {key}, cert: {cert}]")
+    out: dict[str, str] = {}
+    for path, arg in ((cert, "cert_file"), (key, "key_file"), (ca, "ca_file")):
+        if not path:
+            continue
+        try:
+            with open(path, "rb"):
+                pass
+        except OSError as e:
+            reason = e.strerror or str(e)
+            raise ExitError(EXIT_BAD_ARGS, f"open {path}: {reason[:1].lower()}{reason[1:]}") from None
+        out[arg] = path
+    return out

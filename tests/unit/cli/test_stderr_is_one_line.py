@@ -51,3 +51,23 @@ def test_failed_tls_handshakes_leave_one_error_line(not_tls_port: int) -> None:
     assert proc.returncode == 1
     assert proc.stdout == ""
     assert proc.stderr == "Error: context deadline exceeded\n", proc.stderr
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        # etcd's transport.TLSInfo.ClientConfig and Go's os.Open, as etcdctl 3.4 prints them.
+        (
+            ["--cert=/nonexistent/c.crt"],
+            "KeyFile and CertFile must both be present[key: , cert: /nonexistent/c.crt]",
+        ),
+        (["--cacert=/nonexistent/ca.crt"], "open /nonexistent/ca.crt: no such file or directory"),
+        (["--cert="], "empty string is passed to --cert option"),
+    ],
+)
+def test_tls_file_errors_in_etcds_wording(flags: list[str], message: str) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "cli.minietcdctl", "--endpoints=127.0.0.1:1", *flags, "get", "foo"],
+        capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    assert (proc.returncode, proc.stderr) == (128, f"Error: {message}\n")
