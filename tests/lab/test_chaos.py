@@ -75,6 +75,7 @@ def test_chaos_replaces_members_and_stays_linearizable(tmp_path: Path) -> None:
     for r in result.replacements:  # each replaced member is there with its newest id
         assert final[r.name] == [x for x in result.replacements if x.name == r.name][-1].new_id
     assert "members replaced:" in result.report
+    assert result.membership.ok and "membership: ok (3 in MemberList, 3 started, expected 3)" in result.report
     assert time.monotonic() - started < 75
 
 
