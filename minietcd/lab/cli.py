@@ -427,7 +427,7 @@ def chaos(
     unsafe_local_reads: bool,
 ) -> None:
     """Clients + a seeded nemesis on a fresh cluster, then the linearizability, watch and
-    durability checks; exit 1 on a violation."""
+    durability checks and the final membership; exit 1 on a violation or a member missing."""
     import random as _random
 
     from minietcd.lab.chaos import ChaosOptions, parse_nemeses, run_chaos
