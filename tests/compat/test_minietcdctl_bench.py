@@ -37,10 +37,10 @@ from tests.cluster.harness import (
     ProcessCluster,
     clean_env,
     etcd_binary,
+    make_test_certs,
     minietcd_binary,
     require_binary,
 )
-from tests.unit.client.test_client_etcd import _make_certs as make_certs
 
 pytestmark = [pytest.mark.compat, pytest.mark.cluster]
 
@@ -227,7 +227,7 @@ def test_bench_refuses_bad_flags(server: str) -> None:
 def test_bench_over_tls_with_auth(tmp_path: Path) -> None:
     """The global TLS and user flags reach the raw connections: etcd with client certificates
     required and authentication on."""
-    certs = make_certs(tmp_path)
+    certs = make_test_certs(tmp_path)
     flags = ["--cert-file", certs["server.pem"], "--key-file", certs["server.key"],
              "--trusted-ca-file", certs["ca.pem"], "--client-cert-auth"]  # fmt: skip
     tls = [f"--cacert={certs['ca.pem']}", f"--cert={certs['client.pem']}", f"--key={certs['client.key']}"]

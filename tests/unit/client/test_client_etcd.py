@@ -35,7 +35,7 @@ from minietcd.client import (
     SessionExpiredError,
     WatchCompactedError,
 )
-from tests.cluster.harness import ClientTLS, ProcessCluster, client_test_cluster
+from tests.cluster.harness import ClientTLS, ProcessCluster, client_test_cluster, make_test_certs
 
 pytestmark = pytest.mark.compat
 
@@ -477,29 +477,8 @@ async def _both_tools(args: list[str]) -> bool:
     return True
 
 
-def _make_certs(d: Path) -> dict[str, str]:
-    """A CA, a server certificate for 127.0.0.1 and a client certificate (openssl CLI)."""
-    import shutil
-    import subprocess
-
-    if shutil.which("openssl") is None:
-        pytest.skip("openssl is not installed")
-    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
-
-    def run(*args: str) -> None:
-        subprocess.run(["openssl", *args], cwd=d, check=True, capture_output=True)
-
-    run("req", "-x509", *ec, "-keyout", "ca.key", "-out", "ca.pem", "-days", "2", "-subj", "/CN=test-ca")
-    for name, ext in (("server", "subjectAltName=IP:127.0.0.1"), ("client", "extendedKeyUsage=clientAuth")):
-        (d / f"{name}.ext").write_text(ext + "\n")
-        run("req", *ec, "-keyout", f"{name}.key", "-out", f"{name}.csr", "-subj", f"/CN={name}")
-        run("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
-            "-out", f"{name}.pem", "-days", "2", "-extfile", f"{name}.ext")  # fmt: skip
-    return {n: str(d / n) for n in ("ca.pem", "server.pem", "server.key", "client.pem", "client.key")}
-
-
 async def test_tls_with_client_certificates(tmp_path: Path, prefix: str) -> None:
-    certs = _make_certs(tmp_path)
+    certs = make_test_certs(tmp_path)
     flags = [
         "--cert-file", certs["server.pem"], "--key-file", certs["server.key"],
         "--trusted-ca-file", certs["ca.pem"], "--client-cert-auth",
