@@ -37,9 +37,10 @@ import grpc
 from minietcd.api.etcdserverpb import raft_internal_pb2, rpc_pb2
 from minietcd.api.mvccpb import kv_pb2
 from minietcd.errors import CompactedRevisionError, MinietcdError, ServerError
-from minietcd.mvcc.types import EventType, KeyValue
+from minietcd.mvcc.types import EventType
 from minietcd.mvcc.watch import WatchHub, WatchResponse
 from minietcd.server import validate
+from minietcd.server.apply_kv import kv_to_pb
 from minietcd.server.etcd_server import EtcdServer
 from minietcd.server.v3rpc.errors import (
     ERR_NO_LEADER,
@@ -95,17 +96,6 @@ def first_created(prefix: bytes) -> rpc_pb2.RangeRequest:
 def is_created(key: bytes, revision: int) -> rpc_pb2.Compare:
     """``create_revision(key) == revision`` (0: the key does not exist)."""
     return rpc_pb2.Compare(key=key, target=_CREATE, result=_EQUAL, create_revision=revision)
-
-
-def _kv_pb(kv: KeyValue) -> kv_pb2.KeyValue:
-    return kv_pb2.KeyValue(
-        key=kv.key,
-        create_revision=kv.create_revision,
-        mod_revision=kv.mod_revision,
-        version=kv.version,
-        value=kv.value,
-        lease=kv.lease,
-    )
 
 
 # --- the in-process client --------------------------------------------------------------------
@@ -344,7 +334,7 @@ async def observe(c: LocalClient, name: bytes) -> AsyncGenerator[tuple[Header, k
                         wr = await w.next()
                         put = next((ev for ev in wr.events if ev.type is EventType.PUT), None)
                         if put is not None:
-                            kv = _kv_pb(put.kv)
+                            kv = kv_to_pb(put.kv)
                             header = c.server.header(put.kv.mod_revision)
                             break
             yield header, kv
@@ -357,7 +347,7 @@ async def observe(c: LocalClient, name: bytes) -> AsyncGenerator[tuple[Header, k
                         if ev.type is EventType.DELETE:
                             deleted = True
                             break
-                        yield c.server.header(wr.revision), _kv_pb(ev.kv)
+                        yield c.server.header(wr.revision), kv_to_pb(ev.kv)
     except (MinietcdError, TimeoutError) as e:
         log.debug("observe %r ended: %r", name, e)
 

@@ -29,8 +29,9 @@ import grpc
 
 from minietcd.api.etcdserverpb import rpc_pb2, rpc_pb2_grpc
 from minietcd.api.mvccpb import kv_pb2
-from minietcd.mvcc.types import Event, EventType, KeyValue
+from minietcd.mvcc.types import Event, EventType
 from minietcd.mvcc.watch import WatchHub, WatchResponse, WatchStream
+from minietcd.server.apply_kv import kv_to_pb
 
 log = logging.getLogger("minietcd.v3rpc.watch")
 
@@ -163,17 +164,6 @@ def _create(stream: WatchStream, creq: rpc_pb2.WatchCreateRequest) -> None:
 
 
 _PB_TYPE = {EventType.PUT: kv_pb2.Event.PUT, EventType.DELETE: kv_pb2.Event.DELETE}
-
-
-def kv_to_pb(kv: KeyValue) -> kv_pb2.KeyValue:
-    return kv_pb2.KeyValue(
-        key=kv.key,
-        create_revision=kv.create_revision,
-        mod_revision=kv.mod_revision,
-        version=kv.version,
-        value=kv.value,
-        lease=kv.lease,
-    )
 
 
 def event_to_pb(ev: Event, with_prev_kv: bool) -> kv_pb2.Event:
