@@ -183,13 +183,7 @@ def client_tls_info(cfg: Config) -> TLSInfo:
         client_cert_auth=cfg.client_cert_auth,
         crl_file=cfg.client_crl_file,
     )
-    if not cfg.auto_tls:
-        return info
-    if not info.empty():
-        log.warning("embed: ignoring client auto TLS since certs given")
-        return info
-    hosts = [u.host for u in cfg.listen_client_urls]
-    return self_cert(Path(cfg.data_dir) / "fixtures" / "client", hosts)
+    return _or_auto_tls(info, cfg.auto_tls, "client", [u.host for u in cfg.listen_client_urls], cfg.data_dir)
 
 
 def peer_tls_info(cfg: Config) -> TLSInfo:
@@ -201,13 +195,22 @@ def peer_tls_info(cfg: Config) -> TLSInfo:
         client_cert_auth=cfg.peer_client_cert_auth,
         crl_file=cfg.peer_crl_file,
     )
-    if not cfg.peer_auto_tls:
+    hosts = [u.host for u in cfg.listen_peer_urls]
+    return _or_auto_tls(info, cfg.peer_auto_tls, "peer", hosts, cfg.data_dir, client_auth=True)
+
+
+def _or_auto_tls(
+    info: TLSInfo, auto: bool, kind: str, hosts: list[str], data_dir: str, client_auth: bool = False
+) -> TLSInfo:
+    """``info``, or with ``--auto-tls``/``--peer-auto-tls`` and no certificate files a
+    self-signed certificate kept in <data-dir>/fixtures/<kind> (etcd ignores auto TLS, with a
+    warning, when files are given)."""
+    if not auto:
         return info
     if not info.empty():
-        log.warning("embed: ignoring peer auto TLS since certs given")
+        log.warning("embed: ignoring %s auto TLS since certs given", kind)
         return info
-    hosts = [u.host for u in cfg.listen_peer_urls]
-    return self_cert(Path(cfg.data_dir) / "fixtures" / "peer", hosts, client_auth=True)
+    return self_cert(Path(data_dir) / "fixtures" / kind, hosts, client_auth=client_auth)
 
 
 # --- self-signed certificates ----------------------------------------------------------------------
