@@ -22,7 +22,7 @@ import queue
 import sys
 from typing import Any
 
-from scenario import KV, Compare, Event, MemberInfo, TxnOp, main
+from scenario import KV, Compare, Event, MemberInfo, TxnOp, main, txn_compare, txn_op
 
 etcd3: Any = importlib.import_module("etcd3")
 
@@ -81,34 +81,14 @@ class Etcd3Client:
         r = await self._call(self.c.delete_prefix, prefix)
         return int(r.deleted)
 
-    def _compare(self, cmp: Compare) -> Any:
-        target, key, op, operand = cmp
-        t = self.c.transactions
-        side = {"value": t.value, "version": t.version, "create": t.create, "mod": t.mod}[target](key)
-        if op == "==":
-            return side == operand
-        if op == "!=":
-            return side != operand
-        if op == "<":
-            return side < operand
-        return side > operand
-
-    def _op(self, op: TxnOp) -> Any:
-        t = self.c.transactions
-        if op[0] == "put":
-            return t.put(op[1], op[2])
-        if op[0] == "get":
-            return t.get(op[1])
-        return t.delete(op[1])
-
     async def txn(
         self, compare: list[Compare], success: list[TxnOp], failure: list[TxnOp]
     ) -> tuple[bool, list[Any]]:
         ok, responses = await self._call(
             self.c.transaction,
-            compare=[self._compare(x) for x in compare],
-            success=[self._op(x) for x in success],
-            failure=[self._op(x) for x in failure],
+            compare=[txn_compare(self.c.transactions, x) for x in compare],
+            success=[txn_op(self.c.transactions, x) for x in success],
+            failure=[txn_op(self.c.transactions, x) for x in failure],
         )
         out: list[Any] = []
         for r in responses:

@@ -387,6 +387,28 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return ap.parse_args(argv)
 
 
+def txn_compare(t: Any, cmp: Compare) -> Any:
+    """A Compare in the transaction builder that etcd3 and aetcd share (``client.transactions``)."""
+    target, key, op, operand = cmp
+    side = {"value": t.value, "version": t.version, "create": t.create, "mod": t.mod}[target](key)
+    if op == "==":
+        return side == operand
+    if op == "!=":
+        return side != operand
+    if op == "<":
+        return side < operand
+    return side > operand
+
+
+def txn_op(t: Any, op: TxnOp) -> Any:
+    """A TxnOp (``("put", key, value)``, ``("get", key)``, ``("delete", key)``) in that builder."""
+    if op[0] == "put":
+        return t.put(op[1], op[2])
+    if op[0] == "get":
+        return t.get(op[1])
+    return t.delete(op[1])
+
+
 def main(make_client: Callable[[str, int], Awaitable[Client]], argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     host, _, port = args.endpoint.rpartition(":")
