@@ -465,7 +465,7 @@ async def _both_tools(args: list[str]) -> bool:
 
     root = str(Path(__file__).resolve().parents[3])
     results = []
-    for tool in (["/usr/bin/etcdctl"], [sys.executable, "-m", "cli.minietcdctl"]):
+    for tool in (["/usr/bin/etcdctl"], [sys.executable, "-m", "minietcdctl"]):
         env = {k: v for k, v in os.environ.items() if not k.startswith(("ETCD_", "ETCDCTL_"))}
         proc = await asyncio.create_subprocess_exec(
             *tool, *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,

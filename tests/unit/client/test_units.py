@@ -6,17 +6,6 @@ from __future__ import annotations
 import grpc
 import pytest
 
-from cli.minietcdctl.flags import Command, Flag, FlagError, UnknownCommand, find_command, parse_flags
-from cli.minietcdctl.gofmt import (
-    format_duration,
-    humanize_bytes,
-    json_dumps,
-    parse_duration,
-    pb_to_go,
-    quote,
-    render_table,
-    tabwrite,
-)
 from minietcd.api.etcdserverpb import rpc_pb2
 from minietcd.client import (
     Compare,
@@ -28,6 +17,17 @@ from minietcd.client import (
 )
 from minietcd.client._connection import Endpoint
 from minietcd.client.errors import error_message, from_rpc_error, never_sent
+from minietcdctl.flags import Command, Flag, FlagError, UnknownCommand, find_command, parse_flags
+from minietcdctl.gofmt import (
+    format_duration,
+    humanize_bytes,
+    json_dumps,
+    parse_duration,
+    pb_to_go,
+    quote,
+    render_table,
+    tabwrite,
+)
 
 
 def rpc_error(code: grpc.StatusCode, details: str) -> grpc.aio.AioRpcError:

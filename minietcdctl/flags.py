@@ -22,7 +22,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from cli.minietcdctl.gofmt import format_duration, parse_duration, quote, tabwrite
+from minietcdctl.gofmt import format_duration, parse_duration, quote, tabwrite
 
 ETCD_VERSION = "3.4.23"
 API_VERSION = "3.4"

@@ -15,9 +15,6 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
-from cli.minietcdctl.common import EXIT_ERROR, Ctl
-from cli.minietcdctl.flags import Command, ExitError, Flag, Invocation
-from cli.minietcdctl.printers import write
 from minietcd.api.etcdserverpb import rpc_pb2
 from minietcd.bench import workloads
 from minietcd.bench.pool import DialError, Pool, Target, open_pool
@@ -26,6 +23,9 @@ from minietcd.bench.ratelimit import Limiter
 from minietcd.bench.report import DEFAULT_PRECISION, render
 from minietcd.bench.runner import Budget, Recorder, Request, error_text, run_clients
 from minietcd.client._connection import TLSConfig
+from minietcdctl.common import EXIT_ERROR, Ctl
+from minietcdctl.flags import Command, ExitError, Flag, Invocation
+from minietcdctl.printers import write
 
 BENCH_FLAGS = [
     Flag("clients", "uint", 1, "Total number of gRPC clients"),

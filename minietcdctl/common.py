@@ -8,10 +8,10 @@ import sys
 from collections.abc import Awaitable
 from typing import Any, TypeVar
 
-from cli.minietcdctl.flags import ExitError, Flag, Invocation
-from cli.minietcdctl.printers import FORMATS, Printer
 from minietcd.client import Client
 from minietcd.client.errors import error_message
+from minietcdctl.flags import ExitError, Flag, Invocation
+from minietcdctl.printers import FORMATS, Printer
 
 T = TypeVar("T")
 

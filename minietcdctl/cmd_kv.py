@@ -7,14 +7,15 @@ import re
 import sys
 from typing import Any
 
-from cli.minietcdctl.common import (
+from minietcd.client import Compare, Op
+from minietcdctl.common import (
     EXIT_BAD_ARGS,
     EXIT_BAD_FEATURE,
     EXIT_ERROR,
     EXIT_INVALID_INPUT,
     Ctl,
 )
-from cli.minietcdctl.flags import (
+from minietcdctl.flags import (
     Command,
     ExitError,
     Flag,
@@ -24,9 +25,8 @@ from cli.minietcdctl.flags import (
     find_command,
     parse_flags,
 )
-from cli.minietcdctl.gofmt import quote
-from cli.minietcdctl.printers import panic, write
-from minietcd.client import Compare, Op
+from minietcdctl.gofmt import quote
+from minietcdctl.printers import panic, write
 
 GET_FLAGS = [
     Flag("consistency", "string", "l", "Linearizable(l) or Serializable(s)"),

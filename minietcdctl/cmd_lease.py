@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import math
 
-from cli.minietcdctl.cmd_kv import parse_hex_id, parse_int_base10
-from cli.minietcdctl.common import EXIT_BAD_ARGS, EXIT_BAD_CONNECTION, EXIT_ERROR, Ctl
-from cli.minietcdctl.flags import Command, ExitError, Flag, Invocation
-from cli.minietcdctl.printers import write
+from minietcdctl.cmd_kv import parse_hex_id, parse_int_base10
+from minietcdctl.common import EXIT_BAD_ARGS, EXIT_BAD_CONNECTION, EXIT_ERROR, Ctl
+from minietcdctl.flags import Command, ExitError, Flag, Invocation
+from minietcdctl.printers import write
 
 
 def lease_from_arg(arg: str) -> int:

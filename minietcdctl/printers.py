@@ -13,9 +13,9 @@ import sys
 from dataclasses import dataclass
 from typing import Any
 
-from cli.minietcdctl.flags import Exit, ExitError
-from cli.minietcdctl.gofmt import go_string, humanize_bytes, json_dumps, pb_to_go, quote, render_table
 from minietcd.api.etcdserverpb import rpc_pb2
+from minietcdctl.flags import Exit, ExitError
+from minietcdctl.gofmt import go_string, humanize_bytes, json_dumps, pb_to_go, quote, render_table
 
 EXIT_BAD_FEATURE = 4
 FORMATS = ("simple", "fields", "json", "protobuf", "table")

@@ -30,10 +30,10 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
-from cli.minietcdctl.common import EXIT_BAD_ARGS, EXIT_ERROR, Ctl, stdout_write, tls_files
-from cli.minietcdctl.flags import Command, ExitError, Flag, Invocation
 from minietcd.client import Client, EventType, Op, WatchCanceledError, prefix_range_end
 from minietcd.client.errors import error_message
+from minietcdctl.common import EXIT_BAD_ARGS, EXIT_ERROR, Ctl, stdout_write, tls_files
+from minietcdctl.flags import Command, ExitError, Flag, Invocation
 
 MIRROR_FLAGS = [
     Flag("prefix", "string", "", "Key-value prefix to mirror"),

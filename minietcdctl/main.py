@@ -4,8 +4,8 @@ Same commands, flags, environment variables (``ETCDCTL_ENDPOINTS``, ``ETCDCTL_WR
 ...), output formats and exit codes as etcdctl 3.4 (API v3), so scripts written for one run
 with the other. Errors are one line on stderr (``Error: etcdserver: ...``), never a traceback.
 
-    python -m cli.minietcdctl --endpoints=127.0.0.1:2379 put foo bar
-    python -m cli.minietcdctl get foo -w json
+    python -m minietcdctl --endpoints=127.0.0.1:2379 put foo bar
+    python -m minietcdctl get foo -w json
 """
 
 from __future__ import annotations
@@ -18,7 +18,8 @@ import sys
 from collections.abc import Sequence
 from typing import NoReturn
 
-from cli.minietcdctl import (
+from minietcd.client.errors import error_message
+from minietcdctl import (
     cmd_bench,
     cmd_check,
     cmd_cluster,
@@ -29,8 +30,8 @@ from cli.minietcdctl import (
     cmd_mirror,
     cmd_watch,
 )
-from cli.minietcdctl.common import EXIT_ERROR, GLOBAL_FLAGS
-from cli.minietcdctl.flags import (
+from minietcdctl.common import EXIT_ERROR, GLOBAL_FLAGS
+from minietcdctl.flags import (
     API_VERSION,
     ETCD_VERSION,
     Command,
@@ -43,8 +44,7 @@ from cli.minietcdctl.flags import (
     find_command,
     parse_flags,
 )
-from cli.minietcdctl.printers import write
-from minietcd.client.errors import error_message
+from minietcdctl.printers import write
 
 
 async def version_command(inv: Invocation) -> None:
@@ -207,7 +207,7 @@ async def _run_command(inv: Invocation) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> NoReturn:
-    """Console entry point (``minietcdctl = "cli.minietcdctl.main:main"``)."""
+    """Console entry point (``minietcdctl = "minietcdctl.main:main"``)."""
     code = run(argv)
     with contextlib.suppress(BrokenPipeError):
         sys.stdout.flush()

@@ -9,13 +9,13 @@ import sys
 from dataclasses import dataclass
 from typing import Any
 
-from cli.minietcdctl.cmd_kv import argify
-from cli.minietcdctl.common import EXIT_BAD_ARGS, EXIT_ERROR, EXIT_INTERRUPTED, EXIT_INVALID_INPUT, Ctl
-from cli.minietcdctl.flags import Command, Exit, ExitError, Flag, FlagError, Invocation, parse_flags
-from cli.minietcdctl.gofmt import quote
-from cli.minietcdctl.printers import write
 from minietcd.client import Client, Watch, WatchCanceledError, WatchCompactedError
 from minietcd.client.errors import error_message
+from minietcdctl.cmd_kv import argify
+from minietcdctl.common import EXIT_BAD_ARGS, EXIT_ERROR, EXIT_INTERRUPTED, EXIT_INVALID_INPUT, Ctl
+from minietcdctl.flags import Command, Exit, ExitError, Flag, FlagError, Invocation, parse_flags
+from minietcdctl.gofmt import quote
+from minietcdctl.printers import write
 
 WATCH_FLAGS = [
     Flag("interactive", "bool", False, "Interactive mode", "i"),

@@ -8,13 +8,13 @@ PASS/FAIL lines and exits 1 on FAIL, as etcdctl does.
 
 from __future__ import annotations
 
-from cli.minietcdctl.cmd_bench import connect
-from cli.minietcdctl.common import EXIT_BAD_FEATURE, EXIT_ERROR, EXIT_INVALID_INPUT, Ctl
-from cli.minietcdctl.flags import Command, Exit, ExitError, Flag, Invocation
-from cli.minietcdctl.gofmt import quote
-from cli.minietcdctl.printers import write
 from minietcd.bench import checkperf
 from minietcd.bench.progress import Progress
+from minietcdctl.cmd_bench import connect
+from minietcdctl.common import EXIT_BAD_FEATURE, EXIT_ERROR, EXIT_INVALID_INPUT, Ctl
+from minietcdctl.flags import Command, Exit, ExitError, Flag, Invocation
+from minietcdctl.gofmt import quote
+from minietcdctl.printers import write
 
 CLEANUP_TIMEOUT = 30.0
 

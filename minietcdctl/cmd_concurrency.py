@@ -10,11 +10,11 @@ import asyncio
 import os
 import sys
 
-from cli.minietcdctl.common import EXIT_BAD_ARGS, EXIT_ERROR, Ctl
-from cli.minietcdctl.flags import Command, Exit, ExitError, Flag, Invocation
-from cli.minietcdctl.gofmt import quote
 from minietcd.client import Election, Lock, Session
 from minietcd.client.errors import error_message
+from minietcdctl.common import EXIT_BAD_ARGS, EXIT_ERROR, Ctl
+from minietcdctl.flags import Command, Exit, ExitError, Flag, Invocation
+from minietcdctl.gofmt import quote
 
 
 async def _wait_cancel_or(done: asyncio.Future[None] | asyncio.Task[None]) -> bool:

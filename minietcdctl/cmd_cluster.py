@@ -8,11 +8,11 @@ import re
 import sys
 import time
 
-from cli.minietcdctl.common import EXIT_BAD_ARGS, EXIT_ERROR, Ctl
-from cli.minietcdctl.flags import Command, Exit, ExitError, Flag, Invocation, apply_env
-from cli.minietcdctl.gofmt import format_duration, quote
-from cli.minietcdctl.printers import EpHashKV, EpHealth, EpStatus, write
 from minietcd.client.errors import error_message
+from minietcdctl.common import EXIT_BAD_ARGS, EXIT_ERROR, Ctl
+from minietcdctl.flags import Command, Exit, ExitError, Flag, Invocation, apply_env
+from minietcdctl.gofmt import format_duration, quote
+from minietcdctl.printers import EpHashKV, EpHealth, EpStatus, write
 
 _PERMISSION_DENIED = "etcdserver: permission denied"
 
