@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from minietcd.bench import checkperf
 from minietcd.bench.progress import Progress
+from minietcd.golang import quote
 from minietcdctl.cmd_bench import connect
 from minietcdctl.common import EXIT_BAD_FEATURE, EXIT_ERROR, EXIT_INVALID_INPUT, Ctl
 from minietcdctl.flags import Command, Exit, ExitError, Flag, Invocation
-from minietcdctl.gofmt import quote
 from minietcdctl.printers import write
 
 CLEANUP_TIMEOUT = 30.0

@@ -4,14 +4,13 @@ move-leader (etcdctl's member_command.go, ep_command.go, move_leader_command.go)
 from __future__ import annotations
 
 import asyncio
-import re
 import sys
 import time
 
 from minietcd.client.errors import error_message
+from minietcd.golang import NumError, format_duration, parse_uint, quote
 from minietcdctl.common import EXIT_BAD_ARGS, EXIT_ERROR, Ctl
 from minietcdctl.flags import Command, Exit, ExitError, Flag, Invocation, apply_env
-from minietcdctl.gofmt import format_duration, quote
 from minietcdctl.printers import EpHashKV, EpHealth, EpStatus, write
 
 _PERMISSION_DENIED = "etcdserver: permission denied"
@@ -19,19 +18,10 @@ _PERMISSION_DENIED = "etcdserver: permission denied"
 
 def parse_member_id(arg: str) -> int:
     """Go's ``strconv.ParseUint(arg, 16, 64)``, exiting as etcdctl does."""
-    if not re.fullmatch(r"[0-9a-fA-F]+", arg):
-        raise ExitError(
-            EXIT_BAD_ARGS,
-            f"bad member ID arg (strconv.ParseUint: parsing {quote(arg)}: invalid syntax), expecting ID in Hex",  # noqa: E501
-        )
-    v = int(arg, 16)
-    if v >= 2**64:
-        raise ExitError(
-            EXIT_BAD_ARGS,
-            f"bad member ID arg (strconv.ParseUint: parsing {quote(arg)}: value out of range), "
-            "expecting ID in Hex",
-        )
-    return v
+    try:
+        return parse_uint(arg, 16)
+    except NumError as e:
+        raise ExitError(EXIT_BAD_ARGS, f"bad member ID arg ({e}), expecting ID in Hex") from None
 
 
 async def member_add_command(inv: Invocation) -> None:
@@ -198,11 +188,10 @@ async def hashkv_command(inv: Invocation) -> None:
 async def move_leader_command(inv: Invocation) -> None:
     if len(inv.args) != 1:
         raise ExitError(EXIT_BAD_ARGS, "move-leader command needs 1 argument")
-    arg = inv.args[0]
-    if not re.fullmatch(r"[0-9a-fA-F]+", arg) or int(arg, 16) >= 2**64:
-        kind = "invalid syntax" if not re.fullmatch(r"[0-9a-fA-F]+", arg) else "value out of range"
-        raise ExitError(EXIT_BAD_ARGS, f"strconv.ParseUint: parsing {quote(arg)}: {kind}")
-    target = int(arg, 16)
+    try:
+        target = parse_uint(inv.args[0], 16)
+    except NumError as e:
+        raise ExitError(EXIT_BAD_ARGS, str(e)) from None
     ctl = Ctl(inv)
     eps = ctl.endpoints
     leader_ep = None

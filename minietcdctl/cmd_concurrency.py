@@ -12,9 +12,9 @@ import sys
 
 from minietcd.client import Election, Lock, Session
 from minietcd.client.errors import error_message
+from minietcd.golang import quote
 from minietcdctl.common import EXIT_BAD_ARGS, EXIT_ERROR, Ctl
 from minietcdctl.flags import Command, Exit, ExitError, Flag, Invocation
-from minietcdctl.gofmt import quote
 
 
 async def _wait_cancel_or(done: asyncio.Future[None] | asyncio.Task[None]) -> bool:

@@ -8,6 +8,7 @@ import sys
 from typing import Any
 
 from minietcd.client import Compare, Op
+from minietcd.golang import parse_int, quote, unquote
 from minietcdctl.common import (
     EXIT_BAD_ARGS,
     EXIT_BAD_FEATURE,
@@ -25,7 +26,6 @@ from minietcdctl.flags import (
     find_command,
     parse_flags,
 )
-from minietcdctl.gofmt import quote
 from minietcdctl.printers import panic, write
 
 GET_FLAGS = [
@@ -147,7 +147,7 @@ def put_options(inv: Invocation, stdin_text: str | None = None) -> tuple[str, st
                 raise ExitError(EXIT_BAD_ARGS, usage)
             value = data
     try:
-        lease = parse_hex_id(inv["lease"])
+        lease = parse_int(inv["lease"], 16)
     except ValueError as e:
         raise ExitError(EXIT_BAD_ARGS, f"bad lease ID ({e}), expecting ID in Hex") from None
     opts: dict[str, Any] = {}
@@ -160,19 +160,6 @@ def put_options(inv: Invocation, stdin_text: str | None = None) -> tuple[str, st
     if inv["ignore-lease"]:
         opts["ignore_lease"] = True
     return key, value, opts
-
-
-def parse_hex_id(text: str) -> int:
-    """Go's ``strconv.ParseInt(text, 16, 64)``; ValueError with Go's message."""
-    s = text
-    neg = s.startswith("-")
-    body = s[1:] if s[:1] in "+-" else s
-    if not body or not re.fullmatch(r"[0-9a-fA-F]+", body):
-        raise ValueError(f"strconv.ParseInt: parsing {quote(text)}: invalid syntax")
-    v = int(body, 16) * (-1 if neg else 1)
-    if not -(2**63) <= v < 2**63:
-        raise ValueError(f"strconv.ParseInt: parsing {quote(text)}: value out of range")
-    return v
 
 
 def _read_stdin() -> str:
@@ -246,7 +233,7 @@ async def compaction_command(inv: Invocation) -> None:
     if len(inv.args) != 1:
         raise ExitError(EXIT_BAD_ARGS, "compaction command needs 1 argument")
     try:
-        rev = parse_int_base10(inv.args[0])
+        rev = parse_int(inv.args[0], 10)
     except ValueError as e:
         raise ExitError(EXIT_ERROR, str(e)) from None
     ctl = Ctl(inv)
@@ -256,67 +243,9 @@ async def compaction_command(inv: Invocation) -> None:
     await ctl.close()
 
 
-def parse_int_base10(text: str) -> int:
-    """Go's ``strconv.ParseInt(text, 10, 64)``."""
-    if not re.fullmatch(r"[+-]?[0-9]+", text):
-        raise ValueError(f"strconv.ParseInt: parsing {quote(text)}: invalid syntax")
-    v = int(text)
-    if not -(2**63) <= v < 2**63:
-        raise ValueError(f"strconv.ParseInt: parsing {quote(text)}: value out of range")
-    return v
-
-
 # -------------------------------------------------------------------------------- txn
 
 _ARGIFY = re.compile(r"""\"(?:[^"\\]|\\.)*\"|'[^']*'|[^'"\s]\S*[^'"\s]?""")
-
-
-def go_unquote(s: str) -> str:
-    """Go's ``strconv.Unquote`` for a double- or back-quoted string; ValueError if invalid."""
-    if len(s) >= 2 and s[0] == s[-1] == "`":
-        return s[1:-1]
-    if len(s) < 2 or s[0] != '"' or s[-1] != '"':
-        raise ValueError("invalid syntax")
-    body = s[1:-1]
-    out = bytearray()
-    i = 0
-    simple = {"a": 7, "b": 8, "f": 12, "n": 10, "r": 13, "t": 9, "v": 11, "\\": 92, '"': 34, "'": 39}
-    while i < len(body):
-        ch = body[i]
-        if ch == '"' or ch == "\n":
-            raise ValueError("invalid syntax")
-        if ch != "\\":
-            out += ch.encode("utf-8", "surrogateescape")
-            i += 1
-            continue
-        if i + 1 >= len(body):
-            raise ValueError("invalid syntax")
-        e = body[i + 1]
-        if e in simple and e != "'":
-            out.append(simple[e])
-            i += 2
-        elif e == "x" and re.fullmatch(r"[0-9a-fA-F]{2}", body[i + 2 : i + 4]):
-            out.append(int(body[i + 2 : i + 4], 16))
-            i += 4
-        elif (
-            e in "01234567"
-            and re.fullmatch(r"[0-7]{3}", body[i + 1 : i + 4])
-            and int(body[i + 1 : i + 4], 8) < 256
-        ):
-            out.append(int(body[i + 1 : i + 4], 8))
-            i += 4
-        elif e == "u" and re.fullmatch(r"[0-9a-fA-F]{4}", body[i + 2 : i + 6]):
-            out += chr(int(body[i + 2 : i + 6], 16)).encode("utf-8", "surrogatepass")
-            i += 6
-        elif e == "U" and re.fullmatch(r"[0-9a-fA-F]{8}", body[i + 2 : i + 10]):
-            cp = int(body[i + 2 : i + 10], 16)
-            if cp > 0x10FFFF:
-                raise ValueError("invalid syntax")
-            out += chr(cp).encode("utf-8")
-            i += 10
-        else:
-            raise ValueError("invalid syntax")
-    return out.decode("utf-8", "surrogateescape")
 
 
 def argify(s: str) -> list[str]:
@@ -332,7 +261,7 @@ def argify(s: str) -> list[str]:
             args[i] = a[1:end]
         elif a[0] == '"':
             try:
-                args[i] = go_unquote(a)
+                args[i] = unquote(a)
             except ValueError:
                 raise ExitError(EXIT_INVALID_INPUT, "unexpected EOF") from None
     return args
@@ -358,7 +287,7 @@ def _scan_quoted(s: str, pos: int) -> tuple[str, int]:
             i += 2
             continue
         if s[i] == '"':
-            return go_unquote(s[pos : i + 1]), i + 1
+            return unquote(s[pos : i + 1]), i + 1
         i += 1
     raise ValueError("unexpected EOF")
 
@@ -409,7 +338,7 @@ def parse_compare(line: str) -> Compare:
     number = 0
     if target not in ("val", "value"):
         try:
-            number = parse_int_base10(val)
+            number = parse_int(val, 10)
         except ValueError:
             raise ExitError(EXIT_INVALID_INPUT, f"invalid txn compare request: {line}") from None
     if op not in _RESULT_OPS:

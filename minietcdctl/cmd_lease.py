@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from minietcdctl.cmd_kv import parse_hex_id, parse_int_base10
+from minietcd.golang import parse_int
 from minietcdctl.common import EXIT_BAD_ARGS, EXIT_BAD_CONNECTION, EXIT_ERROR, Ctl
 from minietcdctl.flags import Command, ExitError, Flag, Invocation
 from minietcdctl.printers import write
@@ -12,7 +12,7 @@ from minietcdctl.printers import write
 
 def lease_from_arg(arg: str) -> int:
     try:
-        return parse_hex_id(arg)
+        return parse_int(arg, 16)
     except ValueError as e:
         raise ExitError(EXIT_BAD_ARGS, f"bad lease ID arg ({e}), expecting ID in Hex") from None
 
@@ -21,7 +21,7 @@ async def grant_command(inv: Invocation) -> None:
     if len(inv.args) != 1:
         raise ExitError(EXIT_BAD_ARGS, "lease grant command needs TTL argument")
     try:
-        ttl = parse_int_base10(inv.args[0])
+        ttl = parse_int(inv.args[0], 10)
     except ValueError as e:
         raise ExitError(EXIT_BAD_ARGS, f"bad TTL ({e})") from None
     ctl = Ctl(inv)

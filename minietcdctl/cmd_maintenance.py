@@ -9,12 +9,13 @@ import sys
 
 from minietcd.client.errors import error_message
 from minietcd.errors import ConfigError, SnapshotFileError
+from minietcd.golang import humanize_bytes
 from minietcd.mvcc.boltdb import SnapshotStatus
 from minietcd.storage.restore import RestoreConfig, restore, snapshot_file_status
 from minietcdctl.cmd_cluster import endpoints_from_cluster
 from minietcdctl.common import EXIT_BAD_ARGS, EXIT_BAD_FEATURE, EXIT_ERROR, EXIT_INTERRUPTED, Ctl
 from minietcdctl.flags import Command, Exit, ExitError, Flag, Invocation
-from minietcdctl.gofmt import humanize_bytes, json_dumps, render_table
+from minietcdctl.gofmt import json_dumps, render_table
 from minietcdctl.printers import write
 
 

@@ -11,10 +11,10 @@ from typing import Any
 
 from minietcd.client import Client, Watch, WatchCanceledError, WatchCompactedError
 from minietcd.client.errors import error_message
+from minietcd.golang import quote
 from minietcdctl.cmd_kv import argify
 from minietcdctl.common import EXIT_BAD_ARGS, EXIT_ERROR, EXIT_INTERRUPTED, EXIT_INVALID_INPUT, Ctl
 from minietcdctl.flags import Command, Exit, ExitError, Flag, FlagError, Invocation, parse_flags
-from minietcdctl.gofmt import quote
 from minietcdctl.printers import write
 
 WATCH_FLAGS = [

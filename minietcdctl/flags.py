@@ -22,10 +22,23 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from minietcdctl.gofmt import format_duration, parse_duration, quote, tabwrite
+from minietcd import ETCD_API_VERSION
+from minietcd.golang import (
+    env_conflict_error,
+    env_invalid_value_error,
+    env_var_name,
+    format_duration,
+    parse_bool,
+    parse_duration,
+    parse_int,
+    parse_uint,
+    quote,
+)
+from minietcdctl.gofmt import tabwrite
 
-ETCD_VERSION = "3.4.23"
-API_VERSION = "3.4"
+#: The etcdctl whose output minietcdctl reproduces, and its API version (major.minor).
+ETCD_VERSION = ETCD_API_VERSION
+API_VERSION = ".".join(ETCD_VERSION.split(".")[:2])
 
 
 class FlagError(Exception):
@@ -73,8 +86,10 @@ class Flag:
         try:
             if self.kind == "bool":
                 return parse_bool(text)
-            if self.kind in ("int", "uint"):
-                return parse_int(text, unsigned=self.kind == "uint")
+            if self.kind == "int":
+                return parse_int(text)
+            if self.kind == "uint":
+                return parse_uint(text)
             if self.kind == "duration":
                 return parse_duration(text)
             if self.kind == "strings":
@@ -94,45 +109,6 @@ class Flag:
         if self.kind == "bool":
             return f"{fmt}[={value}]\t{self.usage}\n"
         return f"{fmt}={value}\t{self.usage}\n"
-
-
-def parse_bool(text: str) -> bool:
-    if text in ("1", "t", "T", "TRUE", "true", "True"):
-        return True
-    if text in ("0", "f", "F", "FALSE", "false", "False"):
-        return False
-    raise ValueError(f"strconv.ParseBool: parsing {quote(text)}: invalid syntax")
-
-
-def parse_int(text: str, unsigned: bool = False, bits: int = 64) -> int:
-    """Go's ``strconv.ParseInt(text, 0, 64)`` (``ParseUint`` if ``unsigned``)."""
-    fn = "ParseUint" if unsigned else "ParseInt"
-    s = text
-    neg = False
-    if not unsigned and s[:1] in "+-":
-        neg = s[0] == "-"
-        s = s[1:]
-    base = 10
-    body = s.replace("_", "")
-    if body[:2].lower() == "0x":
-        base, body = 16, body[2:]
-    elif body[:2].lower() == "0b":
-        base, body = 2, body[2:]
-    elif body[:2].lower() == "0o":
-        base, body = 8, body[2:]
-    elif len(body) > 1 and body[0] == "0":
-        base, body = 8, body[1:]
-    try:
-        if not body or not body.isalnum():
-            raise ValueError
-        v = int(body, base)
-    except ValueError:
-        raise ValueError(f"strconv.{fn}: parsing {quote(text)}: invalid syntax") from None
-    v = -v if neg else v
-    lo, hi = (0, 2**bits - 1) if unsigned else (-(2 ** (bits - 1)), 2 ** (bits - 1) - 1)
-    if not lo <= v <= hi:
-        raise ValueError(f"strconv.{fn}: parsing {quote(text)}: value out of range")
-    return v
 
 
 Runner = Callable[["Invocation"], Awaitable[None]]
@@ -352,22 +328,18 @@ def parse_flags(cmd: Command, args: list[str]) -> tuple[dict[str, Any], set[str]
 def apply_env(inv: Invocation, flags: Sequence[Flag], prefix: str = "ETCDCTL") -> None:
     """etcd's ``flags.SetPflagsFromEnv`` for ``flags`` (the inherited ones)."""
     for f in flags:
-        key = prefix + "_" + f.name.upper().replace("-", "_")
+        key = env_var_name(prefix, f.name)
         if key not in os.environ:
             continue
         if f.name in inv.changed:
-            raise ExitError(
-                1,
-                f"conflicting environment variable {quote(key)} is shadowed by corresponding command-line "
-                "flag (either unset environment variable or disable flag)",
-            )
+            raise ExitError(1, env_conflict_error(key))
         text = os.environ[key]
         if text == "":
             continue
         try:
             inv.values[f.name] = f.parse(text, f.default, False)
         except FlagError as e:
-            raise ExitError(1, f"invalid value {quote(text)} for {key}: {e}") from None
+            raise ExitError(1, env_invalid_value_error(text, key, e)) from None
 
 
 def usage(cmd: Command) -> str:

@@ -1,79 +1,23 @@
-"""Go's formatting, reimplemented where etcdctl's output depends on it.
+"""Go's output formatting where etcdctl's output depends on it.
 
-etcdctl prints with Go's ``fmt`` and ``encoding/json``, go-humanize and olekukonko/tablewriter;
-matching it byte for byte means matching their rules: ``%q`` quoting (:func:`quote`), JSON
-string escaping and ``[]byte`` as base64 (:func:`json_dumps`), protobuf structs as Go encodes
-them (:func:`pb_to_go`), ``humanize.Bytes`` (:func:`humanize_bytes`), ``time.Duration``
-(:func:`format_duration`, :func:`parse_duration`), ``text/tabwriter`` (:func:`tabwrite`) and
-the table renderer (:func:`render_table`).
+etcdctl prints with Go's ``encoding/json``, ``text/tabwriter`` and olekukonko/tablewriter;
+matching it byte for byte means matching their rules: JSON string escaping and ``[]byte`` as
+base64 (:func:`json_dumps`), protobuf structs as Go encodes them (:func:`pb_to_go`),
+``text/tabwriter`` (:func:`tabwrite`) and the table renderer (:func:`render_table`). Go's
+``strconv``, ``time.Duration`` and go-humanize rules, which the server shares, are in
+:mod:`minietcd.golang`.
 """
 
 from __future__ import annotations
 
 import base64
-import math
-import re
 from collections.abc import Sequence
 from typing import Any
 
 from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message
 
-# ---------------------------------------------------------------------------------- %q
-
-
-def quote(s: str | bytes) -> str:
-    """Go's ``strconv.Quote`` of a Go string (``%q``); ``bytes`` may hold invalid UTF-8."""
-    data = s.encode("utf-8", "surrogateescape") if isinstance(s, str) else bytes(s)
-    out = ['"']
-    i = 0
-    n = len(data)
-    while i < n:
-        ch, size = _decode_rune(data, i)
-        if ch is None:
-            out.append(f"\\x{data[i]:02x}")
-            i += 1
-            continue
-        i += size
-        c = chr(ch)
-        if c in ('"', "\\"):
-            out.append("\\" + c)
-        elif c.isprintable():
-            out.append(c)
-        elif c in _GO_ESCAPES:
-            out.append(_GO_ESCAPES[c])
-        elif ch < 0x20 or ch == 0x7F:
-            out.append(f"\\x{ch:02x}")
-        elif ch < 0x10000:
-            out.append(f"\\u{ch:04x}")
-        else:
-            out.append(f"\\U{ch:08x}")
-    out.append('"')
-    return "".join(out)
-
-
-_GO_ESCAPES = {"\a": "\\a", "\b": "\\b", "\f": "\\f", "\n": "\\n", "\r": "\\r", "\t": "\\t", "\v": "\\v"}
-
-
-def _decode_rune(data: bytes, i: int) -> tuple[int | None, int]:
-    """Decode one UTF-8 rune at ``data[i]`` the way Go does; (None, 1) for an invalid byte."""
-    b0 = data[i]
-    if b0 < 0x80:
-        return b0, 1
-    for size, lo in ((2, 0xC2), (3, 0xE0), (4, 0xF0)):
-        if (
-            (size == 2 and lo <= b0 < 0xE0)
-            or (size == 3 and 0xE0 <= b0 < 0xF0)
-            or (size == 4 and 0xF0 <= b0 < 0xF5)
-        ):
-            chunk = data[i : i + size]
-            if len(chunk) < size:
-                return None, 1
-            try:
-                return ord(chunk.decode("utf-8")), size
-            except UnicodeDecodeError:
-                return None, 1
-    return None, 1
+from minietcd.golang import decode_rune
 
 
 def go_string(b: bytes) -> str:
@@ -89,7 +33,7 @@ def _json_string(s: str | bytes) -> str:
     out = ['"']
     i = 0
     while i < len(data):
-        ch, size = _decode_rune(data, i)
+        ch, size = decode_rune(data, i)
         if ch is None:
             out.append("\\ufffd")
             i += 1
@@ -194,90 +138,6 @@ def pb_to_go(msg: Message) -> dict[str, Any]:
         else:
             out[f.name] = _value_to_go(f, v)
     return out
-
-
-# --------------------------------------------------------------------------- humanize
-
-
-def humanize_bytes(n: int) -> str:
-    """go-humanize's ``Bytes`` (SI units): 20480 -> "20 kB"."""
-    if n < 10:
-        return f"{n} B"
-    sizes = ["B", "kB", "MB", "GB", "TB", "PB", "EB"]
-    e = math.floor(math.log(n) / math.log(1000))
-    suffix = sizes[e]
-    val = math.floor(n / (1000**e) * 10 + 0.5) / 10
-    return f"{val:.1f} {suffix}" if val < 10 else f"{val:.0f} {suffix}"
-
-
-# --------------------------------------------------------------------------- durations
-
-_UNITS = {"ns": 1, "us": 1_000, "µs": 1_000, "μs": 1_000, "ms": 1_000_000, "s": 10**9, "m": 60 * 10**9,
-          "h": 3600 * 10**9}  # fmt: skip
-
-
-def parse_duration(text: str) -> float:
-    """Go's ``time.ParseDuration``, in seconds; ValueError with Go's message when invalid."""
-    orig, s = text, text
-    neg = False
-    if s[:1] in ("+", "-"):
-        neg, s = s[0] == "-", s[1:]
-    if s == "0":
-        return 0.0
-    if s == "":
-        raise ValueError(f"time: invalid duration {quote(orig)}")
-    total = 0.0
-    while s:
-        if not (s[0] == "." or s[0].isdigit()):
-            raise ValueError(f"time: invalid duration {quote(orig)}")
-        m = re.match(r"(\d*)(?:\.(\d*))?", s)
-        assert m is not None
-        whole, frac = m.group(1), m.group(2)
-        if not whole and not frac:
-            raise ValueError(f"time: invalid duration {quote(orig)}")
-        s = s[m.end() :]
-        u = re.match(r"[^.\d]*", s)
-        unit = u.group(0) if u else ""
-        if not unit:
-            raise ValueError(f"time: missing unit in duration {quote(orig)}")
-        if unit not in _UNITS:
-            raise ValueError(f"time: unknown unit {quote(unit)} in duration {quote(orig)}")
-        s = s[len(unit) :]
-        total += float(f"{whole or 0}.{frac or 0}") * _UNITS[unit]
-    return (-total if neg else total) / 1e9
-
-
-def format_duration(seconds: float) -> str:
-    """Go's ``time.Duration.String()`` for a duration given in seconds."""
-    ns = round(seconds * 1e9)
-    if ns == 0:
-        return "0s"
-    neg = ns < 0
-    u = abs(ns)
-    if u < 10**9:
-        if u < 1_000:
-            s = f"{u}ns"
-        elif u < 1_000_000:
-            s = _frac(u, 1_000) + "µs"
-        else:
-            s = _frac(u, 1_000_000) + "ms"
-    else:
-        h, rem = divmod(u, 3600 * 10**9)
-        m, rem = divmod(rem, 60 * 10**9)
-        s = _frac(rem, 10**9) + "s"
-        if h:
-            s = f"{h}h{m}m" + s
-        elif m:
-            s = f"{m}m" + s
-    return "-" + s if neg else s
-
-
-def _frac(v: int, unit: int) -> str:
-    whole, frac = divmod(v, unit)
-    if not frac:
-        return str(whole)
-    digits = len(str(unit)) - 1
-    return f"{whole}." + f"{frac:0{digits}d}".rstrip("0")
 
 
 # --------------------------------------------------------------------------- tabwriter

@@ -14,8 +14,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from minietcd.api.etcdserverpb import rpc_pb2
+from minietcd.golang import humanize_bytes, quote
 from minietcdctl.flags import Exit, ExitError
-from minietcdctl.gofmt import go_string, humanize_bytes, json_dumps, pb_to_go, quote, render_table
+from minietcdctl.gofmt import go_string, json_dumps, pb_to_go, render_table
 
 EXIT_BAD_FEATURE = 4
 FORMATS = ("simple", "fields", "json", "protobuf", "table")

@@ -39,14 +39,26 @@ from typing import Any, Final
 
 from minietcd import ETCD_API_VERSION, __version__
 from minietcd.errors import ConfigError
+from minietcd.golang import (
+    SYNTAX,
+    NumError,
+    atoi,
+    env_conflict_error,
+    env_invalid_value_error,
+    env_var_name,
+    parse_bool,
+    parse_duration_ns,
+    parse_int,
+    parse_uint,
+    quote,
+    quote_list,
+)
 from minietcd.server import ids
 from minietcd.server.urls import (
     URL,
     check_bind_urls,
     check_host_urls,
     detect_default_host,
-    go_quote,
-    go_quote_list,
     parse_urls,
     parse_urls_map,
     resolve_tcp_host,
@@ -365,8 +377,8 @@ class Config:
         """
         mode, text = self.auto_compaction_mode, self.auto_compaction_retention or "0"
         try:
-            hours = _go_atoi(text)
-        except ValueError:
+            hours = atoi(text)
+        except NumError:
             hours = -1
         ret_ns: int
         if hours >= 0:
@@ -377,7 +389,7 @@ class Config:
             ret_ns = hours * 3600 * 10**9 if mode == "periodic" else 0
         else:
             try:
-                ret_ns = _go_parse_duration(text)
+                ret_ns = parse_duration_ns(text)
             except ValueError as e:
                 raise ConfigError(f"error parsing CompactionRetention: {e}") from None
         if ret_ns == 0:
@@ -463,7 +475,7 @@ class Config:
         member_ids = self.initial_member_ids()
         if self.name not in member_ids:
             raise ConfigError(
-                f"couldn't find local name {go_quote(self.name)} in the initial cluster "
+                f"couldn't find local name {quote(self.name)} in the initial cluster "
                 "configuration"
             )
         return member_ids[self.name]
@@ -504,7 +516,7 @@ class Config:
     def _has_local_member(self, urls_map: Mapping[str, list[URL]]) -> None:
         if self.name not in urls_map:
             raise ConfigError(
-                f"couldn't find local name {go_quote(self.name)} in the initial cluster "
+                f"couldn't find local name {quote(self.name)} in the initial cluster "
                 "configuration"
             )
 
@@ -551,7 +563,7 @@ def _urls_equal(
     """netutil.URLStringsEqual: equal as strings, else equal after resolving DNS names."""
     if len(a) != len(b):
         return False, (
-            f"len({go_quote_list(str(u) for u in a)}) != len({go_quote_list(str(u) for u in b)})"
+            f"len({quote_list(str(u) for u in a)}) != len({quote_list(str(u) for u in b)})"
         )
     if [str(u) for u in a] == [str(u) for u in b]:
         return True, ""
@@ -562,7 +574,7 @@ def _urls_equal(
         return False, str(e)
     for x, y in zip(ra, rb, strict=True):
         if str(x) != str(y):
-            return False, f"resolved urls: {go_quote(str(x))} != {go_quote(str(y))}"
+            return False, f"resolved urls: {quote(str(x))} != {quote(str(y))}"
     return True, ""
 
 
@@ -572,7 +584,7 @@ def _resolve_all(urls: Iterable[URL], resolver: Callable[[str, str], str]) -> li
         try:
             out.append(resolve_url(u, resolver))
         except ConfigError as e:
-            raise ConfigError(f"failed to resolve {go_quote(str(u))} ({e})") from None
+            raise ConfigError(f"failed to resolve {quote(str(u))} ({e})") from None
     return out
 
 
@@ -645,7 +657,7 @@ class FlagSpec:
 
     @property
     def env_var(self) -> str:
-        return _flag_to_env(self.name)
+        return env_var_name("ETCD", self.name)
 
 
 def _f(
@@ -945,174 +957,16 @@ class _SetError(Exception):
     """A flag.Value.Set failure; the text is what Go's flag package appends after ': '."""
 
 
-def _flag_to_env(name: str) -> str:
-    return "ETCD_" + name.replace("-", "_").upper()
-
-
-def _underscore_ok(s: str) -> bool:
-    """Go strconv.underscoreOK: underscores only between digits, after a base prefix."""
-    saw = "^"
-    i = 0
-    if s[:1] in ("+", "-"):
-        s = s[1:]
-    hexa = False
-    if len(s) >= 2 and s[0] == "0" and s[1].lower() in "box":
-        i = 2
-        saw = "0"
-        hexa = s[1].lower() == "x"
-    while i < len(s):
-        c = s[i]
-        if ("0" <= c <= "9") or (hexa and c.lower() in "abcdef"):
-            saw = "0"
-        elif c == "_":
-            if saw != "0":
-                return False
-            saw = "_"
-        else:
-            if saw == "_":
-                return False
-            saw = "!"
-        i += 1
-    return saw != "_"
-
-
-def _go_parse_uint(s: str, bits: int) -> int:
-    """strconv.ParseUint(s, 0, bits). Raises ValueError("syntax") or ValueError("range")."""
-    s0 = s
-    if s == "":
-        raise ValueError("syntax")
-    base = 10
-    if s[0] == "0":
-        if len(s) >= 3 and s[1].lower() == "b":
-            base, s = 2, s[2:]
-        elif len(s) >= 3 and s[1].lower() == "o":
-            base, s = 8, s[2:]
-        elif len(s) >= 3 and s[1].lower() == "x":
-            base, s = 16, s[2:]
-        else:
-            base, s = 8, s[1:]
-    limit = (1 << bits) - 1
-    n = 0
-    underscores = False
-    for c in s:
-        if c == "_":
-            underscores = True
-            continue
-        try:
-            d = int(c, 36) if c.isascii() and c.isalnum() else 99
-        except ValueError:
-            d = 99
-        if d >= base:
-            raise ValueError("syntax")
-        n = n * base + d
-        if n > limit:
-            raise ValueError("range")
-    if underscores and not _underscore_ok(s0):
-        raise ValueError("syntax")
-    return n
-
-
-def _go_parse_int(s: str, bits: int) -> int:
-    """strconv.ParseInt(s, 0, bits)."""
-    if s == "":
-        raise ValueError("syntax")
-    neg = False
-    body = s
-    if s[0] in "+-":
-        neg = s[0] == "-"
-        body = s[1:]
-    un = _go_parse_uint(body, bits)  # may raise range for huge magnitudes, as Go does
-    cutoff = 1 << (bits - 1)
-    if (not neg and un >= cutoff) or (neg and un > cutoff):
-        raise ValueError("range")
-    return -un if neg else un
-
-
-def _go_atoi(s: str) -> int:
-    """strconv.Atoi: base 10 only, optional sign, no underscores."""
-    body = s[1:] if s[:1] in ("+", "-") else s
-    if body == "" or not all("0" <= c <= "9" for c in body):
-        raise ValueError(f'strconv.Atoi: parsing {go_quote(s)}: invalid syntax')
-    return int(s)
-
-
-_UNITS_NS: Final = {
-    "ns": 1,
-    "us": 1000,
-    "\u00b5s": 1000,  # micro sign
-    "\u03bcs": 1000,  # Greek mu
-    "ms": 10**6,
-    "s": 10**9,
-    "m": 60 * 10**9,
-    "h": 3600 * 10**9,
-}
-
-
-def _go_parse_duration(text: str) -> int:
-    """time.ParseDuration, in nanoseconds. ValueError carries Go's message."""
-
-    def invalid() -> ValueError:
-        return ValueError(f"time: invalid duration {go_quote(text)}")
-
-    s = text
-    neg = False
-    if s and s[0] in "+-":
-        neg = s[0] == "-"
-        s = s[1:]
-    if s == "0":
-        return 0
-    if s == "":
-        raise invalid()
-    total = 0
-    while s:
-        if not (s[0] == "." or "0" <= s[0] <= "9"):
-            raise invalid()
-        i = 0
-        while i < len(s) and "0" <= s[i] <= "9":
-            i += 1
-        pre = i > 0
-        whole = int(s[:i]) if pre else 0
-        s = s[i:]
-        frac, scale, post = 0, 1, False
-        if s.startswith("."):
-            s = s[1:]
-            j = 0
-            while j < len(s) and "0" <= s[j] <= "9":
-                j += 1
-            post = j > 0
-            if post:
-                frac, scale = int(s[:j]), 10**j
-            s = s[j:]
-        if not pre and not post:
-            raise invalid()
-        k = 0
-        while k < len(s) and not (s[k] == "." or "0" <= s[k] <= "9"):
-            k += 1
-        if k == 0:
-            raise ValueError(f"time: missing unit in duration {go_quote(text)}")
-        unit_text, s = s[:k], s[k:]
-        unit = _UNITS_NS.get(unit_text)
-        if unit is None:
-            raise ValueError(f"time: unknown unit {go_quote(unit_text)} in duration {go_quote(text)}")
-        value = whole * unit + (int(frac * (unit / scale)) if frac else 0)
-        total += value
-        if total > 1 << 63:
-            raise invalid()
-    if not neg and total > (1 << 63) - 1:
-        raise invalid()
-    return -total if neg else total
-
-
 def _ns_to_td(ns: int) -> timedelta:
     return timedelta(microseconds=ns // 1000)
 
 
 def _go_parse_bool(s: str) -> bool:
-    if s in ("1", "t", "T", "TRUE", "true", "True"):
-        return True
-    if s in ("0", "f", "F", "FALSE", "false", "False"):
-        return False
-    raise _SetError("parse error")
+    """Go's flag package reports every strconv.ParseBool failure as "parse error"."""
+    try:
+        return parse_bool(s)
+    except NumError:
+        raise _SetError("parse error") from None
 
 
 _INT_BITS: Final = {
@@ -1133,19 +987,18 @@ def _convert(spec: FlagSpec, raw: str, current: Any) -> Any:
     if kind in _INT_BITS:
         signed, bits = _INT_BITS[kind]
         try:
-            return _go_parse_int(raw, bits) if signed else _go_parse_uint(raw, bits)
-        except ValueError as e:
+            return parse_int(raw, 0, bits) if signed else parse_uint(raw, 0, bits)
+        except NumError as e:
             # Go's flag package reduces strconv errors to these two texts.
-            raise _SetError("parse error" if str(e) == "syntax" else "value out of range") from None
+            raise _SetError("parse error" if e.err == SYNTAX else "value out of range") from None
     if kind is Kind.UINT32:
         try:
-            return _go_parse_uint(raw, 32)
-        except ValueError as e:
-            why = "invalid syntax" if str(e) == "syntax" else "value out of range"
-            raise _SetError(f"strconv.ParseUint: parsing {go_quote(raw)}: {why}") from None
+            return parse_uint(raw, 0, 32)
+        except NumError as e:  # pkg/flags' uint32Value shows strconv's own text
+            raise _SetError(str(e)) from None
     if kind is Kind.DURATION:
         try:
-            return _ns_to_td(_go_parse_duration(raw))
+            return _ns_to_td(parse_duration_ns(raw))
         except ValueError:
             raise _SetError("parse error") from None
     if kind is Kind.URLS:
@@ -1239,7 +1092,7 @@ def _parse_go_flags(argv: Sequence[str], st: _Parse) -> tuple[bool, list[str]]:
                 st.apply(spec, value if has_value else "true")
             except _SetError as e:
                 raise UsageError(
-                    f"invalid boolean value {go_quote(value)} for -{name}: {e}"
+                    f"invalid boolean value {quote(value)} for -{name}: {e}"
                 ) from None
         else:
             if not has_value and args:
@@ -1249,14 +1102,14 @@ def _parse_go_flags(argv: Sequence[str], st: _Parse) -> tuple[bool, list[str]]:
             try:
                 st.apply(spec, value)
             except _SetError as e:
-                raise UsageError(f"invalid value {go_quote(value)} for flag -{name}: {e}") from None
+                raise UsageError(f"invalid value {quote(value)} for flag -{name}: {e}") from None
         st.mark(name)
     return False, args
 
 
 def _apply_env(env: Mapping[str, str], st: _Parse) -> None:
     """pkg/flags.SetFlagsFromEnv: ETCD_<FLAG> sets each flag the command line left alone."""
-    on_cmdline = {_flag_to_env(n) for n in st.explicit}
+    on_cmdline = {env_var_name("ETCD", n) for n in st.explicit}
     used: set[str] = set()
     last_error: str | None = None
     for spec in sorted(FLAGS, key=lambda s: s.name):  # Go's VisitAll order
@@ -1276,7 +1129,7 @@ def _apply_env(env: Mapping[str, str], st: _Parse) -> None:
             else:
                 st.apply(spec, raw)
         except _SetError as e:
-            last_error = f"invalid value {go_quote(raw)} for {key}: {e}"
+            last_error = env_invalid_value_error(raw, key, e)
         st.env_used.append((key, raw))
         st.notices.append(f"recognized and used environment variable {key}={raw}")
         st.mark(spec.name)
@@ -1284,10 +1137,7 @@ def _apply_env(env: Mapping[str, str], st: _Parse) -> None:
         if key in used:
             continue
         if key in on_cmdline:
-            raise ConfigError(
-                f"conflicting environment variable {go_quote(key)} is shadowed by corresponding "
-                "command-line flag (either unset environment variable or disable flag)"
-            )
+            raise ConfigError(env_conflict_error(key))
         if key.startswith("ETCD_"):
             st.warnings.append(f"unrecognized environment variable {key}={raw}")
     if last_error is not None:
@@ -1320,7 +1170,7 @@ def parse_config(
     if config_file:
         st = _load_config_file(config_file)
         st.notices.append(
-            f"Loading server configuration from {go_quote(config_file)}. Other configuration "
+            f"Loading server configuration from {quote(config_file)}. Other configuration "
             "command line flags and environment variables will be ignored if provided."
         )
     else:
@@ -1373,9 +1223,9 @@ def _validate(st: _Parse) -> None:
             check_host_urls(v[name])
         except ConfigError as e:
             addrs = ",".join(str(u) for u in v[name])
-            raise ConfigError(f'--{name} {go_quote(addrs)} must be "host:port" ({e})') from None
+            raise ConfigError(f'--{name} {quote(addrs)} must be "host:port" ({e})') from None
     if v["initial-cluster-state"] not in (CLUSTER_STATE_NEW, CLUSTER_STATE_EXISTING):
-        raise ConfigError(f"unexpected clusterState {go_quote(v['initial-cluster-state'])}")
+        raise ConfigError(f"unexpected clusterState {quote(v['initial-cluster-state'])}")
     if sum(1 for n in ("discovery", "initial-cluster", "discovery-srv", "discovery-endpoints") if v[n]) > 1:
         raise ConfigError(ERR_CONFLICT_BOOTSTRAP)
     _validate_v3_discovery(v)
@@ -1397,7 +1247,7 @@ def _validate(st: _Parse) -> None:
     if not v["advertise-client-urls"]:
         raise ConfigError(ERR_UNSET_ADVERTISE_CLIENT_URLS)
     if v["auto-compaction-mode"] not in ("", "periodic", "revision"):
-        raise ConfigError(f"unknown auto-compaction-mode {go_quote(v['auto-compaction-mode'])}")
+        raise ConfigError(f"unknown auto-compaction-mode {quote(v['auto-compaction-mode'])}")
     checkpoint = v["experimental-enable-lease-checkpoint"]
     persist = v["experimental-enable-lease-checkpoint-persist"]
     if checkpoint and not persist:
@@ -1429,7 +1279,7 @@ def _validate_v3_discovery(v: Mapping[str, Any]) -> None:
 def _check_level(level: str) -> None:
     if level not in LOG_LEVELS:
         # etcd panics with exactly this text (logutil.ConvertTo*LogLevel).
-        raise ConfigError(f"unknown level {go_quote(level)}")
+        raise ConfigError(f"unknown level {quote(level)}")
 
 
 def _setup_logging(st: _Parse) -> None:
@@ -1449,12 +1299,12 @@ def _setup_logging(st: _Parse) -> None:
             raise ConfigError("either '--log-output' or '--log-outputs' flag must be set")
         if old == new and old[0] != LOG_OUTPUT_DEFAULT:
             raise ConfigError(
-                f"'--log-output={go_quote_list(old)}' and '--log-outputs={go_quote_list(new)}' "
+                f"'--log-output={quote_list(old)}' and '--log-outputs={quote_list(new)}' "
                 "are incompatible; only set --log-outputs"
             )
         if old != (LOG_OUTPUT_DEFAULT,):
             st.warnings.append(
-                f"[WARNING] Deprecated '--log-output' flag is set to {go_quote_list(old)}; "
+                f"[WARNING] Deprecated '--log-output' flag is set to {quote_list(old)}; "
                 "Please use '--log-outputs' flag"
             )
     if v["debug"]:
@@ -1479,11 +1329,11 @@ def _setup_logging(st: _Parse) -> None:
         if len(outputs) != 1:
             raise ConfigError(
                 "--logger=capnslog supports only 1 value in '--log-outputs', got "
-                f"{go_quote_list(outputs)}"
+                f"{quote_list(outputs)}"
             )
         if outputs[0] not in (LOG_OUTPUT_DEFAULT, "stderr", "stdout"):
             raise ConfigError(
-                f"unknown log-output {go_quote(outputs[0])} (only supports "
+                f"unknown log-output {quote(outputs[0])} (only supports "
                 f'"{LOG_OUTPUT_DEFAULT}", "stderr", "stdout")'
             )
     elif logger == "zap":
@@ -1494,12 +1344,12 @@ def _setup_logging(st: _Parse) -> None:
         if LOG_OUTPUT_JOURNAL in outputs and len(outputs) > 1:
             raise ConfigError(
                 f"running with systemd/journal but other '--log-outputs' values "
-                f"({go_quote_list(outputs)}) are configured with 'default'; override 'default' "
+                f"({quote_list(outputs)}) are configured with 'default'; override 'default' "
                 "value with something else"
             )
         _check_level(v["log-level"])
     else:
-        raise ConfigError(f"unknown logger option {go_quote(logger)}")
+        raise ConfigError(f"unknown logger option {quote(logger)}")
 
 
 def _update_default_cluster_from_name(
@@ -1533,7 +1383,7 @@ def _update_default_cluster_from_name(
     rename_cluster()
     if fix_client:
         v["advertise-client-urls"] = (URL("http", f"{host}:{_port_text(lc)}"),)
-    st.notices.append(f"advertising using detected default host {go_quote(host)}")
+    st.notices.append(f"advertising using detected default host {quote(host)}")
 
 
 def _port_text(u: URL) -> str:

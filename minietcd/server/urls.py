@@ -18,14 +18,13 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 from minietcd.errors import ConfigError
+from minietcd.golang import quote
 
 __all__ = [
     "URL",
     "check_bind_urls",
     "check_host_urls",
     "detect_default_host",
-    "go_quote",
-    "go_quote_list",
     "parse_url",
     "parse_urls",
     "parse_urls_map",
@@ -84,31 +83,6 @@ class URL:
     @property
     def is_tls(self) -> bool:
         return self.scheme in ("https", "unixs")
-
-
-def go_quote(s: str) -> str:
-    """Go's ``%q`` / ``strconv.Quote`` for the strings that appear in etcd's messages."""
-    out = ['"']
-    for ch in s:
-        if ch in ('"', "\\"):
-            out.append("\\" + ch)
-        elif ch == "\n":
-            out.append("\\n")
-        elif ch == "\t":
-            out.append("\\t")
-        elif ch == "\r":
-            out.append("\\r")
-        elif ord(ch) < 0x20 or ord(ch) == 0x7F:
-            out.append(f"\\x{ord(ch):02x}")
-        else:
-            out.append(ch)
-    out.append('"')
-    return "".join(out)
-
-
-def go_quote_list(items: Iterable[str]) -> str:
-    """Go's ``%q`` of a ``[]string``: ``["a" "b"]``."""
-    return "[" + " ".join(go_quote(i) for i in items) + "]"
 
 
 def split_host_port(hostport: str) -> tuple[str, str]:
@@ -183,13 +157,13 @@ def _parse_authority_host(host: str) -> str:
             raise ConfigError("missing ']' in host")
         colon_port = host[end + 1 :]
         if not _valid_optional_port(colon_port):
-            raise ConfigError(f"invalid port {go_quote(colon_port)} after host")
+            raise ConfigError(f"invalid port {quote(colon_port)} after host")
         return host
     i = host.rfind(":")
     if i >= 0:
         colon_port = host[i:]
         if not _valid_optional_port(colon_port):
-            raise ConfigError(f"invalid port {go_quote(colon_port)} after host")
+            raise ConfigError(f"invalid port {quote(colon_port)} after host")
     return host
 
 
@@ -201,7 +175,7 @@ def _go_url_parse(raw: str) -> tuple[str, str | None, str, str, bool, str | None
     """
 
     def fail(why: str) -> ConfigError:
-        return ConfigError(f"parse {go_quote(raw)}: {why}")
+        return ConfigError(f"parse {quote(raw)}: {why}")
 
     rest, sep, frag = raw.partition("#")
     fragment = frag if sep else None

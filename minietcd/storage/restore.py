@@ -41,6 +41,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from minietcd.errors import ConfigError, MvccSnapshotError, SnapshotFileError
+from minietcd.golang import quote
 from minietcd.lease import snapshot as lease_snapshot
 from minietcd.mvcc.boltdb import (
     BoltFormatError,
@@ -54,7 +55,7 @@ from minietcd.server.apply import StateMachine
 from minietcd.server.bootstrap import _metadata as wal_metadata
 from minietcd.server.config import Config
 from minietcd.server.membership import Member
-from minietcd.server.urls import go_quote, parse_urls, parse_urls_map
+from minietcd.server.urls import parse_urls, parse_urls_map
 from minietcd.storage.raft_storage import DiskStorage
 
 #: etcd's snapshot files carry a SHA-256 when their size is 32 more than a multiple of 512.
@@ -172,10 +173,10 @@ def restore(cfg: RestoreConfig, log: Logger = zap_info) -> Restored:
 
     data_dir = cfg.data_dir or f"{cfg.name}.etcd"
     if os.path.exists(data_dir):
-        raise ConfigError(f"data-dir {go_quote(data_dir)} exists")
+        raise ConfigError(f"data-dir {quote(data_dir)} exists")
     wdir = cfg.wal_dir or os.path.join(data_dir, "member", "wal")
     if cfg.wal_dir and os.path.exists(cfg.wal_dir):
-        raise ConfigError(f"wal-dir {go_quote(cfg.wal_dir)} exists")
+        raise ConfigError(f"wal-dir {quote(cfg.wal_dir)} exists")
     snap_dir = os.path.join(data_dir, "member", "snap")
     where = {"path": cfg.snapshot_path, "wal-dir": wdir, "data-dir": data_dir, "snap-dir": snap_dir}
     log("snapshot/v3_snapshot.go:296", "restoring snapshot", **where)

@@ -17,17 +17,9 @@ from minietcd.client import (
 )
 from minietcd.client._connection import Endpoint
 from minietcd.client.errors import error_message, from_rpc_error, never_sent
+from minietcd.golang import format_duration, humanize_bytes, parse_duration, quote
 from minietcdctl.flags import Command, Flag, FlagError, UnknownCommand, find_command, parse_flags
-from minietcdctl.gofmt import (
-    format_duration,
-    humanize_bytes,
-    json_dumps,
-    parse_duration,
-    pb_to_go,
-    quote,
-    render_table,
-    tabwrite,
-)
+from minietcdctl.gofmt import json_dumps, pb_to_go, render_table, tabwrite
 
 
 def rpc_error(code: grpc.StatusCode, details: str) -> grpc.aio.AioRpcError:
