@@ -1,6 +1,6 @@
 """snapshot save / status / restore, alarm list / disarm, defrag (etcdctl's
 snapshot/alarm/defrag_command.go). ``snapshot status`` and ``restore`` work offline on a file;
-``restore`` writes a minietcd data dir (see :mod:`minietcd.storage.restore`)."""
+``restore`` writes a minietcd data dir (see :mod:`minietcd.etcdutl.restore`)."""
 
 from __future__ import annotations
 
@@ -9,9 +9,8 @@ import sys
 
 from minietcd.client.errors import error_message
 from minietcd.errors import ConfigError, SnapshotFileError
+from minietcd.etcdutl import RestoreConfig, SnapshotStatus, restore, snapshot_file_status
 from minietcd.golang import humanize_bytes
-from minietcd.mvcc.boltdb import SnapshotStatus
-from minietcd.storage.restore import RestoreConfig, restore, snapshot_file_status
 from minietcdctl.cmd_cluster import endpoints_from_cluster
 from minietcdctl.common import EXIT_BAD_ARGS, EXIT_BAD_FEATURE, EXIT_ERROR, EXIT_INTERRUPTED, Ctl
 from minietcdctl.flags import Command, Exit, ExitError, Flag, Invocation

@@ -1,4 +1,4 @@
-"""minietcd.storage.restore without processes: the data dir a restore writes is what a restarted
+"""minietcd.etcdutl.restore without processes: the data dir a restore writes is what a restarted
 member loads (snapshot at index N covering the ADD_NODE entries, the hard state, the state
 machine with the file's history, compaction and leases, the new membership), and the errors are
 etcdctl's. The end-to-end comparison with etcdctl is tests/cluster/test_snapshot_restore.py."""
@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 
 from minietcd.errors import ConfigError, SnapshotFileError
+from minietcd.etcdutl.restore import RestoreConfig, restore, snapshot_file_status
 from minietcd.mvcc import KVStore
 from minietcd.mvcc.boltdb import BoltLease, append_sha256, write_bolt_snapshot
 from minietcd.server.apply import StateMachine
 from minietcd.storage.raft_storage import DiskStorage
-from minietcd.storage.restore import RestoreConfig, restore, snapshot_file_status
 
 CLUSTER = "n1=http://127.0.0.1:2380,n2=http://127.0.0.1:2381,n3=http://127.0.0.1:2382"
 OLD_MEMBER = {"id": 0x8E9E05C52164694D, "name": "old", "peerURLs": ["http://old:2380"], "clientURLs": []}
