@@ -31,10 +31,10 @@ from typing import TypeVar
 
 from minietcd.errors import LabError
 from minietcd.lab import backend, probe, processes
+from minietcd.lab.ids import member_id
 from minietcd.lab.links import ROUTES_ENV, Links
 from minietcd.lab.state import HOST, LabState, MemberState
 from minietcd.lab.toxiproxy import ToxiproxyHandle, start_toxiproxy
-from minietcd.server.ids import member_id
 
 MAX_SIZE = 9
 LAB_DIR_ENV = "MINIETCD_LAB_DIR"

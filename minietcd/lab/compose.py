@@ -46,9 +46,9 @@ from typing import Any
 from minietcd.errors import LabError
 from minietcd.lab import backend, compose_file, probe
 from minietcd.lab.cluster import ClusterSpec
+from minietcd.lab.ids import member_id
 from minietcd.lab.links import Links
 from minietcd.lab.state import HOST, LabState, LinkState, MemberState
-from minietcd.server.ids import member_id
 
 COMPOSE_ENV = "MINIETCD_COMPOSE"
 IMAGE_ENV = "MINIETCD_IMAGE"
