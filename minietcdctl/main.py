@@ -109,7 +109,9 @@ def build_root() -> Command:
             stub.short = short
             group.add(stub)
         root.add(group)
-    root.find_child("check").add(*cmd_check.commands())  # type: ignore[union-attr]
+    check = root.find_child("check")
+    assert check is not None  # registered just above
+    check.add(*cmd_check.commands())
     root.add(*cmd_bench.commands())
     root.add(*cmd_mirror.commands())
     root.add(_named(_unsupported("migrate"), "Migrates keys in a v2 store to a mvcc store"))

@@ -16,7 +16,7 @@ import sys
 from collections.abc import Callable, Sequence
 from functools import wraps
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import click
 from rich.console import Console
@@ -41,7 +41,7 @@ def _lab_errors(fn: F) -> F:
         except LabError as e:
             raise click.ClickException(str(e)) from None
 
-    return wrapper  # type: ignore[return-value]
+    return cast(F, wrapper)  # functools.wraps keeps fn's signature
 
 
 COMPOSE_SUBDIR = "compose"

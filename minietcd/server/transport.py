@@ -552,7 +552,7 @@ async def fetch_cluster_members(
 
 
 def _stub(channel: Any) -> Any:
-    return RaftPeerStub(channel)  # type: ignore[no-untyped-call]
+    return RaftPeerStub(channel)
 
 
 def _lab_route(url: str) -> str:

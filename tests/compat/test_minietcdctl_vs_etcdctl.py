@@ -88,7 +88,7 @@ class Step:
 
 
 def each_format(args: str, formats: tuple[str, ...] = FORMATS, **kw: object) -> list[Step]:
-    return [Step(f"{args} -w {fmt}", **kw) for fmt in formats]  # type: ignore[arg-type]
+    return [Step(f"{args} -w {fmt}", **kw) for fmt in formats]  # type: ignore[arg-type]  # Step's fields
 
 
 SCRIPT: list[Step] = [

@@ -101,7 +101,7 @@ def test_decoded_entries_are_ordinary_frozen_entries(e: Entry) -> None:
     assert got == e and hash(got) == hash(e)
     assert type(got) is Entry and type(got.type) is EntryType and type(got.data) is bytes
     with pytest.raises(dataclasses.FrozenInstanceError):
-        got.term = 1  # type: ignore[misc]
+        got.term = 1  # type: ignore[misc]  # frozen: the assignment must fail
 
 
 @given(messages)
@@ -175,9 +175,9 @@ def test_malformed_bytes_are_decode_errors(garbage: bytes) -> None:
 
 def test_unsupported_types_are_type_errors() -> None:
     with pytest.raises(TypeError, match="str"):
-        codec.to_pb("nope")  # type: ignore[call-overload]
+        codec.to_pb("nope")  # type: ignore[call-overload]  # a wrong type on purpose
     with pytest.raises(TypeError, match="MessageBatch"):
-        codec.from_pb(raft_pb2.MessageBatch())  # type: ignore[call-overload]
+        codec.from_pb(raft_pb2.MessageBatch())  # type: ignore[call-overload]  # a wrong type on purpose
 
 
 # --- the proto mirrors raft.types ---------------------------------------------------------

@@ -26,7 +26,7 @@ def supported_for_learner(request: object) -> bool:
     return isinstance(request, rpc_pb2.RangeRequest) and request.serializable
 
 
-class EtcdInterceptor(grpc.aio.ServerInterceptor):
+class EtcdInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]  # grpc has no type hints: the base is Any
     def __init__(self, server: EtcdServer) -> None:
         self.s = server
 

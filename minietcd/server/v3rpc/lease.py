@@ -142,4 +142,4 @@ class LeaseService(rpc_pb2_grpc.LeaseServicer):
             if ch is not None:  # a pinned certificate may be stale: redial with a fresh one
                 await ch.close(grace=None)
             ch = self._channels[url] = new
-        return rpc_pb2_grpc.LeaseStub(ch)  # type: ignore[no-untyped-call]
+        return rpc_pb2_grpc.LeaseStub(ch)

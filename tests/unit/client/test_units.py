@@ -76,7 +76,7 @@ def test_compare_and_txn_building() -> None:
         Compare.version("k", "==>", 1)
     assert Op.put("a", "b").is_write and not Op.get("a").is_write
     assert Op.txn(success=[Op.delete("x")]).is_write
-    t = Txn(None, None).if_(Compare.create("k", "=", 0)).then(Op.put("k", "v"))  # type: ignore[arg-type]
+    t = Txn(None, None).if_(Compare.create("k", "=", 0)).then(Op.put("k", "v"))  # type: ignore[arg-type]  # building a Txn needs no connection
     assert t.is_write and len(t.request.compare) == 1
     with pytest.raises(ValueError):
         t.if_()

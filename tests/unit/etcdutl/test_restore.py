@@ -41,7 +41,7 @@ def _cfg(snap: Path, data_dir: Path, name: str = "n2", **kw: object) -> RestoreC
     port = {"n1": 2380, "n2": 2381, "n3": 2382}.get(name, 2380)
     return RestoreConfig(
         str(snap), name=name, data_dir=str(data_dir), peer_urls=f"http://127.0.0.1:{port}",
-        initial_cluster=CLUSTER, initial_cluster_token="tok", **kw,  # type: ignore[arg-type]
+        initial_cluster=CLUSTER, initial_cluster_token="tok", **kw,  # type: ignore[arg-type]  # RestoreConfig's fields
     )  # fmt: skip
 
 
@@ -68,7 +68,7 @@ def test_restored_data_dir_is_what_a_member_restarts_from(tmp_path: Path) -> Non
     sm.restore(raft_snap.data)
     assert sm.applied_index == 3
     assert (sm.kv.current_revision, sm.kv.compact_revision) == (5, 3)
-    assert sm.kv.get(b"a") is not None and sm.kv.get(b"a").value == b"3"  # type: ignore[union-attr]
+    assert sm.kv.get(b"a") is not None and sm.kv.get(b"a").value == b"3"  # type: ignore[union-attr]  # not None, checked first
     lease = sm.lessor.lookup(0x1234)
     assert lease is not None and lease.ttl == 600 and sm.lessor.snapshot()
     assert sm.kv.leased_keys() == [(b"leased", 0x1234)]

@@ -38,7 +38,7 @@ def test_raft_status_in_etcds_shape() -> None:
         applied=8,
         last_index=9,
         lead_transferee=0,
-        conf_state=ConfState(voters=[0xABC, 0x12]),
+        conf_state=ConfState(voters=(0xABC, 0x12)),
         progress={
             0xABC: ProgressView(9, 10, ProgressState.REPLICATE, False, True),
             0x12: ProgressView(0, 3, ProgressState.PROBE, False, False),
@@ -74,7 +74,7 @@ async def test_an_open_event_stream_does_not_hold_up_shutdown() -> None:
     server = SimpleNamespace(
         node=SimpleNamespace(events=events), sm=SimpleNamespace(kv=SimpleNamespace(size_bytes=lambda: 0))
     )
-    runner = web.AppRunner(make_app(server), access_log=None)  # type: ignore[arg-type]
+    runner = web.AppRunner(make_app(server), access_log=None)  # type: ignore[arg-type]  # a stand-in server with what make_app reads
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()

@@ -171,7 +171,7 @@ class FakePeer(raft_pb2_grpc.RaftPeerServicer):
 async def fake_peer(member_id: int) -> AsyncIterator[tuple[FakePeer, str]]:
     servicer = FakePeer(member_id)
     server = grpc.aio.server()
-    raft_pb2_grpc.add_RaftPeerServicer_to_server(servicer, server)  # type: ignore[no-untyped-call]
+    raft_pb2_grpc.add_RaftPeerServicer_to_server(servicer, server)
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
     try:
@@ -191,7 +191,7 @@ async def raw_channel(node: Node) -> AsyncIterator[grpc.aio.Channel]:
 
 
 def stub_for(channel: grpc.aio.Channel) -> Any:
-    return raft_pb2_grpc.RaftPeerStub(channel)  # type: ignore[no-untyped-call]
+    return raft_pb2_grpc.RaftPeerStub(channel)
 
 
 def raw_stream(channel: grpc.aio.Channel, method: str) -> Any:
