@@ -113,8 +113,7 @@ class ParseState:
 
 
 def flag_defaults() -> dict[str, Any]:
-    values = {
-        s.name: DEFAULTS[s.attr] for s in FLAGS if s.kind is not Kind.IGNORED
-    }
+    """Every flag's value, by flag name, before the command line or environment sets any."""
+    values = {s.name: DEFAULTS[s.attr] for s in FLAGS if s.kind is not Kind.IGNORED}
     values["data-dir"] = ""  # etcd's flag default; "<name>.etcd" is filled in after parsing
     return values
