@@ -46,7 +46,7 @@ from minietcd.errors import ConfigError
 from minietcd.server import ids
 from minietcd.server.discovery import DiscoveryError
 from minietcd.server.logsetup import NOTICE
-from minietcd.server.urls import parse_urls_map
+from minietcd.server.urls import go_quote, parse_urls_map
 from minietcd.wire.v2keys import V2Error, V2Node, V2Response, parse_error, parse_response
 
 __all__ = [
@@ -311,7 +311,7 @@ def _etcdmain_lines(reason: str, name: str, durl: str, data_dir: str) -> list[tu
     """What etcdmain logs for a failed discovery (etcdmain/etcd.go startEtcdOrProxyV2)."""
     if reason == ERR_DUPLICATE_ID:
         return [
-            (logging.ERROR, f"member {name!r} has previously registered with discovery service token ({durl})."),  # noqa: E501
+            (logging.ERROR, f"member {go_quote(name)} has previously registered with discovery service token ({durl})."),  # noqa: E501
             (logging.ERROR, f"But etcd could not find valid cluster configuration in the given data dir ({data_dir})."),  # noqa: E501
             (logging.INFO, "Please check the given data dir path if the previous bootstrap succeeded"),
             (logging.INFO, "or use a new discovery token if the previous bootstrap failed."),
