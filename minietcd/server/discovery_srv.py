@@ -12,7 +12,8 @@ the optional ``--discovery-srv-name`` suffix S:
   must be in it ("cannot find local etcd member ... in SRV records");
 - clients (``etcdctl --discovery-srv``, ``minietcdctl --discovery-srv``):
   ``_etcd-client-ssl[-S]._tcp.D`` (``https://``) then ``_etcd-client[-S]._tcp.D``
-  (``http://``), the targets as written (trailing dot kept, as etcd's client keeps it).
+  (``http://``), the targets as written (trailing dot kept, as etcd's client keeps it), or,
+  with ``MINIETCD_DNS_SERVER``, the addresses that server gives for them.
 
 Lookups go to the system's resolver (``/etc/resolv.conf``) unless ``MINIETCD_DNS_SERVER`` names
 one or more DNS servers (``127.0.0.1:5353``, ``[::1]:53``, comma-separated): then SRV queries,
@@ -283,8 +284,13 @@ def client_endpoints(
             errors.append(str(e))
             continue
         for r in records:
-            host = f"[{r.target}]" if ":" in r.target else r.target
-            urls.append(f"{scheme}://{host}:{r.port}")
+            if resolver.override:
+                # Dial the address the override server gives: the system resolver behind gRPC
+                # may not know the name (the TLS server name is the domain, as etcdctl's).
+                hostport = resolver.resolve_tcp(r.target, str(r.port))
+            else:
+                hostport = f"[{r.target}]:{r.port}" if ":" in r.target else f"{r.target}:{r.port}"
+            urls.append(f"{scheme}://{hostport}")
     if len(errors) == 2:
         raise SRVLookupError(f"dns lookup errors: {errors[0]} and {errors[1]}")
     if insecure:
