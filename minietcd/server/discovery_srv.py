@@ -263,7 +263,7 @@ def initial_cluster_from_srv(
         log.log(NOTICE, "embed: got bootstrap from DNS for etcd-server at %s", s)
     if not any(s.partition("=")[0] == name for s in names):
         raise ConfigError(
-            f"error setting up initial cluster: cannot find local etcd member {name!r} in SRV records"
+            f"error setting up initial cluster: cannot find local etcd member {go_quote(name)} in SRV records"
         )
     return ",".join(names)
 
