@@ -136,7 +136,8 @@ def etcd_discovery_io(tmp_path: Path) -> Iterator[str]:
 @pytest.mark.compat
 def test_seed_002_discovery_through_etcd_discovery_io(etcd_discovery_io: str, tmp_path: Path) -> None:
     token_url = new_token(etcd_discovery_io)
-    with v2_discovery_cluster(tmp_path / "new", 3, token_url) as c:
+    c = v2_discovery_cluster(tmp_path / "new", 3, token_url)
+    with c:
         start_three_in_turn(c)
         assert_one_cluster(c, token_url)
         refused_when_full(c, token_url)
@@ -166,7 +167,8 @@ def test_lab_discovery_service(tmp_path: Path) -> None:
             status, _, body = http("GET", url + "/new?size=abc")
             assert status == 400 and b"invalid syntax" in body
 
-            with v2_discovery_cluster(tmp_path / "new", 3, token_url) as c:
+            c = v2_discovery_cluster(tmp_path / "new", 3, token_url)
+            with c:
                 start_three_in_turn(c)
                 assert_one_cluster(c, token_url)
                 # Registering an ID again: etcd v2's "Key already exists", 412.
@@ -183,7 +185,8 @@ def test_lab_discovery_service(tmp_path: Path) -> None:
             # A member killed after registering, started again without a data dir: etcd's
             # "found duplicate id" and its explanation.
             token2 = new_token(url, size=2)
-            with v2_discovery_cluster(tmp_path / "dup", 2, token2) as d:
+            d = v2_discovery_cluster(tmp_path / "dup", 2, token2)
+            with d:
                 d.start_member(0)
                 wait_for_log(d, 0, "N | discovery: found 1 peer(s), waiting for 1 more")
                 d.kill(0)
