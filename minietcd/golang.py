@@ -419,3 +419,46 @@ def humanize_bytes(n: int) -> str:
     e = math.floor(math.log(n) / math.log(1000))
     val = math.floor(n / (1000**e) * 10 + 0.5) / 10
     return f"{val:.1f} {sizes[e]}" if val < 10 else f"{val:.0f} {sizes[e]}"
+
+
+class AddrError(ValueError):
+    """Go's ``*net.AddrError``: ``address <addr>: <why>``."""
+
+
+def split_host_port(hostport: str) -> tuple[str, str]:
+    """Go's ``net.SplitHostPort``: the port may be empty, IPv6 hosts need brackets."""
+
+    def fail(why: str) -> AddrError:
+        return AddrError(f"address {hostport}: {why}")
+
+    missing_port = "missing port in address"
+    too_many = "too many colons in address"
+    if hostport.startswith("["):
+        end = hostport.find("]")
+        if end < 0:
+            raise fail("missing ']' in address")
+        rest = hostport[end + 1 :]
+        if rest == "":
+            raise fail(missing_port)
+        if rest[0] != ":":
+            # Go distinguishes "]x" (missing port) from "]]:" (too many colons) like this.
+            raise fail(too_many if ":" in rest else missing_port)
+        if ":" in rest[1:]:
+            raise fail(too_many)
+        host, port = hostport[1:end], rest[1:]
+        if "[" in host:
+            raise fail("unexpected '[' in address")
+        if "]" in port:
+            raise fail("unexpected ']' in address")
+        return host, port
+    i = hostport.rfind(":")
+    if i < 0:
+        raise fail(missing_port)
+    host, port = hostport[:i], hostport[i + 1 :]
+    if ":" in host:
+        raise fail(too_many)
+    if "[" in host:
+        raise fail("unexpected '[' in address")
+    if "]" in host or "]" in port:
+        raise fail("unexpected ']' in address")
+    return host, port

@@ -90,6 +90,22 @@ class Ctl:
 
     @property
     def endpoints(self) -> list[str]:
+        """--endpoints, or the members --discovery-srv finds (etcdctl's endpointsFromCmd:
+        ``_etcd-client-ssl`` / ``_etcd-client`` SRV records; ``$MINIETCD_DNS_SERVER`` names the
+        DNS server, see minietcd/client/srv.py)."""
+        domain: str = self.inv["discovery-srv"]
+        if domain:
+            from minietcd.client.srv import SRVLookupError, client_endpoints
+
+            try:
+                eps = client_endpoints(
+                    domain, self.inv["discovery-srv-name"], self.inv["insecure-discovery"],
+                    warn=lambda m: print(m, file=sys.stderr),
+                )  # fmt: skip
+            except SRVLookupError as e:
+                raise ExitError(EXIT_ERROR, str(e)) from None
+            if eps:
+                return eps
         return [e.strip() for e in self.inv["endpoints"]]
 
     def _tls(self) -> dict[str, Any]:
@@ -99,6 +115,9 @@ class Ctl:
         out: dict[str, Any] = tls_files(self.inv["cert"], self.inv["key"], self.inv["cacert"])
         if not self.inv["insecure-transport"] and not out:
             out["tls"] = True
+        if self.inv["discovery-srv"]:
+            # etcdctl binds --discovery-srv to the TLS server name: certificates name the domain.
+            out["server_name"] = self.inv["discovery-srv"]
         return out
 
     def _auth(self) -> dict[str, Any]:

@@ -33,7 +33,7 @@ from minietcd.mvcc.watch import WatchHub
 from minietcd.raft.config import Config as RaftConfig
 from minietcd.raft.rawnode import RawNode
 from minietcd.server.apply import StateMachine
-from minietcd.server.bootstrap import Start, bootstrap_discovery, bootstrap_new, join_existing, restart
+from minietcd.server.bootstrap import Start, bootstrap_new, restart, start_networked
 from minietcd.server.config import USAGE_LINE, Config, UsageError, help_text, parse_config, version_text
 from minietcd.server.etcd_server import EtcdServer
 from minietcd.server.http import make_app
@@ -129,24 +129,14 @@ def _start(cfg: Config) -> Start | None:
             )
         log.info("etcdserver: restarting member from existing data dir %s", cfg.data_dir)
         return restart(cfg)
-    if cfg.initial_cluster_state == "existing":
-        return None  # joins asynchronously (needs the network)
-    if cfg.discovery_endpoints:
-        return None  # bootstraps through the discovery service (needs the network)
-    if cfg.discovery:
-        raise ConfigError(
-            "--discovery (etcd 3.4's v2 discovery protocol) is not supported by minietcd; "
-            "use --discovery-endpoints and --discovery-token (etcd 3.6's v3 discovery, "
-            "see docs/discovery.md) or a static --initial-cluster"
-        )
+    if cfg.initial_cluster_state == "existing" or cfg.discovery or cfg.discovery_srv or cfg.discovery_endpoints:  # noqa: E501
+        return None  # joins, or finds its members (DNS, discovery service): needs the network
     return bootstrap_new(cfg)
 
 
 async def _start_networked(cfg: Config, stop: asyncio.Event) -> Start | None:
     """The starts :func:`_start` leaves for later; None if stopped while discovering."""
-    if cfg.discovery_endpoints and cfg.initial_cluster_state != "existing":
-        return await bootstrap_discovery(cfg, stop)
-    return await join_existing(cfg)
+    return await start_networked(cfg, stop)
 
 
 class Member:
@@ -379,7 +369,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return asyncio.run(serve(cfg))
     except (ConfigError, MinietcdError) as e:
-        log.error("etcdmain: %s", e)
+        # etcdmain's own explanation where it has one (v2 discovery failures), else the error.
+        for level, line in getattr(e, "etcdmain_lines", None) or [(logging.ERROR, str(e))]:
+            log.log(level, "etcdmain: %s", line)
         return 1
 
 

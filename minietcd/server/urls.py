@@ -17,6 +17,7 @@ import socket
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
+from minietcd import golang
 from minietcd.errors import ConfigError
 from minietcd.golang import quote
 
@@ -86,42 +87,11 @@ class URL:
 
 
 def split_host_port(hostport: str) -> tuple[str, str]:
-    """Go's ``net.SplitHostPort``: the port may be empty, IPv6 hosts need brackets."""
-
-    def fail(why: str) -> ConfigError:
-        return ConfigError(f"address {hostport}: {why}")
-
-    missing_port = "missing port in address"
-    too_many = "too many colons in address"
-    if hostport.startswith("["):
-        end = hostport.find("]")
-        if end < 0:
-            raise fail("missing ']' in address")
-        rest = hostport[end + 1 :]
-        if rest == "":
-            raise fail(missing_port)
-        if rest[0] != ":":
-            # Go distinguishes "]x" (missing port) from "]]:" (too many colons) like this.
-            raise fail(too_many if ":" in rest else missing_port)
-        if ":" in rest[1:]:
-            raise fail(too_many)
-        host, port = hostport[1:end], rest[1:]
-        if "[" in host:
-            raise fail("unexpected '[' in address")
-        if "]" in port:
-            raise fail("unexpected ']' in address")
-        return host, port
-    i = hostport.rfind(":")
-    if i < 0:
-        raise fail(missing_port)
-    host, port = hostport[:i], hostport[i + 1 :]
-    if ":" in host:
-        raise fail(too_many)
-    if "[" in host:
-        raise fail("unexpected '[' in address")
-    if "]" in host or "]" in port:
-        raise fail("unexpected ']' in address")
-    return host, port
+    """Go's ``net.SplitHostPort`` (``minietcd.golang``), failing with a ConfigError."""
+    try:
+        return golang.split_host_port(hostport)
+    except golang.AddrError as e:
+        raise ConfigError(str(e)) from None
 
 
 def _get_scheme(raw: str) -> tuple[str, str]:

@@ -148,10 +148,8 @@ class Config(EtcdFlags):
         if self.discovery_endpoints:
             return {self.name: list(self.initial_advertise_peer_urls)}, self.discovery_token
         if self.discovery_srv:
-            raise ConfigError(
-                "error setting up initial cluster: --discovery-srv needs DNS SRV lookups, "
-                "which this minietcd build does not do yet"
-            )
+            # The caller resolves the SRV records first (bootstrap.resolve_srv_cluster).
+            raise ConfigError("error setting up initial cluster: --discovery-srv records not resolved yet")
         return self.initial_cluster_map(), self.initial_cluster_token
 
     def initial_member_ids(self) -> dict[str, int]:

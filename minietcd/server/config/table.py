@@ -186,11 +186,11 @@ class EtcdFlags:
     discovery_fallback: str = CLUSTERING.flag(
         Kind.CHOICE, "proxy", "'proxy'",
         "Expected behavior ('exit' or 'proxy') when discovery services fails.",
-        '"proxy" supports v2 API only.', choices=("proxy", "exit"),
+        '"proxy" supports v2 API only.', choices=("proxy", "exit"), implemented=True,
     )
     discovery_proxy: str = CLUSTERING.flag(
         Kind.STRING, "", "''",
-        "HTTP proxy to use for traffic to discovery service.",
+        "HTTP proxy to use for traffic to discovery service.", implemented=True,
     )
     discovery_srv: str = CLUSTERING.flag(
         Kind.STRING, "", "''",
@@ -198,7 +198,7 @@ class EtcdFlags:
     )
     discovery_srv_name: str = CLUSTERING.flag(
         Kind.STRING, "", "''",
-        "Suffix to the dns srv name queried when bootstrapping.",
+        "Suffix to the dns srv name queried when bootstrapping.", implemented=True,
     )
     strict_reconfig_check: bool = CLUSTERING.flag(
         Kind.BOOL, True, "'true'",
