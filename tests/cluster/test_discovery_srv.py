@@ -182,7 +182,7 @@ def test_members_and_clients_found_through_srv(srv_cluster: tuple[SRVCluster, DN
     tls = ["--cacert", c.client_tls.ca_file] if c.client_tls else []
     # minietcdctl, with the same resolver override as the server.
     ctl = subprocess.run(
-        [sys.executable, "-m", "cli.minietcdctl", "-d", DOMAIN, *tls, "member", "list", "-w", "json"],
+        [sys.executable, "-m", "minietcdctl", "-d", DOMAIN, *tls, "member", "list", "-w", "json"],
         capture_output=True, text=True, timeout=60, env=clean_env({**dns_server.env, "ETCDCTL_API": "3"}),
         cwd=Path(__file__).resolve().parents[2],
     )  # fmt: skip
