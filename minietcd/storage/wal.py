@@ -280,7 +280,11 @@ class _Replay:
     def _entry(self, path: str, off: int, e: Entry) -> None:
         self.last_index = e.index
         if e.index <= self.start.index:
-            return  # covered by the snapshot
+            # Covered by the snapshot. But it was written after every entry read so far (all of
+            # them above the snapshot): it overwrote them (a new leader cut an uncommitted
+            # suffix), so they must not come back. etcd's ReadAll keeps them; that is a bug.
+            self.entries.clear()
+            return
         # A later entry at an index we hold replaces it and everything after (a new leader
         # overwrote an uncommitted suffix); etcd's ReadAll does the same.
         up = e.index - self.start.index - 1

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from minietcd.errors import SnapshotOutOfDateError, WalLockedError
@@ -180,6 +180,9 @@ def _random_history(s: DiskStorage, rng: random.Random, steps: int) -> DiskStora
 
 @settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(seed=st.integers(min_value=0, max_value=2**32 - 1))
+# 9703: an entry at or below the snapshot index overwrote entries above it (a new leader's
+# append after an uncommitted suffix); they came back after a restart (fixed in wal._Replay).
+@example(seed=9703)
 def test_random_histories_survive_restarts(seed: int) -> None:
     with tempfile.TemporaryDirectory() as d:
         s = DiskStorage.open(d, segment_size=400, keep_snapshots=2)
