@@ -145,6 +145,11 @@ class DiskStorage:
     def snapshot(self) -> Snapshot:
         return self._mem.snapshot()
 
+    def is_blank(self) -> bool:
+        """True if nothing but the WAL's metadata was ever saved: no entry, vote or snapshot."""
+        hard_state, _ = self._mem.initial_state()
+        return self._mem.last_index() == 0 and hard_state.is_empty() and self._mem.snapshot().is_empty()
+
     # -- writes --------------------------------------------------------------------------------
 
     @property

@@ -24,7 +24,7 @@ from collections.abc import Collection
 
 from minietcd.errors import SnapshotFileError
 from minietcd.raft.types import Snapshot
-from minietcd.storage.fileutil import atomic_write
+from minietcd.storage.fileutil import atomic_write, go_error_text
 from minietcd.storage.records import WalSnapshot, decode_snapshot, encode_snapshot
 
 log = logging.getLogger(__name__)
@@ -96,7 +96,10 @@ class Snapshotter:
             raise SnapshotFileError("snap: refusing to save an empty snapshot")
         m = snapshot.metadata
         path = os.path.join(self.dir, snap_name(m.term, m.index))
-        atomic_write(path, encode_snap_file(snapshot), TMP_SUFFIX)
+        try:
+            atomic_write(path, encode_snap_file(snapshot), TMP_SUFFIX)
+        except OSError as e:  # ENOSPC, EIO: fatal for the member, in Go's words
+            raise SnapshotFileError(go_error_text(e, "write", path + TMP_SUFFIX)) from e
         return path
 
     def names(self) -> list[str]:
