@@ -29,6 +29,7 @@ import pytest
 from minietcd.api.etcdserverpb import rpc_pb2
 from minietcd.server.nesting import MAX_TXN_NESTING
 from minietcd.storage.raft_storage import DiskStorage
+from tests.cluster.conftest import ClusterFactory
 from tests.cluster.grpc_kv import KV, wait_until
 from tests.cluster.harness import ProcessCluster, clean_env, etcd_binary, free_ports, minietcd_binary
 
@@ -82,7 +83,9 @@ DEPTHS = [1, 49, 50, MAX_TXN_NESTING, MAX_TXN_NESTING + 1]  # 49/50: upb's old e
 
 
 @pytest.mark.parametrize("server", ["etcd", "minietcd"])
-def test_nested_txn_depths_are_answered_as_etcd_answers_them(process_cluster, server: str) -> None:  # type: ignore[no-untyped-def]
+def test_nested_txn_depths_are_answered_as_etcd_answers_them(
+    process_cluster: ClusterFactory, server: str
+) -> None:
     binary = etcd_binary() if server == "etcd" else minietcd_binary()
     c: ProcessCluster = process_cluster(binary, 1).start()
     c.wait_healthy(30)
@@ -91,7 +94,7 @@ def test_nested_txn_depths_are_answered_as_etcd_answers_them(process_cluster, se
     assert got == {1: ("OK", ""), 49: ("OK", ""), 50: ("OK", ""), 128: ("OK", ""), 129: too_many}
 
 
-def test_limits_walked_through_propose_apply_restart(process_cluster) -> None:  # type: ignore[no-untyped-def]
+def test_limits_walked_through_propose_apply_restart(process_cluster: ClusterFactory) -> None:
     # Every request at (and just past) a limit of the edge: whatever is accepted must apply on
     # every member and apply again when the members restart from their WALs (and snapshots:
     # --snapshot-count 4 makes them take several on the way).
@@ -179,8 +182,8 @@ def tmpfs(path: Path, size: str) -> Iterator[Path]:
     ids=["wal", "snapshot"],
 )
 def test_a_full_disk_stops_the_member_and_a_restart_after_freeing_space_serves_every_ack(
-    process_cluster, snapshot_count: str, disk: str, fatal_words: str
-) -> None:  # type: ignore[no-untyped-def]
+    process_cluster: ClusterFactory, snapshot_count: str, disk: str, fatal_words: str
+) -> None:
     flags = ["--snapshot-count", snapshot_count]
     c: ProcessCluster = process_cluster(minietcd_binary(), 1, extra_flags=flags)
     member = c.members[0]
@@ -260,8 +263,8 @@ def taken(port: int) -> Iterator[None]:
 
 @pytest.mark.parametrize("which", ["client", "peer", "metrics"])
 def test_a_taken_port_fails_the_first_start_cleanly_and_the_next_start_serves(
-    process_cluster, tmp_path: Path, which: str
-) -> None:  # type: ignore[no-untyped-def]
+    process_cluster: ClusterFactory, tmp_path: Path, which: str
+) -> None:
     (metrics_port,) = free_ports(1)
     flags = ["--listen-metrics-urls", f"http://127.0.0.1:{metrics_port}"]
     c: ProcessCluster = process_cluster(minietcd_binary(), 1, extra_flags=flags)
@@ -306,7 +309,7 @@ def test_an_unreadable_data_dir_is_etcds_error_listing_data_dir(tmp_path: Path) 
         assert _fatal_lines(_run_to_exit(etcd_cmd, tmp_path).stderr) == expected
 
 
-def test_a_wal_left_blank_by_a_crashed_first_start_starts_as_new(process_cluster) -> None:  # type: ignore[no-untyped-def]
+def test_a_wal_left_blank_by_a_crashed_first_start_starts_as_new(process_cluster: ClusterFactory) -> None:
     # A first start killed between creating its WAL and saving its first entries used to
     # "restart" as a member of no cluster, with no leader, forever.
     c: ProcessCluster = process_cluster(minietcd_binary(), 1)
@@ -330,8 +333,8 @@ def test_a_wal_left_blank_by_a_crashed_first_start_starts_as_new(process_cluster
     ],
 )
 def test_an_unexpected_exception_stops_the_process_with_one_fatal_line(
-    process_cluster, point: str, words: str
-) -> None:  # type: ignore[no-untyped-def]
+    process_cluster: ClusterFactory, point: str, words: str
+) -> None:
     c: ProcessCluster = process_cluster(minietcd_binary(), 1, env={"MINIETCD_FAILPOINTS": point}).start()
     m = c.members[0]
     wait_until(lambda: not m.running, 20, f"the member to stop at {point}")
@@ -341,7 +344,7 @@ def test_an_unexpected_exception_stops_the_process_with_one_fatal_line(
     assert "Traceback" not in log
 
 
-def test_the_fatal_line_has_a_traceback_at_debug_level(process_cluster) -> None:  # type: ignore[no-untyped-def]
+def test_the_fatal_line_has_a_traceback_at_debug_level(process_cluster: ClusterFactory) -> None:
     flags = ["--log-level", "debug"]
     env = {"MINIETCD_FAILPOINTS": "raftBeforeSave"}
     c: ProcessCluster = process_cluster(minietcd_binary(), 1, extra_flags=flags, env=env).start()
