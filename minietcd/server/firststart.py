@@ -25,8 +25,12 @@ from dataclasses import dataclass, field
 from minietcd.errors import DataDirError
 from minietcd.server.config import Config
 from minietcd.storage.raft_storage import DiskStorage
+from minietcd.storage.wal import list_segments
 
 log = logging.getLogger("minietcd.server")
+
+# A blank WAL is its header records only (CRC, metadata): far below this.
+_BLANK_WAL_MAX_BYTES = 64 * 1024
 
 
 def check_data_dir(cfg: Config) -> None:
@@ -82,6 +86,9 @@ def discard_blank_wal(cfg: Config) -> None:
     """Remove a WAL that holds no entry, hard state or snapshot (see the module docstring)."""
     if not DiskStorage.exists(cfg.data_dir, cfg.wal_dir):
         return
+    segments = list_segments(cfg.wal_path)
+    if len(segments) != 1 or os.path.getsize(segments[0].path) > _BLANK_WAL_MAX_BYTES:
+        return  # surely not blank: do not read a large WAL twice on every restart
     with DiskStorage.open(cfg.data_dir, wal_path=cfg.wal_dir) as storage:
         blank = storage.is_blank()
     if blank:
