@@ -32,33 +32,11 @@ from minietcd.storage.raft_storage import DiskStorage
 from tests.cluster.conftest import ClusterFactory
 from tests.cluster.grpc_kv import KV, wait_until
 from tests.cluster.harness import ProcessCluster, clean_env, etcd_binary, free_ports, minietcd_binary
+from tests.cluster.wire import nested_txn
 
 pytestmark = [pytest.mark.cluster, pytest.mark.slow]
 
-# --- wire helpers: deep Txns cannot even be built with Python's protobuf (100 levels) ---------
-
-
-def _varint(n: int) -> bytes:
-    out = bytearray()
-    while True:
-        b, n = n & 0x7F, n >> 7
-        out.append(b | (0x80 if n else 0))
-        if not n:
-            return bytes(out)
-
-
-def _field(number: int, payload: bytes) -> bytes:
-    return _varint(number << 3 | 2) + _varint(len(payload)) + payload
-
-
-def nested_txn(levels: int, key: bytes, value: bytes = b"v") -> bytes:
-    """A serialized TxnRequest: ``levels`` TxnRequests, each the only success op of the one
-    around it, the innermost putting ``key``. ``levels=128`` is the deepest etcd 3.4 serves
-    with its default --max-txn-ops (each level spends one op of its parent's budget)."""
-    txn = _field(2, _field(2, _field(1, key) + _field(2, value)))  # success: [request_put]
-    for _ in range(levels - 1):
-        txn = _field(2, _field(4, txn))  # success: [request_txn]
-    return txn
+# --- raw calls ------------------------------------------------------------------------------
 
 
 def raw_unary(endpoint: str, method: str, payload: bytes, timeout: float = 10.0) -> bytes:

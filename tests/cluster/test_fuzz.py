@@ -42,7 +42,7 @@ from minietcd.api.v3lockpb import v3lock_pb2
 from tests.cluster.conftest import ClusterFactory
 from tests.cluster.grpc_kv import KV
 from tests.cluster.harness import ProcessCluster, etcd_binary, minietcd_binary
-from tests.cluster.test_failsafe import nested_txn
+from tests.cluster.wire import nested_txn
 
 pytestmark = [pytest.mark.cluster, pytest.mark.slow]
 
