@@ -74,13 +74,14 @@ def bind_grpc(
     """A gRPC server listening on every URL (https ones with ``credentials``), not started:
     the caller adds its services and starts it. Raises :class:`ListenError`."""
     for u in urls:
+        if u.is_tls and credentials is None:
+            raise ConfigError(f"{what} URL {u} is https but no TLS credentials are set")
         check_bindable(u)
     server = grpc.aio.server(options=[*options, NO_REUSEPORT], interceptors=list(interceptors))
     for u in urls:
         try:
             if u.is_tls:
-                if credentials is None:
-                    raise ConfigError(f"{what} URL {u} is https but no TLS credentials are set")
+                assert credentials is not None  # checked above
                 server.add_secure_port(u.host, credentials)
             else:
                 server.add_insecure_port(u.host)
@@ -114,7 +115,12 @@ def bind_sockets(urls: Sequence[URL]) -> list[socket.socket]:
 
 
 async def close_grpc(server: grpc.aio.Server | None) -> None:
-    """Stop a server that may never have been started (its ports are released)."""
-    if server is not None:
-        with contextlib.suppress(Exception):
-            await server.stop(grace=None)
+    """Release the ports of a bound server that may never have been started. gRPC releases a
+    server's listeners only when a *started* server stops, so it is started first (it has no
+    service yet: a call in that instant is UNIMPLEMENTED)."""
+    if server is None:
+        return
+    with contextlib.suppress(Exception):  # already started: fine
+        await server.start()
+    with contextlib.suppress(Exception):
+        await server.stop(grace=None)
