@@ -69,7 +69,7 @@ def bind_grpc(
     credentials: grpc.ServerCredentials | None,
     options: Sequence[tuple[str, Any]],
     interceptors: Sequence[grpc.aio.ServerInterceptor] = (),
-    what: str = "client",
+    what: str = "peer",
 ) -> grpc.aio.Server:
     """A gRPC server listening on every URL (https ones with ``credentials``), not started:
     the caller adds its services and starts it. Raises :class:`ListenError`."""

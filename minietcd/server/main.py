@@ -342,6 +342,7 @@ class Member:
             cfg.listen_client_urls,
             credentials=self.client_credentials,
             interceptors=[DecodeGuard(), interceptor],
+            what="client",
             options=[
                 ("grpc.max_receive_message_length", cfg.max_request_bytes + GRPC_OVERHEAD),
                 ("grpc.max_send_message_length", 2**31 - 1),

@@ -226,23 +226,28 @@ class RaftNode:
         while not self._stopped:
             await self._wake.wait()
             self._wake.clear()
-            while not self._stopped:
-                try:
-                    self._doing = "etcdserver: failed to propose: "
-                    self._flush_proposals()
-                    if not self.rawnode.has_ready():
-                        break
-                    self._doing = "raft: failed to build Ready: "
-                    await self._handle_ready(self.rawnode.ready())
-                except Exception as e:  # anything at all: never limp on half-alive
-                    if self._doing == _APPLYING:
-                        self._doing = f"etcdserver: failed to apply entry {self._applying}: "
-                    self.fail(self._doing, e)
-                    return
-            if self.advance_ticks_pending:
-                # Once the bootstrap/restart entries are applied, the membership is known.
-                self.advance_ticks_pending = False
-                self.advance_election_ticks()
+            try:
+                await self._drain()
+            except Exception as e:  # anything at all: never limp on half-alive
+                if self._doing == _APPLYING:
+                    self._doing = f"etcdserver: failed to apply entry {self._applying}: "
+                self.fail(self._doing, e)
+                return
+
+    async def _drain(self) -> None:
+        """Handle Readies until the core has nothing more to say."""
+        while not self._stopped:
+            self._doing = "etcdserver: failed to propose: "
+            self._flush_proposals()
+            if not self.rawnode.has_ready():
+                break
+            self._doing = "raft: failed to build Ready: "
+            await self._handle_ready(self.rawnode.ready())
+        if self.advance_ticks_pending:
+            # Once the bootstrap/restart entries are applied, the membership is known.
+            self.advance_ticks_pending = False
+            self._doing = "raft: failed to campaign: "
+            self.advance_election_ticks()
 
     async def _handle_ready(self, rd: Ready) -> None:
         if rd.hard_state is not None:

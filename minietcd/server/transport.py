@@ -107,13 +107,13 @@ _CHANNEL_OPTIONS: Final = [
     ("grpc.max_reconnect_backoff_ms", int(BACKOFF_MAX * 1000)),
     ("grpc.enable_retries", 0),
 ]
-HANDSHAKE_TIMEOUT_MS: Final = 5000  # a connection that has not finished TLS + HTTP/2 setup by then
-IDLE_CONNECTION_MS: Final = 60_000  # a connection with no call for this long (peers always have one)
+# Strangers that connect and never finish TLS + HTTP/2 setup, or never call, are dropped (gRPC's
+# defaults: 2 minutes, and never). A peer's connection always carries its Send stream.
+HANDSHAKE_TIMEOUT_MS: Final = 5000
+IDLE_CONNECTION_MS: Final = 60_000
 _SERVER_OPTIONS: Final = [
     ("grpc.max_send_message_length", MAX_GRPC_MESSAGE_BYTES),
     ("grpc.max_receive_message_length", MAX_GRPC_MESSAGE_BYTES),
-    # Strangers that connect and never speak, or never call, are dropped rather than held
-    # forever (gRPC's default handshake timeout is 2 minutes, and idle connections never end).
     ("grpc.server_handshake_timeout_ms", HANDSHAKE_TIMEOUT_MS),
     ("grpc.max_connection_idle_ms", IDLE_CONNECTION_MS),
 ]
@@ -197,11 +197,9 @@ class Transport:
     async def start(self, listen_urls: list[str]) -> None:
         """Serve RaftPeer on every URL (https needs server_credentials) and start the peers."""
         await self.serve(bind_peer_server(listen_urls, self._server_credentials))
-        logger.info("serving peer traffic on %s", ", ".join(listen_urls))
 
     async def serve(self, server: grpc.aio.Server) -> None:
-        """Serve RaftPeer on ``server`` (from :func:`bind_peer_server`, bound before the data
-        dir was touched) and start the peers."""
+        """Serve on ``server`` (from :func:`bind_peer_server`, bound early) and start the peers."""
         server.add_generic_rpc_handlers((self._rpc.handlers(),))
         await server.start()
         self._server = server
@@ -515,14 +513,9 @@ class Transport:
         task.add_done_callback(self._background.discard)
 
 
-def bind_peer_server(
-    listen_urls: Sequence[str], credentials: grpc.ServerCredentials | None
-) -> grpc.aio.Server:
-    """A gRPC server listening on the peer URLs, not yet started (see :meth:`Transport.serve`).
-    Raises ListenError in Go's words if a port is taken."""
-    return bind_grpc(
-        [parse_url(u) for u in listen_urls], credentials=credentials, options=_SERVER_OPTIONS, what="peer"
-    )
+def bind_peer_server(urls: Sequence[str], credentials: grpc.ServerCredentials | None) -> grpc.aio.Server:
+    """A server listening on the peer URLs, not started (:meth:`Transport.serve`); ListenError."""
+    return bind_grpc([parse_url(u) for u in urls], credentials=credentials, options=_SERVER_OPTIONS)
 
 
 async def fetch_cluster_members(
