@@ -108,12 +108,13 @@ class DecodeGuard(grpc.aio.ServerInterceptor):  # type: ignore[misc]
 
         inner = handler.stream_stream or handler.stream_unary
 
-        async def checked(
-            requests: AsyncIterator[Any], context: grpc.aio.ServicerContext
-        ) -> AsyncIterator[Any]:
+        # A bad message in a request stream is raised through the service (which may read its
+        # requests in a task of its own, as Watch does) and answered here, in the RPC's own
+        # task: aborting from the reading task could race a response being sent.
+        async def checked(requests: AsyncIterator[Any]) -> AsyncIterator[Any]:
             async for request in requests:
                 if isinstance(request, Undecodable):
-                    await _refuse(context, method, request, STREAM_PREFIX)
+                    raise _BadStreamMessage(request)
                 yield request
 
         if handler.response_streaming:
@@ -121,12 +122,26 @@ class DecodeGuard(grpc.aio.ServerInterceptor):  # type: ignore[misc]
             async def stream_stream(
                 requests: AsyncIterator[Any], context: grpc.aio.ServicerContext
             ) -> AsyncIterator[Any]:
-                async for response in inner(checked(requests, context), context):
-                    yield response
+                try:
+                    async for response in inner(checked(requests), context):
+                        yield response
+                except _BadStreamMessage as e:
+                    await _refuse(context, method, e.bad, STREAM_PREFIX)
 
             return handler._replace(request_deserializer=deserializer, stream_stream=stream_stream)
 
         async def stream_unary(requests: AsyncIterator[Any], context: grpc.aio.ServicerContext) -> Any:
-            return await inner(checked(requests, context), context)
+            try:
+                return await inner(checked(requests), context)
+            except _BadStreamMessage as e:
+                await _refuse(context, method, e.bad, STREAM_PREFIX)
 
         return handler._replace(request_deserializer=deserializer, stream_unary=stream_unary)
+
+
+class _BadStreamMessage(Exception):
+    """An undecodable message in a request stream, on its way out of the service."""
+
+    def __init__(self, bad: Undecodable) -> None:
+        super().__init__(str(bad.error))
+        self.bad = bad
