@@ -166,11 +166,17 @@ class RaftNode:
         self._wake.set()
 
     def report_unreachable(self, member_id: int) -> None:
-        self.rawnode.report_unreachable(member_id)
+        try:
+            self.rawnode.report_unreachable(member_id)
+        except Exception as e:  # the transport would log it and go on: stop instead
+            self.fail(f"raft: failed to report {member_id:x} unreachable: ", e)
         self._wake.set()
 
     def report_snapshot(self, member_id: int, ok: bool) -> None:
-        self.rawnode.report_snapshot(member_id, ok)
+        try:
+            self.rawnode.report_snapshot(member_id, ok)
+        except Exception as e:
+            self.fail(f"raft: failed to report a snapshot to {member_id:x}: ", e)
         self._wake.set()
 
     # -- the loop --------------------------------------------------------------------------------

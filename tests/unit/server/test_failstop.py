@@ -24,11 +24,13 @@ import pytest
 
 import minietcd.storage.wal as wal_module
 from minietcd.api.etcdserverpb import raft_internal_pb2, rpc_pb2
+from minietcd.lease.lessor import Lessor
 from minietcd.raft.config import Config as RaftConfig
 from minietcd.raft.rawnode import Peer, RawNode
 from minietcd.raft.types import ConfState, Message, MessageType, Snapshot, SnapshotMetadata
 from minietcd.server import failstop
 from minietcd.server.apply import StateMachine
+from minietcd.server.etcd_server import EtcdServer
 from minietcd.server.membership import Member, encode_conf_context
 from minietcd.server.raft_node import RaftNode
 from minietcd.storage.raft_storage import DiskStorage
@@ -244,3 +246,34 @@ async def test_a_disk_error_is_fatal_with_the_error_in_the_line(
     text = str(h.node.failure)
     assert text.startswith("etcdserver: failed to save state and entries error: write ")
     assert text.endswith(": no space left on device") and wal.dir in text
+
+
+async def test_a_crashed_lease_expiry_loop_stops_the_member(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Left dead, the loop would leave the member serving with leases that never expire.
+    h = harness
+    server = EtcdServer(
+        member_id=1,
+        cluster_id=9,
+        name="n1",
+        sm=h.sm,
+        node=h.node,
+        election_timeout=0.03,
+        max_request_bytes=1 << 20,
+        quota_bytes=0,
+        active_since=lambda _peer: None,
+    )
+
+    def broken(self: Lessor, limit: int) -> list[int]:
+        raise KeyError("a bug in the lessor")
+
+    monkeypatch.setattr(Lessor, "expired_leases", broken)
+    h.node.start()  # (the server took over on_applied: wait for leadership only)
+    await h.until(lambda: h.node.is_leader, "member 1 to lead")
+    server.start()
+    try:
+        await h.until(lambda: h.node.failure is not None, "the lease loop's crash to stop the member")
+        assert str(h.node.failure) == "etcdserver: lease-expiry failed: KeyError: 'a bug in the lessor'"
+    finally:
+        await server.stop()
