@@ -358,14 +358,14 @@ class Member:
         cfg = self.cfg
         gs = self.grpc_server
         assert gs is not None  # bound by run()
-        rpc_pb2_grpc.add_KVServicer_to_server(KVService(server, cfg.max_txn_ops), gs)
-        rpc_pb2_grpc.add_ClusterServicer_to_server(ClusterService(server, cfg.strict_reconfig_check), gs)
-        rpc_pb2_grpc.add_MaintenanceServicer_to_server(MaintenanceService(server), gs)
+        rpc_pb2_grpc.add_KVServicer_to_server(KVService(server, cfg.max_txn_ops), gs)  # type: ignore[no-untyped-call]
+        rpc_pb2_grpc.add_ClusterServicer_to_server(ClusterService(server, cfg.strict_reconfig_check), gs)  # type: ignore[no-untyped-call]
+        rpc_pb2_grpc.add_MaintenanceServicer_to_server(MaintenanceService(server), gs)  # type: ignore[no-untyped-call]
         client_channels = ChannelOpener(None if self.client_tls.empty() else self.client_tls)
-        rpc_pb2_grpc.add_LeaseServicer_to_server(LeaseService(server, client_channels), gs)
-        rpc_pb2_grpc.add_WatchServicer_to_server(WatchService(hub, server.header), gs)
-        v3lock_pb2_grpc.add_LockServicer_to_server(LockService(server, hub), gs)
-        v3election_pb2_grpc.add_ElectionServicer_to_server(ElectionService(server, hub), gs)
+        rpc_pb2_grpc.add_LeaseServicer_to_server(LeaseService(server, client_channels), gs)  # type: ignore[no-untyped-call]
+        rpc_pb2_grpc.add_WatchServicer_to_server(WatchService(hub, server.header), gs)  # type: ignore[no-untyped-call]
+        v3lock_pb2_grpc.add_LockServicer_to_server(LockService(server, hub), gs)  # type: ignore[no-untyped-call]
+        v3election_pb2_grpc.add_ElectionServicer_to_server(ElectionService(server, hub), gs)  # type: ignore[no-untyped-call]
         if not self.client_tls.empty():
             log.info("embed: ClientTLS: %s", self.client_tls)
         await gs.start()

@@ -12,8 +12,8 @@ from minietcd.api.etcdserverpb import rpc_pb2, rpc_pb2_grpc
 class KV:
     def __init__(self, endpoint: str) -> None:
         self.channel = grpc.insecure_channel(endpoint.split("://")[-1])
-        self.kv = rpc_pb2_grpc.KVStub(self.channel)
-        self.maintenance = rpc_pb2_grpc.MaintenanceStub(self.channel)
+        self.kv = rpc_pb2_grpc.KVStub(self.channel)  # type: ignore[no-untyped-call]
+        self.maintenance = rpc_pb2_grpc.MaintenanceStub(self.channel)  # type: ignore[no-untyped-call]
 
     def close(self) -> None:
         self.channel.close()
@@ -37,7 +37,8 @@ class KV:
         return int(r.hash), int(r.header.revision)
 
     def status(self, timeout: float = 5.0) -> rpc_pb2.StatusResponse:
-        return self.maintenance.Status(rpc_pb2.StatusRequest(), timeout=timeout)
+        st: rpc_pb2.StatusResponse = self.maintenance.Status(rpc_pb2.StatusRequest(), timeout=timeout)
+        return st
 
 
 def wait_until(pred: object, timeout: float, what: str, interval: float = 0.05) -> None:

@@ -26,7 +26,7 @@ def supported_for_learner(request: object) -> bool:
     return isinstance(request, rpc_pb2.RangeRequest) and request.serializable
 
 
-class EtcdInterceptor(grpc.aio.ServerInterceptor):
+class EtcdInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
     def __init__(self, server: EtcdServer | None = None) -> None:
         # None until attach(): the client listener is bound (with its interceptors) before
         # the data dir is read, i.e. before there is a server; it serves only after attach.
