@@ -109,7 +109,7 @@ _CHANNEL_OPTIONS: Final = [
 ]
 # Strangers that connect and never finish TLS + HTTP/2 setup, or never call, are dropped (gRPC's
 # defaults: 2 minutes, and never). A peer's connection always carries its Send stream.
-HANDSHAKE_TIMEOUT_MS: Final = 5000
+HANDSHAKE_TIMEOUT_MS: Final = 10_000  # generous: a lab link may add seconds of latency to TLS
 IDLE_CONNECTION_MS: Final = 60_000
 _SERVER_OPTIONS: Final = [
     ("grpc.max_send_message_length", MAX_GRPC_MESSAGE_BYTES),
