@@ -131,7 +131,10 @@ def _varint(buf: memoryview, pos: int) -> tuple[int, int]:
 
 def _allow_deep_parse(allow: bool) -> None:
     # upb's only knob for its depth limit (100 by default; 65535 when set). It is module-wide,
-    # so it is set around one synchronous parse only.
-    from google._upb import _message
-
+    # so it is set around synchronous code only. Without upb (protobuf's pure-Python or C++
+    # backends) deep Txns are refused at the edge and in apply alike: still consistent.
+    try:
+        from google._upb import _message
+    except ImportError:
+        raise TxnTooDeepError("etcdserver: too many operations in txn request") from None
     _message.SetAllowOversizeProtos(allow)
