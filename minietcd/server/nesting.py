@@ -68,9 +68,9 @@ def deep_messages() -> Iterator[None]:
     needs it too. Only messages already bounded by :func:`parse_request` may be copied inside:
     nothing here parses bytes from outside. Nests (a counter), never spans an ``await``."""
     global _deep
-    _deep += 1
-    if _deep == 1:
+    if _deep == 0:
         _allow_deep_parse(True)
+    _deep += 1
     try:
         yield
     finally:
