@@ -81,7 +81,7 @@ async def join_existing(cfg: Config) -> Start:
     # Over TLS when the peer URLs are https (with --peer-* certificates or --peer-auto-tls).
     peer_tls = peer_tls_info(cfg)
     opener = None if peer_tls.empty() else ChannelOpener(peer_tls)
-    resp = await fetch_cluster_members(others, channel_factory=opener)
+    resp = await fetch_cluster_members(others, channel_factory=opener, own_peer_urls=sorted(own))
     me = next((m for m in resp.members if own & set(m.peer_urls)), None)
     if me is None:
         raise ConfigError(
