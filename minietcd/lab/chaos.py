@@ -67,6 +67,8 @@ from minietcd.lab.check import (
 from minietcd.lab.check.watch import EventType, prefix_range_end
 from minietcd.lab.cluster import Cluster, ClusterSpec, Replacement
 from minietcd.lab.faults import Faults
+from minietcd.lab.labdir import exclusive
+from minietcd.lab.ports import PortPlan
 
 rpc_pb2_grpc: Any = _rpc_grpc_untyped  # the generated stubs are untyped
 
@@ -109,6 +111,7 @@ class ChaosOptions:
     # replaced late in a run has to catch up from a snapshot rather than from the whole log.
     snapshot_count: int = 1000
     replace_timeout: float = 20.0  # seconds a refused MemberRemove / MemberAdd is retried
+    ports: PortPlan | None = None  # the cluster's ports (minietcd.lab.ports); None: random free ones
     log: Callable[[str], None] = print
 
 
@@ -680,8 +683,9 @@ def run_chaos(opts: ChaosOptions) -> ChaosResult:
         heartbeat_ms=opts.heartbeat_ms,
         election_ms=opts.election_ms,
         extra_flags=("--snapshot-count", str(opts.snapshot_count)),
+        ports=opts.ports,
     )
-    with _member_env(opts.unsafe_local_reads):
+    with exclusive(Path(opts.lab_dir), "chaos"), _member_env(opts.unsafe_local_reads):
         if opts.unsafe_local_reads:
             log(f"WARNING: members run with {UNSAFE_READS_ENV}=1 (reads are NOT linearizable)")
         cluster = Cluster.up(opts.lab_dir, spec, timeout=90.0)

@@ -24,8 +24,10 @@ from rich.table import Table
 
 from minietcd.errors import LabError
 from minietcd.lab.backend import LabCluster, load_cluster
-from minietcd.lab.cluster import LAB_DIR_ENV, MAX_SIZE, Cluster, ClusterSpec, default_lab_dir
+from minietcd.lab.cluster import MAX_SIZE, Cluster, ClusterSpec
 from minietcd.lab.faults import Faults, parse_duration_ms, parse_groups, parse_link
+from minietcd.lab.labdir import LAB_DIR_ENV, default_lab_dir
+from minietcd.lab.ports import PORT_BASE_ENV, PORT_RANGE_ENV, PortPlan
 from minietcd.lab.state import LabState
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -111,12 +113,35 @@ def _faults(ctx: click.Context) -> Faults:
     is_flag=True,
     help="Members are containers of a docker compose project (state in <lab dir>/compose; docs/compose.md).",
 )
+@click.option(
+    "--port-base",
+    type=click.IntRange(1024, 65535),
+    envvar=PORT_BASE_ENV,
+    default=None,
+    help=f"Every port the lab opens comes from BASE on (${PORT_BASE_ENV}); the default lab dir is then "
+    "/tmp/minietcd-lab-$UID-pBASE. For users sharing a machine (docs/lab.md).",
+)
+@click.option(
+    "--port-range",
+    type=click.IntRange(1, 64512),
+    envvar=PORT_RANGE_ENV,
+    default=None,
+    help=f"With --port-base: any free ports among BASE..BASE+N-1 (${PORT_RANGE_ENV}); without it, "
+    "exactly the ports needed, from BASE on.",
+)
 @click.pass_context
-def cli(ctx: click.Context, lab_dir: Path | None, compose: bool) -> None:
+@_lab_errors
+def cli(
+    ctx: click.Context, lab_dir: Path | None, compose: bool, port_base: int | None, port_range: int | None
+) -> None:
     """Real minietcd clusters of 1-9 members on 127.0.0.1 (or in containers with --compose), every
     peer link through Toxiproxy."""
     ctx.ensure_object(dict)
-    ctx.obj["lab_dir"] = lab_dir or default_lab_dir()
+    if port_range is not None and port_base is None:
+        raise LabError("--port-range needs a --port-base")
+    ports = None if port_base is None else PortPlan(port_base, port_range)
+    ctx.obj["ports"] = ports
+    ctx.obj["lab_dir"] = lab_dir or default_lab_dir(ports)
     ctx.obj["compose"] = compose
 
 
@@ -146,10 +171,14 @@ def up(
         election_ms=election_timeout,
         pre_vote=pre_vote,
         client_proxies=client_proxies,
+        ports=ctx.obj["ports"],
     )
     if _is_compose(ctx):
         from minietcd.lab.compose import ComposeCluster
 
+        if spec.ports is not None:
+            click.echo("note: --port-base is for local clusters; a compose cluster publishes its own "
+                       "ports, shifted by the first free offset (docs/compose.md)", err=True)
         compose = ComposeCluster.up(_lab_dir(ctx), spec, timeout=timeout)
         leader = compose.wait_healthy(timeout)
         cs = compose.compose
@@ -382,6 +411,7 @@ def fault_table_command(
         heartbeat_ms=heartbeat_interval,
         election_ms=election_timeout,
         backend="compose" if _is_compose(ctx) else "local",
+        ports=ctx.obj["ports"],
     )
     if png_path is not None:
         fault_table.require_png_support()
@@ -447,6 +477,7 @@ def chaos(
         history_json=json_path,
         unsafe_local_reads=unsafe_local_reads,
         log=lambda s: click.echo(s, err=True),
+        ports=ctx.obj["ports"],
     )
     result = run_chaos(opts)
     click.echo(result.report)

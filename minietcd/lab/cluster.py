@@ -16,12 +16,10 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
-import random
 import re
 import secrets
 import shutil
 import signal
-import socket
 import sys
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -31,60 +29,18 @@ from typing import TypeVar
 
 from minietcd.errors import LabError
 from minietcd.lab import backend, probe, processes
+from minietcd.lab.labdir import refuse_if_running, routable
 from minietcd.lab.links import ROUTES_ENV, Links
+from minietcd.lab.ports import PortPlan, cluster_purposes, free_ports, port_taken_in_logs
 from minietcd.lab.state import HOST, LabState, MemberState
 from minietcd.lab.toxiproxy import ToxiproxyHandle, start_toxiproxy
 from minietcd.server.ids import member_id
 
 MAX_SIZE = 9
-LAB_DIR_ENV = "MINIETCD_LAB_DIR"
 _SCRUBBED_ENV_PREFIXES = ("ETCD_", "ETCDCTL_")  # etcd reads ETCD_* as flags: never inherit
 _POLL = 0.05
 _T = TypeVar("_T")
 _SNAPSHOT_APPLIED = re.compile(r"raft: applied snapshot at index (\d+)")  # minietcd/server/raft_node.py
-
-
-def default_lab_dir() -> Path:
-    configured = os.environ.get(LAB_DIR_ENV)
-    if configured:
-        return Path(configured)
-    return Path(f"/tmp/minietcd-lab-{os.getuid()}")
-
-
-def _ephemeral_range() -> tuple[int, int]:
-    try:
-        lo, hi = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
-        return int(lo), int(hi)
-    except (OSError, ValueError):
-        return 32768, 60999
-
-
-def free_ports(n: int) -> list[int]:
-    """``n`` distinct ports on 127.0.0.1 that were free a moment ago, chosen *outside* the
-    kernel's ephemeral range: a port there could be taken by anyone's ``bind(0)`` or outgoing
-    connection between now and the moment a member (or a proxy, re-enabled after a partition)
-    listens on it. Out of that range only explicit binds compete."""
-    lo_e, hi_e = _ephemeral_range()
-    lo, hi = (10000, lo_e) if lo_e - 10000 >= 2000 else (hi_e + 1, 65536)
-    rng = random.SystemRandom()
-    socks: list[socket.socket] = []
-    try:
-        for _attempt in range(50 * n + 100):
-            if len(socks) == n:
-                break
-            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            try:
-                s.bind((HOST, rng.randrange(lo, hi)))
-            except OSError:
-                s.close()
-                continue
-            socks.append(s)
-        if len(socks) < n:
-            raise LabError(f"could not find {n} free ports in {lo}-{hi - 1}")
-        return [int(s.getsockname()[1]) for s in socks]
-    finally:
-        for s in socks:
-            s.close()
 
 
 def tail(path: str | Path, lines: int = 30) -> str:
@@ -184,6 +140,11 @@ class ClusterSpec:
     client_proxies: bool = False
     token: str = "minietcd-lab"
     extra_flags: Sequence[str] = field(default_factory=tuple)
+    # Every port from this range (minietcd.lab.ports); None: random free ports.
+    ports: PortPlan | None = None
+    # The server's command (e.g. ("/usr/bin/etcd",)); empty: this minietcd. A server that is not
+    # minietcd cannot have its peer links routed through Toxiproxy (see ``routable``).
+    server: Sequence[str] = field(default_factory=tuple)
 
     def check(self) -> None:
         if not 1 <= self.size <= MAX_SIZE:
@@ -219,36 +180,65 @@ class Cluster(backend.StateMembers):
 
         ``detach``: the Toxiproxy started here outlives this process (for the CLI). With
         ``toxiproxy_url`` that Toxiproxy is used and never stopped by the lab. On any failure
-        everything started so far is stopped again.
+        everything started so far is stopped again. A cluster recorded in ``lab_dir`` whose
+        processes are all gone (a run that was killed) is cleared first; a live one is refused.
         """
+        # Ports chosen at random, or among a --port-range, may be taken by someone else between
+        # choosing and listening: choose again. Ports the user named exactly are not retried.
+        attempts = 1 if spec.ports is not None and spec.ports.span is None else 3
+        for attempt in range(1, attempts + 1):
+            try:
+                return cls._up_once(lab_dir, spec, detach, toxiproxy_url, timeout)
+            except LabError as e:
+                if attempt == attempts or "already in use" not in str(e):
+                    raise
+        raise AssertionError("unreachable")
+
+    @classmethod
+    def _up_once(
+        cls, lab_dir: Path, spec: ClusterSpec, detach: bool, toxiproxy_url: str | None, timeout: float
+    ) -> Cluster:
         spec.check()
         lab_dir = Path(lab_dir).resolve()
-        if LabState.exists(lab_dir):
-            raise LabError(f"{lab_dir} already holds a cluster: run `minietcd-lab down` first")
+        if refuse_if_running(lab_dir):
+            with contextlib.suppress(LabError):
+                cls.load(lab_dir).down()  # left by a run that was killed: data, proxies on a shared Toxiproxy
         lab_dir.mkdir(parents=True, exist_ok=True)
         shutil.rmtree(lab_dir / "data", ignore_errors=True)  # left by a cluster that was not downed
         (lab_dir / "logs").mkdir(exist_ok=True)
+        routed = routable(spec.server)
+        names = [f"n{i + 1}" for i in range(spec.size)]
+        purposes = cluster_purposes(names, spec.client_proxies, links=routed)
+        own_toxiproxy = routed and toxiproxy_url is None
+        if spec.ports is not None:
+            ports = spec.ports.take((["toxiproxy API"] if own_toxiproxy else []) + purposes)
+            toxiproxy_port = ports.pop(0) if own_toxiproxy else None
+        else:
+            ports, toxiproxy_port = free_ports(len(purposes)), None
         handle: ToxiproxyHandle | None = None
-        environ: Mapping[str, str] | None = {"TOXIPROXY_URL": toxiproxy_url} if toxiproxy_url else None
-        handle = start_toxiproxy(
-            environ=environ, detached_log=lab_dir / "logs" / "toxiproxy.log" if detach else None
-        )
+        if routed:
+            environ: Mapping[str, str] | None = {"TOXIPROXY_URL": toxiproxy_url} if toxiproxy_url else None
+            handle = start_toxiproxy(
+                environ=environ,
+                detached_log=lab_dir / "logs" / "toxiproxy.log" if detach else None,
+                port=toxiproxy_port,
+            )
         state = LabState(
             lab_dir=str(lab_dir),
             token=spec.token,
             heartbeat_ms=spec.heartbeat_ms,
             election_ms=spec.election_ms,
             pre_vote=spec.pre_vote,
-            toxiproxy_url=handle.url,
+            toxiproxy_url=handle.url if handle is not None else "",
             proxy_prefix=f"lab-{secrets.token_hex(3)}",
-            toxiproxy_process=None if handle.process is None else processes.adopt(handle.process),
+            toxiproxy_process=(
+                None if handle is None or handle.process is None else processes.adopt(handle.process)
+            ),
             extra_flags=list(spec.extra_flags),
+            server=list(spec.server),
         )
-        n_links = spec.size * (spec.size - 1) + (spec.size if spec.client_proxies else 0)
-        ports = free_ports(3 * spec.size + n_links)
         link_ports = ports[3 * spec.size :]
-        for i in range(spec.size):
-            name = f"n{i + 1}"
+        for i, name in enumerate(names):
             client, peer, metrics = ports[3 * i : 3 * i + 3]
             state.members.append(
                 MemberState(
@@ -264,15 +254,19 @@ class Cluster(backend.StateMembers):
         cluster = cls(state, handle if not detach else None)
         try:
             state.save()
-            cluster.links.create_all(link_ports, client_proxies=spec.client_proxies)
-            state.save()
+            if routed:
+                cluster.links.create_all(link_ports, client_proxies=spec.client_proxies)
+                state.save()
             for m in state.members:
                 Path(m.log_path).write_text("")  # a fresh log per cluster
                 cluster.start(m.name)
             cluster.wait_healthy(timeout)
-        except BaseException:
+        except BaseException as e:
             with contextlib.suppress(Exception):
                 cluster.down()
+            taken = port_taken_in_logs(state.members) if isinstance(e, LabError) else None
+            if taken is not None:
+                raise LabError(taken) from None
             raise
         return cluster
 
@@ -303,7 +297,8 @@ class Cluster(backend.StateMembers):
         ]  # fmt: skip
         if s.pre_vote:
             flags.append("--pre-vote")
-        return [sys.executable, "-m", "minietcd.server", *flags, *s.extra_flags]
+        server = s.server or [sys.executable, "-m", "minietcd.server"]
+        return [*server, *flags, *s.extra_flags]
 
     def environment(self, m: MemberState) -> dict[str, str]:
         import minietcd
@@ -589,7 +584,9 @@ class Cluster(backend.StateMembers):
                     errors.append(f"{m.name}: {e}")
             m.process = None
         s = self.state
-        if s.toxiproxy_process is None:
+        if not s.toxiproxy_url:
+            pass  # no links (a server that is not minietcd): no Toxiproxy
+        elif s.toxiproxy_process is None:
             try:
                 self.links.destroy_all()
             except Exception as e:  # Toxiproxy gone: nothing left to delete

@@ -120,6 +120,9 @@ class LabState:
     members: list[MemberState] = field(default_factory=list)
     links: list[LinkState] = field(default_factory=list)
     client_proxies: dict[str, str] = field(default_factory=dict)  # member name -> proxy name
+    # The server's command when it is not this minietcd (e.g. ["/usr/bin/etcd"]): such a
+    # cluster has no links and an empty toxiproxy_url (minietcd.lab.cluster.routable).
+    server: list[str] = field(default_factory=list)
 
     @property
     def path(self) -> Path:
@@ -140,6 +143,7 @@ class LabState:
             "members": [m.to_json() for m in self.members],
             "links": [link.to_json() for link in self.links],
             "client_proxies": dict(self.client_proxies),
+            "server": list(self.server),
         }
 
     @staticmethod
@@ -160,6 +164,7 @@ class LabState:
             members=[MemberState.from_json(m) for m in data["members"]],
             links=[LinkState.from_json(link) for link in data["links"]],
             client_proxies={str(k): str(v) for k, v in data.get("client_proxies", {}).items()},
+            server=[str(a) for a in data.get("server", [])],
         )
 
     def save(self) -> None:
