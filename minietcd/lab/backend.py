@@ -21,6 +21,7 @@ from typing import Protocol
 from minietcd.errors import LabError
 from minietcd.lab import probe
 from minietcd.lab.links import Links
+from minietcd.lab.membership import Replacement
 from minietcd.lab.state import LabState, MemberState
 
 _POLL = 0.05
@@ -58,6 +59,8 @@ class LabCluster(Protocol):
     def log_tails(self, lines: int = 20) -> str: ...
 
     def down(self) -> list[str]: ...
+
+    def replace_member(self, name: str, *, via: str | None = None, timeout: float = 60.0) -> Replacement: ...
 
 
 class StateMembers:

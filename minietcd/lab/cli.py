@@ -289,16 +289,15 @@ _member_command(
 @cli.command()
 @click.argument("member")
 @click.option("--timeout", type=float, default=60.0, show_default=True, help="seconds for each step")
+@_compose_option
 @click.pass_context
 @_lab_errors
 def replace(ctx: click.Context, member: str, timeout: float) -> None:
     """Replace MEMBER as etcd operators replace a failed one: MemberRemove, wipe its data dir,
     MemberAdd the same name and peer URL (a new member id), start it with
-    --initial-cluster-state existing, wait until healthy (docs/lab.md, member-replace)."""
-    cluster = _cluster(ctx)
-    if not isinstance(cluster, Cluster):
-        raise LabError("replace works on process clusters only, not on --compose ones yet")
-    rep = cluster.replace_member(member, timeout=timeout)
+    --initial-cluster-state existing, wait until healthy (docs/lab.md, member-replace).
+    Compose: a new container and data volume."""
+    rep = _cluster(ctx).replace_member(member, timeout=timeout)
     click.echo(f"replaced {rep.describe()} (removed via {rep.removed_via}, added via {rep.added_via})")
 
 
@@ -442,6 +441,7 @@ def fault_table_command(
               help="write the history as JSON lines")
 @click.option("--unsafe-local-reads", is_flag=True,
               help="TEST ONLY: members serve linearizable reads locally (the checker must object)")
+@_compose_option
 @click.pass_context
 @_lab_errors
 def chaos(
@@ -462,11 +462,8 @@ def chaos(
 
     from minietcd.lab.chaos import ChaosOptions, parse_nemeses, run_chaos
 
-    if _is_compose(ctx):
-        raise LabError("chaos runs on local clusters only (not yet with --compose)")
-
     opts = ChaosOptions(
-        lab_dir=Path(ctx.obj["lab_dir"]) / "chaos",
+        lab_dir=_lab_dir(ctx) / "chaos",
         size=size,
         duration=parse_duration_ms(duration) / 1000.0,
         nemeses=parse_nemeses(nemesis),
@@ -478,6 +475,7 @@ def chaos(
         unsafe_local_reads=unsafe_local_reads,
         log=lambda s: click.echo(s, err=True),
         ports=ctx.obj["ports"],
+        backend="compose" if _is_compose(ctx) else "local",
     )
     result = run_chaos(opts)
     click.echo(result.report)
