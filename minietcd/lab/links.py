@@ -78,9 +78,13 @@ def _api() -> Any:
 
 @contextlib.contextmanager
 def _answering(url: str) -> Iterator[None]:
-    """Toxiproxy not answering -> LabError (toxiproxy-python lets requests' errors through)."""
+    """Talk to the Toxiproxy at ``url``; it not answering -> LabError (toxiproxy-python lets
+    requests' errors through). toxiproxy-python keeps the server's address on a class, for the
+    whole process: point it at ``url`` each time, or a process holding two labs (a test suite)
+    would send one lab's calls to the other's Toxiproxy."""
     import requests
 
+    configure_client(url)
     try:
         yield
     except requests.RequestException as e:

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import atexit
 import os
+import warnings
 from collections.abc import AsyncIterator, Callable, Generator, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -158,7 +159,12 @@ class _Shared:
             try:
                 cluster.restore()
                 return cluster
-            except LabError:
+            except LabError as e:
+                warnings.warn(
+                    f"minietcd: the shared {size}-member cluster could not be restored, starting a "
+                    f"fresh one: {str(e).splitlines()[0]}",
+                    stacklevel=1,
+                )
                 del self.clusters[size]
                 _down(cluster)
         cluster = _start(self.config, self.tmp.mktemp(f"minietcd-shared-{size}"), size)
