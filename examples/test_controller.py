@@ -110,10 +110,13 @@ async def _writers_during(client: Client, seconds: float) -> set[str]:
     return writers
 
 
+Setup = tuple[MinietcdCluster, dict[str, Replica]]  # the cluster, the replicas by name
+
+
 @pytest.fixture
 async def cluster(
     minietcd_cluster: MinietcdCluster, replicas: Callable[..., Replica]
-) -> tuple[MinietcdCluster, dict[str, Replica]]:
+) -> Setup:
     """The shared 3-member cluster and three replicas, each preferring a different member, all
     campaigning (one leads, two queue behind it)."""
     eps = minietcd_cluster.endpoints
@@ -126,16 +129,14 @@ async def cluster(
     return minietcd_cluster, started
 
 
-async def test_exactly_one_replica_works(cluster: tuple[MinietcdCluster, dict[str, Replica]]) -> None:
+async def test_exactly_one_replica_works(cluster: Setup) -> None:
     etcd, _ = cluster
     async with etcd.client() as client:
         active = await _worker(client)
         assert await _writers_during(client, 4 * PERIOD) == {active}
 
 
-async def test_a_standby_takes_over_when_the_active_replica_dies(
-    cluster: tuple[MinietcdCluster, dict[str, Replica]],
-) -> None:
+async def test_a_standby_takes_over_when_the_active_replica_dies(cluster: Setup) -> None:
     etcd, reps = cluster
     async with etcd.client() as client:
         active = await _worker(client)
@@ -146,22 +147,18 @@ async def test_a_standby_takes_over_when_the_active_replica_dies(
         assert await _writers_during(client, 4 * PERIOD) == {successor}
 
 
-async def test_an_etcd_leader_change_keeps_the_same_active_replica(
-    cluster: tuple[MinietcdCluster, dict[str, Replica]],
-) -> None:
+async def test_an_etcd_leader_change_keeps_the_same_active_replica(cluster: Setup) -> None:
     etcd, _ = cluster
     async with etcd.client() as client:
         active = await _worker(client)
-        old_leader = etcd.wait_for_leader()
+        old_leader = await etcd.wait_for_leader_async()
         etcd.kill(old_leader)
         assert await etcd.wait_for_leader_async() != old_leader
         # The new Raft leader extends every lease: the controller keeps its leadership.
         assert await _writers_during(client, TTL + 2.0) == {active}
 
 
-async def test_a_replica_cut_off_from_the_majority_stops_and_another_takes_over(
-    cluster: tuple[MinietcdCluster, dict[str, Replica]],
-) -> None:
+async def test_a_replica_cut_off_from_the_majority_stops_and_another_takes_over(cluster: Setup) -> None:
     etcd, reps = cluster
     async with etcd.client() as client:
         active = await _worker(client)

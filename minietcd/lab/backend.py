@@ -16,13 +16,15 @@ import signal
 import time
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from minietcd.errors import LabError
 from minietcd.lab import probe
 from minietcd.lab.links import Links
-from minietcd.lab.membership import Replacement
 from minietcd.lab.state import LabState, MemberState
+
+if TYPE_CHECKING:
+    from minietcd.lab.membership import Replacement
 
 _POLL = 0.05
 _STATE_EVERY = 0.5

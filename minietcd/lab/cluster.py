@@ -75,7 +75,7 @@ class ClusterSpec:
             )
 
 
-class Cluster(backend.StateMembers, MembershipChanges):
+class Cluster(MembershipChanges):
     """One lab cluster: its state file, its members' processes and its links."""
 
     def __init__(self, state: LabState, toxiproxy: ToxiproxyHandle | None = None) -> None:

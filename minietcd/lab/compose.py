@@ -35,7 +35,6 @@ import secrets
 import shlex
 import shutil
 import signal
-import socket
 import subprocess
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -48,6 +47,7 @@ from minietcd.lab import backend, compose_file, probe
 from minietcd.lab.cluster import ClusterSpec
 from minietcd.lab.links import Links
 from minietcd.lab.membership import MembershipChanges
+from minietcd.lab.ports import port_in_use
 from minietcd.lab.state import HOST, LabState, LinkState, MemberState
 from minietcd.server.ids import member_id
 
@@ -154,14 +154,7 @@ def choose_images(environ: Mapping[str, str] | None = None) -> tuple[str, str]:
 def _ports_free(ports: Iterable[int]) -> bool:
     """Whether a listener could bind every port now. SO_REUSEADDR as docker-proxy (Go) sets it:
     connections of a cluster just removed, in TIME_WAIT, do not keep its ports from the next."""
-    for port in ports:
-        with socket.socket() as s:
-            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            try:
-                s.bind((HOST, port))
-            except OSError:
-                return False
-    return True
+    return not any(port_in_use(port) for port in ports)
 
 
 def choose_port_offset(size: int) -> int:
@@ -257,7 +250,7 @@ def _state_of(status: str) -> str:
     return {"running": "running", "paused": "paused"}.get(status, "killed")
 
 
-class ComposeCluster(backend.StateMembers, MembershipChanges):
+class ComposeCluster(MembershipChanges):
     """One lab cluster in a compose project (see the module docstring)."""
 
     def __init__(self, state: LabState, compose: ComposeState) -> None:

@@ -20,11 +20,12 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol, TypeVar
+from typing import TypeVar
 
 from minietcd.errors import LabError
 from minietcd.lab import probe
-from minietcd.lab.state import LabState, MemberState
+from minietcd.lab.backend import StateMembers
+from minietcd.lab.state import MemberState
 
 _T = TypeVar("_T")
 _SNAPSHOT_APPLIED = re.compile(rb"raft: applied snapshot at index (\d+)")  # minietcd/server/raft_node.py
@@ -108,62 +109,29 @@ def _short(refusal: str) -> str:
     return refusal.rsplit(": ", 1)[-1][:80]
 
 
-class _Changeable(Protocol):
-    """What the mixin needs of the cluster it is mixed into."""
+class MembershipChanges(StateMembers):
+    """Membership changes for a lab cluster (see the module docstring). The cluster it is mixed
+    into provides what is stubbed here: its processes (or containers) and its members' logs."""
 
-    state: LabState
+    def process_state(self, name: str) -> str:
+        raise NotImplementedError
 
-    @property
-    def members(self) -> list[MemberState]: ...
+    def start(self, name: str) -> None:
+        raise NotImplementedError
 
-    @property
-    def names(self) -> list[str]: ...
+    def wipe(self, name: str) -> None:
+        """Stop member ``name`` and delete its data (for a removed member)."""
+        raise NotImplementedError
 
-    def member(self, name: str) -> MemberState: ...
+    def log_bytes(self, name: str) -> bytes:
+        """Member ``name``'s whole log (every run of it in this lab)."""
+        raise NotImplementedError
 
-    def process_state(self, name: str) -> str: ...
-
-    def start(self, name: str) -> None: ...
-
-    def wipe(self, name: str) -> None: ...
-
-    def log_bytes(self, name: str) -> bytes: ...
-
-    def wait_healthy(self, timeout: float = 60.0, names: Iterable[str] | None = None) -> str: ...
-
-    # (and the mixin's own methods, which call each other)
-    def _membership_lock(self) -> contextlib.AbstractContextManager[None]: ...
-
-    def _via_candidates(self, target: str, via: str | None) -> list[str]: ...
-
-    def _retrying(
-        self,
-        what: str,
-        rep: Replacement,
-        via: str | None,
-        timeout: float,
-        attempt: Callable[[MemberState], _T],
-        made: Callable[[MemberState, list[probe.ListedMember]], _T | None],
-    ) -> _T: ...
-
-    def _made_per_member_list(
-        self, rep: Replacement, made: Callable[[MemberState, list[probe.ListedMember]], _T | None]
-    ) -> tuple[_T | None, str]: ...
-
-    def remove_member(self, rep: Replacement, *, via: str | None = None, timeout: float = 30.0) -> None: ...
-
-    def add_member(self, rep: Replacement, *, via: str | None = None, timeout: float = 30.0) -> int: ...
-
-    def leader(self, timeout: float = 0.5) -> str | None: ...
-
-    def start_joined(self, rep: Replacement) -> None: ...
-
-
-class MembershipChanges:
-    """Membership changes for a lab cluster (see the module docstring)."""
+    def wait_healthy(self, timeout: float = 60.0, names: Iterable[str] | None = None) -> str:
+        raise NotImplementedError
 
     @contextlib.contextmanager
-    def _membership_lock(self: _Changeable) -> Iterator[None]:
+    def _membership_lock(self) -> Iterator[None]:
         """One membership change at a time per lab, across processes (etcd refuses a second
         one while the first is not applied; this keeps two lab commands from racing)."""
         with open(Path(self.state.lab_dir) / "membership.lock", "w") as f:
@@ -173,7 +141,7 @@ class MembershipChanges:
             finally:
                 fcntl.flock(f, fcntl.LOCK_UN)
 
-    def _via_candidates(self: _Changeable, target: str, via: str | None) -> list[str]:
+    def _via_candidates(self, target: str, via: str | None) -> list[str]:
         if via is not None:
             if via == target:
                 raise LabError(f"{target} cannot be removed or added through itself")
@@ -184,7 +152,7 @@ class MembershipChanges:
         return names
 
     def _retrying(
-        self: _Changeable,
+        self,
         what: str,
         rep: Replacement,
         via: str | None,
@@ -224,7 +192,7 @@ class MembershipChanges:
             time.sleep(1.0)
 
     def _made_per_member_list(
-        self: _Changeable,
+        self,
         rep: Replacement,
         made: Callable[[MemberState, list[probe.ListedMember]], _T | None],
     ) -> tuple[_T | None, str]:
@@ -245,7 +213,7 @@ class MembershipChanges:
         return None, "MemberList: " + (", ".join(said) if said else "no survivor running to ask")
 
     def remove_member(
-        self: _Changeable, rep: Replacement, *, via: str | None = None, timeout: float = 30.0
+        self, rep: Replacement, *, via: str | None = None, timeout: float = 30.0
     ) -> None:
         """MemberRemove ``rep.name`` (id ``rep.old_id``) through ``via`` (default: any running
         member but that one), retrying while etcd refuses (unhealthy cluster...) until
@@ -278,7 +246,7 @@ class MembershipChanges:
             rep.removed_via = self._retrying("remove", rep, via, timeout, attempt, made)
 
     def add_member(
-        self: _Changeable, rep: Replacement, *, via: str | None = None, timeout: float = 30.0
+        self, rep: Replacement, *, via: str | None = None, timeout: float = 30.0
     ) -> int:
         """MemberAdd ``rep.name`` back with its peer URL (etcd gives it a new id), retrying
         while refused until ``timeout``; save the new id and mark the member as joining an
@@ -308,7 +276,7 @@ class MembershipChanges:
         self.state.save()
         return rep.new_id
 
-    def leader(self: _Changeable, timeout: float = 0.5) -> str | None:
+    def leader(self, timeout: float = 0.5) -> str | None:
         """The leader's name as the first running member that knows one says, or None."""
         for m in self.members:
             if self.process_state(m.name) != "running":
@@ -320,7 +288,7 @@ class MembershipChanges:
                     return lm.name if lm else None
         return None
 
-    def caught_up_by_snapshot(self: _Changeable, rep: Replacement, until: int | None = None) -> int | None:
+    def caught_up_by_snapshot(self, rep: Replacement, until: int | None = None) -> int | None:
         """The index of the first snapshot the fresh member of ``rep`` applied, or None if it
         caught up from log entries alone: read from its log since it started, up to offset
         ``until`` (where a later replacement of the same member began). Restarts in between
@@ -329,14 +297,14 @@ class MembershipChanges:
         match = _SNAPSHOT_APPLIED.search(text)
         return int(match.group(1)) if match else None
 
-    def start_joined(self: _Changeable, rep: Replacement) -> None:
+    def start_joined(self, rep: Replacement) -> None:
         """Start the fresh member of ``rep`` (added with ``add_member``) on empty data."""
         rep.log_offset = len(self.log_bytes(rep.name))
         self.start(rep.name)
         rep.started = True
 
     def replace_member(
-        self: _Changeable, name: str, *, via: str | None = None, timeout: float = 60.0
+        self, name: str, *, via: str | None = None, timeout: float = 60.0
     ) -> Replacement:
         """Replace ``name`` (running or not) with a fresh member of the same name and ports:
         remove, stop and wipe, add, start joining, and wait until the cluster is healthy with

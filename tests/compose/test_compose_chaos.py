@@ -4,29 +4,19 @@ run with its checkers, on containers (new container and data volume for a replac
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from minietcd.lab import probe
-from minietcd.lab.compose import STATE_FILE, ComposeState, remove_project
-from tests.compose.docker_env import Tools, run
+from minietcd.lab.compose import STATE_FILE
+from tests.compose import test_lab_compose
+from tests.compose.docker_env import run
 from tests.compose.test_lab_compose import Lab
 from tests.lab.lab_cli import one_leader, wait_for
 
 pytestmark = [pytest.mark.compose, pytest.mark.slow]
-
-
-@pytest.fixture
-def lab(tools: Tools, tmp_path: Path) -> Iterator[Lab]:
-    lab = Lab(tools, tmp_path / "lab")
-    try:
-        yield lab
-    finally:
-        for state_file in sorted(lab.base.rglob(STATE_FILE)):  # whatever a failed test left
-            left = remove_project(ComposeState.load(state_file.parent))
-            assert not left, left
+lab = test_lab_compose.lab  # the same fixture: a lab dir of the test's own; removes what a test left
 
 
 def _volumes(project: str) -> list[str]:
