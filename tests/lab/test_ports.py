@@ -140,10 +140,10 @@ def test_two_clusters_started_at_once_on_different_port_bases(tmp_path: Path) ->
         members: set[int] = set()
         for base, lab in labs.items():
             state = lab.state()
-            ports = [state.toxiproxy_url.rsplit(":", 1)[1]]
+            ports = [int(state.toxiproxy_url.rsplit(":", 1)[1])]
             ports += [p for m in state.members for p in (m.client_port, m.peer_port, m.metrics_port)]
             ports += [link.port for link in state.links]
-            assert len(ports) == 1 + 9 + 6 and all(base <= int(p) < base + 100 for p in ports), ports
+            assert len(ports) == 1 + 9 + 6 and all(base <= p < base + 100 for p in ports), ports
             probe.put(state.members[0].client_port, "whose", str(base), timeout=5.0)
             members |= {m.id for m in probe.member_list(state.members[0].client_port)}
             assert lab.status()["n3"]["health"] == "ok"
