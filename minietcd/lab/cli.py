@@ -116,6 +116,7 @@ def _faults(ctx: click.Context) -> Faults:
 @click.option(
     "--port-base",
     type=click.IntRange(1024, 65535),
+    metavar="BASE",
     envvar=PORT_BASE_ENV,
     default=None,
     help=f"Every port the lab opens comes from BASE on (${PORT_BASE_ENV}); the default lab dir is then "
@@ -124,6 +125,7 @@ def _faults(ctx: click.Context) -> Faults:
 @click.option(
     "--port-range",
     type=click.IntRange(1, 64512),
+    metavar="N",
     envvar=PORT_RANGE_ENV,
     default=None,
     help=f"With --port-base: any free ports among BASE..BASE+N-1 (${PORT_RANGE_ENV}); without it, "

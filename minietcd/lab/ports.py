@@ -23,14 +23,14 @@ from __future__ import annotations
 
 import random
 import socket
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from minietcd.errors import LabError
 from minietcd.lab.state import HOST, MemberState
 
-PORT_BASE_ENV = "MINIETCD_LAB_PORT_BASE"
+PORT_BASE_ENV = "MINIETCD_LAB_PORT_BASE"  # read by the CLI (click), as --port-base
 PORT_RANGE_ENV = "MINIETCD_LAB_PORT_RANGE"
 MIN_PORT = 1024  # below: privileged ports
 
@@ -109,19 +109,6 @@ class PortPlan:
             raise LabError(f"--port-range {self.span}: give the number of ports the lab may use (at least 1)")
         if self.span is not None and self.base + self.span > 65536:
             raise LabError(f"--port-base {self.base} --port-range {self.span} goes past port 65535")
-
-    @staticmethod
-    def from_env(environ: Mapping[str, str]) -> PortPlan | None:
-        """The plan ``$MINIETCD_LAB_PORT_BASE`` / ``$MINIETCD_LAB_PORT_RANGE`` ask for, if any."""
-        base, span = environ.get(PORT_BASE_ENV, "").strip(), environ.get(PORT_RANGE_ENV, "").strip()
-        if not base:
-            if span:
-                raise LabError(f"${PORT_RANGE_ENV} is set without ${PORT_BASE_ENV}")
-            return None
-        try:
-            return PortPlan(int(base), int(span) if span else None)
-        except ValueError:
-            raise LabError(f"${PORT_BASE_ENV}={base!r} / ${PORT_RANGE_ENV}={span!r}: not a number") from None
 
     def describe(self) -> str:
         if self.span is None:

@@ -66,18 +66,14 @@ def test_a_taken_port_is_one_line_naming_it(listener: socket.socket) -> None:
         PortPlan(BASE_C, 9).take(purposes)
 
 
-def test_plans_from_env_and_bad_ones() -> None:
-    assert PortPlan.from_env({}) is None
-    assert PortPlan.from_env({PORT_BASE_ENV: "45000"}) == PortPlan(45000)
-    assert PortPlan.from_env({PORT_BASE_ENV: "45000", PORT_RANGE_ENV: "50"}) == PortPlan(45000, 50)
-    for bad, message in (
-        ({PORT_RANGE_ENV: "50"}, "without"),
-        ({PORT_BASE_ENV: "x"}, "not a number"),
-        ({PORT_BASE_ENV: "80"}, "between 1024 and 65535"),
-        ({PORT_BASE_ENV: "65500", PORT_RANGE_ENV: "100"}, "past port 65535"),
+def test_bad_plans() -> None:
+    for base, span, message in (
+        (80, None, "between 1024 and 65535"),
+        (65500, 100, "past port 65535"),
+        (45000, 0, "at least 1"),
     ):
         with pytest.raises(LabError, match=message):
-            PortPlan.from_env(bad)
+            PortPlan(base, span)
     assert PortPlan(45000, 100).after(1) == PortPlan(45001, 99)
 
 
