@@ -14,6 +14,10 @@ Faults map to Docker and to the project's Toxiproxy:
 * kill / restart / pause / resume: ``docker kill`` / ``docker start`` / ``docker pause`` /
   ``docker unpause`` of the member's container (by id; the containers' ``restart: unless-stopped``
   does not bring back a container stopped by ``docker kill``);
+* replacing a member (``minietcd.lab.membership``, for ``replace`` and chaos' member-replace):
+  the wipe is ``docker rm -f`` of its container and ``docker volume rm`` of its data volume (its
+  output kept in ``logs/nI.earlier.log``), the start after it writes the file again with
+  ``--initial-cluster-state=existing`` for that member and runs ``compose up -d --no-deps nI``;
 * links: proxy ``nI-nJ`` carries what nI sends to nJ; the toxiproxy service's API is published on
   127.0.0.1:28474 + the port offset and driven through ``minietcd.lab.links.Links``, exactly as
   for a local cluster.
