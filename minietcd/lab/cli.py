@@ -24,8 +24,10 @@ from rich.table import Table
 
 from minietcd.errors import LabError
 from minietcd.lab.backend import LabCluster, load_cluster
-from minietcd.lab.cluster import LAB_DIR_ENV, MAX_SIZE, Cluster, ClusterSpec, default_lab_dir
+from minietcd.lab.cluster import MAX_SIZE, Cluster, ClusterSpec
 from minietcd.lab.faults import Faults, parse_duration_ms, parse_groups, parse_link
+from minietcd.lab.labdir import LAB_DIR_ENV, default_lab_dir
+from minietcd.lab.ports import PORT_BASE_ENV, PORT_RANGE_ENV, PortPlan
 from minietcd.lab.state import LabState
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -111,12 +113,37 @@ def _faults(ctx: click.Context) -> Faults:
     is_flag=True,
     help="Members are containers of a docker compose project (state in <lab dir>/compose; docs/compose.md).",
 )
+@click.option(
+    "--port-base",
+    type=click.IntRange(1024, 65535),
+    metavar="BASE",
+    envvar=PORT_BASE_ENV,
+    default=None,
+    help=f"Every port the lab opens comes from BASE on (${PORT_BASE_ENV}); the default lab dir is then "
+    "/tmp/minietcd-lab-$UID-pBASE. For users sharing a machine (docs/lab.md).",
+)
+@click.option(
+    "--port-range",
+    type=click.IntRange(1, 64512),
+    metavar="N",
+    envvar=PORT_RANGE_ENV,
+    default=None,
+    help=f"With --port-base: any free ports among BASE..BASE+N-1 (${PORT_RANGE_ENV}); without it, "
+    "exactly the ports needed, from BASE on.",
+)
 @click.pass_context
-def cli(ctx: click.Context, lab_dir: Path | None, compose: bool) -> None:
+@_lab_errors
+def cli(
+    ctx: click.Context, lab_dir: Path | None, compose: bool, port_base: int | None, port_range: int | None
+) -> None:
     """Real minietcd clusters of 1-9 members on 127.0.0.1 (or in containers with --compose), every
     peer link through Toxiproxy."""
     ctx.ensure_object(dict)
-    ctx.obj["lab_dir"] = lab_dir or default_lab_dir()
+    if port_range is not None and port_base is None:
+        raise LabError("--port-range needs a --port-base")
+    ports = None if port_base is None else PortPlan(port_base, port_range)
+    ctx.obj["ports"] = ports
+    ctx.obj["lab_dir"] = lab_dir or default_lab_dir(ports)
     ctx.obj["compose"] = compose
 
 
@@ -146,10 +173,14 @@ def up(
         election_ms=election_timeout,
         pre_vote=pre_vote,
         client_proxies=client_proxies,
+        ports=ctx.obj["ports"],
     )
     if _is_compose(ctx):
         from minietcd.lab.compose import ComposeCluster
 
+        if spec.ports is not None:
+            click.echo("note: --port-base is for local clusters; a compose cluster publishes its own "
+                       "ports, shifted by the first free offset (docs/compose.md)", err=True)
         compose = ComposeCluster.up(_lab_dir(ctx), spec, timeout=timeout)
         leader = compose.wait_healthy(timeout)
         cs = compose.compose
@@ -260,16 +291,15 @@ _member_command(
 @cli.command()
 @click.argument("member")
 @click.option("--timeout", type=float, default=60.0, show_default=True, help="seconds for each step")
+@_compose_option
 @click.pass_context
 @_lab_errors
 def replace(ctx: click.Context, member: str, timeout: float) -> None:
     """Replace MEMBER as etcd operators replace a failed one: MemberRemove, wipe its data dir,
     MemberAdd the same name and peer URL (a new member id), start it with
-    --initial-cluster-state existing, wait until healthy (docs/lab.md, member-replace)."""
-    cluster = _cluster(ctx)
-    if not isinstance(cluster, Cluster):
-        raise LabError("replace works on process clusters only, not on --compose ones yet")
-    rep = cluster.replace_member(member, timeout=timeout)
+    --initial-cluster-state existing, wait until healthy (docs/lab.md, member-replace).
+    Compose: a new container and data volume."""
+    rep = _cluster(ctx).replace_member(member, timeout=timeout)
     click.echo(f"replaced {rep.describe()} (removed via {rep.removed_via}, added via {rep.added_via})")
 
 
@@ -382,6 +412,7 @@ def fault_table_command(
         heartbeat_ms=heartbeat_interval,
         election_ms=election_timeout,
         backend="compose" if _is_compose(ctx) else "local",
+        ports=ctx.obj["ports"],
     )
     if png_path is not None:
         fault_table.require_png_support()
@@ -412,6 +443,7 @@ def fault_table_command(
               help="write the history as JSON lines")
 @click.option("--unsafe-local-reads", is_flag=True,
               help="TEST ONLY: members serve linearizable reads locally (the checker must object)")
+@_compose_option
 @click.pass_context
 @_lab_errors
 def chaos(
@@ -432,11 +464,8 @@ def chaos(
 
     from minietcd.lab.chaos import ChaosOptions, parse_nemeses, run_chaos
 
-    if _is_compose(ctx):
-        raise LabError("chaos runs on local clusters only (not yet with --compose)")
-
     opts = ChaosOptions(
-        lab_dir=Path(ctx.obj["lab_dir"]) / "chaos",
+        lab_dir=_lab_dir(ctx) / "chaos",
         size=size,
         duration=parse_duration_ms(duration) / 1000.0,
         nemeses=parse_nemeses(nemesis),
@@ -447,6 +476,8 @@ def chaos(
         history_json=json_path,
         unsafe_local_reads=unsafe_local_reads,
         log=lambda s: click.echo(s, err=True),
+        ports=ctx.obj["ports"],
+        backend="compose" if _is_compose(ctx) else "local",
     )
     result = run_chaos(opts)
     click.echo(result.report)

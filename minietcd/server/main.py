@@ -154,6 +154,7 @@ class Member:
     def __init__(self, cfg: Config) -> None:
         self.cfg = cfg
         self.stop_requested = asyncio.Event()
+        self.ready = asyncio.Event()  # set with "ready to serve client requests" (minietcd.embed waits on it)
         self.grpc_server: grpc.aio.Server | None = None
         self.http_runners: list[web.AppRunner] = []
         self.tasks: list[asyncio.Task[None]] = []
@@ -372,6 +373,7 @@ class Member:
     async def _publish(self, server: EtcdServer) -> None:
         await server.publish([str(u) for u in self.cfg.advertise_client_urls])
         log.info("embed: ready to serve client requests")
+        self.ready.set()
         for u in self.cfg.listen_client_urls:
             if u.is_tls:
                 log.info("embed: serving client requests on %s", _host_port(u))
