@@ -21,7 +21,8 @@ everything else is an internal error.
     │   ├── WalClosedError
     │   ├── WalLockedError             the WAL directory is locked by another opener
     │   ├── WalSnapshotNotFoundError   no WAL marker for the snapshot to open at
-    │   └── SnapshotFileError          no valid snapshot file / a bad one
+    │   ├── SnapshotFileError          no valid snapshot file / a bad one
+    │   └── BackendError               the applied-state database (minietcd.mvcc.backend)
     ├── MvccError                      the multi-version store (minietcd.mvcc)
     │   ├── CompactedRevisionError     "etcdserver: mvcc: required revision has been compacted"
     │   ├── FutureRevisionError        "etcdserver: mvcc: required revision is a future revision"
@@ -143,6 +144,10 @@ class WalSnapshotNotFoundError(StorageError):
 
 class SnapshotFileError(StorageError):
     pass
+
+
+class BackendError(StorageError):
+    """The applied-state database failed (cannot open, write, commit, copy): fail-stop."""
 
 
 # --- MVCC --------------------------------------------------------------------------------------

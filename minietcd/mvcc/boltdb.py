@@ -582,6 +582,16 @@ def decode_lease(data: bytes) -> BoltLease:
     return BoltLease(lid, ttl, remaining)
 
 
+def encode_alarm(member_id: int, alarm: int) -> bytes:
+    """``etcdserverpb.AlarmMember{MemberID, Alarm}.Marshal()``: an ``alarm`` bucket key."""
+    return _int_fields((member_id, alarm))
+
+
+def decode_alarm(data: bytes) -> tuple[int, int]:
+    mid, alarm = _parse_int_fields(data, 2, "AlarmMember", signed=False)
+    return mid, alarm
+
+
 def _go_json_string(s: str) -> str:
     """A string as Go's encoding/json writes it (HTML-safe escapes, raw UTF-8)."""
     out = ['"']
@@ -704,7 +714,7 @@ def write_bolt_snapshot(
         # etcdserverpb.AlarmMember{MemberID uint64 = 1, Alarm enum = 2}, value empty.
         if not alarm:
             raise ValueError(f"alarm of member {member_id:x} has type NONE")
-        buckets[B_ALARM][_int_fields((member_id, alarm))] = b""
+        buckets[B_ALARM][encode_alarm(member_id, alarm)] = b""
     buckets[B_AUTH][K_AUTH_REVISION] = _U64_BE.pack(AUTH_REVISION)
     return write_bolt(buckets, page_size=page_size)
 
@@ -754,8 +764,7 @@ def read_bolt_snapshot(data: bytes) -> BoltSnapshot:
         raise BoltFormatError(f"members_removed: {e}") from e
     alarms = []
     for k in buckets.get(B_ALARM, {}):
-        mid, alarm = _parse_int_fields(k, 2, "AlarmMember", signed=False)
-        alarms.append((mid, alarm))
+        alarms.append(decode_alarm(k))
     return BoltSnapshot(
         current_revision=max(last_main, finished),
         compact_revision=finished,

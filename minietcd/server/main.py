@@ -39,6 +39,8 @@ from minietcd.server.etcd_server import EtcdServer
 from minietcd.server.http import make_app
 from minietcd.server.logsetup import setup_logging
 from minietcd.server.raft_node import RaftNode
+from minietcd.server.recovery import recover
+from minietcd.server.snapshot_files import snapshot_sink
 from minietcd.server.tls import ChannelOpener, TLSInfo, client_tls_info, peer_tls_info
 from minietcd.server.transport import Transport
 from minietcd.server.v3rpc.cluster import ClusterService
@@ -171,24 +173,23 @@ class Member:
         mid, cid = start.member_id, start.cluster_id
         log.info("etcdserver: starting member %x in cluster %x", mid, cid)
 
-        sm = StateMachine(
+        sm = StateMachine.open(
+            cfg.data_dir,
             clock=time.monotonic,
             min_lease_ttl=min_lease_ttl(cfg.election_ticks, cfg.heartbeat_interval),
             member_id=mid,
+            fresh=start.storage.was_new,
         )
         hub = WatchHub(sm.kv)  # watchers see every write this member applies
         sm.restore_hooks.append(hub.after_restore)
-        snap = start.storage.snapshot()
-        if not snap.is_empty():
-            sm.restore(snap.data)
-            log.info("etcdserver: recovered store from snapshot at index %d", snap.metadata.index)
+        recovered = recover(start.storage, sm)  # the committed log tail, applied directly
         rawnode = RawNode(
             RaftConfig(
                 id=mid,
                 storage=start.storage,
                 election_tick=cfg.election_ticks,
                 heartbeat_tick=1,
-                applied=snap.metadata.index,
+                applied=recovered.applied,
                 pre_vote=cfg.pre_vote,
                 check_quorum=True,  # etcd always runs with check-quorum
                 rng=random.Random(),
@@ -208,6 +209,7 @@ class Member:
             server_credentials=peer_credentials,
             # Without peer TLS the transport dials as it always has (plain http, system roots).
             channel_factory=None if self.peer_tls.empty() else ChannelOpener(self.peer_tls),
+            snapshot_sink=snapshot_sink(sm.backend),  # snapshot databases go beside the backend
         )
         node = RaftNode(
             rawnode=rawnode,
@@ -260,6 +262,7 @@ class Member:
             await server.stop()
             await node.stop()
             await transport.stop()
+            sm.close()
             start.storage.close()
             log.info("etcdserver: stopped member %x", mid)
 

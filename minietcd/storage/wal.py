@@ -35,7 +35,7 @@ import os
 import shutil
 import struct
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from minietcd.errors import (
@@ -251,11 +251,12 @@ class _Replay:
     def apply(self, path: str, rtype: int, off: int, payload: memoryview) -> None:
         try:
             if rtype == RecordType.ENTRY:
-                if self.collect_entries:
+                index = int.from_bytes(payload[8:16], "little")
+                if self.collect_entries and index > self.start.index:
                     self._entry(path, off, decode_entry(payload))
                 else:
-                    # Only the index is needed; skip building the Entry.
-                    self.last_index = int.from_bytes(payload[8:16], "little")
+                    # Covered by the snapshot, or only the index is wanted: no Entry to build.
+                    self.last_index = index
             elif rtype == RecordType.STATE:
                 self.state = decode_hard_state(payload)
             elif rtype == RecordType.METADATA:
@@ -308,19 +309,39 @@ def _check_seq(segments: Sequence[Segment]) -> None:
             raise StorageError(f"wal: segment sequence jumps from {a.path} to {b.path}")
 
 
-def _read(segments: Sequence[Segment], start: WalSnapshot, collect_entries: bool) -> _Replay:
-    replay = _Replay(start=start, collect_entries=collect_entries)
+def _scan(segments: Sequence[Segment]) -> list[_Scan]:
+    """Read and check every record of ``segments`` (the CRC chain runs across them)."""
+    scans: list[_Scan] = []
+    crc: int | None = None
     for i, seg in enumerate(segments):
         with open(seg.path, "rb") as f:
             buf = f.read()
-        is_last = i == len(segments) - 1
-        scan = _SegmentScanner(seg.path, buf, is_last).scan(replay.crc)
+        scan = _SegmentScanner(seg.path, buf, i == len(segments) - 1).scan(crc)
+        crc = scan.crc
+        scans.append(scan)
+    return scans
+
+
+def _replay(
+    segments: Sequence[Segment], scans: Sequence[_Scan], start: WalSnapshot, collect_entries: bool
+) -> _Replay:
+    replay = _Replay(start=start, collect_entries=collect_entries)
+    for seg, scan in zip(segments, scans, strict=True):
         for rtype, off, payload in scan.records:
             replay.apply(seg.path, rtype, off, payload)
         replay.crc = scan.crc
-        if is_last:
-            replay.tail = scan
+    replay.tail = scans[-1] if scans else None
     return replay
+
+
+def _read(segments: Sequence[Segment], start: WalSnapshot, collect_entries: bool) -> _Replay:
+    return _replay(segments, _scan(segments), start, collect_entries)
+
+
+def _valid_markers(replay: _Replay) -> list[WalSnapshot]:
+    # As etcd's ValidSnapshotEntries, only markers at or below the last hard state's commit
+    # count: a marker past it belongs to a Ready whose hard state never reached the disk.
+    return [m for m in replay.markers if m.index <= replay.state.commit]
 
 
 # --- the WAL -----------------------------------------------------------------------------------
@@ -456,13 +477,49 @@ class WAL:
             raise
 
     @classmethod
-    def _open_locked(cls, dir_path: str, lock: DirLock, start: WalSnapshot, segment_size: int) -> WAL:
-        segments = list_segments(dir_path)
+    def open_newest(
+        cls,
+        dir_path: str,
+        pick: Callable[[list[WalSnapshot]], WalSnapshot],
+        *,
+        segment_size: int = SEGMENT_SIZE,
+    ) -> WAL:
+        """:meth:`valid_snapshots` then :meth:`open` in one read of the segments (a restart's
+        cost): ``pick`` gets the markers a restart may start from and returns the one to open
+        at (the newest whose snapshot file is good)."""
+        dir_path = os.path.abspath(dir_path)
+        lock = DirLock(dir_path)
+        lock.acquire()
+        try:
+            segments = list_segments(dir_path)
+            if not segments:
+                raise StorageError(f"wal: no segment files in {dir_path}")
+            _check_seq(segments)
+            scans = _scan(segments)
+            start = pick(_valid_markers(_replay(segments, scans, WalSnapshot(), False)))
+            return cls._open_locked(dir_path, lock, start, segment_size, (segments, scans))
+        except BaseException:
+            lock.release()
+            raise
+
+    @classmethod
+    def _open_locked(
+        cls,
+        dir_path: str,
+        lock: DirLock,
+        start: WalSnapshot,
+        segment_size: int,
+        scanned: tuple[list[Segment], list[_Scan]] | None = None,
+    ) -> WAL:
+        segments = list_segments(dir_path) if scanned is None else scanned[0]
         if not segments:
             raise StorageError(f"wal: no segment files in {dir_path}")
         first = _select(segments, start.index)
         _check_seq(segments[first:])
-        replay = _read(segments[first:], start, collect_entries=True)
+        if scanned is None:
+            replay = _read(segments[first:], start, collect_entries=True)
+        else:
+            replay = _replay(segments[first:], scanned[1][first:], start, collect_entries=True)
         if not replay.matched:
             raise WalSnapshotNotFoundError(
                 f"wal: no marker for snapshot (index {start.index}, term {start.term}) in {dir_path}"
@@ -520,8 +577,7 @@ class WAL:
         if not segments:
             raise StorageError(f"wal: no segment files in {dir_path}")
         _check_seq(segments)
-        replay = _read(segments, WalSnapshot(), collect_entries=False)
-        return [m for m in replay.markers if m.index <= replay.state.commit]
+        return _valid_markers(_read(segments, WalSnapshot(), collect_entries=False))
 
     # -- reading -------------------------------------------------------------------------------
 
