@@ -35,6 +35,7 @@ import contextlib
 import os
 import shutil
 import tempfile
+import threading
 import time
 import weakref
 from collections.abc import Callable, Iterator
@@ -78,6 +79,8 @@ class Backend:
         "__weakref__",
         "_batch_started",
         "_clock",
+        "_copies",
+        "_copying",
         "_dbs",
         "_env",
         "_envs",
@@ -85,6 +88,7 @@ class Backend:
         "_map_size",
         "_pending",
         "_txn",
+        "_views",
         "path",
     )
 
@@ -102,7 +106,10 @@ class Backend:
         self._txn: lmdb.Transaction | None = None  # the open batch (write) txn, if any
         self._batch_started = 0.0  # clock() when the batch txn began
         self._pending = 0  # writes in the batch txn
-        self._finalizer: weakref.finalize | None = None
+        self._finalizer: weakref.finalize[[list[lmdb.Environment], str], Backend] | None = None
+        self._views: set[ReadView] = set()  # open read views (closed before the file is swapped)
+        self._copies = threading.Condition()  # guards _copying and _views
+        self._copying = 0  # copies running in worker threads (they use a view's txn)
         self._envs: list[lmdb.Environment] = []  # every environment opened (a temporary closes them)
         self._env, self._dbs = self._open(self.path)
 
@@ -231,7 +238,20 @@ class Backend:
         """The state as of now, frozen (the batch is committed first): an LMDB read txn that a
         worker thread may read and copy from while the loop goes on writing."""
         self.commit()
-        return ReadView(self, self._env.begin(write=False, buffers=False))
+        view = ReadView(self, self._env.begin(write=False, buffers=False))
+        with self._copies:
+            self._views.add(view)
+        return view
+
+    def _close_views(self) -> None:
+        """Before the environment closes: wait for running copies, then close every view (a
+        snapshot still waiting to be copied then fails and Raft sends another)."""
+        with self._copies:
+            while self._copying:
+                self._copies.wait()
+            views, self._views = self._views, set()
+        for view in views:
+            view.close()
 
     def size(self) -> int:
         """The file's size: what etcd reports as dbSize and checks against the quota."""
@@ -254,12 +274,13 @@ class Backend:
         own = view is None
         v = self.read_view() if view is None else view
         try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            try:
-                self._env.copyfd(fd, compact=True, txn=v.txn)
-                os.fsync(fd)
-            finally:
-                os.close(fd)
+            with v.in_use():
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+                try:
+                    self._env.copyfd(fd, compact=True, txn=v.txn)
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
         except (OSError, lmdb.Error) as e:
             with contextlib.suppress(OSError):
                 os.unlink(path)
@@ -283,6 +304,7 @@ class Backend:
         """Make the database file ``path`` (a copy, or a snapshot received from the leader) this
         backend's state: it is renamed over the current file, which is closed first."""
         self.commit()
+        self._close_views()
         self._env.close()
         try:
             os.replace(path, self.path)
@@ -294,6 +316,7 @@ class Backend:
         """Commit and close; a temporary backend also removes its directory."""
         if self._txn is not None:
             self.commit()
+        self._close_views()
         if self._finalizer is not None:
             self._finalizer()
         else:
@@ -312,11 +335,28 @@ class ReadView:
     """A frozen state of a :class:`Backend` (an LMDB read transaction). Close it when done:
     while it is open, the pages it sees are not reused, so the file grows."""
 
-    __slots__ = ("_backend", "txn")
+    __slots__ = ("__weakref__", "_backend", "closed", "txn")
 
     def __init__(self, backend: Backend, txn: lmdb.Transaction) -> None:
         self._backend = backend
         self.txn = txn
+        self.closed = False
+
+    @contextlib.contextmanager
+    def in_use(self) -> Iterator[None]:
+        """Hold this around any use of the view from a worker thread: the backend does not
+        close its environment (a defrag, a snapshot install, a shutdown) meanwhile."""
+        b = self._backend
+        with b._copies:
+            if self.closed:
+                raise BackendError("backend: the read view was closed (the database was replaced)")
+            b._copying += 1
+        try:
+            yield
+        finally:
+            with b._copies:
+                b._copying -= 1
+                b._copies.notify_all()
 
     def get(self, bucket: bytes, key: bytes) -> bytes | None:
         value = self.txn.get(key, db=self._backend._dbs[bucket])
@@ -332,6 +372,12 @@ class ReadView:
         self._backend.copy_to(path, self)
 
     def close(self) -> None:
+        b = self._backend
+        with b._copies:
+            if self.closed:
+                return
+            self.closed = True
+            b._views.discard(self)
         self.txn.abort()
 
     def __enter__(self) -> ReadView:

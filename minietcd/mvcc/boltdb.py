@@ -58,6 +58,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from minietcd.errors import MvccSnapshotError
+from minietcd.mvcc.backend import ReadView
 from minietcd.mvcc.codec import crc32c, decode_kv, decode_snapshot, encode_snapshot
 from minietcd.mvcc.kvstore import KVStore
 from minietcd.mvcc.revision import (
@@ -715,6 +716,25 @@ def write_bolt_snapshot(
         if not alarm:
             raise ValueError(f"alarm of member {member_id:x} has type NONE")
         buckets[B_ALARM][encode_alarm(member_id, alarm)] = b""
+    buckets[B_AUTH][K_AUTH_REVISION] = _U64_BE.pack(AUTH_REVISION)
+    return write_bolt(buckets, page_size=page_size)
+
+
+def write_bolt_from_view(view: ReadView, *, page_size: int = PAGE_SIZE) -> bytes:
+    """A backend's state (a read view of it) as the etcd 3.4 backend file: the buckets have
+    etcd's names and encodings already (:mod:`minietcd.mvcc.backend`), so they are copied,
+    plus the empty auth buckets and auth revision a fresh etcd writes. Safe in a worker
+    thread (the view is marked in use)."""
+    buckets: dict[bytes, dict[bytes, bytes]] = {name: {} for name in ETCD_BUCKETS}
+    with view.in_use():
+        for name in (B_KEY, B_LEASE, B_MEMBERS, B_MEMBERS_REMOVED, B_CLUSTER, B_ALARM):
+            buckets[name] = dict(view.items(name))
+        meta = buckets[B_META]
+        meta[K_CONSISTENT_INDEX] = view.get(B_META, K_CONSISTENT_INDEX) or _U64_BE.pack(0)
+        for key in (K_SCHEDULED_COMPACT, K_FINISHED_COMPACT):
+            value = view.get(B_META, key)
+            if value is not None:
+                meta[key] = value
     buckets[B_AUTH][K_AUTH_REVISION] = _U64_BE.pack(AUTH_REVISION)
     return write_bolt(buckets, page_size=page_size)
 

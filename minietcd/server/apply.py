@@ -112,6 +112,12 @@ class StateMachine:
         """Make everything applied so far durable in the backend now."""
         self.backend.commit()
 
+    def defragment(self) -> tuple[int, int]:
+        """Rewrite the backend without its free pages; (size before, size after) in bytes."""
+        before, after = self.backend.defragment()
+        log.info("etcdserver: defragmented the backend: %d -> %d bytes", before, after)
+        return before, after
+
     def conf_state(self) -> ConfState:
         """The Raft configuration of the applied membership."""
         return apply_state.conf_state(self.membership)

@@ -109,7 +109,7 @@ def purge_received(snap_dir: str, applied_index: int, *, partial: bool = False) 
     """Remove received snapshot databases at or below ``applied_index``: they are applied, or
     were overtaken by a newer state. ``partial``: also every half-received one (at start-up,
     when no transfer can be running)."""
-    removed = []
+    removed: list[str] = []
     try:
         names = os.listdir(snap_dir)
     except FileNotFoundError:
