@@ -18,9 +18,9 @@ import signal
 import sys
 import time
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import grpc
-from aiohttp import web
 
 from minietcd import ETCD_API_VERSION, __version__
 from minietcd.api.etcdserverpb import rpc_pb2_grpc
@@ -36,7 +36,6 @@ from minietcd.server.apply import StateMachine
 from minietcd.server.bootstrap import Start, bootstrap_discovery, bootstrap_new, join_existing, restart
 from minietcd.server.config import USAGE_LINE, Config, UsageError, help_text, parse_config, version_text
 from minietcd.server.etcd_server import EtcdServer
-from minietcd.server.http import make_app
 from minietcd.server.logsetup import setup_logging
 from minietcd.server.raft_node import RaftNode
 from minietcd.server.recovery import recover
@@ -52,6 +51,9 @@ from minietcd.server.v3rpc.lock import LockService
 from minietcd.server.v3rpc.maintenance import MaintenanceService
 from minietcd.server.v3rpc.watch import WatchService
 from minietcd.storage.raft_storage import DiskStorage
+
+if TYPE_CHECKING:
+    from aiohttp import web
 
 log = logging.getLogger("minietcd.server")
 GRPC_OVERHEAD = 512 * 1024  # etcd lets gRPC frames exceed --max-request-bytes by this much
@@ -314,6 +316,13 @@ class Member:
         self.grpc_server = gs
 
     async def _serve_metrics(self, server: EtcdServer) -> None:
+        if not self.cfg.listen_metrics_urls:
+            return
+        # aiohttp only with --listen-metrics-urls: a member without them never loads it.
+        from aiohttp import web
+
+        from minietcd.server.http import make_app
+
         for u in self.cfg.listen_metrics_urls:
             runner = web.AppRunner(make_app(server), access_log=None, shutdown_timeout=2.0)
             await runner.setup()
