@@ -58,7 +58,12 @@ from minietcd.mvcc.codec import (
     encode_snapshot,
 )
 from minietcd.mvcc.index import TreeIndex
-from minietcd.mvcc.rebuild import RECORD_OVERHEAD_BYTES, index_records, record_cost
+from minietcd.mvcc.rebuild import (
+    RECORD_OVERHEAD_BYTES,
+    index_own_records,
+    index_records,
+    record_cost,
+)
 from minietcd.mvcc.revision import (
     MAX_INT64,
     MIN_INT64,
@@ -399,7 +404,7 @@ class KVStore:
         compact_rev = Revision.from_bytes(raw).main if raw is not None else -1
         try:
             with _gc_paused():
-                index, last_main, size, leased = index_records(self._b.items(B_KEY), decode_kv_fast)
+                index, last_main, size, leased = index_own_records(self._b.items(B_KEY))
         except MvccSnapshotError as e:
             raise MvccInvariantError(f"backend records: {e}") from e
         self._index, self._size, self._rebuilt_leases = index, size, leased
