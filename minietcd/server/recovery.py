@@ -69,6 +69,8 @@ def recover(storage: DiskStorage, sm: StateMachine) -> Recovered:
             replayed += 1
     if commit > snap_index:
         storage.create_snapshot(commit, sm.conf_state(), sm.snapshot())
+    else:
+        sm.settle_memory()  # sm.snapshot() does it otherwise
     purge_received(os.path.dirname(sm.backend.path), sm.applied_index, partial=True)
     log.info(
         "etcdserver: recovered the applied state at index %d (database at %d, %d committed "
