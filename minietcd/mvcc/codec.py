@@ -14,6 +14,8 @@ import struct
 import zlib
 from collections.abc import Iterable, Iterator
 
+import google_crc32c
+
 from minietcd.api.mvccpb import kv_pb2
 from minietcd.errors import MvccSnapshotError
 from minietcd.mvcc.types import KeyValue
@@ -21,30 +23,13 @@ from minietcd.mvcc.types import KeyValue
 # --- crc32c (Castagnoli), what etcd's HashKV uses ----------------------------------------------
 
 
-def _make_crc32c_table() -> tuple[int, ...]:
-    table = []
-    for i in range(256):
-        c = i
-        for _ in range(8):
-            c = (c >> 1) ^ 0x82F63B78 if c & 1 else c >> 1
-        table.append(c)
-    return tuple(table)
-
-
-_CRC32C_TABLE = _make_crc32c_table()
-
-
 def crc32c(data: bytes, crc: int = 0) -> int:
     """CRC-32C of ``data``, continuing from ``crc`` (like ``zlib.crc32``'s second argument).
 
-    Pure Python (no C crc32c package is a project dependency); HashKV is an occasional
-    consistency check, so its speed does not matter much.
+    google-crc32c's C (hardware) implementation: HashKV covers every stored byte, which in pure
+    Python took seconds per 10^5 keys.
     """
-    table = _CRC32C_TABLE
-    c = crc ^ 0xFFFFFFFF
-    for b in data:
-        c = table[(c ^ b) & 0xFF] ^ (c >> 8)
-    return c ^ 0xFFFFFFFF
+    return int(google_crc32c.extend(crc, data))
 
 
 # --- mvccpb.KeyValue wire encoding ---------------------------------------------------------------

@@ -342,6 +342,12 @@ class KVStore:
         Raises CompactedRevisionError for 0 < ``rev`` <= compact revision, FutureRevisionError
         for ``rev`` > current. (A negative ``rev`` counts as 0; etcd would hash nothing.)
         """
+        return self.hash_kv_job(rev)()
+
+    def hash_kv_job(self, rev: int = 0) -> Callable[[], HashKVResult]:
+        """:meth:`hash_kv` in two parts, for a large store: the checks and the index's part run
+        now (on the loop), the scan of every record runs when the returned function is called,
+        in a worker thread if the caller likes, over a read view frozen now."""
         rev = _check_int64(rev, "revision")
         compact_rev, current_rev = self._compact_rev, self._current_rev
         if 0 < rev <= compact_rev:
@@ -350,15 +356,25 @@ class KVStore:
             raise FutureRevisionError(f"revision {rev} > current {current_rev}")
         if rev <= 0:
             rev = current_rev
-        keep = self._index.keep(rev)
-        lower = Revision(compact_rev + 1, 0)
-        crc = crc32c(b"key")
-        for rev_key, kv_bytes in self._b.items(B_KEY, b"", Revision(rev, MAX_INT64).to_bytes()):
-            r = Revision.from_bytes(rev_key)
-            if r < lower and keep and r not in keep:
-                continue
-            crc = crc32c(rev_key + kv_bytes, crc)
-        return HashKVResult(crc, current_rev, compact_rev)
+        # Only values at or below the compact revision can be skipped: none before a compaction.
+        keep = self._index.keep(rev) if compact_rev >= 0 else set()
+        lower = Revision(compact_rev + 1, 0).to_bytes()
+        upper = Revision(rev, MAX_INT64).to_bytes()
+        view = self._b.read_view()
+
+        def scan() -> HashKVResult:
+            crc = crc32c(b"key")
+            try:
+                with view.in_use():
+                    for rev_key, kv_bytes in view.items(B_KEY, b"", upper):
+                        if keep and rev_key < lower and Revision.from_bytes(rev_key) not in keep:
+                            continue
+                        crc = crc32c(kv_bytes, crc32c(rev_key, crc))
+            finally:
+                view.close()
+            return HashKVResult(crc, current_rev, compact_rev)
+
+        return scan
 
     # --- snapshot and restore ---------------------------------------------------------------
 

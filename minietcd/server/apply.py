@@ -344,9 +344,10 @@ def _freeze_gc() -> None:
     machine calls this where the index has just grown or been rebuilt (each Raft snapshot,
     every --snapshot-count entries; a restart; an installed snapshot), so a full collection
     only ever walks what was made since. Frozen objects are still freed by reference counting
-    (a deleted key's index goes at once); only cyclic garbage that is already old at this
-    moment stays: a young collection first clears the recent kind."""
-    gc.collect(1)
+    (a deleted key's index goes at once). The full collection first makes sure no cyclic
+    garbage is frozen with them; it walks only what is not frozen yet (what the last
+    --snapshot-count entries made: about 0.1 s per 10^5 keys)."""
+    gc.collect()
     gc.freeze()
 
 
