@@ -42,15 +42,19 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import grpc
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from minietcd.api.etcdserverpb import rpc_pb2, rpc_pb2_grpc
+from minietcd.api.etcdserverpb import rpc_pb2
+from minietcd.api.etcdserverpb import rpc_pb2_grpc as _rpc_grpc_untyped
 from minietcd.bench.runner import Budget, Request, run_clients
 from tests.cluster.harness import ProcessCluster, etcd_binary, minietcd_binary
 
+# The generated gRPC stubs are untyped; use them through Any.
+rpc_pb2_grpc: Any = _rpc_grpc_untyped
 ROWS = ("put3", "get3", "idle3", "failover", "put1", "rss_loaded", "restart", "rss_restart")
 #: (label, goal text, goal test on the ratio minietcd/etcd, unit, higher is better)
 SPEC: dict[str, tuple[str, str, Callable[[float], bool], str]] = {

@@ -27,14 +27,18 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import grpc
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from minietcd.api.etcdserverpb import rpc_pb2, rpc_pb2_grpc
+from minietcd.api.etcdserverpb import rpc_pb2
+from minietcd.api.etcdserverpb import rpc_pb2_grpc as _rpc_grpc_untyped
 from tests.cluster.harness import ProcessCluster, etcd_binary, minietcd_binary
 
+# The generated gRPC stubs are untyped; use them through Any.
+rpc_pb2_grpc: Any = _rpc_grpc_untyped
 TXN_OPS = 128  # etcd's default --max-txn-ops
 
 
