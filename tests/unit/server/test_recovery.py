@@ -8,7 +8,15 @@ from pathlib import Path
 
 from minietcd.api.etcdserverpb import etcdserver_pb2, raft_internal_pb2, rpc_pb2
 from minietcd.raft.confchange import decode_conf_change, encode_conf_change
-from minietcd.raft.types import ConfChange, ConfChangeType, Entry, EntryType, HardState
+from minietcd.raft.types import (
+    ConfChange,
+    ConfChangeType,
+    Entry,
+    EntryType,
+    HardState,
+    Snapshot,
+    SnapshotMetadata,
+)
 from minietcd.server import apply_snapshot
 from minietcd.server.apply import StateMachine
 from minietcd.server.membership import Member, encode_conf_context
@@ -148,3 +156,34 @@ def test_a_database_without_its_log_is_not_continued(tmp_path: Path) -> None:
     fresh = _sm(tmp_path, fresh=True)  # a brand-new log in the same data dir
     assert fresh.applied_index == 0 and fresh.kv.current_revision == 1
     fresh.close()
+
+
+def test_a_received_snapshot_not_yet_installed_is_installed_at_the_restart(tmp_path: Path) -> None:
+    """A follower crashed after recording a snapshot from the leader (file received, WAL
+    marker written) but before swapping the database in: the restart does the swap."""
+    ents = _log(40)
+    leader = tmp_path / "leader"
+    sm = _sm(leader, fresh=True)
+    _apply(sm, ents)
+    index, view = sm.snapshot_view()
+    follower = tmp_path / "follower"
+    storage = DiskStorage.open(str(follower), metadata=b"{}")
+    fsm = _sm(follower, fresh=True)
+    view.copy_to(apply_snapshot.db_file(fsm.backend, index))  # what the transport received
+    view.close()
+    snap = Snapshot(apply_snapshot.encode_header(index), SnapshotMetadata(sm.conf_state(), index, 1))
+    storage.save_ready(HardState(term=1, vote=0, commit=index), [], snap)
+    storage.sync()
+    fsm.close()  # the crash: the state machine never applied the snapshot
+    storage.close()
+
+    storage = DiskStorage.open(str(follower))
+    fsm = _sm(follower)
+    assert fsm.applied_index == 0
+    r = recover(storage, fsm)
+    assert (r.applied, r.replayed) == (index, 0)
+    assert _state(fsm) == _state(sm)
+    assert not list(follower.glob("member/snap/*.snap.lmdb"))  # consumed
+    for x in (fsm, sm):
+        x.close()
+    storage.close()
