@@ -23,7 +23,8 @@ everything else is an internal error.
     │   ├── WalSnapshotNotFoundError   no WAL marker for the snapshot to open at
     │   ├── WalBehindSnapshotError     the WAL ends before a snapshot file only it could have
     │   │                              produced: fsynced records were lost, refuse to start
-    │   └── SnapshotFileError          no valid snapshot file / a bad one
+    │   ├── SnapshotFileError          no valid snapshot file / a bad one
+    │   └── BackendError               the applied-state database (minietcd.mvcc.backend)
     ├── MvccError                      the multi-version store (minietcd.mvcc)
     │   ├── CompactedRevisionError     "etcdserver: mvcc: required revision has been compacted"
     │   ├── FutureRevisionError        "etcdserver: mvcc: required revision is a future revision"
@@ -158,6 +159,10 @@ class WalBehindSnapshotError(StorageError):
 
 class SnapshotFileError(StorageError):
     pass
+
+
+class BackendError(StorageError):
+    """The applied-state database failed (cannot open, write, commit, copy): fail-stop."""
 
 
 # --- MVCC --------------------------------------------------------------------------------------

@@ -45,17 +45,19 @@ from minietcd.golang import quote
 from minietcd.lease import snapshot as lease_snapshot
 from minietcd.mvcc.boltdb import (
     BoltFormatError,
+    BoltSnapshot,
     SnapshotStatus,
     read_bolt_meta,
     read_bolt_snapshot,
     snapshot_status,
 )
 from minietcd.raft.types import ConfState, HardState, Snapshot, SnapshotMetadata
+from minietcd.server import apply_state
 from minietcd.server.apply import StateMachine
 from minietcd.server.bootstrap import _metadata as wal_metadata
 from minietcd.server.config import Config
 from minietcd.server.membership import Member
-from minietcd.server.urls import parse_urls, parse_urls_map
+from minietcd.server.urls import URL, parse_urls, parse_urls_map
 from minietcd.storage.raft_storage import DiskStorage
 
 #: etcd's snapshot files carry a SHA-256 when their size is 32 more than a multiple of 512.
@@ -197,33 +199,8 @@ def restore(cfg: RestoreConfig, log: Logger = zap_info) -> Restored:
             },
         )  # fmt: skip
     commit = len(by_id)  # etcd: the members' ADD_NODE entries, committed at term 1
-    sm = StateMachine(clock=time.monotonic, min_lease_ttl=1, member_id=member_id)
     try:
-        bolt.restore_into(sm.kv)
-    except MvccSnapshotError as e:
-        raise SnapshotFileError(f"snapshot file integrity check failed. 1 errors found. {e}") from None
-    keys: dict[int, list[bytes]] = {}
-    for key, lease_id in sm.kv.leased_keys():
-        keys.setdefault(lease_id, []).append(key)
-    sm.lessor.restore(
-        lease_snapshot.encode(
-            lease_snapshot.LeaseRecord(
-                lease.id, lease.ttl, lease.remaining_ttl, tuple(keys.get(lease.id, ()))
-            )
-            for lease in bolt.leases
-        )
-    )
-    sm.membership.cluster_id = cluster_id
-    for mid, name in by_id:
-        sm.membership.add(Member(mid, name, [str(u) for u in urls[name]]))
-    sm.alarms = set(bolt.alarms)
-    sm.applied_index = commit
-
-    snapshot = Snapshot(
-        sm.snapshot(),
-        SnapshotMetadata(ConfState(voters=tuple(mid for mid, _ in by_id)), index=commit, term=1),
-    )
-    try:
+        snapshot = _write_state(data_dir, bolt, member_id, cluster_id, by_id, urls, commit)
         with DiskStorage.open(
             data_dir, wal_path=cfg.wal_dir, metadata=wal_metadata(member_id, cluster_id)
         ) as storage:
@@ -235,4 +212,48 @@ def restore(cfg: RestoreConfig, log: Logger = zap_info) -> Restored:
             shutil.rmtree(cfg.wal_dir, ignore_errors=True)
         raise
     log("snapshot/v3_snapshot.go:309", "restored snapshot", **where)
-    return Restored(data_dir, member_id, cluster_id, sm.kv.current_revision, commit)
+    return Restored(data_dir, member_id, cluster_id, bolt.current_revision, commit)
+
+
+def _write_state(
+    data_dir: str,
+    bolt: BoltSnapshot,
+    member_id: int,
+    cluster_id: int,
+    by_id: list[tuple[int, str]],
+    urls: dict[str, list[URL]],
+    commit: int,
+) -> Snapshot:
+    """The new member's backend (the file's key space, leases and alarms, the new cluster's
+    members, applied index ``commit``), and the Raft snapshot that names it."""
+    sm = StateMachine.open(data_dir, clock=time.monotonic, min_lease_ttl=1, member_id=member_id)
+    try:
+        try:
+            bolt.restore_into(sm.kv)
+        except MvccSnapshotError as e:
+            raise SnapshotFileError(f"snapshot file integrity check failed. 1 errors found. {e}") from None
+        keys: dict[int, list[bytes]] = {}
+        for key, lease_id in sm.kv.leased_keys():
+            keys.setdefault(lease_id, []).append(key)
+        sm.lessor.restore(
+            lease_snapshot.encode(
+                lease_snapshot.LeaseRecord(
+                    lease.id, lease.ttl, lease.remaining_ttl, tuple(keys.get(lease.id, ()))
+                )
+                for lease in bolt.leases
+            )
+        )
+        sm.membership.cluster_id = cluster_id
+        for mid, name in by_id:
+            sm.membership.add(Member(mid, name, [str(u) for u in urls[name]]))
+        sm.alarms = set(bolt.alarms)
+        sm.applied_index = commit
+        apply_state.save_leases(sm.backend, sm.lessor.leases())
+        apply_state.save_membership(sm.backend, sm.membership)
+        apply_state.save_alarms(sm.backend, sm.alarms)
+        apply_state.save_applied_index(sm.backend, commit)
+        data = sm.snapshot()  # commits: the backend holds the state at ``commit``
+    finally:
+        sm.close()
+    voters = tuple(mid for mid, _ in by_id)
+    return Snapshot(data, SnapshotMetadata(ConfState(voters=voters), index=commit, term=1))

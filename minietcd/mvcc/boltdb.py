@@ -59,6 +59,7 @@ from typing import Protocol
 
 from minietcd.errors import MvccSnapshotError
 from minietcd.golang import put_uvarint
+from minietcd.mvcc.backend import ReadView
 from minietcd.mvcc.codec import crc32c, decode_kv, decode_snapshot, encode_snapshot
 from minietcd.mvcc.kvstore import KVStore
 from minietcd.mvcc.revision import (
@@ -573,6 +574,16 @@ def decode_lease(data: bytes) -> BoltLease:
     return BoltLease(lid, ttl, remaining)
 
 
+def encode_alarm(member_id: int, alarm: int) -> bytes:
+    """``etcdserverpb.AlarmMember{MemberID, Alarm}.Marshal()``: an ``alarm`` bucket key."""
+    return _int_fields((member_id, alarm))
+
+
+def decode_alarm(data: bytes) -> tuple[int, int]:
+    mid, alarm = _parse_int_fields(data, 2, "AlarmMember", signed=False)
+    return mid, alarm
+
+
 def _go_json_string(s: str) -> str:
     """A string as Go's encoding/json writes it (HTML-safe escapes, raw UTF-8)."""
     out = ['"']
@@ -695,7 +706,26 @@ def write_bolt_snapshot(
         # etcdserverpb.AlarmMember{MemberID uint64 = 1, Alarm enum = 2}, value empty.
         if not alarm:
             raise ValueError(f"alarm of member {member_id:x} has type NONE")
-        buckets[B_ALARM][_int_fields((member_id, alarm))] = b""
+        buckets[B_ALARM][encode_alarm(member_id, alarm)] = b""
+    buckets[B_AUTH][K_AUTH_REVISION] = _U64_BE.pack(AUTH_REVISION)
+    return write_bolt(buckets, page_size=page_size)
+
+
+def write_bolt_from_view(view: ReadView, *, page_size: int = PAGE_SIZE) -> bytes:
+    """A backend's state (a read view of it) as the etcd 3.4 backend file: the buckets have
+    etcd's names and encodings already (:mod:`minietcd.mvcc.backend`), so they are copied,
+    plus the empty auth buckets and auth revision a fresh etcd writes. Safe in a worker
+    thread (the view is marked in use)."""
+    buckets: dict[bytes, dict[bytes, bytes]] = {name: {} for name in ETCD_BUCKETS}
+    with view.in_use():
+        for name in (B_KEY, B_LEASE, B_MEMBERS, B_MEMBERS_REMOVED, B_CLUSTER, B_ALARM):
+            buckets[name] = dict(view.items(name))
+        meta = buckets[B_META]
+        meta[K_CONSISTENT_INDEX] = view.get(B_META, K_CONSISTENT_INDEX) or _U64_BE.pack(0)
+        for key in (K_SCHEDULED_COMPACT, K_FINISHED_COMPACT):
+            value = view.get(B_META, key)
+            if value is not None:
+                meta[key] = value
     buckets[B_AUTH][K_AUTH_REVISION] = _U64_BE.pack(AUTH_REVISION)
     return write_bolt(buckets, page_size=page_size)
 
@@ -745,8 +775,7 @@ def read_bolt_snapshot(data: bytes) -> BoltSnapshot:
         raise BoltFormatError(f"members_removed: {e}") from e
     alarms = []
     for k in buckets.get(B_ALARM, {}):
-        mid, alarm = _parse_int_fields(k, 2, "AlarmMember", signed=False)
-        alarms.append((mid, alarm))
+        alarms.append(decode_alarm(k))
     return BoltSnapshot(
         current_revision=max(last_main, finished),
         compact_revision=finished,

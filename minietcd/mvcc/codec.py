@@ -3,8 +3,9 @@
 HashKV must agree across members, and we want it to mean what etcd's means, so the store hashes
 exactly what etcd's backend holds: ``revision key -> marshalled mvccpb.KeyValue``. This module
 marshals a KeyValue the way etcd's generated (gogo) code does — fields in number order, zero
-values omitted — without depending on the generated protobuf modules (the mvcc layer stays
-free of protobuf). The snapshot reuses the same record encoding.
+values omitted — by hand, and decodes it with a checking decoder for bytes from elsewhere and
+protobuf's C parser (:func:`decode_kv_fast`) for the store's own records. The snapshot reuses
+the same record encoding.
 """
 
 from __future__ import annotations
@@ -13,6 +14,9 @@ import struct
 import zlib
 from collections.abc import Iterable, Iterator
 
+import google_crc32c
+
+from minietcd.api.mvccpb import kv_pb2
 from minietcd.errors import MvccSnapshotError
 from minietcd.golang import put_uvarint
 from minietcd.mvcc.types import KeyValue
@@ -20,30 +24,13 @@ from minietcd.mvcc.types import KeyValue
 # --- crc32c (Castagnoli), what etcd's HashKV uses ----------------------------------------------
 
 
-def _make_crc32c_table() -> tuple[int, ...]:
-    table = []
-    for i in range(256):
-        c = i
-        for _ in range(8):
-            c = (c >> 1) ^ 0x82F63B78 if c & 1 else c >> 1
-        table.append(c)
-    return tuple(table)
-
-
-_CRC32C_TABLE = _make_crc32c_table()
-
-
 def crc32c(data: bytes, crc: int = 0) -> int:
     """CRC-32C of ``data``, continuing from ``crc`` (like ``zlib.crc32``'s second argument).
 
-    Pure Python (no C crc32c package is a project dependency); HashKV is an occasional
-    consistency check, so its speed does not matter much.
+    google-crc32c's C (hardware) implementation: HashKV covers every stored byte, which in pure
+    Python took seconds per 10^5 keys.
     """
-    table = _CRC32C_TABLE
-    c = crc ^ 0xFFFFFFFF
-    for b in data:
-        c = table[(c ^ b) & 0xFF] ^ (c >> 8)
-    return c ^ 0xFFFFFFFF
+    return int(google_crc32c.extend(crc, data))
 
 
 # --- mvccpb.KeyValue wire encoding ---------------------------------------------------------------
@@ -114,6 +101,16 @@ def decode_kv(data: bytes) -> KeyValue:
         return v
 
     return KeyValue(_bytes(1), _int(2), _int(3), _int(4), _bytes(5), _int(6))
+
+
+_PB_KEY_VALUE = kv_pb2.KeyValue
+
+
+def decode_kv_fast(data: bytes) -> KeyValue:
+    """:func:`decode_kv` for records the store wrote itself, through protobuf's C parser (about
+    3x faster than the checking decoder: every read of a value from the backend comes here)."""
+    m = _PB_KEY_VALUE.FromString(data)
+    return KeyValue(m.key, m.create_revision, m.mod_revision, m.version, m.value, m.lease)
 
 
 # --- snapshot file -------------------------------------------------------------------------------

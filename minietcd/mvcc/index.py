@@ -45,6 +45,13 @@ class TreeIndex:
         #: Every key that has a non-empty key index. Compaction removes emptied ones.
         self._tree: SortedDict = SortedDict()
 
+    @classmethod
+    def from_key_indexes(cls, by_key: dict[bytes, KeyIndex]) -> TreeIndex:
+        """An index holding these key indexes (sorted once, not inserted one by one)."""
+        index = cls()
+        index._tree = SortedDict(by_key)
+        return index
+
     def __len__(self) -> int:
         return len(self._tree)
 

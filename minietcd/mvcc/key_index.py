@@ -85,7 +85,11 @@ class KeyIndex:
                 f"key index {self.key!r}: put at {rev} not after last change {self.modified}"
             )
         if not self.generations:
-            self.generations.append(Generation())
+            # A new key (the common case): lists made at their final size, one Revision
+            # object shared by all three fields. A key index is per key: bytes here add up.
+            self.generations = [Generation(ver=1, created=rev, revs=[rev])]
+            self.modified = rev
+            return
         g = self.generations[-1]
         if not g.revs:  # the first put of a new generation creates the key
             g.created = rev
@@ -100,7 +104,9 @@ class KeyIndex:
         if self.generations:
             raise MvccInvariantError(f"key index {self.key!r}: restore on a non-empty index")
         self.modified = modified
-        self.generations.append(Generation(ver=ver, created=created, revs=[modified]))
+        if created == modified:
+            created = modified  # one object, not two equal ones (restarts index every key)
+        self.generations = [Generation(ver=ver, created=created, revs=[modified])]
 
     def tombstone(self, rev: Revision) -> None:
         """Record a delete at ``rev``: end the current generation and open an empty one.

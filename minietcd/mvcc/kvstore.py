@@ -1,9 +1,12 @@
 """The multi-version key-value store (etcd ``mvcc/kvstore.go`` + ``kvstore_txn.go``).
 
-State is two structures, as in etcd: the :class:`TreeIndex` (key -> the revisions it changed
-at) and the *records* (revision -> the key-value written then, what etcd keeps in bolt's
-``key`` bucket). Everything here is deterministic — no clock, randomness or I/O — so every
-member applying the same log reaches the same state, which :meth:`KVStore.hash_kv` checks.
+State is two structures, as in etcd: the :class:`TreeIndex` in memory (key -> the revisions it
+changed at) and the *records* on disk (revision -> the key-value written then) in the
+:class:`~minietcd.mvcc.backend.Backend`'s ``key`` bucket, exactly as etcd keeps them in bbolt.
+Memory holds the index, not the values. Everything here is deterministic — no clock or
+randomness, and the only I/O is the backend — so every member applying the same log reaches the
+same state, which :meth:`KVStore.hash_kv` checks. Opening a store on a backend that already
+holds records rebuilds the index from them, the way etcd does at start-up.
 
 Writes happen only inside a :class:`WriteTxn`: all its changes share one main revision
 (current + 1) with sub revisions 0, 1, 2, ... The revision becomes current, and the txn's
@@ -29,11 +32,10 @@ For the watch hub: the observer gets ``(revision, events)`` at each changing txn
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Sequence
+import gc
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from types import TracebackType
-
-from sortedcontainers import SortedDict
 
 from minietcd.errors import (
     CompactedRevisionError,
@@ -43,17 +45,28 @@ from minietcd.errors import (
     LeaseProvidedError,
     MvccInvariantError,
     MvccSnapshotError,
-    RevisionNotFoundError,
     TxnStateError,
     ValueProvidedError,
 )
-from minietcd.mvcc.codec import crc32c, decode_kv, decode_snapshot, encode_kv, encode_snapshot
+from minietcd.mvcc.backend import B_KEY, B_META, Backend
+from minietcd.mvcc.codec import (
+    crc32c,
+    decode_kv,
+    decode_kv_fast,
+    decode_snapshot,
+    encode_kv,
+    encode_snapshot,
+)
 from minietcd.mvcc.index import TreeIndex
-from minietcd.mvcc.key_index import KeyIndex
+from minietcd.mvcc.rebuild import (
+    RECORD_OVERHEAD_BYTES,
+    index_own_records,
+    index_records,
+    record_cost,
+)
 from minietcd.mvcc.revision import (
     MAX_INT64,
     MIN_INT64,
-    REV_BYTES_LEN,
     ZERO_REV,
     Revision,
     is_tombstone_bytes,
@@ -72,21 +85,12 @@ from minietcd.mvcc.types import (
 #: Called once per committed write txn that changed something: (its revision, its events).
 Observer = Callable[[int, Sequence[Event]], None]
 
-#: Estimated bytes a record costs beyond its key and value (revision key, protobuf tags and
-#: varints, index entry). Only feeds :meth:`KVStore.size_bytes`, the quota's estimate.
-RECORD_OVERHEAD_BYTES = REV_BYTES_LEN + 1 + 32
+#: etcd's meta keys for compactions (the value is a revision key): scheduled when accepted,
+#: finished when done. Ours are done at once, so both are written together.
+K_SCHEDULED_COMPACT = b"scheduledCompactRev"
+K_FINISHED_COMPACT = b"finishedCompactRev"
 
 _DEFAULT_RANGE = RangeOptions()
-
-
-@dataclass(slots=True)
-class _Record:
-    """What the store keeps per revision (etcd's bolt value)."""
-
-    #: The key-value written; for a delete just ``KeyValue(key)``, as etcd stores it.
-    kv: KeyValue
-    #: Whether this revision is a delete.
-    tombstone: bool
 
 
 @dataclass(slots=True)
@@ -121,18 +125,15 @@ def _check_int64(value: object, what: str) -> int:
     return value
 
 
-def _record_cost(kv: KeyValue) -> int:
-    return len(kv.key) + len(kv.value) + RECORD_OVERHEAD_BYTES
-
-
 class KVStore:
-    """etcd's MVCC store, in memory. See the module docstring."""
+    """etcd's MVCC store: the index in memory, the records in a backend. See the module
+    docstring. Without a ``backend`` the store gets a private temporary one."""
 
-    def __init__(self, observer: Observer | None = None) -> None:
+    def __init__(self, observer: Observer | None = None, backend: Backend | None = None) -> None:
+        #: Where the records live (bucket ``key``) and the compaction is recorded (``meta``).
+        self._b = backend if backend is not None else Backend.temporary()
         #: Key -> its revisions. Holds only keys with some revision not compacted away.
         self._index = TreeIndex()
-        #: Revision -> record, ordered by revision (the order HashKV and snapshots use).
-        self._records: SortedDict = SortedDict()
         #: The revision of the last committed write txn; 1 for an empty store, as in etcd.
         self._current_rev = 1
         #: The revision of the last compaction; -1 before any, as in etcd.
@@ -143,8 +144,15 @@ class KVStore:
         self._txn: WriteTxn | None = None
         #: Running total of _record_cost over all records.
         self._size = 0
+        #: (key, lease) of the live leased keys found by the last index rebuild.
+        self._rebuilt_leases: list[tuple[bytes, int]] = []
+        self._rebuild()
 
     # --- state -----------------------------------------------------------------------------
+
+    @property
+    def backend(self) -> Backend:
+        return self._b
 
     @property
     def current_revision(self) -> int:
@@ -165,6 +173,10 @@ class KVStore:
     def __len__(self) -> int:
         """Number of keys that exist at the current revision."""
         return len(self._index.revisions(b"\0", b"\0", self._current_rev))
+
+    def close(self) -> None:
+        """Commit and close the backend (the store is unusable afterwards)."""
+        self._b.close()
 
     # --- writes ----------------------------------------------------------------------------
 
@@ -235,18 +247,23 @@ class KVStore:
         limit = options.limit
         if limit <= 0 or limit > count:
             limit = count
-        records = self._records
-        kvs: list[KeyValue] = [records[r].kv for r in revs[:limit]]
+        kvs: list[KeyValue] = [self._value(r) for r in revs[:limit]]
         if options.keys_only:
             kvs = [replace(kv, value=b"") for kv in kvs]
         return RangeResult(kvs, count, limit < count, cur_rev)
+
+    def _value(self, rev: Revision) -> KeyValue:
+        """The key-value stored at a live (not tombstone) revision the index points to."""
+        raw = self._b.get(B_KEY, rev.to_bytes())
+        if raw is None:
+            raise MvccInvariantError(f"revision {rev} is in the index but not in the backend")
+        return decode_kv_fast(raw)
 
     def _kv_at(self, key: bytes, rev: int) -> KeyValue | None:
         got = self._index.get(key, rev)
         if got is None:
             return None
-        kv: KeyValue = self._records[got[0]].kv
-        return kv
+        return self._value(got[0])
 
     def leased_keys(self) -> list[tuple[bytes, int]]:
         """``(key, lease)`` of every live key with a lease: what the lessor re-attaches after a
@@ -255,10 +272,15 @@ class KVStore:
         for ki in self._index.key_indexes():
             got = ki.get(self._current_rev)
             if got is not None:
-                kv = self._records[got[0]].kv
+                kv = self._value(got[0])
                 if kv.lease:
                     out.append((kv.key, kv.lease))
         return out
+
+    def rebuilt_leased_keys(self) -> list[tuple[bytes, int]]:
+        """:meth:`leased_keys` as found while the index was last rebuilt (at open or restore),
+        without reading the values again."""
+        return list(self._rebuilt_leases)
 
     def events_since(self, start_rev: int, end_rev: int | None = None) -> list[Event]:
         """Every committed change with main revision >= ``start_rev`` (and <= ``end_rev`` if
@@ -274,13 +296,15 @@ class KVStore:
         lower = Revision(max(start_rev, 0), 0)
         if lower > upper:
             return out
-        for r in self._records.irange(lower, upper):
-            rec: _Record = self._records[r]
-            prev = self._kv_at(rec.kv.key, r.main - 1) if r.main - 1 >= self._compact_rev else None
-            if rec.tombstone:
-                out.append(Event(EventType.DELETE, KeyValue(rec.kv.key, mod_revision=r.main), prev))
+        records = list(self._b.items(B_KEY, lower.to_bytes(), upper.to_bytes()))
+        for rev_key, kv_bytes in records:
+            r = Revision.from_bytes(rev_key)
+            kv = decode_kv_fast(kv_bytes)
+            prev = self._kv_at(kv.key, r.main - 1) if r.main - 1 >= self._compact_rev else None
+            if is_tombstone_bytes(rev_key):
+                out.append(Event(EventType.DELETE, KeyValue(kv.key, mod_revision=r.main), prev))
             else:
-                out.append(Event(EventType.PUT, rec.kv, prev))
+                out.append(Event(EventType.PUT, kv, prev))
         return out
 
     # --- compaction and hashing -------------------------------------------------------------
@@ -298,11 +322,17 @@ class KVStore:
         if rev > self._current_rev:
             raise FutureRevisionError(f"revision {rev} > current {self._current_rev}")
         available = self._index.compact(rev)
-        doomed = [r for r in self._records.irange(maximum=Revision(rev, MAX_INT64))
-                  if r not in available]
-        for r in doomed:
-            self._drop_record(r)
+        doomed = [
+            (rev_key, len(kv_bytes))
+            for rev_key, kv_bytes in self._b.items(B_KEY, b"", Revision(rev, MAX_INT64).to_bytes())
+            if Revision.from_bytes(rev_key) not in available
+        ]
+        for rev_key, n in doomed:
+            self._b.delete(B_KEY, rev_key)
+            self._size -= len(rev_key) + n + RECORD_OVERHEAD_BYTES
         self._compact_rev = rev
+        self._b.put(B_META, K_SCHEDULED_COMPACT, Revision(rev, 0).to_bytes())
+        self._b.put(B_META, K_FINISHED_COMPACT, Revision(rev, 0).to_bytes())
 
     def hash_kv(self, rev: int = 0) -> HashKVResult:
         """etcd's ``HashByRev``: crc32c over ``b"key"`` then each stored (revision key, KeyValue
@@ -312,6 +342,12 @@ class KVStore:
         Raises CompactedRevisionError for 0 < ``rev`` <= compact revision, FutureRevisionError
         for ``rev`` > current. (A negative ``rev`` counts as 0; etcd would hash nothing.)
         """
+        return self.hash_kv_job(rev)()
+
+    def hash_kv_job(self, rev: int = 0) -> Callable[[], HashKVResult]:
+        """:meth:`hash_kv` in two parts, for a large store: the checks and the index's part run
+        now (on the loop), the scan of every record runs when the returned function is called,
+        in a worker thread if the caller likes, over a read view frozen now."""
         rev = _check_int64(rev, "revision")
         compact_rev, current_rev = self._compact_rev, self._current_rev
         if 0 < rev <= compact_rev:
@@ -320,25 +356,34 @@ class KVStore:
             raise FutureRevisionError(f"revision {rev} > current {current_rev}")
         if rev <= 0:
             rev = current_rev
-        keep = self._index.keep(rev)
-        lower = Revision(compact_rev + 1, 0)
-        crc = crc32c(b"key")
-        for r in self._records.irange(maximum=Revision(rev + 1, 0), inclusive=(True, False)):
-            if r < lower and keep and r not in keep:
-                continue
-            rec: _Record = self._records[r]
-            crc = crc32c(r.to_bytes(rec.tombstone) + encode_kv(rec.kv), crc)
-        return HashKVResult(crc, current_rev, compact_rev)
+        # Only values at or below the compact revision can be skipped: none before a compaction.
+        keep = self._index.keep(rev) if compact_rev >= 0 else set()
+        lower = Revision(compact_rev + 1, 0).to_bytes()
+        upper = Revision(rev, MAX_INT64).to_bytes()
+        view = self._b.read_view()
+
+        def scan() -> HashKVResult:
+            crc = crc32c(b"key")
+            try:
+                with view.in_use():
+                    for rev_key, kv_bytes in view.items(B_KEY, b"", upper):
+                        if keep and rev_key < lower and Revision.from_bytes(rev_key) not in keep:
+                            continue
+                        crc = crc32c(kv_bytes, crc32c(rev_key, crc))
+            finally:
+                view.close()
+            return HashKVResult(crc, current_rev, compact_rev)
+
+        return scan
 
     # --- snapshot and restore ---------------------------------------------------------------
 
     def snapshot(self) -> bytes:
         """The whole store as bytes; equal histories give equal bytes."""
         self._no_open_txn("snapshot")
-        records = (
-            (r.to_bytes(rec.tombstone), encode_kv(rec.kv)) for r, rec in self._records.items()
+        return encode_snapshot(
+            self._current_rev, self._compact_rev, self._b.items(B_KEY), self._b.count(B_KEY)
         )
-        return encode_snapshot(self._current_rev, self._compact_rev, records, len(self._records))
 
     def restore(self, data: bytes) -> None:
         """Replace all state with a :meth:`snapshot`'s. Everything is parsed and checked
@@ -346,30 +391,40 @@ class KVStore:
         is rebuilt from the records the way etcd rebuilds it from bolt."""
         self._no_open_txn("restore")
         current_rev, compact_rev, records = decode_snapshot(_as_bytes(data, "snapshot"))
-        index = TreeIndex()
-        recs: SortedDict = SortedDict()
-        size = 0
-        last: Revision | None = None
-        try:
-            for rev_key, kv_bytes in records:
-                rev = Revision.from_bytes(rev_key)
-                tomb = is_tombstone_bytes(rev_key)
-                if last is not None and rev <= last:
-                    raise MvccSnapshotError(f"record {rev} not after {last}")
-                kv = decode_kv(kv_bytes)
-                _check_record(rev, tomb, kv)
-                _restore_into_index(index, rev, tomb, kv)
-                recs[rev] = _Record(kv, tomb)
-                size += _record_cost(kv)
-                last = rev
-        except MvccInvariantError as e:
-            raise MvccSnapshotError(f"inconsistent snapshot: {e}") from e
+        checked = list(records)
+        _, derived, _, _ = index_records(checked, decode_kv, check=True)
         # etcd derives the current revision this way; a mismatch means a damaged snapshot.
-        derived = max(last.main if last is not None else 1, compact_rev)
+        derived = max(derived, compact_rev)
         if current_rev != derived:
             raise MvccSnapshotError(f"current revision {current_rev}, records say {derived}")
-        self._index, self._records, self._size = index, recs, size
-        self._current_rev, self._compact_rev = current_rev, compact_rev
+        b = self._b
+        b.clear(B_KEY)
+        for rev_key, kv_bytes in checked:
+            b.put(B_KEY, rev_key, kv_bytes)
+        for k in (K_SCHEDULED_COMPACT, K_FINISHED_COMPACT):
+            if compact_rev >= 0:
+                b.put(B_META, k, Revision(compact_rev, 0).to_bytes())
+            else:
+                b.delete(B_META, k)
+        self._rebuild()
+
+    def reload(self) -> None:
+        """Forget what memory holds and rebuild it from the backend (after the backend's file
+        was replaced by a snapshot's)."""
+        self._no_open_txn("reload")
+        self._rebuild()
+
+    def _rebuild(self) -> None:
+        """Rebuild the index, revisions and size from the backend (etcd's ``restore``)."""
+        raw = self._b.get(B_META, K_FINISHED_COMPACT)
+        compact_rev = Revision.from_bytes(raw).main if raw is not None else -1
+        try:
+            with _gc_paused():
+                index, last_main, size, leased = index_own_records(self._b.items(B_KEY))
+        except MvccSnapshotError as e:
+            raise MvccInvariantError(f"backend records: {e}") from e
+        self._index, self._size, self._rebuilt_leases = index, size, leased
+        self._current_rev, self._compact_rev = max(last_main, compact_rev), compact_rev
 
     # --- internals --------------------------------------------------------------------------
 
@@ -377,37 +432,32 @@ class KVStore:
         if self._txn is not None:
             raise TxnStateError(f"cannot {what} while a write txn is open")
 
-    def _add_record(self, rev: Revision, rec: _Record) -> None:
-        self._records[rev] = rec
-        self._size += _record_cost(rec.kv)
+    def _add_record(self, rev: Revision, kv: KeyValue, tombstone: bool) -> None:
+        rev_key, kv_bytes = rev.to_bytes(tombstone), encode_kv(kv)
+        self._b.put(B_KEY, rev_key, kv_bytes)
+        self._size += record_cost(rev_key, kv_bytes)
 
-    def _drop_record(self, rev: Revision) -> None:
-        rec = self._records.pop(rev)
-        self._size -= _record_cost(rec.kv)
-
-
-def _check_record(rev: Revision, tombstone: bool, kv: KeyValue) -> None:
-    if not kv.key:
-        raise MvccSnapshotError(f"record {rev} has an empty key")
-    if not tombstone and kv.mod_revision != rev.main:
-        raise MvccSnapshotError(f"record {rev} has mod_revision {kv.mod_revision}")
+    def _drop_record(self, rev: Revision, tombstone: bool) -> None:
+        rev_key = rev.to_bytes(tombstone)
+        kv_bytes = self._b.get(B_KEY, rev_key)
+        if kv_bytes is None:
+            raise MvccInvariantError(f"rollback: revision {rev} is not in the backend")
+        self._b.delete(B_KEY, rev_key)
+        self._size -= record_cost(rev_key, kv_bytes)
 
 
-def _restore_into_index(index: TreeIndex, rev: Revision, tombstone: bool, kv: KeyValue) -> None:
-    """One step of etcd's ``restoreIntoIndex``."""
-    ki = index.key_index(kv.key)
-    if ki is not None:
-        if tombstone:
-            # etcd ignores a tombstone of an already deleted key here.
-            with contextlib.suppress(RevisionNotFoundError):
-                ki.tombstone(rev)
-        else:
-            ki.put(rev)
-    elif not tombstone:
-        # The oldest surviving value of the key: mid-generation after a compaction.
-        ki = KeyIndex(kv.key)
-        ki.restore(Revision(kv.create_revision, 0), rev, kv.version)
-        index.insert(ki)
+@contextlib.contextmanager
+def _gc_paused() -> Iterator[None]:
+    """No cyclic garbage collection while a large index is built: every collection would walk
+    all the key indexes made so far (it halves the rebuild time at 10^5 keys). The objects
+    made are acyclic; reference counting frees them."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 class WriteTxn:
@@ -509,7 +559,7 @@ class WriteTxn:
             raise EmptyKeyError("delete with an empty key")
         store = self._store
         keys, revs = store._index.range(key, range_end, self.revision)
-        prev_kvs: list[KeyValue] = [store._records[r].kv for r in revs]
+        prev_kvs: list[KeyValue] = [store._value(r) for r in revs]
         for k, cur in zip(keys, prev_kvs, strict=True):
             rev = Revision(self._begin_rev + 1, len(self._changes))
             # etcd stores KeyValue{Key} under the tombstone revision; the event carries mod.
@@ -535,7 +585,7 @@ class WriteTxn:
             store._index.tombstone(key, rev)
         else:
             store._index.put(key, rev)
-        store._add_record(rev, _Record(stored, tombstone))
+        store._add_record(rev, stored, tombstone)
         self._changes.append(_Change(rev, event_kv, tombstone, before, prev_modified, ki is None))
 
     def end(self) -> list[Event]:
@@ -565,7 +615,7 @@ class WriteTxn:
         store._txn = None
         for c in reversed(self._changes):
             key = c.kv.key
-            store._drop_record(c.rev)
+            store._drop_record(c.rev, c.tombstone)
             ki = store._index.key_index(key)
             if ki is None:
                 raise MvccInvariantError(f"rollback: key {key!r} vanished from the index")

@@ -19,9 +19,9 @@ import socket
 import sys
 import time
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import grpc
-from aiohttp import web
 
 from minietcd import ETCD_API_VERSION, __version__
 from minietcd.api.etcdserverpb import rpc_pb2_grpc
@@ -39,10 +39,11 @@ from minietcd.server.config import USAGE_LINE, Config, UsageError, help_text, pa
 from minietcd.server.etcd_server import EtcdServer
 from minietcd.server.failstop import error_text
 from minietcd.server.firststart import FirstStart, check_data_dir, discard_blank_wal
-from minietcd.server.http import make_app
 from minietcd.server.listeners import bind_grpc, bind_sockets, close_grpc
 from minietcd.server.logsetup import setup_logging
 from minietcd.server.raft_node import RaftNode
+from minietcd.server.recovery import recover
+from minietcd.server.snapshot_files import snapshot_sink
 from minietcd.server.tls import ChannelOpener, TLSInfo, client_tls_info, peer_tls_info
 from minietcd.server.transport import Transport, bind_peer_server
 from minietcd.server.v3rpc.cluster import ClusterService
@@ -55,6 +56,9 @@ from minietcd.server.v3rpc.lock import LockService
 from minietcd.server.v3rpc.maintenance import MaintenanceService
 from minietcd.server.v3rpc.watch import WatchService
 from minietcd.storage.raft_storage import DiskStorage
+
+if TYPE_CHECKING:
+    from aiohttp import web
 
 log = logging.getLogger("minietcd.server")
 GRPC_OVERHEAD = 512 * 1024  # etcd lets gRPC frames exceed --max-request-bytes by this much
@@ -160,6 +164,7 @@ class Member:
         self.tasks: list[asyncio.Task[None]] = []
         # Set if the member stopped itself (fail-stop, DESIGN rule 8): the process exits 1.
         self.failure: MemberFailedError | None = None
+        self.sm: StateMachine | None = None  # opened by _build
 
     async def run(self) -> None:
         cfg = self.cfg
@@ -196,6 +201,8 @@ class Member:
             await transport.serve(peer_server)
         except BaseException as e:
             # Nothing durable has been said yet: a failed first start leaves no data dir.
+            if self.sm is not None:
+                self.sm.close(commit=False)
             if start is not None:
                 start.storage.close()
             if first is not None:
@@ -235,6 +242,8 @@ class Member:
             await node.stop()
             await transport.stop()
             try:
+                # A failed member drops its open batch: the WAL has those entries (fail-stop).
+                server.sm.close(commit=self.failure is None)
                 start.storage.close()
             except Exception as e:  # the disk that failed the member may fail this too
                 log.warning("etcdserver: closing storage: %s", error_text(e))
@@ -243,30 +252,31 @@ class Member:
     def _build(
         self, start: Start, peer_credentials: grpc.ServerCredentials | None
     ) -> tuple[RaftNode, Transport, EtcdServer, WatchHub]:
-        """The state machine (restored from the newest snapshot), the Raft node, the peer
-        transport and the application API of a member, wired together, none started."""
+        """The state machine (its database, plus the committed log tail it had not applied),
+        the Raft node, the peer transport and the application API of a member, wired together,
+        none started."""
         cfg = self.cfg
         mid, cid = start.member_id, start.cluster_id
         log.info("etcdserver: starting member %x in cluster %x", mid, cid)
 
-        sm = StateMachine(
+        sm = StateMachine.open(
+            cfg.data_dir,
             clock=time.monotonic,
             min_lease_ttl=min_lease_ttl(cfg.election_ticks, cfg.heartbeat_interval),
             member_id=mid,
+            fresh=start.storage.was_new,
         )
+        self.sm = sm
         hub = WatchHub(sm.kv)  # watchers see every write this member applies
         sm.restore_hooks.append(hub.after_restore)
-        snap = start.storage.snapshot()
-        if not snap.is_empty():
-            sm.restore(snap.data)
-            log.info("etcdserver: recovered store from snapshot at index %d", snap.metadata.index)
+        recovered = recover(start.storage, sm)  # the committed log tail, applied directly
         rawnode = RawNode(
             RaftConfig(
                 id=mid,
                 storage=start.storage,
                 election_tick=cfg.election_ticks,
                 heartbeat_tick=1,
-                applied=snap.metadata.index,
+                applied=recovered.applied,
                 pre_vote=cfg.pre_vote,
                 check_quorum=True,  # etcd always runs with check-quorum
                 rng=random.Random(),
@@ -286,6 +296,7 @@ class Member:
             server_credentials=peer_credentials,
             # Without peer TLS the transport dials as it always has (plain http, system roots).
             channel_factory=None if self.peer_tls.empty() else ChannelOpener(self.peer_tls),
+            snapshot_sink=snapshot_sink(sm.backend),  # snapshot databases go beside the backend
         )
         node = RaftNode(
             rawnode=rawnode,
@@ -362,6 +373,13 @@ class Member:
         await gs.start()
 
     async def _serve_metrics(self, server: EtcdServer, sockets: list[socket.socket]) -> None:
+        if not sockets:
+            return
+        # aiohttp only with --listen-metrics-urls: a member without them never loads it.
+        from aiohttp import web
+
+        from minietcd.server.http import make_app
+
         for u, sock in zip(self.cfg.listen_metrics_urls, sockets, strict=True):
             runner = web.AppRunner(make_app(server), access_log=None, shutdown_timeout=2.0)
             await runner.setup()

@@ -33,7 +33,11 @@ from minietcd import ETCD_API_VERSION, __version__
 from minietcd.api.raftpb import raft_pb2
 from minietcd.raft.types import LOCAL_MESSAGES, Message, MessageType, Snapshot
 from minietcd.server.ids import format_id
+from minietcd.server.snapshot_files import FileSink
 from minietcd.wire.raft_codec import message_from_pb
+
+#: Where the database of an incoming snapshot goes, given its MsgSnap (see snapshot_files).
+SnapshotSinkFactory = Callable[[Message], FileSink]
 
 __all__ = ["CLUSTER_VERSION", "PROTOCOL_VERSION", "SERVICE", "PeerService", "clusters_differ"]
 
@@ -66,6 +70,7 @@ class PeerService:
         deliver: Callable[[Message], None],
         is_member: Callable[[int], bool],
         members_provider: Callable[[], raft_pb2.MembersResponse] | None = None,
+        snapshot_sink: SnapshotSinkFactory | None = None,
     ) -> None:
         self.cluster_id = cluster_id  # 0 = not known yet (accepts any cluster)
         self.removed: set[int] = set()  # members removed from the cluster: refused forever
@@ -74,6 +79,7 @@ class PeerService:
         self._is_member = is_member  # senders we take messages from (the transport's peers)
         self._members_provider = members_provider
         self._warned: set[tuple[str, int]] = set()  # (reason, sender) refusals already logged
+        self._snapshot_sink = snapshot_sink
 
     def handlers(self) -> grpc.GenericRpcHandler:
         """RaftPeer's methods. Requests arrive as raw bytes (no request_deserializer) so that
@@ -129,7 +135,7 @@ class PeerService:
         return raft_pb2.SendAck(batches=batches, messages=stepped)
 
     async def _serve_snapshot(self, requests: AsyncIterator[bytes]) -> raft_pb2.SnapshotAck:
-        invalid, data_loss = grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.DATA_LOSS
+        invalid = grpc.StatusCode.INVALID_ARGUMENT
         chunks = aiter(requests)
         first = await anext(chunks, None)
         chunk = None if first is None else _parse(raft_pb2.SnapshotChunk, first, "SnapshotChunk")
@@ -141,7 +147,35 @@ class PeerService:
         if m.type != MessageType.MsgSnap or m.snapshot is None:
             raise _Refused(invalid, f"snapshot header carries {m.type.name}, not MsgSnap with a snapshot")
         total = header.total_size
+        if not m.snapshot.data:
+            data = await self._receive_chunks(chunks, total, None)
+            snapshot = Snapshot(data=data, metadata=m.snapshot.metadata)
+        else:
+            # The snapshot names a database; the chunks are that database, kept on disk.
+            if self._snapshot_sink is None:
+                raise _Refused(grpc.StatusCode.FAILED_PRECONDITION, "this member takes no database snapshots")
+            sink = self._snapshot_sink(m)
+            try:
+                await self._receive_chunks(chunks, total, sink)
+            except BaseException:
+                sink.abort()
+                raise
+            sink.finish()
+            snapshot = m.snapshot
+        logger.info(
+            "received snapshot (index %d, %d bytes) from peer %s",
+            m.snapshot.metadata.index,
+            total,
+            format_id(m.from_),
+        )
+        self._deliver(dataclasses.replace(m, snapshot=snapshot))
+        return raft_pb2.SnapshotAck(received_bytes=total)
+
+    async def _receive_chunks(self, chunks: AsyncIterator[bytes], total: int, sink: FileSink | None) -> bytes:
+        """Read data chunks up to the trailer and check them; into ``sink``, or returned."""
+        invalid, data_loss = grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.DATA_LOSS
         data = bytearray()
+        received = 0
         digest = hashlib.sha256()
         trailer: raft_pb2.SnapshotTrailer | None = None
         async for raw in chunks:
@@ -153,28 +187,23 @@ class PeerService:
             if part == "trailer":
                 trailer = chunk.trailer
                 continue
-            if len(data) + len(chunk.data) > total:
+            if received + len(chunk.data) > total:
                 raise _Refused(data_loss, f"snapshot data exceeds the announced {total} bytes")
-            data += chunk.data
+            received += len(chunk.data)
+            if sink is None:
+                data += chunk.data
+            else:
+                sink.write(chunk.data)
             digest.update(chunk.data)
         if trailer is None:
             raise _Refused(
-                data_loss, f"snapshot stream ended before its trailer ({len(data)} of {total} bytes)"
+                data_loss, f"snapshot stream ended before its trailer ({received} of {total} bytes)"
             )
-        if len(data) != total:
-            raise _Refused(data_loss, f"snapshot has {len(data)} bytes, the header announced {total}")
+        if received != total:
+            raise _Refused(data_loss, f"snapshot has {received} bytes, the header announced {total}")
         if digest.digest() != trailer.sha256:
             raise _Refused(data_loss, "snapshot checksum mismatch (sha256)")
-        logger.info(
-            "received snapshot (index %d, %d bytes) from peer %s",
-            m.snapshot.metadata.index,
-            total,
-            format_id(m.from_),
-        )
-        self._deliver(
-            dataclasses.replace(m, snapshot=Snapshot(data=bytes(data), metadata=m.snapshot.metadata))
-        )
-        return raft_pb2.SnapshotAck(received_bytes=total)
+        return bytes(data)
 
     async def _serve_hello(self, raw: bytes) -> raft_pb2.HelloResponse:
         request = _parse(raft_pb2.HelloRequest, raw, "HelloRequest")

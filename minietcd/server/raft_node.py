@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
+import os
 import time
 from collections.abc import Callable
 from typing import Protocol
@@ -32,12 +34,17 @@ from minietcd.raft.types import (
     Entry,
     EntryType,
     Message,
+    MessageType,
     ReadState,
+    Snapshot,
+    SnapshotMetadata,
     StateRole,
 )
 from minietcd.server.apply import Applied, StateMachine
+from minietcd.server.apply_snapshot import encode_header
 from minietcd.server.failstop import error_text, failpoint
 from minietcd.server.observe import EventLog
+from minietcd.server.snapshot_files import SnapshotBody
 from minietcd.storage.raft_storage import DiskStorage
 
 log = logging.getLogger("minietcd.raft")
@@ -72,6 +79,7 @@ SNAPSHOT_CATCH_UP_ENTRIES = 5000
 
 class Transport(Protocol):
     def send(self, msgs: list[Message]) -> None: ...
+    def send_snapshot(self, m: Message, body: SnapshotBody) -> None: ...
     def add_peer(self, member_id: int, peer_urls: list[str]) -> None: ...
     def update_peer(self, member_id: int, peer_urls: list[str]) -> None: ...
     def remove_peer(self, member_id: int) -> None: ...
@@ -272,7 +280,7 @@ class RaftNode:
         if leader_sends_first:
             self._doing = "etcdserver: failed to send raft messages: "
             failpoint("raftBeforeLeaderSend")
-            self.transport.send(rd.messages)
+            self._send(rd.messages)
 
         # 2. Persist: entries, hard state and snapshot must be durable before the messages
         #    that depend on them leave (paper Figure 2, "before responding to RPCs").
@@ -295,7 +303,7 @@ class RaftNode:
         if rd.messages and not leader_sends_first:
             self._doing = "etcdserver: failed to send raft messages: "
             failpoint("raftBeforeFollowerSend")
-            self.transport.send(rd.messages)
+            self._send(rd.messages)
 
         # 4. Apply: a snapshot replaces the whole state; then committed entries, in order.
         if rd.snapshot is not None:
@@ -380,9 +388,32 @@ class RaftNode:
             self.is_leader = is_leader
             IS_LEADER.set(1 if is_leader else 0)
 
+    def _send(self, msgs: list[Message]) -> None:
+        plain = [m for m in msgs if m.type != MessageType.MsgSnap]
+        for m in msgs:
+            if m.type == MessageType.MsgSnap:
+                self._send_merged_snapshot(m)
+        if plain:
+            self.transport.send(plain)
+
+    def _send_merged_snapshot(self, m: Message) -> None:
+        """A member needs a snapshot: send it the database as it is now (etcd's merged
+        snapshot, etcdserver/snapshot_merge.go). The view is taken here, on the loop, at the
+        applied index (so index, term and configuration are the applied ones, not those of the
+        older snapshot the core picked); copying and streaming it happen off the loop."""
+        index, view = self.sm.snapshot_view()
+        meta = SnapshotMetadata(
+            conf_state=self.rawnode.status().conf_state, index=index, term=self.storage.term(index)
+        )
+        tmp = os.path.join(os.path.dirname(self.sm.backend.path), f"{index:016x}-to-{m.to:x}.sending")
+        body = SnapshotBody(index, view, tmp)
+        snap = Snapshot(data=encode_header(index), metadata=meta)
+        self.transport.send_snapshot(dataclasses.replace(m, snapshot=snap), body)
+
     def _snapshot(self) -> None:
         """Snapshot the applied state and release the log before it: every --snapshot-count
-        applied entries, and when the leader needs a snapshot that includes a new member."""
+        applied entries, and when the leader needs a snapshot that includes a new member.
+        Cheap: the state is in the backend, which sm.snapshot() only commits (apply_snapshot)."""
         index = self.applied_index
         if index <= self.snapshot_index:
             return

@@ -50,18 +50,21 @@ import secrets
 import ssl
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import grpc
 import grpc.aio
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from minietcd.errors import ConfigError
 from minietcd.server.config import Config
 from minietcd.server.urls import URL, parse_url, split_host_port
+
+if TYPE_CHECKING:
+    from cryptography import x509
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+# cryptography (certificates of auto TLS) is imported where it is used: a member without auto
+# TLS never loads it, which keeps about 8 MiB out of its memory.
 
 __all__ = [
     "SELF_CERT_VALIDITY",
@@ -80,7 +83,7 @@ FETCH_TIMEOUT: Final = 2.0  # seconds for the certificate-fetching handshake of 
 CERT_FILE: Final = "cert.pem"
 KEY_FILE: Final = "key.pem"
 # Curves whose keys gRPC (BoringSSL) can sign TLS handshakes with.
-_GRPC_CURVES: Final = (ec.SECP256R1, ec.SECP384R1)
+_GRPC_CURVES: Final = ("secp256r1", "secp384r1")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -233,6 +236,9 @@ def self_cert(
         if problem is None:
             return info
         log.warning("embed: regenerating the self-signed certificate in %s: %s", d, problem)
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
     try:
         for parent in [*reversed(d.parents), d]:  # etcd's TouchDirAll: every new dir 0700
             if not parent.exists():
@@ -258,6 +264,10 @@ def _make_cert(
     client_auth: bool,
     validity: datetime.timedelta,
 ) -> x509.Certificate:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
     now = datetime.datetime.now(datetime.UTC)
     name = x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, "etcd")])
     sans: list[x509.GeneralName] = []
@@ -313,12 +323,16 @@ def _hostname(host: str) -> str:
 
 def _reuse_problem(cert_path: Path, key_path: Path) -> str | None:
     """Why existing fixtures cannot be served by gRPC (None: reuse them, as etcd does)."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
     try:
         key = serialization.load_pem_private_key(key_path.read_bytes(), password=None)
         cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
     except (OSError, ValueError, TypeError) as e:
         return f"cannot load it: {e}"
-    if isinstance(key, ec.EllipticCurvePrivateKey) and not isinstance(key.curve, _GRPC_CURVES):
+    if isinstance(key, ec.EllipticCurvePrivateKey) and key.curve.name not in _GRPC_CURVES:
         return f"its key is on curve {key.curve.name}, which gRPC's TLS cannot use"
     if cert.public_key() != key.public_key():
         return "the certificate does not match the key"
@@ -408,6 +422,9 @@ class ChannelOpener:
         if port is None:
             raise ConfigError(f"URL {url} has no port")
         der = await fetch_server_certificate(host, port, timeout=self._fetch_timeout, client=info)
+        from cryptography import x509
+        from cryptography.hazmat.primitives import serialization
+
         cert = x509.load_der_x509_certificate(der)
         opts = list(options)
         override = _target_name_override(cert, host)
@@ -419,6 +436,8 @@ class ChannelOpener:
 
 def _target_name_override(cert: x509.Certificate, host: str) -> str | None:
     """None if ``cert`` names ``host``; else a name it does carry (gRPC checks the name)."""
+    from cryptography import x509
+
     try:
         sans = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     except x509.ExtensionNotFound:

@@ -41,7 +41,7 @@ import json
 import logging
 import os
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any, Final
 
 import grpc
@@ -55,7 +55,14 @@ from minietcd.errors import ConfigError, ServerError
 from minietcd.raft.types import Message, MessageType, Snapshot
 from minietcd.server.ids import format_id
 from minietcd.server.listeners import bind_grpc
-from minietcd.server.peer_rpc import CLUSTER_VERSION, PROTOCOL_VERSION, PeerService, clusters_differ
+from minietcd.server.peer_rpc import (
+    CLUSTER_VERSION,
+    PROTOCOL_VERSION,
+    PeerService,
+    SnapshotSinkFactory,
+    clusters_differ,
+)
+from minietcd.server.snapshot_files import SnapshotBody
 from minietcd.server.urls import parse_url
 from minietcd.wire.raft_codec import message_to_pb
 
@@ -171,6 +178,7 @@ class Transport:
         channel_credentials: grpc.ChannelCredentials | None = None,
         members_provider: Callable[[], raft_pb2.MembersResponse] | None = None,
         channel_factory: ChannelFactory | None = None,
+        snapshot_sink: SnapshotSinkFactory | None = None,
     ) -> None:
         self._member_id = member_id
         self._on_message = on_message
@@ -186,6 +194,7 @@ class Transport:
             deliver=self._deliver,
             is_member=self._peers.__contains__,  # as rafthttp: only peers we know may send
             members_provider=members_provider,
+            snapshot_sink=snapshot_sink,
         )
         self._server: Any = None  # grpc.aio.Server once started
         self._started = False
@@ -430,58 +439,80 @@ class Transport:
 
     # --- snapshots ---------------------------------------------------------------------------
 
-    def _start_snapshot(self, m: Message) -> None:
+    def _start_snapshot(self, m: Message, body: SnapshotBody | None = None) -> None:
         peer = self._peers.get(m.to)
         if peer is None or self._stopped:
             logger.debug("dropped MsgSnap to unknown peer %s", format_id(m.to))
+            if body is not None:
+                body.close()
             return
-        self._keep(asyncio.create_task(self._send_snapshot(peer, m), name=f"transport-snap-{peer.name}"))
+        task = asyncio.create_task(self._send_snapshot(peer, m, body), name=f"transport-snap-{peer.name}")
+        self._keep(task)
 
-    async def _send_snapshot(self, peer: _Peer, m: Message) -> None:
+    def send_snapshot(self, m: Message, body: SnapshotBody) -> None:
+        """Send a MsgSnap whose snapshot names a database (``m.snapshot.data`` is its header)
+        and stream that database from ``body`` (made off the loop, closed when done)."""
+        self._start_snapshot(m, body)
+
+    async def _send_snapshot(self, peer: _Peer, m: Message, body: SnapshotBody | None) -> None:
         snap = m.snapshot or Snapshot()
         url = peer.url or peer.urls[0]
-        what = f"snapshot (index {snap.metadata.index}, {len(snap.data)} bytes) to peer {peer.name}"
+        what = f"snapshot (index {snap.metadata.index}) to peer {peer.name}"
         logger.info("sending %s at %s", what, url)
         try:
             if m.snapshot is None:
                 raise ValueError("MsgSnap without a snapshot")
-            await self._stream_snapshot(peer, m, m.snapshot, url)
+            size = await self._stream_snapshot(peer, m, m.snapshot, url, body)
         except Exception as e:  # AioRpcError, or ValueError from the checks
             logger.warning("failed to send %s: %s", what, _describe(e))
             self._report_unreachable(peer.id)
             self._report_snapshot(peer.id, False)
             return
-        logger.info("sent %s", what)
+        finally:
+            if body is not None:
+                body.close()
+        logger.info("sent %s, %d bytes", what, size)
         self._report_snapshot(peer.id, True)
 
-    async def _stream_snapshot(self, peer: _Peer, m: Message, snap: Snapshot, url: str) -> None:
+    async def _stream_snapshot(
+        self, peer: _Peer, m: Message, snap: Snapshot, url: str, body: SnapshotBody | None
+    ) -> int:
         """Header, 1 MiB data chunks, SHA-256 trailer, on a connection of its own so that a
-        large transfer does not hold up heartbeats on the Send stream."""
-        data = snap.data
+        large transfer does not hold up heartbeats on the Send stream. The data is the
+        snapshot's own bytes, or (with ``body``) the database the snapshot names, copied off
+        the loop; then the header carries the snapshot with its (small) data."""
+        if body is None:
+            total = len(snap.data)
+            header_msg = dataclasses.replace(m, snapshot=Snapshot(metadata=snap.metadata))
+            chunks: AsyncIterator[bytes] = _slices(snap.data, SNAPSHOT_CHUNK_BYTES)
+        else:
+            total = await body.prepare()
+            header_msg = m
+            chunks = body.chunks(SNAPSHOT_CHUNK_BYTES)
         header = raft_pb2.SnapshotHeader(
             cluster_id=self._rpc.cluster_id,
             from_member_id=self._member_id,
             to_member_id=peer.id,
-            message=message_to_pb(dataclasses.replace(m, snapshot=Snapshot(metadata=snap.metadata))),
-            total_size=len(data),
+            message=message_to_pb(header_msg),
+            total_size=total,
         )
         channel = await self._open_channel(url)
         try:
-            timeout = SNAPSHOT_TIMEOUT_BASE + len(data) / SNAPSHOT_MIN_BYTES_PER_SECOND
+            timeout = SNAPSHOT_TIMEOUT_BASE + total / SNAPSHOT_MIN_BYTES_PER_SECOND
             call = _stub(channel).SendSnapshot(timeout=timeout)
             await call.write(raft_pb2.SnapshotChunk(header=header))
             digest = hashlib.sha256()
-            for offset in range(0, len(data), SNAPSHOT_CHUNK_BYTES):
-                chunk = data[offset : offset + SNAPSHOT_CHUNK_BYTES]
+            async for chunk in chunks:
                 digest.update(chunk)
                 await call.write(raft_pb2.SnapshotChunk(data=chunk))
             await call.write(raft_pb2.SnapshotChunk(trailer=raft_pb2.SnapshotTrailer(sha256=digest.digest())))
             await call.done_writing()
             ack = await call
-            if ack.received_bytes != len(data):
-                raise ValueError(f"peer acknowledged {ack.received_bytes} of {len(data)} bytes")
+            if ack.received_bytes != total:
+                raise ValueError(f"peer acknowledged {ack.received_bytes} of {total} bytes")
         finally:
             await channel.close(grace=None)
+        return total
 
     # --- callbacks and helpers ---------------------------------------------------------------
 
@@ -516,6 +547,11 @@ class Transport:
 def bind_peer_server(urls: Sequence[str], credentials: grpc.ServerCredentials | None) -> grpc.aio.Server:
     """A server listening on the peer URLs, not started (:meth:`Transport.serve`); ListenError."""
     return bind_grpc([parse_url(u) for u in urls], credentials=credentials, options=_SERVER_OPTIONS)
+
+
+async def _slices(data: bytes, size: int) -> AsyncIterator[bytes]:
+    for offset in range(0, len(data), size):
+        yield data[offset : offset + size]
 
 
 async def fetch_cluster_members(

@@ -103,11 +103,19 @@ class DiskStorage:
             wal = WAL.create(wdir, metadata, segment_size=segment_size)
             wal.read_all()  # nothing to restore; frees the (empty) replay
             return cls(data_dir, wal, snapshotter, mem, was_new=True, keep_snapshots=keep_snapshots)
-        markers = WAL.valid_snapshots(wdir)
-        snapshotter.settle_pending(markers)
-        snap = snapshotter.load_newest_available(markers)
+        found: list[Snapshot] = []
+
+        def pick(markers: list[WalSnapshot]) -> WalSnapshot:
+            snapshotter.settle_pending(markers)
+            snap = snapshotter.load_newest_available(markers)
+            if snap is None:
+                return WalSnapshot()
+            found.append(snap)
+            return WalSnapshot(snap.metadata.index, snap.metadata.term)
+
+        wal = WAL.open_newest(wdir, pick, segment_size=segment_size)  # one read of the WAL
+        snap = found[0] if found else None
         start = WalSnapshot(snap.metadata.index, snap.metadata.term) if snap else WalSnapshot()
-        wal = WAL.open(wdir, start, segment_size=segment_size)
         try:
             _md, hard_state, entries = wal.read_all()
             if snap is not None:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 import grpc
 
 from minietcd import ETCD_API_VERSION
 from minietcd.api.etcdserverpb import raft_internal_pb2, rpc_pb2, rpc_pb2_grpc
-from minietcd.mvcc.boltdb import append_sha256, write_bolt_snapshot
+from minietcd.mvcc.boltdb import append_sha256, write_bolt_from_view
 from minietcd.server.etcd_server import EtcdServer
 from minietcd.server.v3rpc.guard import guarded
 
@@ -36,32 +37,33 @@ class MaintenanceService(rpc_pb2_grpc.MaintenanceServicer):
     ) -> rpc_pb2.StatusResponse:
         s = self.s
         st = s.node.rawnode.status()
-        size = s.sm.kv.size_bytes()
         errors = [f"memberID:{mid} alarm:{_alarm_name(a)} " for mid, a in sorted(s.sm.alarms)]
         return rpc_pb2.StatusResponse(
             header=s.header(),
             version=ETCD_API_VERSION,
-            dbSize=size,
+            dbSize=s.sm.backend.size(),
             leader=s.leader,
             raftIndex=st.hard_state.commit,
             raftTerm=st.hard_state.term,
             raftAppliedIndex=s.node.applied_index,
             errors=errors,
-            dbSizeInUse=size,
+            dbSizeInUse=s.sm.backend.size_in_use(),
             isLearner=s.is_learner(),
         )
 
     async def Defragment(
         self, request: rpc_pb2.DefragmentRequest, context: grpc.aio.ServicerContext
     ) -> rpc_pb2.DefragmentResponse:
-        # The store lives in memory and compaction already frees what it drops: there is no file
-        # to rewrite. Answer as etcd does when it has defragmented.
+        # etcd's defrag: the backend file is rewritten without its free pages (those a
+        # compaction released), writes waiting meanwhile (see Backend.defragment).
+        self.s.sm.defragment()
         return rpc_pb2.DefragmentResponse(header=self.s.header())
 
     async def Hash(
         self, request: rpc_pb2.HashRequest, context: grpc.aio.ServicerContext
     ) -> rpc_pb2.HashResponse:
-        return rpc_pb2.HashResponse(header=self.s.header(), hash=self.s.sm.kv.hash_kv(0).hash)
+        r = await asyncio.to_thread(self.s.sm.kv.hash_kv_job(0))  # the scan off the loop
+        return rpc_pb2.HashResponse(header=self.s.header(), hash=r.hash)
 
     async def HashKV(
         self, request: rpc_pb2.HashKVRequest, context: grpc.aio.ServicerContext
@@ -69,7 +71,7 @@ class MaintenanceService(rpc_pb2_grpc.MaintenanceServicer):
         return await guarded(context, self._hash_kv(request))
 
     async def _hash_kv(self, req: rpc_pb2.HashKVRequest) -> rpc_pb2.HashKVResponse:
-        r = self.s.sm.kv.hash_kv(req.revision)
+        r = await asyncio.to_thread(self.s.sm.kv.hash_kv_job(req.revision))  # the scan off the loop
         return rpc_pb2.HashKVResponse(
             header=self.s.header(r.revision), hash=r.hash, compact_revision=r.compact_revision
         )
@@ -80,16 +82,13 @@ class MaintenanceService(rpc_pb2_grpc.MaintenanceServicer):
         # The applied state as the bbolt file a real etcd would hold at this point: `etcdctl
         # snapshot status` reads it, and `etcdctl snapshot restore` turns it into a data dir a
         # real etcd serves. The stream ends with the file's SHA-256, as etcd's does.
-        sm = self.s.sm
-        db = write_bolt_snapshot(
-            sm.kv,
-            consistent_index=sm.applied_index,
-            leases=sm.lessor.leases(),
-            members=[m.to_json() for m in sm.membership.sorted_members()],
-            removed_members=sorted(sm.membership.removed),
-            cluster_version=sm.membership.cluster_version,
-            alarms=sorted(sm.alarms),
-        )
+        # The file is built from a read view of the backend in a worker thread: the loop
+        # only takes the view.
+        view = self.s.sm.backend.read_view()
+        try:
+            db = await asyncio.to_thread(write_bolt_from_view, view)
+        finally:
+            view.close()
         data = append_sha256(db)
         total = len(data)
         for off in range(0, total, SNAPSHOT_CHUNK):

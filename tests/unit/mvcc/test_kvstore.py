@@ -17,7 +17,7 @@ from minietcd.errors import (
     TxnStateError,
     ValueProvidedError,
 )
-from minietcd.mvcc import Event, EventType, KeyValue, KVStore, RangeOptions
+from minietcd.mvcc import Event, EventType, KeyValue, KVStore, RangeOptions, Revision
 
 
 class Recorder:
@@ -251,7 +251,8 @@ def test_compaction_drops_history() -> None:
     assert info.value.etcd_message == "etcdserver: mvcc: required revision has been compacted"
     assert all_kvs(s) == [KeyValue(b"a", 2, 6, 3, b"3", 0)]
     # Only the values still visible at 5 (a@3) and the later change (a@6) remain stored.
-    assert [r.main for r in s._records] == [3, 6]
+    stored = [Revision.from_bytes(k).main for k, _ in s.backend.items(b"key")]
+    assert stored == [3, 6]
     # The deleted key b is gone from the index entirely.
     assert s._index.key_index(b"b") is None
 

@@ -33,6 +33,7 @@ from minietcd.server.apply import StateMachine
 from minietcd.server.etcd_server import EtcdServer
 from minietcd.server.membership import Member, encode_conf_context
 from minietcd.server.raft_node import RaftNode
+from minietcd.server.snapshot_files import SnapshotBody
 from minietcd.storage.raft_storage import DiskStorage
 
 IDS = (1, 2, 3)
@@ -57,6 +58,10 @@ class ScriptedPeers:
     def _deliver(self, m: Message) -> None:
         assert self.node is not None
         self.node.step(m)
+
+    def send_snapshot(self, m: Message, body: SnapshotBody) -> None:
+        self.sent.append(m)
+        body.close()
 
     def add_peer(self, member_id: int, peer_urls: list[str]) -> None:
         pass
