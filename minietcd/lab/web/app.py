@@ -244,7 +244,7 @@ async def run_live(
     view = LiveView(lab, stage, actions, lessons)
     collector = Collector(lab_dir, stage)
     runner = await _serve(live_app(view), host, port, announce, open_browser)
-    tasks = [asyncio.create_task(collector.run())]
+    tasks = [asyncio.create_task(collector.run()), asyncio.create_task(lessons.watch_controllers())]
     if record is not None:
         tasks.append(asyncio.create_task(_keep_saving(stage, record, str(lab_dir))))
     try:

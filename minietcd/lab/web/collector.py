@@ -22,7 +22,7 @@ import contextlib
 import json
 import time
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Final
@@ -31,6 +31,7 @@ import aiohttp
 
 from minietcd.errors import LabError
 from minietcd.lab.backend import LabCluster, load_cluster
+from minietcd.lab.links import ToxicInfo
 from minietcd.lab.state import STATE_FILE, LabState
 from minietcd.lab.web.picture import ClusterInfo, LabFacts, LinkFacts, Picture, Toxic
 
@@ -41,6 +42,7 @@ STATE_CHECK_SECONDS: Final = 1.0
 REQUEST_TIMEOUT: Final = 1.0
 HISTORY_SECONDS: Final = 300.0  # events a member held before the view started that are shown
 MAX_FRAMES: Final = 6000  # 20 minutes at FRAME_SECONDS
+KEEP_EVERY: Final = 2.0  # seconds after which a frame is kept even if nothing changed
 
 
 def info_of(state: LabState, backend: str) -> ClusterInfo:
@@ -54,6 +56,10 @@ def info_of(state: LabState, backend: str) -> ClusterInfo:
     )
 
 
+def _toxics(toxics: Iterable[ToxicInfo]) -> tuple[Toxic, ...]:
+    return tuple(Toxic(x.type, x.toxicity, dict(x.attributes)) for x in toxics)
+
+
 def read_facts(cluster: LabCluster, now: Callable[[], float] = time.time) -> LabFacts:
     """Process states and link states, as the lab reads them (blocking: run it in a thread)."""
     processes = {n: cluster.process_state(n) for n in cluster.names}
@@ -61,12 +67,24 @@ def read_facts(cluster: LabCluster, now: Callable[[], float] = time.time) -> Lab
     if len(cluster.members) > 1:
         try:
             links = {
-                key: LinkFacts(st.enabled, tuple(Toxic(x.type, x.toxicity, dict(x.attributes)) for x in st.toxics))
+                key: LinkFacts(st.enabled, _toxics(st.toxics))
                 for key, st in cluster.links.statuses().items()
             }
         except LabError:
             links = None  # Toxiproxy not answering (the cluster is going down): unknown
     return LabFacts(now(), processes, links)
+
+
+def _same_picture_key(frame: Mapping[str, Any]) -> str:
+    """What must differ for a frame to show something new: everything but its time, with each
+    election timer as its deadline (``at`` + ``remaining``) to 0.1 s, which moves only when the
+    timer is reset."""
+    members = []
+    for m in frame["members"]:
+        timer = m["timer"]
+        deadline = None if timer is None else round(timer["at"] * 10 + timer["remaining_ms"] / 100)
+        members.append({**m, "timer": deadline})
+    return json.dumps([members, frame["links"], frame["cluster"]], sort_keys=True)
 
 
 class Stage:
@@ -78,7 +96,8 @@ class Stage:
         self.frames: deque[tuple[int, dict[str, Any]]] = deque(maxlen=MAX_FRAMES)
         self._frame_seq = 0
         self._log = inputs_log
-        self.started = time.time()
+        self._last_key = ""
+        self._last_kept = 0.0
 
     def _record(self, item: Mapping[str, Any]) -> None:
         if self._log is not None:
@@ -111,9 +130,16 @@ class Stage:
     def note(self, text: str) -> None:
         self.picture.note(time.time(), text)
 
-    def take_frame(self, t: float) -> dict[str, Any]:
-        self._record({"t": t, "frame": True})
+    def take_frame(self, t: float) -> dict[str, Any] | None:
+        """A frame of the picture into the history, unless it shows nothing new: the same as
+        the last one kept (timers running down undisturbed count as the same) and less than
+        :data:`KEEP_EVERY` seconds later. Returns the frame kept, or None."""
         frame = self.picture.frame(t)
+        key = _same_picture_key(frame)
+        if key == self._last_key and t - self._last_kept < KEEP_EVERY:
+            return None
+        self._record({"t": t, "frame": True})
+        self._last_key, self._last_kept = key, t
         self._frame_seq += 1
         frame["seq"] = self._frame_seq
         self.frames.append((self._frame_seq, frame))
@@ -262,7 +288,9 @@ class Collector:
 
     async def _frame_loop(self) -> None:
         while True:
-            self.stage.take_frame(time.time())
+            now = time.time()
+            if not self.stage.picture.warming_up(now):
+                self.stage.take_frame(now)
             await asyncio.sleep(FRAME_SECONDS)
 
 

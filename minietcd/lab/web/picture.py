@@ -47,6 +47,7 @@ TEACH_PACE: Final = (500, 5000)  # (heartbeat ms, election ms) of `minietcd-lab 
 NORMAL_PACE: Final = (50, 500)
 TIMELINE_SIZE: Final = 5000
 MESSAGE_SIZE: Final = 5000
+WARM_UP: Final = 2.0  # seconds a new cluster's members have to answer before frames are taken
 EXPLAINED_SECONDS: Final = 3.0  # lab changes seen this soon after an action are that action's doing
 
 
@@ -217,6 +218,7 @@ class Picture:
         self._message_seq = 0
         self._running_actions = 0
         self._explained_until = 0.0
+        self._cluster_since = 0.0
         if info is not None:
             self.set_cluster(info, 0.0)
 
@@ -228,6 +230,7 @@ class Picture:
             return
         old = self.info
         self.info = info
+        self._cluster_since = t
         if info is None:
             self._members.clear()
             self._facts = None
@@ -245,7 +248,7 @@ class Picture:
         if m is None:
             return
         if view is None:
-            if m.answered and self.process(name) == "running":
+            if m.answered and self.process(name) == "running" and not self._explained(t):
                 self.note(t, f"{name} does not answer ({error})", name)
             m.answered, m.error = False, error
             return
@@ -310,6 +313,15 @@ class Picture:
     def last_message_seq(self) -> int:
         return self._message_seq
 
+    def warming_up(self, t: float) -> bool:
+        """The cluster appeared less than :data:`WARM_UP` seconds ago and no member has answered
+        yet: a frame now would draw every member down only because nobody was asked yet."""
+        return (
+            self.info is not None
+            and t - self._cluster_since < WARM_UP
+            and not any(m.answered for m in self._members.values())
+        )
+
     def frame(self, t: float) -> dict[str, Any]:
         """The cluster at ``t`` as the page draws it."""
         if self.info is None:
@@ -358,6 +370,8 @@ class Picture:
             "type": str(msg["type"]),
             "term": int(msg["term"]),
             "text": message_text(msg),
+            "entries": int(msg["entries"]),
+            "reject": bool(msg["reject"]),
             "lost": lost,
             "delay_ms": delay_ms(link),
         })
