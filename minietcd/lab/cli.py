@@ -516,6 +516,8 @@ def fault_table_command(
               help="write the history as JSON lines")
 @click.option("--unsafe-local-reads", is_flag=True,
               help="TEST ONLY: members serve linearizable reads locally (the checker must object)")
+@click.option("--record", "record_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="record the run for `minietcd-lab web --replay` (operations, faults, leader lane)")
 @click.pass_context
 @_lab_errors
 def chaos(
@@ -529,6 +531,7 @@ def chaos(
     html_path: Path | None,
     json_path: Path | None,
     unsafe_local_reads: bool,
+    record_path: Path | None,
 ) -> None:
     """Clients + a seeded nemesis on a fresh cluster, then the linearizability, watch and
     durability checks and the final membership; exit 1 on a violation or a member missing."""
@@ -549,6 +552,7 @@ def chaos(
         keys=keys,
         html=html_path,
         history_json=json_path,
+        record=record_path,
         unsafe_local_reads=unsafe_local_reads,
         log=lambda s: click.echo(s, err=True),
     )
