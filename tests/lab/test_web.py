@@ -17,7 +17,15 @@ import pytest
 
 from minietcd.lab.cluster import Cluster, ClusterSpec, free_ports
 from minietcd.lab.faults import Faults
-from tests.lab.web_browser import WebServer, browser, one_leader_js, require_browser, roles, wait_until
+from tests.lab.web_browser import (
+    WebServer,
+    browser,
+    one_leader_js,
+    require_browser,
+    role_js,
+    roles,
+    wait_until,
+)
 
 pytestmark = [pytest.mark.cluster, pytest.mark.slow]
 
@@ -91,7 +99,7 @@ def test_kill_button_on_the_leader_shows_it_down_and_a_new_leader(page: Any) -> 
     term = int(page.get_attribute(f"#ring g.member[data-member={old}]", "data-term"))
     page.click(f"#ring g.member[data-member={old}]")
     page.click("button[data-action=kill]")
-    wait_until(page, f"document.querySelector('#ring g.member[data-member={old}]').dataset.role === 'down'", 20)
+    wait_until(page, role_js(old, "down"), 20)
     others = [n for n in ("n1", "n2", "n3") if n != old]
     wait_until(page, one_leader_js(others), 30)
     new = next(n for n, r in roles(page).items() if r == "leader")
@@ -114,12 +122,16 @@ def test_partition_shows_cut_links_and_a_minority_without_a_leader(page: Any) ->
     assert page.get_attribute(f"[data-link={a}-{b}]", "data-state") == "ok"
     # The majority elects a leader; the old one, alone, steps down (check-quorum) and stays without one.
     wait_until(page, one_leader_js(rest), 30)
-    wait_until(page, f"document.querySelector('#ring g.member[data-member={old}]').dataset.role !== 'leader'", 30)
+    wait_until(page, role_js(old, "leader", is_not=True), 30)
     time.sleep(1.0)  # and it stays so
     assert roles(page)[old] in ("follower", "candidate", "pre-candidate")
     page.click("button[data-action=heal]")
-    wait_until(page, f"document.querySelector('[data-link={a}-{b}]') && "
-                     f"[...document.querySelectorAll('.link')].every(l => l.dataset.state === 'ok')", 15)
+    wait_until(
+        page,
+        f"document.querySelector('[data-link={a}-{b}]') && "
+        f"[...document.querySelectorAll('.link')].every(l => l.dataset.state === 'ok')",
+        15,
+    )
 
 
 def test_a_put_appears_in_every_log_and_becomes_committed(page: Any) -> None:
@@ -135,14 +147,15 @@ def test_a_put_appears_in_every_log_and_becomes_committed(page: Any) -> None:
     assert "✓ put" in page.inner_text("#action-result")
 
 
-def test_a_recorded_run_replays_and_scrubs(lab: tuple[Cluster, WebServer], page: Any, chromium: Any,
-                                           tmp_path: Path) -> None:
-    cluster, web = lab
+def test_a_recorded_run_replays_and_scrubs(
+    lab: tuple[Cluster, WebServer], page: Any, chromium: Any, tmp_path: Path
+) -> None:
+    cluster, _ = lab
     wait_until(page, one_leader_js(), 30)
     victim = next(n for n, r in roles(page).items() if r == "follower")
     page.click(f"#ring g.member[data-member={victim}]")
     page.click("button[data-action=pause]")
-    wait_until(page, f"document.querySelector('#ring g.member[data-member={victim}]').dataset.role === 'paused'", 20)
+    wait_until(page, role_js(victim, "paused"), 20)
     time.sleep(1.0)
     with page.expect_download() as got:
         page.click("#save")
@@ -163,11 +176,11 @@ def test_a_recorded_run_replays_and_scrubs(lab: tuple[Cluster, WebServer], page:
             rp.dispatch_event("#scrubber", "input")
 
         scrub_to(span)  # the end: the member is paused
-        wait_until(rp, f"document.querySelector('#ring g.member[data-member={victim}]').dataset.role === 'paused'", 5)
+        wait_until(rp, role_js(victim, "paused"), 5)
         assert f"pause {victim}" in rp.inner_text("#story")
-        pause_t = next(x["t"] for x in rec["timeline"] if x["kind"] == "action" and x["text"] == f"pause {victim}")
+        pause_t = next(x["t"] for x in rec["timeline"] if x.get("text") == f"pause {victim}")
         scrub_to(max(0.0, pause_t - rec["frames"][0]["t"] - 0.5))  # before the pause
-        wait_until(rp, f"document.querySelector('#ring g.member[data-member={victim}]').dataset.role !== 'paused'", 5)
+        wait_until(rp, role_js(victim, "paused", is_not=True), 5)
         assert rp.locator("#story li.future").count() > 0  # what comes after is dimmed
         before = rp.inner_text("#clock")
         rp.click("#step-fwd")  # to the next story item

@@ -73,7 +73,8 @@ class WebServer:
         with open(self.log, "wb") as out:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "minietcd.lab", "web", "--port", str(port), *extra],
-                env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
+                env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                start_new_session=True,
             )  # fmt: skip
         deadline = time.monotonic() + 60
         while True:
@@ -111,6 +112,12 @@ def wait_until(page: Any, js: str, timeout: float = 60.0) -> None:
     page.wait_for_function(js, timeout=timeout * 1000)
 
 
+def role_js(name: str, role: str, is_not: bool = False) -> str:
+    """JS: member ``name`` is drawn with ``role`` (or, ``is_not``, with another)."""
+    op = "!==" if is_not else "==="
+    return f"document.querySelector('#ring g.member[data-member={name}]').dataset.role {op} '{role}'"
+
+
 def one_leader_js(among: Sequence[str] | None = None) -> str:
     """JS: exactly one member drawn as leader (among ``among``, default all)."""
     sel = "#ring g.member"
@@ -120,3 +127,44 @@ def one_leader_js(among: Sequence[str] | None = None) -> str:
         ".filter(g => !names || names.includes(g.dataset.member));"
         " return gs.length > 0 && gs.filter(g => g.dataset.role === 'leader').length === 1; })()"
     )
+
+
+# --- lessons ---------------------------------------------------------------------------------------
+
+ENDED = ("done", "finished", "failed", "timeout")
+
+
+def lesson_state(page: Any) -> dict[str, str]:
+    got: dict[str, str] = page.evaluate("({...document.getElementById('lesson-panel').dataset})")
+    return got
+
+
+def run_lesson(
+    page: Any, lesson_id: str, shots: Path | None = None, step_timeout: float = 240.0
+) -> list[str]:
+    """Start lesson ``lesson_id`` on the page and press next through it, as a person would;
+    returns how each step ended. With ``shots``, screenshots of its first and last step are
+    saved there as ``lesson-<id>-first.png`` and ``-last.png``."""
+    page.select_option("#lesson-select", lesson_id)
+    page.click("#lesson-start")
+    page.wait_for_function(f"document.getElementById('lesson-panel').dataset.lesson === '{lesson_id}'")
+    ended: list[str] = []
+    while True:
+        step = len(ended)
+        page.wait_for_function(
+            "(() => { const d = document.getElementById('lesson-panel').dataset;"
+            f" return d.lesson === '{lesson_id}' && d.step === '{step}'"
+            f" && {list(ENDED)}.includes(d.status); }})()",
+            timeout=step_timeout * 1000,
+        )
+        state = lesson_state(page)
+        ended.append(state["status"])
+        time.sleep(1.0)  # let the picture catch up (the page draws 0.6 s behind)
+        if shots is not None and step == 0:
+            page.screenshot(path=str(shots / f"lesson-{lesson_id}-first.png"))
+        if page.is_disabled("#lesson-next"):
+            break
+        page.click("#lesson-next")
+    if shots is not None:
+        page.screenshot(path=str(shots / f"lesson-{lesson_id}-last.png"))
+    return ended

@@ -75,7 +75,14 @@ class Lesson:
 
 
 class _Missing(dict[str, Any]):
+    """Template values; a name nobody noted is shown as "?" and remembered (a lesson bug)."""
+
+    def __init__(self, unfilled: set[str], **values: Any) -> None:
+        super().__init__(**values)
+        self.unfilled = unfilled
+
     def __missing__(self, key: str) -> str:
+        self.unfilled.add(key)
         return "?"
 
 
@@ -89,6 +96,7 @@ class Ctx:
     outcomes: list[Outcome] = field(default_factory=list)
     table: list[list[str]] = field(default_factory=list)
     since: dict[str, float] = field(default_factory=dict)  # condition name -> since when it held
+    unfilled: set[str] = field(default_factory=set)  # template names no step noted (a lesson bug)
 
     @property
     def pace(self) -> str:
@@ -151,6 +159,7 @@ class Ctx:
         c = self.frame.get("cluster")
         size = len(c["names"]) if c else 0
         values = _Missing(
+            self.unfilled,
             leader=self.leader() or self.frame.get("leader") or "nobody",
             term=self.frame.get("term", 0),
             size=size,
@@ -224,6 +233,7 @@ class LessonRunner:
             "can_next": self.status in ("done", "timeout", "failed") and self.index + 1 < len(steps),
             "table": {"columns": list(table), "rows": self.ctx.table} if table else None,
             "controllers": self.controller_state,
+            "unfilled": sorted(self.ctx.unfilled),
         }
 
     def start(self, lesson_id: str) -> None:

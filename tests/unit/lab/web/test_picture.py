@@ -242,7 +242,7 @@ def test_no_frames_while_a_new_cluster_warms_up_and_the_same_picture_is_one_fram
 
 
 def test_leader_lane_from_frames() -> None:
-    frames = [
+    frames: list[dict[str, Any]] = [
         {"t": 1.0, "leader": "n1", "term": 2},
         {"t": 2.0, "leader": "n1", "term": 2},
         {"t": 3.0, "leader": None, "term": 2},

@@ -177,7 +177,7 @@ async def test_a_lesson_runs_its_steps_waits_for_the_picture_and_fills_its_texts
              do=lambda ctx: [{"action": "put", "may_fail": True}, Wait(lambda c: True, "nothing")]),
         Step("Fail", "a put that must succeed", do=lambda ctx: [{"action": "put"}]),
     ))  # fmt: skip
-    runner, fake, stage = runner_with(lesson, {"kill n1": frame("n2", 2.0, {"n1": "down", "n2": "leader",
+    runner, fake, _ = runner_with(lesson, {"kill n1": frame("n2", 2.0, {"n1": "down", "n2": "leader",
                                                                              "n3": "follower"})})
     with pytest.raises(LabError, match="no lesson 'nope'"):
         runner.start("nope")
