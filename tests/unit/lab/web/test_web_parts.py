@@ -74,7 +74,7 @@ def test_a_bad_recording_is_one_line(tmp_path: Path, content: bytes, message: st
 
 def test_actions_are_the_cli_commands() -> None:
     lab = Lab(Path("/nonexistent"))
-    cases = {
+    cases: dict[str, dict[str, Any]] = {
         "minietcd-lab kill n1": {"action": "kill", "members": ["n1"]},
         "minietcd-lab isolate n2 n3": {"action": "isolate", "members": ["n2", "n3"]},
         "minietcd-lab partition n1,n2 n3": {"action": "partition", "groups": [["n1", "n2"], ["n3"]]},
