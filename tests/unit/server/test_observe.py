@@ -49,7 +49,7 @@ def test_raft_status_in_etcds_shape() -> None:
         applied=8,
         last_index=9,
         lead_transferee=0,
-        conf_state=ConfState(voters=[0xABC, 0x12]),
+        conf_state=ConfState(voters=(0xABC, 0x12)),
         progress={
             0xABC: ProgressView(9, 10, ProgressState.REPLICATE, False, True),
             0x12: ProgressView(0, 3, ProgressState.PROBE, False, False),
