@@ -155,11 +155,14 @@ class Ctx:
                 return False
         return bool(names)
 
-    def fill(self, template: str) -> str:
+    def fill(self, template: str, final: bool = True) -> str:
+        """``template`` with the picture's values and the noted variables; names nobody noted are
+        remembered (``unfilled``) only in a ``final`` fill (a step's text is filled again as the
+        picture changes until the step ends)."""
         c = self.frame.get("cluster")
         size = len(c["names"]) if c else 0
         values = _Missing(
-            self.unfilled,
+            self.unfilled if final else set(),
             leader=self.leader() or self.frame.get("leader") or "nobody",
             term=self.frame.get("term", 0),
             size=size,
@@ -220,6 +223,8 @@ class LessonRunner:
             return None
         steps, table = self.lesson.steps, self.lesson.table
         step = steps[self.index] if 0 <= self.index < len(steps) else None
+        if step is not None and self.status in ("running", "waiting"):
+            self.text = self.ctx.fill(step.text, final=False)  # the cluster may have just appeared
         return {
             "id": self.lesson.id,
             "title": self.lesson.title,
@@ -281,7 +286,7 @@ class LessonRunner:
         ctx.outcomes = []
         if step.note is not None:
             ctx.vars.update(step.note(ctx))
-        self.text = ctx.fill(step.text)
+        self.text = ctx.fill(step.text, final=False)
         for item in step.do(ctx) if step.do is not None else []:
             if isinstance(item, Wait):
                 if not await self._wait(item.until, max(30.0, 8 * ctx.election_s() + 20)):
@@ -309,6 +314,7 @@ class LessonRunner:
                 return
         if step.then is not None:
             ctx.vars.update(step.then(ctx))
+        self.text = ctx.fill(step.text)
         self.after = ctx.fill(step.after)
         last = self.lesson is not None and self.index + 1 >= len(self.lesson.steps)
         self.status = "finished" if last else "done"
