@@ -24,6 +24,13 @@ def _leads_among(names: Sequence[str], ctx: Ctx) -> bool:
     return ctx.leader(names) is not None
 
 
+def _healthy(size: int, title: str, text: str, after: str = "{leader} leads term {term}.") -> Step:
+    """A lesson's first step: a whole ``size``-member cluster with a leader (started if the one
+    drawn is not such)."""
+    return Step(title, text, do=lambda ctx: ensure(ctx, size), until=lambda ctx: ctx.leader() is not None,
+                waiting="waiting for a leader", after=after)
+
+
 def _nobody_leads(ctx: Ctx) -> bool:
     return not any(m["role"] == "leader" for m in ctx.members())
 
@@ -130,13 +137,11 @@ def _leader_dies() -> Lesson:
         "Kill the leader: the followers' timers run out, one of them is elected, and the old leader "
         "comes back as a follower.",
         (
-            Step(
+            _healthy(
+                3,
                 "A healthy cluster",
                 "Three members; {leader} leads term {term} and sends heartbeats every {heartbeat}.",
-                do=lambda ctx: ensure(ctx, 3),
-                until=lambda ctx: ctx.leader() is not None,
-                waiting="waiting for a leader",
-                after="{leader} leads term {term}.",
+                "{leader} leads term {term}.",
             ),
             Step(
                 "Kill the leader",
@@ -193,13 +198,11 @@ def _partitions() -> Lesson:
         "Cut a leader off with one follower: the majority elects a new leader, the minority cannot "
         "write, and its uncommitted entry is overwritten on healing.",
         (
-            Step(
+            _healthy(
+                5,
                 "Five members",
                 "A 5-member cluster: a majority is {majority}, so it tolerates {tolerance} failures.",
-                do=lambda ctx: ensure(ctx, 5),
-                until=lambda ctx: ctx.leader() is not None,
-                waiting="waiting for a leader",
-                after="{leader} leads term {term}.",
+                "{leader} leads term {term}.",
             ),
             Step(
                 "Split: 2 | 3",
@@ -255,14 +258,12 @@ def _even_split() -> Lesson:
         "Four members split in two halves: neither half has a majority of 3, so no leader anywhere "
         "until the network heals.",
         (
-            Step(
+            _healthy(
+                4,
                 "Four members",
                 "A 4-member cluster: a majority is {majority}, and it tolerates only {tolerance} failure, "
                 "like a 3-member one.",
-                do=lambda ctx: ensure(ctx, 4),
-                until=lambda ctx: ctx.leader() is not None,
-                waiting="waiting for a leader",
-                after="{leader} leads term {term}.",
+                "{leader} leads term {term}.",
             ),
             Step(
                 "Split: 2 | 2",
@@ -297,15 +298,13 @@ def _two_vs_one() -> Lesson:
         "A 2-member cluster needs both: losing either member stops it (seed 000: two-master "
         "Kubernetes clusters).",
         (
-            Step(
+            _healthy(
+                2,
                 "Two members",
                 "A Kubernetes blog post (seed 000, \"is your Kubernetes cluster down today? 2: double "
                 "masters\") explains why two masters, each with an etcd member, halve availability "
                 "instead of doubling it. Here is such a cluster: 2 members, so a majority is {majority}.",
-                do=lambda ctx: ensure(ctx, 2),
-                until=lambda ctx: ctx.leader() is not None,
-                waiting="waiting for a leader",
-                after="{leader} leads term {term}, with the other member following.",
+                "{leader} leads term {term}, with the other member following.",
             ),
             Step(
                 "Lose the follower",
