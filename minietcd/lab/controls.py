@@ -32,16 +32,21 @@ class PutResult:
 
 
 def leader(cluster: LabCluster) -> str | None:
-    """The leader's name as the first running member that knows one says, or None."""
+    """The leader's name as the running members report it, or None. Every member is asked: in a
+    partition, a member cut off with an old leader may still name it; the leader named in the
+    highest term wins (Raft: at most one leader per term)."""
+    named: list[tuple[int, int]] = []
     for m in cluster.members:
         if cluster.process_state(m.name) != "running":
             continue
         with contextlib.suppress(probe.ProbeError):
             st = probe.status(m.client_port, timeout=0.5)
             if st.leader:
-                lm = cluster.state.member_by_id(st.leader)
-                return lm.name if lm else None
-    return None
+                named.append((st.term, st.leader))
+    if not named:
+        return None
+    lm = cluster.state.member_by_id(max(named)[1])
+    return lm.name if lm else None
 
 
 def put(cluster: LabCluster, key: str, value: str, via: str | None = None,

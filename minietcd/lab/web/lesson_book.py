@@ -10,6 +10,7 @@ shared folder) where a lesson comes from one.
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from functools import partial
 from typing import Any, Final
@@ -17,7 +18,13 @@ from typing import Any, Final
 from minietcd.lab.fault_table import DOCUMENTED
 from minietcd.lab.web.lessons import Call, Ctx, Item, Lesson, Step, Wait, ensure, led
 
-KEY: Final = "lesson/greeting"
+TABLE_KEY: Final = "lesson/table"
+
+
+def _fresh_key(name: str) -> str:
+    """A key no earlier run of a lesson wrote (a lesson may run again on the same cluster, and
+    must then wait for its own write, not find the last one)."""
+    return f"lesson/{name}-{time.strftime('%H%M%S')}"
 
 
 def _leads_among(names: Sequence[str], ctx: Ctx) -> bool:
@@ -108,10 +115,10 @@ def _replicate() -> Lesson:
                 "The lab puts {key}=hello through {writer}. Watch the leader's log (below): the new entry "
                 "appears at the end of its row, not committed yet (outlined). The leader sends it in an "
                 "append to each follower (the slow dots); each follower writes it to its log and answers.",
-                note=lambda ctx: {"key": KEY},
-                do=lambda ctx: [{"action": "put", "key": KEY, "value": "hello",
+                note=lambda ctx: {"key": _fresh_key("greeting")},
+                do=lambda ctx: [{"action": "put", "key": ctx.vars["key"], "value": "hello",
                                  "via": ctx.vars.get("writer")}],
-                until=lambda ctx: ctx.committed_everywhere(KEY),
+                until=lambda ctx: ctx.committed_everywhere(ctx.vars["key"]),
                 waiting="waiting until every member has the entry committed and applied",
                 after="Committed: the leader counted a majority ({majority} of {size}, itself included) "
                       "holding the entry, moved its commit index past it and applied it, and only then "
@@ -223,8 +230,10 @@ def _partitions() -> Lesson:
                 "The majority writes",
                 "A write through {leader} on the majority side succeeds: 3 of 5 is a majority. The "
                 "minority answers reads only if they may be stale (serializable); it cannot write.",
-                do=lambda ctx: [{"action": "put", "key": KEY, "value": "majority", "via": ctx.leader()}],
-                until=lambda ctx: ctx.committed_everywhere(KEY, ctx.vars["majority"]),
+                note=lambda ctx: {"key": _fresh_key("majority")},
+                do=lambda ctx: [{"action": "put", "key": ctx.vars["key"], "value": "majority",
+                                 "via": ctx.leader(ctx.vars["majority"])}],
+                until=lambda ctx: ctx.committed_everywhere(ctx.vars["key"], ctx.vars["majority"]),
                 waiting="waiting until the majority has committed the write",
                 after="Committed on {majority_text}.",
             ),
@@ -235,7 +244,7 @@ def _partitions() -> Lesson:
                 "entries with its own (paper 5.3): the write that was never committed disappears.",
                 do=lambda ctx: [{"action": "heal"}],
                 until=lambda ctx: ctx.leader() is not None and len(ctx.up()) == 5
-                and ctx.committed_everywhere(KEY),
+                and ctx.committed_everywhere(ctx.vars["key"]),
                 waiting="waiting until all five follow one leader",
                 after="One leader, one log. The client that wrote to the old leader got an error (or a "
                       "timeout): its write never counted.",
@@ -353,7 +362,7 @@ def _fault_table() -> Lesson:
                 items.append({"action": "kill", "members": first})
                 survivors = names[: n - tolerance]
                 items.append(Wait(partial(_leads_among, survivors), "a leader among the survivors"))
-            put = {"action": "put", "key": KEY, "value": f"size {n}", "may_fail": True}
+            put = {"action": "put", "key": TABLE_KEY, "value": f"size {n}", "may_fail": True}
             items.append({**put, "timeout": 3.0})
             items.append({"action": "kill", "members": [extra]})
             items.append({**put, "timeout": 2.0})

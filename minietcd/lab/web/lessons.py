@@ -149,7 +149,7 @@ class Ctx:
             m = self.member(name)
             if m is None or m["commit"] is None:
                 return False
-            mine = [e for e in m["log"] if e[2] == f"put {key}" and e[3] != "divergent"]
+            mine = [e for e in m["log"] if _is_put(e[2], key) and e[3] != "divergent"]
             entry = mine[-1] if mine else None
             if entry is None or m["commit"] < entry[0] or m["applied"] < entry[0]:
                 return False
@@ -174,6 +174,12 @@ class Ctx:
         )
         values.update(self.vars)
         return template.format_map(values)
+
+
+def _is_put(what: str, key: str) -> bool:
+    """``what`` (a log entry's few words, long keys cut with "…") says ``put key``."""
+    text = f"put {key}"
+    return what == text or (what.endswith("…") and text.startswith(what[:-1]))
 
 
 def ensure(ctx: Ctx, size: int, pace: str | None = None) -> list[Item]:

@@ -266,3 +266,21 @@ async def test_replay_api_serves_the_recording_and_refuses_actions() -> None:
         refused = await client.post("/api/action", json={"action": "heal"})
         assert refused.status == 409
         assert await (await client.get("/api/lessons")).json() == []
+
+
+def test_a_write_counts_once_committed_and_applied_on_every_member_asked() -> None:
+    runner, _, stage = runner_with(Lesson("t", "T", "", (Step("s", "s"),)), {})
+    ctx = Ctx(runner)
+    f = frame("n1")
+    long_key = "lesson/a-key-longer-than-the-log-shows"
+    f["members"][0]["log"] = [[9, 4, "put greeting", ""], [10, 4, "put lesson/a-key-longer-tha…", ""]]
+    f["members"][1]["log"] = [[9, 4, "put greeting", ""], [10, 4, "put lesson/a-key-longer-tha…", ""]]
+    f["members"][0].update(commit=10, applied=10)
+    f["members"][1].update(commit=10, applied=9)
+    f["members"][2]["log"] = [[9, 3, "put greeting", "divergent"]]
+    stage.frames.append((2, f))
+    assert ctx.committed_everywhere("greeting", ["n1", "n2"])
+    assert not ctx.committed_everywhere("greeting")  # n3's copy is divergent
+    assert ctx.committed_everywhere(long_key, ["n1"])
+    assert not ctx.committed_everywhere(long_key, ["n1", "n2"])  # n2 has not applied it yet
+    assert not ctx.committed_everywhere("other", ["n1"])
