@@ -412,6 +412,8 @@ def _fault_table() -> Lesson:
                 do=lambda ctx: [{"action": "restart", "members": [m["name"] for m in ctx.members()
                                                                    if m["role"] == "down"]}]
                 if any(m["role"] == "down" for m in ctx.members()) else [],
+                until=lambda ctx: len(ctx.up()) == len(ctx.members()) and ctx.leader() is not None,
+                waiting="waiting for the 9 members to be whole again",
             ),
         ),
         table=("size", "majority", "tolerates", "with that many down", "with one more down", "measured"),

@@ -45,8 +45,8 @@ ROLES: Final = ("leader", "candidate", "pre-candidate", "follower", "learner", "
 LINK_STATES: Final = ("ok", "slow", "flaky", "cut")  # in order of severity
 TEACH_PACE: Final = (500, 5000)  # (heartbeat ms, election ms) of `minietcd-lab up --pace teach`
 NORMAL_PACE: Final = (50, 500)
-TIMELINE_SIZE: Final = 5000
-MESSAGE_SIZE: Final = 5000
+TIMELINE_SIZE: Final = 10000  # story items kept (what a recording holds)
+MESSAGE_SIZE: Final = 30000  # messages kept: minutes of traffic at teaching pace, less at normal pace
 WARM_UP: Final = 2.0  # seconds a new cluster's members have to answer before frames are taken
 EXPLAINED_SECONDS: Final = 3.0  # lab changes seen this soon after an action are that action's doing
 

@@ -5,7 +5,8 @@
 
 const TERM_COLOURS = ["#5c6bc0", "#26a69a", "#ef5350", "#ab47bc", "#8d6e63", "#0288d1", "#7cb342",
   "#fb8c00", "#d81b60", "#546e7a"];
-const WIDTH = 24;
+const MOST = 30; // entries shown at most (members report their last 30)
+const BOX = 28; // px per entry, gap included
 
 export function termColour(term) {
   return TERM_COLOURS[term % TERM_COLOURS.length];
@@ -29,7 +30,9 @@ export function renderLogs(div, frame) {
     return;
   }
   const last = Math.max(...members.map((m) => m.last_index));
-  const lo = Math.max(1, last - WIDTH + 1);
+  // As many of the newest entries as fit in the panel: the end of the log is what changes.
+  const fit = Math.max(6, Math.floor(((div.clientWidth || 700) - 56) / BOX));
+  const lo = Math.max(1, last - Math.min(MOST, fit) + 1);
   const rows = [];
   const index = document.createElement("div");
   index.className = "log-index";

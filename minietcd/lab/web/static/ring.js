@@ -51,6 +51,7 @@ export class Ring {
     this.members.clear();
     this.links.clear();
     const n = names.length;
+    this.compact = n >= 6; // one short line under each member: the ring is crowded
     const R = n <= 1 ? 0 : n <= 5 ? 165 : 180;
     const r = n <= 5 ? 40 : n <= 7 ? 34 : 30;
     this.r = r;
@@ -142,9 +143,11 @@ export class Ring {
     v.role.textContent = m.removed ? "removed" : role;
     v.mark.textContent = role === "down" ? "✕" : role === "paused" ? "❚❚" : "";
     const vote = m.vote ? `voted ${m.vote}` : "no vote";
-    const lead = m.leader && role !== "leader" ? ` · follows ${m.leader}` : "";
-    v.sub1.textContent = silent ? (m.removed ? "removed" : m.process) : `${vote}${lead}`;
-    v.sub2.textContent = m.commit === null ? "" : `commit ${m.commit} · applied ${m.applied}`;
+    const lead = m.leader && role !== "leader" && !this.compact ? ` · follows ${m.leader}` : "";
+    // Down but its process runs: starting, or not answering.
+    const why = m.removed ? "removed" : m.process === "running" ? "no answer" : m.process;
+    v.sub1.textContent = silent ? why : `${vote}${lead}`;
+    v.sub2.textContent = m.commit === null || this.compact ? "" : `commit ${m.commit} · applied ${m.applied}`;
     v.title.textContent = `${m.name} (${m.id}): ${role}${m.removed ? ", removed from the configuration" : ""}`
       + (m.term !== null ? `, term ${m.term}, ${vote}, log ${m.first_index}..${m.last_index}` : "")
       + (m.error ? `\n${m.error}` : "");

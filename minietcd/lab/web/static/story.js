@@ -1,3 +1,5 @@
+const LIVE_ITEMS = 3000; // live, the oldest items leave the list beyond this many
+
 // The story: the members' explained Raft events in time order, with the lab's own actions
 // marked (▶ what was done, and the command that does the same; ✓/✗ how it ended) and notes.
 
@@ -96,8 +98,9 @@ export class Story {
         if (k > 0) lis[k - 1].scrollIntoView({ block: "nearest" });
         this.shown = k;
       }
-    } else if (added && atBottom) {
-      this.ol.scrollTop = this.ol.scrollHeight;
+    } else {
+      while (this.ol.children.length > LIVE_ITEMS) this.ol.firstElementChild.remove();
+      if (added && atBottom) this.ol.scrollTop = this.ol.scrollHeight;
     }
   }
 }
