@@ -24,6 +24,18 @@ from minietcd.lab.web.lesson_book import LESSONS  # noqa: E402
 from tests.lab.web_browser import WebServer, browser, missing, run_lesson  # noqa: E402
 
 
+def shrink(path: Path) -> None:
+    """Re-save a screenshot with a 256-colour palette (a third of the size; Pillow comes with
+    matplotlib in the dev set-up). Left as it is without Pillow."""
+    try:
+        from PIL import Image
+    except ImportError:
+        return
+    with Image.open(path) as im:
+        q = im.convert("RGB").quantize(colors=256, method=Image.Quantize.FASTOCTREE, dither=Image.Dither.NONE)
+    q.save(path, optimize=True)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, default=ROOT / "docs" / "img")
@@ -47,6 +59,8 @@ def main() -> int:
                 page.goto(web.url)
                 for lesson in wanted:
                     ended = run_lesson(page, lesson, shots=args.out)
+                    for which in ("first", "last"):
+                        shrink(args.out / f"lesson-{lesson}-{which}.png")
                     print(f"{lesson}: {' '.join(ended)}", flush=True)
                     if ended[-1] != "finished" or any(e != "done" for e in ended[:-1]):
                         failed.append(lesson)

@@ -7,6 +7,8 @@ first. The page is driven as a person drives it: clicks on members and buttons, 
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -17,6 +19,8 @@ import pytest
 
 from minietcd.lab.cluster import Cluster, ClusterSpec, free_ports
 from minietcd.lab.faults import Faults
+from minietcd.lab.web import recording
+from tests.lab.lab_cli import local_env
 from tests.lab.web_browser import (
     WebServer,
     browser,
@@ -193,3 +197,39 @@ def test_a_recorded_run_replays_and_scrubs(
     finally:
         replay.stop()
     Faults(cluster).resume([victim])
+
+
+def test_a_chaos_run_replays_with_its_operations_faults_and_leaders(chromium: Any, tmp_path: Path) -> None:
+    path = tmp_path / "chaos.json.gz"
+    env = local_env(tmp_path / "lab")
+    r = subprocess.run(
+        [sys.executable, "-m", "minietcd.lab", "chaos", "--size", "3", "--duration", "8s", "--seed", "5",
+         "--nemesis", "kill,partition", "--record", str(path)],
+        env=env, capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stdout + r.stderr
+    rec = recording.load(path)
+    chaos = rec["chaos"]
+    assert chaos["title"].startswith("minietcd-lab chaos: 3 members, 8s, seed 5")
+    assert chaos["verdict"] == "verdict: OK: no violation"
+    assert chaos["ops"] and chaos["faults"] and chaos["leaders"]
+    start, end = rec["frames"][0]["t"], rec["frames"][-1]["t"]
+    # One clock: the operations and faults fall within the recorded frames (give or take the
+    # cluster's start and the final checks).
+    assert start - 5 < chaos["ops"][0]["invoke"] < end and start - 5 < chaos["faults"][0]["at"] < end
+    assert any(seg["leader"] for seg in chaos["leaders"])
+    replay = WebServer(tmp_path / "lab", free_ports(1)[0], ["--replay", str(path)])
+    try:
+        p = chromium.new_page(viewport={"width": 1400, "height": 1000})
+        p.goto(replay.url)
+        p.wait_for_selector("#chaos:not([hidden])")
+        assert p.locator("#chaos-timeline rect.band").count() == len(chaos["faults"])
+        assert p.locator("#chaos-timeline rect[class^=op-]").count() == len(chaos["ops"])
+        before = p.inner_text("#clock")
+        box = p.locator("#chaos-timeline").bounding_box()
+        assert box is not None
+        p.mouse.click(box["x"] + box["width"] * 0.6, box["y"] + box["height"] / 2)  # jump there
+        assert p.inner_text("#clock") != before
+        p.close()
+    finally:
+        replay.stop()

@@ -25,6 +25,7 @@ from typing import Any, Protocol
 from minietcd.lab.check.history import Operation
 from minietcd.lab.web import recording
 from minietcd.lab.web.collector import Collector, Stage
+from minietcd.lab.web.picture import leader_lane
 
 
 class FaultLike(Protocol):
@@ -108,8 +109,9 @@ def chaos_section(
 
 
 def save(path: Path, recorder: BackgroundRecorder, chaos: dict[str, Any]) -> None:
+    """The recorder's run with ``chaos`` and its leader lane (who led when, from the frames)."""
     rec = recording.from_stage(recorder.stage, title=chaos["title"])
-    rec["chaos"] = chaos
+    rec["chaos"] = {**chaos, "leaders": leader_lane(rec["frames"])}
     recording.save(path, rec)
 
 

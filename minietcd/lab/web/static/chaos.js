@@ -1,6 +1,7 @@
 // A chaos run's report, joined to the replay: client operations on a timeline (one lane per
 // client, bars from invocation to answer, coloured by outcome), the nemesis' faults as bands,
-// a leader lane from the recorded frames, and relative times. Click to jump there.
+// a leader lane (chaos_view.py works it out from the recorded frames), and relative times. Click
+// to jump there.
 
 const NS = "http://www.w3.org/2000/svg";
 const LABEL = 70, LANE = 14, TOP = 18;
@@ -15,17 +16,6 @@ function el(tag, attrs, parent, text) {
 
 const MEMBER_COLOURS = ["#00838f", "#6a1b9a", "#1565c0", "#2e7d32", "#ef6c00", "#00acc1", "#ad1457", "#3949ab",
   "#558b2f"];
-
-export function leaderLane(frames) {
-  const lane = [];
-  for (const f of frames) {
-    const last = lane[lane.length - 1];
-    if (last && last.leader === f.leader) { last.to = f.t; continue; }
-    if (last) last.to = f.t;
-    lane.push({ from: f.t, to: f.t, leader: f.leader, term: f.term });
-  }
-  return lane;
-}
 
 export class ChaosView {
   constructor(svg, chaos, store, onSeek) {
@@ -52,7 +42,7 @@ export class ChaosView {
     }
     el("text", { class: "lane-label", x: 4, y: TOP + LANE - 3 }, svg, "leader");
     const names = store.frames.length && store.frames[0].cluster ? store.frames[0].cluster.names : [];
-    for (const seg of leaderLane(store.frames)) {
+    for (const seg of chaos.leaders || []) {
       if (!seg.leader) continue;
       const colour = MEMBER_COLOURS[Math.max(0, names.indexOf(seg.leader)) % MEMBER_COLOURS.length];
       const r = el("rect", { x: x(seg.from), y: TOP + 2, width: Math.max(1, x(seg.to) - x(seg.from)), height: LANE - 4,
