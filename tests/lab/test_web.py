@@ -226,9 +226,10 @@ def test_a_chaos_run_replays_with_its_operations_faults_and_leaders(chromium: An
         assert p.locator("#chaos-timeline rect.band").count() == len(chaos["faults"])
         assert p.locator("#chaos-timeline rect[class^=op-]").count() == len(chaos["ops"])
         before = p.inner_text("#clock")
-        box = p.locator("#chaos-timeline").bounding_box()
+        timeline = p.locator("#chaos-timeline")
+        box = timeline.bounding_box()
         assert box is not None
-        p.mouse.click(box["x"] + box["width"] * 0.6, box["y"] + box["height"] / 2)  # jump there
+        timeline.click(position={"x": box["width"] * 0.6, "y": box["height"] / 2})  # jump there
         assert p.inner_text("#clock") != before
         p.close()
     finally:
