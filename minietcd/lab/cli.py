@@ -373,7 +373,7 @@ def web(
             asyncio.run(app.run_live(_lab_dir(ctx), compose=_is_compose(ctx), host=host, port=port,
                                      open_browser=open_browser, record=record_path, inputs_log=inputs_path,
                                      lesson_pace=lesson_pace, announce=announce))
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, asyncio.CancelledError):  # Ctrl-C or SIGTERM: a clean stop
         pass
 
 

@@ -9,7 +9,10 @@ them (processes, Toxiproxy links), the way RaftScope draws a simulation. Modules
   recorded streams.
 * ``collector``: polls the members and the lab and feeds a ``Picture``.
 * ``actions``: the page's controls, each the same lab call as the matching CLI command.
-* ``lessons``: guided scenarios run step by step through ``actions``.
+* ``lessons``: the runner of guided scenarios, step by step through ``actions``;
+  ``lesson_book``: the lessons themselves; ``controller``: the active/passive controller replica
+  of the lease lesson.
 * ``recording``: a run saved to one file; ``--replay`` plays it with no cluster.
+  ``chaos_view``: a chaos run recorded with its operations and faults.
 * ``app``: the aiohttp server; ``static/`` the page (SVG + JavaScript modules, no build step).
 """

@@ -20,7 +20,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import json
+import signal
 import time
 import webbrowser
 from collections.abc import Callable
@@ -203,8 +205,21 @@ def replay_app(rec: dict[str, Any], source: str) -> web.Application:
     return app
 
 
+def _stop_on_signals() -> None:
+    """SIGINT (Ctrl-C) and SIGTERM end the server cleanly (a recording is saved), also when it
+    was started in the background, where a shell leaves SIGINT ignored."""
+    loop = asyncio.get_running_loop()
+    main = asyncio.current_task()
+    if main is None:
+        return
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, main.cancel)
+
+
 async def _serve(app: web.Application, host: str, port: int, announce: Callable[[str], None],
                  open_browser: bool) -> web.AppRunner:
+    _stop_on_signals()
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, host, port)
@@ -212,7 +227,7 @@ async def _serve(app: web.Application, host: str, port: int, announce: Callable[
         await site.start()
     except OSError as e:
         await runner.cleanup()
-        why = e.strerror or e
+        why = "address already in use" if e.errno == errno.EADDRINUSE else (e.strerror or str(e))
         raise LabError(f"cannot listen on {host}:{port}: {why} (choose another with --port)") from None
     url = f"http://{host}:{port}/"
     announce(url)
