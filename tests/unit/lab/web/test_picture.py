@@ -89,6 +89,16 @@ def test_roles_come_from_the_members_unless_the_lab_knows_better() -> None:
     assert p.frame(101.1)["leader"] is None  # a killed leader leads nobody
 
 
+def test_candidates_and_pre_candidates_have_their_timers() -> None:
+    p = healthy()
+    p.member_view("n2", 100.5, view("b2b2", "pre-candidate", lead="0", vote="0"))
+    p.member_view("n3", 100.5, view("c3c3", "candidate", 3, lead="0", vote="c3c3"))
+    f = p.frame(100.6)
+    assert roles(f)["n2"] == "pre-candidate" and member(f, "n2")["timer"] is not None
+    assert member(f, "n2")["vote"] is None and member(f, "n2")["leader"] is None
+    assert roles(f)["n3"] == "candidate" and member(f, "n3")["vote"] == "n3"
+
+
 def test_a_member_that_does_not_answer_is_down_and_a_learner_is_drawn_as_one() -> None:
     p = healthy()
     p.member_view("n3", 101.0, None, "connection refused")
