@@ -21,7 +21,8 @@ COPY wheels/ /tmp/wheels/
 RUN python3 -m venv /opt/minietcd \
  && /opt/minietcd/bin/python3 -m pip install --no-cache-dir --no-index --disable-pip-version-check \
         --find-links /tmp/wheels minietcd \
- && /opt/minietcd/bin/minietcd --version
+ && /opt/minietcd/bin/minietcd --version \
+ && /opt/minietcd/bin/minietcdctl version
 
 # --- runtime stage: the base plus the venv (the wheels stay behind in the build stage) -------------
 FROM ${BASE_IMAGE}

@@ -134,20 +134,40 @@ class Controller:
                 await asyncio.sleep(0.5)
 
     async def _keep_alive(self, lease: int) -> None:
-        """Renew the lease every TTL/3; raise LeadershipLost once it cannot be renewed."""
+        """Renew the lease every TTL/3. A keep-alive stream cut by its member going away (or
+        losing its leader) is opened again, on another member if need be, as etcd's Go client
+        does; LeadershipLost once the lease is gone, or once it has not been renewed for two
+        thirds of its TTL: then it may expire before the next renewal, and a successor be
+        elected, so stop working before that can happen."""
 
         async def requests() -> AsyncIterator[rpc_pb2.LeaseKeepAliveRequest]:
             while True:
                 yield rpc_pb2.LeaseKeepAliveRequest(ID=lease)
                 await asyncio.sleep(self.ttl / 3)
 
-        try:
-            async for resp in self.leases.LeaseKeepAlive(requests()):
-                if resp.TTL <= 0:
-                    raise LeadershipLost(f"lease {lease:x} expired")
-        except grpc.aio.AioRpcError as e:
-            raise LeadershipLost(f"keep-alive failed: {e.details()}") from None
-        raise LeadershipLost("keep-alive stream ended")
+        loop = asyncio.get_running_loop()
+        give_up = loop.time() + self.ttl * 2 / 3
+        while True:
+            call = self.leases.LeaseKeepAlive(requests(), wait_for_ready=True)
+            try:
+                while True:  # a member that stops answering (paused, cut off) must not hang us
+                    resp = await asyncio.wait_for(call.read(), max(0.0, give_up - loop.time()))
+                    if resp is grpc.aio.EOF:
+                        why = "keep-alive stream ended"
+                        break
+                    if resp.TTL <= 0:
+                        raise LeadershipLost(f"lease {lease:x} expired")
+                    give_up = loop.time() + resp.TTL * 2 / 3
+            except TimeoutError:
+                why = "no keep-alive answer"
+            except grpc.aio.AioRpcError as e:
+                why = f"keep-alive failed: {e.details()}"
+            finally:
+                call.cancel()
+            if loop.time() >= give_up:
+                raise LeadershipLost(f"{why}; the lease may expire before it is renewed")
+            log.warning("%s; renewing again", why)
+            await asyncio.sleep(min(0.2, max(0.0, give_up - loop.time())))
 
     async def _lead(self, leader: epb.LeaderKey) -> None:
         """The controller's work: a reconcile step every period, each write fenced by the
@@ -173,7 +193,10 @@ class Controller:
                 ],
             )
             try:
-                resp = await self.kv.Txn(fenced, timeout=RPC_TIMEOUT)
+                # A step must end well within the lease's TTL: one still in flight when the lease
+                # could have expired is not fenced by anything we know of any more. (A write in
+                # flight when etcd's leader dies waits for etcd's request timeout otherwise.)
+                resp = await self.kv.Txn(fenced, timeout=min(RPC_TIMEOUT, self.ttl / 2))
             except grpc.aio.AioRpcError as e:
                 # A member going away: the channel moves to another. If the cluster stays out
                 # of reach, the lease keep-alive fails too and ends the leadership.

@@ -21,6 +21,8 @@ everything else is an internal error.
     │   ├── WalClosedError
     │   ├── WalLockedError             the WAL directory is locked by another opener
     │   ├── WalSnapshotNotFoundError   no WAL marker for the snapshot to open at
+    │   ├── WalBehindSnapshotError     the WAL ends before a snapshot file only it could have
+    │   │                              produced: fsynced records were lost, refuse to start
     │   └── SnapshotFileError          no valid snapshot file / a bad one
     ├── MvccError                      the multi-version store (minietcd.mvcc)
     │   ├── CompactedRevisionError     "etcdserver: mvcc: required revision has been compacted"
@@ -41,7 +43,14 @@ everything else is an internal error.
     │   ├── LeaseNotPrimaryError       renew / time-to-live on a non-leader: forward to the leader
     │   └── LeaseSnapshotError         restore() given bytes that are not a lessor snapshot
     ├── ServerError                    request-edge errors carrying etcd's wording (minietcd.server)
+    │   └── TxnTooDeepError            a Txn nested deeper than minietcd parses (server/nesting.py):
+    │                                  "etcdserver: too many operations in txn request"
+    ├── MemberFailedError              the member stopped itself (fail-stop, DESIGN rule 8): it can
+    │                                  no longer persist, apply or step; names the stage and cause
     ├── ConfigError                    bad flags or environment (clear message, exit code 1)
+    │   ├── ListenError                a listener could not be bound, in Go's words ("listen tcp
+    │   │                              127.0.0.1:2379: bind: address already in use")
+    │   └── DataDirError               the data dir cannot be read or made ("error listing data dir")
     ├── LabError                       minietcd-lab: unknown member, impossible fault, ...
     └── ClientError                    the asyncio client (minietcd.client); str() is etcd's wording
         ├── EtcdServerError            the server answered with an error status: .code, .etcd_message
@@ -139,6 +148,12 @@ class WalLockedError(StorageError):
 
 class WalSnapshotNotFoundError(StorageError):
     """The WAL has no marker for the snapshot it was asked to open at (or its term differs)."""
+
+
+class WalBehindSnapshotError(StorageError):
+    """The WAL ends before the index of a snapshot file that only this member's own fsynced log
+    could have produced: the WAL was cut back (restored from an old copy, truncated), and
+    starting from an older snapshot would forget votes and entries this member acknowledged."""
 
 
 class SnapshotFileError(StorageError):
@@ -244,8 +259,28 @@ class ServerError(MinietcdError):
         self.etcd_message = message
 
 
+class TxnTooDeepError(ServerError):
+    """A Txn nested deeper than ``minietcd.server.nesting.MAX_TXN_NESTING``: refused at the edge
+    with etcd's words for a nesting its op budget does not allow."""
+
+
+class MemberFailedError(MinietcdError):
+    """The member stopped itself because it can no longer persist, apply or step (an unexpected
+    exception, a disk error, an entry it cannot parse): DESIGN rule 8, etcd's panic/Fatal. The
+    message is the one log line that names the stage and the cause."""
+
+
 class ConfigError(MinietcdError):
     pass
+
+
+class ListenError(ConfigError):
+    """A client, peer or metrics listener could not be bound. The message is Go's, as etcd
+    prints it: ``listen tcp 127.0.0.1:2379: bind: address already in use``."""
+
+
+class DataDirError(ConfigError):
+    """The data dir (or WAL dir) cannot be listed or created: ``error listing data dir: PATH``."""
 
 
 class LabError(MinietcdError):

@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from minietcd.lab.backend import load_cluster  # noqa: E402
-from minietcd.lab.cluster import free_ports  # noqa: E402
+from minietcd.lab.ports import free_ports  # noqa: E402
 from minietcd.lab.state import LabState  # noqa: E402
 from minietcd.lab.web.lesson_book import LESSONS  # noqa: E402
 from tests.lab.web_browser import WebServer, browser, missing, run_lesson  # noqa: E402

@@ -22,7 +22,7 @@ from minietcd.bench.pool import Pool
 from minietcd.bench.progress import Progress
 from minietcd.bench.ratelimit import Limiter
 from minietcd.bench.runner import Recorder, Request
-from minietcd.mvcc.codec import _varint as uvarint
+from minietcd.golang import put_varint
 
 #: The TTL of the leases etcd's lease-keepalive benchmark grants.
 KEEPALIVE_LEASE_TTL = 100
@@ -35,8 +35,8 @@ class WorkloadError(Exception):
 
 
 def varint(n: int) -> bytes:
-    """Go's ``binary.PutVarint`` encoding of ``n`` (zig-zag, then the uvarint of mvcc's codec)."""
-    return uvarint((n << 1) ^ (n >> 63))
+    """Go's ``binary.PutVarint`` encoding of ``n``."""
+    return put_varint(n)
 
 
 def varint_key(n: int, size: int) -> bytes:

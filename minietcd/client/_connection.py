@@ -24,7 +24,7 @@ import math
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 from urllib.parse import urlsplit
 
 import grpc
@@ -216,8 +216,8 @@ class Connection:
         self._channel(m)
         s = m.stubs.get(cls)
         if s is None:
-            s = m.stubs[cls] = cls(m.channel)  # type: ignore[call-arg]
-        return s  # type: ignore[no-any-return,unused-ignore]
+            s = m.stubs[cls] = cls(m.channel)  # type: ignore[call-arg]  # cls is a generated stub class: it takes the channel
+        return cast(T, s)
 
     async def ready(self, m: _Member, remaining: float | None) -> None:
         """Wait until ``m``'s channel is connected; raise :class:`_Unreachable` after

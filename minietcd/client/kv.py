@@ -150,8 +150,8 @@ class Op:
             range_end=end,
             limit=limit,
             revision=revision,
-            sort_order=order.value,  # type: ignore[arg-type]
-            sort_target=target.value,  # type: ignore[arg-type]
+            sort_order=order.value,  # type: ignore[arg-type]  # protoc .pyi: enum fields want the enum type, not its int
+            sort_target=target.value,  # type: ignore[arg-type]  # protoc .pyi: enum fields want the enum type, not its int
             serializable=serializable,
             keys_only=keys_only,
             count_only=count_only,
@@ -164,7 +164,7 @@ class Op:
     @classmethod
     def get(cls, key: KeyLike, **options: object) -> Op:
         """A range read; options as :meth:`KVMixin.get`."""
-        return cls(rpc_pb2.RequestOp(request_range=cls.range_request(key, **options)))  # type: ignore[arg-type]
+        return cls(rpc_pb2.RequestOp(request_range=cls.range_request(key, **options)))  # type: ignore[arg-type]  # options are checked by range_request
 
     @staticmethod
     def put_request(
@@ -188,7 +188,7 @@ class Op:
     @classmethod
     def put(cls, key: KeyLike, value: KeyLike = b"", **options: object) -> Op:
         """A put; options as :meth:`KVMixin.put`."""
-        return cls(rpc_pb2.RequestOp(request_put=cls.put_request(key, value, **options)))  # type: ignore[arg-type]
+        return cls(rpc_pb2.RequestOp(request_put=cls.put_request(key, value, **options)))  # type: ignore[arg-type]  # options are checked by put_request
 
     @staticmethod
     def delete_request(
@@ -205,7 +205,7 @@ class Op:
     @classmethod
     def delete(cls, key: KeyLike, **options: object) -> Op:
         """A delete; options as :meth:`KVMixin.delete`."""
-        return cls(rpc_pb2.RequestOp(request_delete_range=cls.delete_request(key, **options)))  # type: ignore[arg-type]
+        return cls(rpc_pb2.RequestOp(request_delete_range=cls.delete_request(key, **options)))  # type: ignore[arg-type]  # options are checked by delete_request
 
     @classmethod
     def txn(
@@ -253,7 +253,7 @@ class Compare:
         if op not in _RESULTS:
             raise ValueError(f"unknown comparison operator {op!r} (use =, !=, < or >)")
         k, end = _range(key, range_end, prefix, False)
-        c = rpc_pb2.Compare(result=_RESULTS[op], target=target, key=k, range_end=end)  # type: ignore[arg-type]
+        c = rpc_pb2.Compare(result=_RESULTS[op], target=target, key=k, range_end=end)  # type: ignore[arg-type]  # protoc .pyi: enum fields want the enum type
         setattr(c, field, operand)
         return Compare(c)
 

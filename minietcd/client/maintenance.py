@@ -92,7 +92,7 @@ class MaintenanceMixin:
         req = rpc_pb2.AlarmRequest(
             action=rpc_pb2.AlarmRequest.ACTIVATE,
             memberID=member_id,
-            alarm=alarm.value,  # type: ignore[arg-type]
+            alarm=alarm.value,  # type: ignore[arg-type]  # protoc .pyi: enum fields want the enum type, not its int
         )
         return AlarmResponse.from_pb(await self._alarm(req, False, timeout))
 
@@ -111,7 +111,7 @@ class MaintenanceMixin:
         req = rpc_pb2.AlarmRequest(
             action=rpc_pb2.AlarmRequest.DEACTIVATE,
             memberID=member_id,
-            alarm=alarm.value,  # type: ignore[arg-type]
+            alarm=alarm.value,  # type: ignore[arg-type]  # protoc .pyi: enum fields want the enum type, not its int
         )
         return AlarmResponse.from_pb(await self._alarm(req, False, timeout))
 

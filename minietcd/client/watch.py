@@ -150,7 +150,7 @@ class Watch:
                 range_end=self._range_end,
                 start_revision=self._next_rev,
                 progress_notify=self._progress_notify,
-                filters=[f.value for f in self._filters],  # type: ignore[misc]
+                filters=[f.value for f in self._filters],  # type: ignore[misc]  # protoc .pyi: enum fields want the enum type, not its int
                 prev_kv=self._prev_kv,
             )
         )

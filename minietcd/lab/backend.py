@@ -16,12 +16,15 @@ import signal
 import time
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from minietcd.errors import LabError
 from minietcd.lab import probe
 from minietcd.lab.links import Links
 from minietcd.lab.state import LabState, MemberState
+
+if TYPE_CHECKING:
+    from minietcd.lab.membership import Replacement
 
 _POLL = 0.05
 _STATE_EVERY = 0.5
@@ -58,6 +61,8 @@ class LabCluster(Protocol):
     def log_tails(self, lines: int = 20) -> str: ...
 
     def down(self) -> list[str]: ...
+
+    def replace_member(self, name: str, *, via: str | None = None, timeout: float = 60.0) -> Replacement: ...
 
 
 class StateMembers:

@@ -66,10 +66,15 @@ from minietcd.lab.check import (
 )
 from minietcd.lab.check.watch import EventType, prefix_range_end
 from minietcd.lab.cluster import Cluster, ClusterSpec, Replacement
+from minietcd.lab.compose import ComposeCluster
 from minietcd.lab.faults import Faults
+from minietcd.lab.labdir import exclusive
+from minietcd.lab.ports import PortPlan
 from minietcd.lab.web import chaos_view
 
 rpc_pb2_grpc: Any = _rpc_grpc_untyped  # the generated stubs are untyped
+# The same run, checkers and report on local processes or compose containers (--compose).
+ChaosCluster = Cluster | ComposeCluster
 
 NEMESES = ("partition", "kill", "pause", "slow", "leader-transfer", "member-replace")
 UNSAFE_READS_ENV = "MINIETCD_UNSAFE_LOCAL_READS"
@@ -111,6 +116,8 @@ class ChaosOptions:
     # replaced late in a run has to catch up from a snapshot rather than from the whole log.
     snapshot_count: int = 1000
     replace_timeout: float = 20.0  # seconds a refused MemberRemove / MemberAdd is retried
+    ports: PortPlan | None = None  # the cluster's ports (minietcd.lab.ports); None: random free ones
+    backend: str = "local"  # or "compose": members are containers (minietcd.lab.compose)
     log: Callable[[str], None] = print
 
 
@@ -239,7 +246,7 @@ def _not_sent(e: grpc.aio.AioRpcError) -> bool:
 
 
 class _Workload:
-    def __init__(self, opts: ChaosOptions, cluster: Cluster, rng: random.Random) -> None:
+    def __init__(self, opts: ChaosOptions, cluster: ChaosCluster, rng: random.Random) -> None:
         self.opts = opts
         self.cluster = cluster
         self.t0 = time.monotonic()
@@ -390,7 +397,7 @@ def _err(e: grpc.aio.AioRpcError) -> str:
 
 
 class _Nemesis:
-    def __init__(self, opts: ChaosOptions, cluster: Cluster, rng: random.Random, t0: float) -> None:
+    def __init__(self, opts: ChaosOptions, cluster: ChaosCluster, rng: random.Random, t0: float) -> None:
         self.opts = opts
         self.cluster = cluster
         self.faults_api = Faults(cluster)
@@ -598,19 +605,18 @@ def _member_env(unsafe: bool) -> Iterator[None]:
             os.environ[UNSAFE_READS_ENV] = saved
 
 
-def count_elections(cluster: Cluster) -> int:
+def count_elections(cluster: ChaosCluster) -> int:
     terms: set[int] = set()
     for m in cluster.members:
-        with contextlib.suppress(OSError):
-            for line in Path(m.log_path).read_text(errors="replace").splitlines():
-                match = _ELECTED.search(line)
-                if match:
-                    terms.add(int(match.group(1)))
+        for line in cluster.log_bytes(m.name).decode(errors="replace").splitlines():
+            match = _ELECTED.search(line)
+            if match:
+                terms.add(int(match.group(1)))
     return len(terms)
 
 
 def _final_read(
-    cluster: Cluster, keys: Sequence[str], timeout: float
+    cluster: ChaosCluster, keys: Sequence[str], timeout: float
 ) -> tuple[dict[str, FinalValue | None], int]:
     """Every key, read linearizably (retrying any member until ``timeout``)."""
     deadline = time.monotonic() + timeout
@@ -637,7 +643,7 @@ def _final_read(
     raise LabError(f"final read failed for {timeout:.0f}s: {last}")
 
 
-async def _run_async(opts: ChaosOptions, cluster: Cluster) -> tuple[_Workload, _Nemesis]:
+async def _run_async(opts: ChaosOptions, cluster: ChaosCluster) -> tuple[_Workload, _Nemesis]:
     rng = random.Random(opts.seed)
     work = _Workload(opts, cluster, rng)
     nemesis = _Nemesis(opts, cluster, random.Random(rng.randrange(1 << 30)), work.t0)
@@ -682,11 +688,18 @@ def run_chaos(opts: ChaosOptions) -> ChaosResult:
         heartbeat_ms=opts.heartbeat_ms,
         election_ms=opts.election_ms,
         extra_flags=("--snapshot-count", str(opts.snapshot_count)),
+        ports=opts.ports,
     )
-    with _member_env(opts.unsafe_local_reads):
+    if opts.backend == "compose" and opts.unsafe_local_reads:
+        raise LabError("--unsafe-local-reads (a test of the checker) runs on local clusters only")
+    with exclusive(Path(opts.lab_dir), "chaos"), _member_env(opts.unsafe_local_reads):
         if opts.unsafe_local_reads:
             log(f"WARNING: members run with {UNSAFE_READS_ENV}=1 (reads are NOT linearizable)")
-        cluster = Cluster.up(opts.lab_dir, spec, timeout=90.0)
+        cluster: ChaosCluster
+        if opts.backend == "compose":
+            cluster = ComposeCluster.up(opts.lab_dir, spec, timeout=180.0)
+        else:
+            cluster = Cluster.up(opts.lab_dir, spec, timeout=90.0)
         recorder = chaos_view.BackgroundRecorder(opts.lab_dir).start() if opts.record else None
         try:
             log(
@@ -739,7 +752,7 @@ def run_chaos(opts: ChaosOptions) -> ChaosResult:
     return result
 
 
-def _caught_up(cluster: Cluster, reps: Sequence[Replacement]) -> dict[int, int | None]:
+def _caught_up(cluster: ChaosCluster, reps: Sequence[Replacement]) -> dict[int, int | None]:
     """``id(rep)`` -> index of the snapshot each fresh member caught up from (None: the log)."""
     out: dict[int, int | None] = {}
     for i, rep in enumerate(reps):
@@ -751,7 +764,7 @@ def _caught_up(cluster: Cluster, reps: Sequence[Replacement]) -> dict[int, int |
     return out
 
 
-def _final_members(cluster: Cluster, timeout: float) -> list[probe.ListedMember]:
+def _final_members(cluster: ChaosCluster, timeout: float) -> list[probe.ListedMember]:
     """MemberList once every member in it has started (published its name), bounded."""
     deadline = time.monotonic() + timeout
     listed: list[probe.ListedMember] = []

@@ -16,7 +16,7 @@ import sys
 from collections.abc import Callable, Sequence
 from functools import wraps
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import click
 from rich.console import Console
@@ -24,8 +24,10 @@ from rich.table import Table
 
 from minietcd.errors import LabError
 from minietcd.lab.backend import LabCluster, load_cluster
-from minietcd.lab.cluster import LAB_DIR_ENV, MAX_SIZE, Cluster, ClusterSpec, default_lab_dir
+from minietcd.lab.cluster import MAX_SIZE, Cluster, ClusterSpec
 from minietcd.lab.faults import Faults, parse_duration_ms, parse_groups, parse_link
+from minietcd.lab.labdir import LAB_DIR_ENV, default_lab_dir
+from minietcd.lab.ports import PORT_BASE_ENV, PORT_RANGE_ENV, PortPlan
 from minietcd.lab.state import LabState
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -41,7 +43,7 @@ def _lab_errors(fn: F) -> F:
         except LabError as e:
             raise click.ClickException(str(e)) from None
 
-    return wrapper  # type: ignore[return-value]
+    return cast(F, wrapper)  # functools.wraps keeps fn's signature
 
 
 COMPOSE_SUBDIR = "compose"
@@ -121,12 +123,37 @@ def _faults(ctx: click.Context) -> Faults:
     is_flag=True,
     help="Members are containers of a docker compose project (state in <lab dir>/compose; docs/compose.md).",
 )
+@click.option(
+    "--port-base",
+    type=click.IntRange(1024, 65535),
+    metavar="BASE",
+    envvar=PORT_BASE_ENV,
+    default=None,
+    help=f"Every port the lab opens comes from BASE on (${PORT_BASE_ENV}); the default lab dir is then "
+    "/tmp/minietcd-lab-$UID-pBASE. For users sharing a machine (docs/lab.md).",
+)
+@click.option(
+    "--port-range",
+    type=click.IntRange(1, 64512),
+    metavar="N",
+    envvar=PORT_RANGE_ENV,
+    default=None,
+    help=f"With --port-base: any free ports among BASE..BASE+N-1 (${PORT_RANGE_ENV}); without it, "
+    "exactly the ports needed, from BASE on.",
+)
 @click.pass_context
-def cli(ctx: click.Context, lab_dir: Path | None, compose: bool) -> None:
+@_lab_errors
+def cli(
+    ctx: click.Context, lab_dir: Path | None, compose: bool, port_base: int | None, port_range: int | None
+) -> None:
     """Real minietcd clusters of 1-9 members on 127.0.0.1 (or in containers with --compose), every
     peer link through Toxiproxy."""
     ctx.ensure_object(dict)
-    ctx.obj["lab_dir"] = lab_dir or default_lab_dir()
+    if port_range is not None and port_base is None:
+        raise LabError("--port-range needs a --port-base")
+    ports = None if port_base is None else PortPlan(port_base, port_range)
+    ctx.obj["ports"] = ports
+    ctx.obj["lab_dir"] = lab_dir or default_lab_dir(ports)
     ctx.obj["compose"] = compose
 
 
@@ -162,10 +189,14 @@ def up(
         election_ms=election_timeout,
         pre_vote=pre_vote,
         client_proxies=client_proxies,
+        ports=ctx.obj["ports"],
     )
     if _is_compose(ctx):
         from minietcd.lab.compose import ComposeCluster
 
+        if spec.ports is not None:
+            click.echo("note: --port-base is for local clusters; a compose cluster publishes its own "
+                       "ports, shifted by the first free offset (docs/compose.md)", err=True)
         compose = ComposeCluster.up(_lab_dir(ctx), spec, timeout=timeout)
         leader = compose.wait_healthy(timeout)
         cs = compose.compose
@@ -276,16 +307,15 @@ _member_command(
 @cli.command()
 @click.argument("member")
 @click.option("--timeout", type=float, default=60.0, show_default=True, help="seconds for each step")
+@_compose_option
 @click.pass_context
 @_lab_errors
 def replace(ctx: click.Context, member: str, timeout: float) -> None:
     """Replace MEMBER as etcd operators replace a failed one: MemberRemove, wipe its data dir,
     MemberAdd the same name and peer URL (a new member id), start it with
-    --initial-cluster-state existing, wait until healthy (docs/lab.md, member-replace)."""
-    cluster = _cluster(ctx)
-    if not isinstance(cluster, Cluster):
-        raise LabError("replace works on process clusters only, not on --compose ones yet")
-    rep = cluster.replace_member(member, timeout=timeout)
+    --initial-cluster-state existing, wait until healthy (docs/lab.md, member-replace).
+    Compose: a new container and data volume."""
+    rep = _cluster(ctx).replace_member(member, timeout=timeout)
     click.echo(f"replaced {rep.describe()} (removed via {rep.removed_via}, added via {rep.added_via})")
 
 
@@ -372,7 +402,7 @@ def web(
         else:
             asyncio.run(app.run_live(_lab_dir(ctx), compose=_is_compose(ctx), host=host, port=port,
                                      open_browser=open_browser, record=record_path, inputs_log=inputs_path,
-                                     lesson_pace=lesson_pace, announce=announce))
+                                     lesson_pace=lesson_pace, ports=ctx.obj["ports"], announce=announce))
     except (KeyboardInterrupt, asyncio.CancelledError):  # Ctrl-C or SIGTERM: a clean stop
         pass
 
@@ -486,6 +516,7 @@ def fault_table_command(
         heartbeat_ms=heartbeat_interval,
         election_ms=election_timeout,
         backend="compose" if _is_compose(ctx) else "local",
+        ports=ctx.obj["ports"],
     )
     if png_path is not None:
         fault_table.require_png_support()
@@ -518,6 +549,7 @@ def fault_table_command(
               help="TEST ONLY: members serve linearizable reads locally (the checker must object)")
 @click.option("--record", "record_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="record the run for `minietcd-lab web --replay` (operations, faults, leader lane)")
+@_compose_option
 @click.pass_context
 @_lab_errors
 def chaos(
@@ -539,11 +571,8 @@ def chaos(
 
     from minietcd.lab.chaos import ChaosOptions, parse_nemeses, run_chaos
 
-    if _is_compose(ctx):
-        raise LabError("chaos runs on local clusters only (not yet with --compose)")
-
     opts = ChaosOptions(
-        lab_dir=Path(ctx.obj["lab_dir"]) / "chaos",
+        lab_dir=_lab_dir(ctx) / "chaos",
         size=size,
         duration=parse_duration_ms(duration) / 1000.0,
         nemeses=parse_nemeses(nemesis),
@@ -555,6 +584,8 @@ def chaos(
         record=record_path,
         unsafe_local_reads=unsafe_local_reads,
         log=lambda s: click.echo(s, err=True),
+        ports=ctx.obj["ports"],
+        backend="compose" if _is_compose(ctx) else "local",
     )
     result = run_chaos(opts)
     click.echo(result.report)
@@ -586,6 +617,48 @@ def events(ctx: click.Context, follow: bool, since_start: bool, as_json: bool) -
                 printer(line)
     except KeyboardInterrupt:
         pass
+
+
+@cli.group()
+def discovery() -> None:
+    """A discovery service for etcd's --discovery URLs, like discovery.etcd.io (docs/discovery.md)."""
+
+
+@discovery.command("serve")
+@click.option("--listen", default="127.0.0.1:8087", show_default=True, help="host:port to serve HTTP on")
+@click.option(
+    "--endpoints", default="127.0.0.1:2379", show_default=True,
+    help="comma-separated client URLs of the etcd or minietcd cluster that stores the tokens",
+)  # fmt: skip
+@click.option("--prefix-url", default="", help="what token URLs start with (default: http://<listen>)")
+@click.option("--cacert", default="", help="CA bundle to verify the backing cluster's https endpoints")
+@_lab_errors
+def discovery_serve(listen: str, endpoints: str, prefix_url: str, cacert: str) -> None:
+    """Serve /new?size=N and the token URLs (etcd's v2 discovery protocol) until Ctrl-C."""
+    import asyncio
+    import logging
+    import signal
+
+    from minietcd.lab.discovery_service import serve
+
+    if ":" not in listen or not listen.rpartition(":")[2].isdigit():
+        raise LabError(f"--listen {listen!r}: want host:port")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+
+    async def run() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        options: dict[str, object] = {"ca_file": cacert} if cacert else {}
+        eps = [e.strip() for e in endpoints.split(",") if e.strip()]
+        try:
+            await serve(listen, eps, prefix_url, stop=stop, client_options=options)
+        except OSError as e:
+            raise LabError(f"cannot serve on {listen}: {e.strerror or e}") from None
+
+    asyncio.run(run())
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -14,77 +14,30 @@ logs, kept by ``down``), ``logs/toxiproxy.log``.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import os
-import random
-import re
 import secrets
 import shutil
 import signal
-import socket
 import sys
-import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypeVar
 
 from minietcd.errors import LabError
-from minietcd.lab import backend, probe, processes
+from minietcd.lab import backend, processes
+from minietcd.lab.ids import member_id
+from minietcd.lab.labdir import refuse_if_running, routable
 from minietcd.lab.links import ROUTES_ENV, Links
+from minietcd.lab.membership import MembershipChanges
+from minietcd.lab.membership import Replacement as Replacement  # (imported from here by callers)
+from minietcd.lab.membership import outcome_unknown as outcome_unknown
+from minietcd.lab.ports import PortPlan, cluster_purposes, free_ports, port_taken_in_logs
 from minietcd.lab.state import HOST, LabState, MemberState
 from minietcd.lab.toxiproxy import ToxiproxyHandle, start_toxiproxy
-from minietcd.server.ids import member_id
 
 MAX_SIZE = 9
-LAB_DIR_ENV = "MINIETCD_LAB_DIR"
 _SCRUBBED_ENV_PREFIXES = ("ETCD_", "ETCDCTL_")  # etcd reads ETCD_* as flags: never inherit
 _POLL = 0.05
-_T = TypeVar("_T")
-_SNAPSHOT_APPLIED = re.compile(r"raft: applied snapshot at index (\d+)")  # minietcd/server/raft_node.py
-
-
-def default_lab_dir() -> Path:
-    configured = os.environ.get(LAB_DIR_ENV)
-    if configured:
-        return Path(configured)
-    return Path(f"/tmp/minietcd-lab-{os.getuid()}")
-
-
-def _ephemeral_range() -> tuple[int, int]:
-    try:
-        lo, hi = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
-        return int(lo), int(hi)
-    except (OSError, ValueError):
-        return 32768, 60999
-
-
-def free_ports(n: int) -> list[int]:
-    """``n`` distinct ports on 127.0.0.1 that were free a moment ago, chosen *outside* the
-    kernel's ephemeral range: a port there could be taken by anyone's ``bind(0)`` or outgoing
-    connection between now and the moment a member (or a proxy, re-enabled after a partition)
-    listens on it. Out of that range only explicit binds compete."""
-    lo_e, hi_e = _ephemeral_range()
-    lo, hi = (10000, lo_e) if lo_e - 10000 >= 2000 else (hi_e + 1, 65536)
-    rng = random.SystemRandom()
-    socks: list[socket.socket] = []
-    try:
-        for _attempt in range(50 * n + 100):
-            if len(socks) == n:
-                break
-            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            try:
-                s.bind((HOST, rng.randrange(lo, hi)))
-            except OSError:
-                s.close()
-                continue
-            socks.append(s)
-        if len(socks) < n:
-            raise LabError(f"could not find {n} free ports in {lo}-{hi - 1}")
-        return [int(s.getsockname()[1]) for s in socks]
-    finally:
-        for s in socks:
-            s.close()
 
 
 def tail(path: str | Path, lines: int = 30) -> str:
@@ -93,84 +46,6 @@ def tail(path: str | Path, lines: int = 30) -> str:
     except OSError as e:
         return f"<cannot read {path}: {e}>"
     return "\n".join(text.splitlines()[-lines:])
-
-
-# Answers after which a membership change is worth retrying: etcd refuses a change while the
-# cluster is unhealthy or not enough members have started (--strict-reconfig-check), or while
-# another change is not applied yet, and a change cut short by a leader change or a timeout may
-# not have happened. Anything else (bad request, unknown member) will not get better.
-_RETRIABLE = (
-    "unhealthy cluster",
-    "not enough started members",
-    "request timed out",
-    "leader changed",
-    "no leader",
-    "conf change",
-    "configuration change",
-    "UNAVAILABLE",
-    "DEADLINE_EXCEEDED",
-)
-# Among those, the refusals that prove the change was not made (checked before it is proposed,
-# or never sent). After any other (a timeout, a leader change, a connection lost mid-call) the
-# change may have been committed although its answer was lost: only MemberList can tell.
-_REFUSED_UNMADE = (
-    "unhealthy cluster",
-    "not enough started members",
-    "failed to connect",
-    "connection refused",
-)
-
-
-def outcome_unknown(answer: str) -> bool:
-    """A retriable answer after which the change may nevertheless have been made."""
-    return any(r in answer for r in _RETRIABLE) and not any(r in answer for r in _REFUSED_UNMADE)
-
-
-def removal_seen(rep: Replacement, listed: Sequence[probe.ListedMember]) -> bool:
-    """``listed`` (a survivor's MemberList) shows that the removal of ``rep.old_id`` was applied.
-    A survivor's list is served locally: one that lags may still show the old id, but none
-    drops it before the removal was committed."""
-    return bool(listed) and all(m.id != rep.old_id for m in listed)
-
-
-def added_id(rep: Replacement, peer_url: str, listed: Sequence[probe.ListedMember]) -> int | None:
-    """The id under which ``listed`` shows ``peer_url`` added back (not ``rep.old_id``: a survivor
-    that lags still lists the removed member with that URL), or None."""
-    for m in listed:
-        if peer_url in m.peer_urls and m.id != rep.old_id:
-            return m.id
-    return None
-
-
-@dataclass(slots=True)
-class Replacement:
-    """One member replaced the way an etcd operator replaces a failed one: MemberRemove through
-    a surviving member, stop it and wipe its data dir, MemberAdd the same name and peer URL
-    (a new member id), start it with ``--initial-cluster-state existing``."""
-
-    name: str
-    old_id: int
-    was_leader: bool = False
-    new_id: int = 0
-    removed_via: str = ""
-    added_via: str = ""
-    refusals: list[str] = field(default_factory=list)  # "remove via n2: etcdserver: unhealthy cluster"
-    log_offset: int = 0  # size of the member's log when the fresh member was started
-    started: bool = False  # the fresh member was started (the replacement is complete)
-
-    def describe(self) -> str:
-        new = f"{self.new_id:x}" if self.new_id else "?"
-        text = f"{self.name}{' (leader)' if self.was_leader else ''} {self.old_id:x} -> {new}"
-        counts = [(what, sum(r.startswith(f"{what} ") for r in self.refusals)) for what in ("remove", "add")]
-        refused = [f"{what} refused {n}x" for what, n in counts if n]
-        if refused:
-            text += f" ({', '.join(refused)}: {_short(self.refusals[-1])})"
-        return text
-
-
-def _short(refusal: str) -> str:
-    """ "remove via n1: UNAVAILABLE: etcdserver: unhealthy cluster" -> "unhealthy cluster"."""
-    return refusal.rsplit(": ", 1)[-1][:80]
 
 
 @dataclass(slots=True)
@@ -184,6 +59,11 @@ class ClusterSpec:
     client_proxies: bool = False
     token: str = "minietcd-lab"
     extra_flags: Sequence[str] = field(default_factory=tuple)
+    # Every port from this range (minietcd.lab.ports); None: random free ports.
+    ports: PortPlan | None = None
+    # The server's command (e.g. ("/usr/bin/etcd",)); empty: this minietcd. A server that is not
+    # minietcd cannot have its peer links routed through Toxiproxy (see ``routable``).
+    server: Sequence[str] = field(default_factory=tuple)
 
     def check(self) -> None:
         if not 1 <= self.size <= MAX_SIZE:
@@ -195,7 +75,7 @@ class ClusterSpec:
             )
 
 
-class Cluster(backend.StateMembers):
+class Cluster(MembershipChanges):
     """One lab cluster: its state file, its members' processes and its links."""
 
     def __init__(self, state: LabState, toxiproxy: ToxiproxyHandle | None = None) -> None:
@@ -219,36 +99,65 @@ class Cluster(backend.StateMembers):
 
         ``detach``: the Toxiproxy started here outlives this process (for the CLI). With
         ``toxiproxy_url`` that Toxiproxy is used and never stopped by the lab. On any failure
-        everything started so far is stopped again.
+        everything started so far is stopped again. A cluster recorded in ``lab_dir`` whose
+        processes are all gone (a run that was killed) is cleared first; a live one is refused.
         """
+        # Ports chosen at random, or among a --port-range, may be taken by someone else between
+        # choosing and listening: choose again. Ports the user named exactly are not retried.
+        attempts = 1 if spec.ports is not None and spec.ports.span is None else 3
+        for attempt in range(1, attempts + 1):
+            try:
+                return cls._up_once(lab_dir, spec, detach, toxiproxy_url, timeout)
+            except LabError as e:
+                if attempt == attempts or "already in use" not in str(e):
+                    raise
+        raise AssertionError("unreachable")
+
+    @classmethod
+    def _up_once(
+        cls, lab_dir: Path, spec: ClusterSpec, detach: bool, toxiproxy_url: str | None, timeout: float
+    ) -> Cluster:
         spec.check()
         lab_dir = Path(lab_dir).resolve()
-        if LabState.exists(lab_dir):
-            raise LabError(f"{lab_dir} already holds a cluster: run `minietcd-lab down` first")
+        if refuse_if_running(lab_dir):
+            with contextlib.suppress(LabError):
+                cls.load(lab_dir).down()  # left by a run that was killed: data, proxies on a shared Toxiproxy
         lab_dir.mkdir(parents=True, exist_ok=True)
         shutil.rmtree(lab_dir / "data", ignore_errors=True)  # left by a cluster that was not downed
         (lab_dir / "logs").mkdir(exist_ok=True)
+        routed = routable(spec.server)
+        names = [f"n{i + 1}" for i in range(spec.size)]
+        purposes = cluster_purposes(names, spec.client_proxies, links=routed)
+        own_toxiproxy = routed and toxiproxy_url is None
+        if spec.ports is not None:
+            ports = spec.ports.take((["toxiproxy API"] if own_toxiproxy else []) + purposes)
+            toxiproxy_port = ports.pop(0) if own_toxiproxy else None
+        else:
+            ports, toxiproxy_port = free_ports(len(purposes)), None
         handle: ToxiproxyHandle | None = None
-        environ: Mapping[str, str] | None = {"TOXIPROXY_URL": toxiproxy_url} if toxiproxy_url else None
-        handle = start_toxiproxy(
-            environ=environ, detached_log=lab_dir / "logs" / "toxiproxy.log" if detach else None
-        )
+        if routed:
+            environ: Mapping[str, str] | None = {"TOXIPROXY_URL": toxiproxy_url} if toxiproxy_url else None
+            handle = start_toxiproxy(
+                environ=environ,
+                detached_log=lab_dir / "logs" / "toxiproxy.log" if detach else None,
+                port=toxiproxy_port,
+            )
         state = LabState(
             lab_dir=str(lab_dir),
             token=spec.token,
             heartbeat_ms=spec.heartbeat_ms,
             election_ms=spec.election_ms,
             pre_vote=spec.pre_vote,
-            toxiproxy_url=handle.url,
+            toxiproxy_url=handle.url if handle is not None else "",
             proxy_prefix=f"lab-{secrets.token_hex(3)}",
-            toxiproxy_process=None if handle.process is None else processes.adopt(handle.process),
+            toxiproxy_process=(
+                None if handle is None or handle.process is None else processes.adopt(handle.process)
+            ),
             extra_flags=list(spec.extra_flags),
+            server=list(spec.server),
         )
-        n_links = spec.size * (spec.size - 1) + (spec.size if spec.client_proxies else 0)
-        ports = free_ports(3 * spec.size + n_links)
         link_ports = ports[3 * spec.size :]
-        for i in range(spec.size):
-            name = f"n{i + 1}"
+        for i, name in enumerate(names):
             client, peer, metrics = ports[3 * i : 3 * i + 3]
             state.members.append(
                 MemberState(
@@ -264,15 +173,19 @@ class Cluster(backend.StateMembers):
         cluster = cls(state, handle if not detach else None)
         try:
             state.save()
-            cluster.links.create_all(link_ports, client_proxies=spec.client_proxies)
-            state.save()
+            if routed:
+                cluster.links.create_all(link_ports, client_proxies=spec.client_proxies)
+                state.save()
             for m in state.members:
                 Path(m.log_path).write_text("")  # a fresh log per cluster
                 cluster.start(m.name)
             cluster.wait_healthy(timeout)
-        except BaseException:
+        except BaseException as e:
             with contextlib.suppress(Exception):
                 cluster.down()
+            taken = port_taken_in_logs(state.members) if isinstance(e, LabError) else None
+            if taken is not None:
+                raise LabError(taken) from None
             raise
         return cluster
 
@@ -303,7 +216,8 @@ class Cluster(backend.StateMembers):
         ]  # fmt: skip
         if s.pre_vote:
             flags.append("--pre-vote")
-        return [sys.executable, "-m", "minietcd.server", *flags, *s.extra_flags]
+        server = s.server or [sys.executable, "-m", "minietcd.server"]
+        return [*server, *flags, *s.extra_flags]
 
     def environment(self, m: MemberState) -> dict[str, str]:
         import minietcd
@@ -356,118 +270,7 @@ class Cluster(backend.StateMembers):
         elif sig == signal.SIGCONT:
             processes.wait_state(m.process, "running")
 
-    # --- membership changes ----------------------------------------------------------------
-
-    @contextlib.contextmanager
-    def _membership_lock(self) -> Iterator[None]:
-        """One membership change at a time per lab, across processes (etcd refuses a second
-        one while the first is not applied; this keeps two lab commands from racing)."""
-        with open(Path(self.state.lab_dir) / "membership.lock", "w") as f:
-            fcntl.flock(f, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(f, fcntl.LOCK_UN)
-
-    def _via_candidates(self, target: str, via: str | None) -> list[str]:
-        if via is not None:
-            if via == target:
-                raise LabError(f"{target} cannot be removed or added through itself")
-            return [via]
-        names = [n for n in self.names if n != target and self.process_state(n) == "running"]
-        if not names:
-            raise LabError(f"no running member other than {target} to change the membership through")
-        return names
-
-    def _retrying(
-        self,
-        what: str,
-        rep: Replacement,
-        via: str | None,
-        timeout: float,
-        attempt: Callable[[MemberState], _T],
-        made: Callable[[MemberState, list[probe.ListedMember]], _T | None],
-    ) -> _T:
-        """Call ``attempt(via_member)`` until it returns, cycling through the running members
-        other than ``rep.name``; retriable refusals are recorded in ``rep.refusals`` and retried
-        after a pause (1 s: the HEALTH_INTERVAL check needs time, not hammering), anything else
-        raises. After an answer that leaves the outcome unknown (a timeout: the change may have
-        been committed all the same), and at the deadline, the survivors' MemberList decides:
-        ``made(survivor, listed)`` returns the result when it shows the change done. LabError
-        when the change is still not made at the deadline."""
-        deadline = time.monotonic() + timeout
-        turn = 0
-        while True:
-            candidates = self._via_candidates(rep.name, via)
-            name = candidates[turn % len(candidates)]
-            turn += 1
-            try:
-                return attempt(self.member(name))
-            except probe.ProbeError as e:
-                text = str(e)
-                if not any(r in text for r in _RETRIABLE):
-                    raise LabError(f"{what} {rep.name} through {name}: {text}") from None
-                rep.refusals.append(f"{what} via {name}: {text}")
-            last_deadline = time.monotonic() + 1.0 >= deadline
-            if last_deadline or outcome_unknown(text):
-                done, seen = self._made_per_member_list(rep, made)
-                if done is not None:
-                    return done
-                if last_deadline:
-                    raise LabError(
-                        f"{what} {rep.name}: still refused after {timeout:.0f}s ({rep.refusals[-1]}; {seen})"
-                    )
-            time.sleep(1.0)
-
-    def _made_per_member_list(
-        self, rep: Replacement, made: Callable[[MemberState, list[probe.ListedMember]], _T | None]
-    ) -> tuple[_T | None, str]:
-        """Ask every running survivor for MemberList until one shows the change made: (its
-        ``made`` result, "") or (None, what the lists said)."""
-        said: list[str] = []
-        for name in [n for n in self.names if n != rep.name and self.process_state(n) == "running"]:
-            survivor = self.member(name)
-            try:
-                listed = probe.member_list(survivor.client_port)
-            except probe.ProbeError as e:
-                said.append(f"{name} did not answer ({e})")
-                continue
-            done = made(survivor, listed)
-            if done is not None:
-                return done, ""
-            said.append(f"{name}'s does not show it")
-        return None, "MemberList: " + (", ".join(said) if said else "no survivor running to ask")
-
-    def remove_member(self, rep: Replacement, *, via: str | None = None, timeout: float = 30.0) -> None:
-        """MemberRemove ``rep.name`` (id ``rep.old_id``) through ``via`` (default: any running
-        member but that one), retrying while etcd refuses (unhealthy cluster...) until
-        ``timeout``; refusals are recorded in ``rep``. A removal whose answer was lost (a
-        timeout) counts once a survivor's MemberList lacks the old id. The member's process is
-        left alone (a removed member stops by itself once it learns it). LabError if still not
-        removed at the deadline, or if fewer than 3 members would leave one that no failure may
-        then hit."""
-        if len(self.members) < 3:
-            raise LabError(
-                f"refusing to remove {rep.name}: a {len(self.members)}-member cluster would be left "
-                "with fewer than 2 members"
-            )
-
-        def made(via_m: MemberState, listed: list[probe.ListedMember]) -> str | None:
-            return via_m.name if removal_seen(rep, listed) else None
-
-        def attempt(via_m: MemberState) -> str:
-            try:
-                probe.member_remove(via_m.client_port, rep.old_id)
-            except probe.ProbeError as e:
-                # A retry of a removal that did happen (the earlier answer was lost): done.
-                if "member not found" not in str(e) and "ID removed" not in str(e):
-                    raise
-                if made(via_m, probe.member_list(via_m.client_port)) is None:
-                    raise
-            return via_m.name
-
-        with self._membership_lock():
-            rep.removed_via = self._retrying("remove", rep, via, timeout, attempt, made)
+    # --- members and logs as membership.MembershipChanges needs them -----------------------
 
     def wipe(self, name: str) -> None:
         """SIGKILL member ``name`` if it runs and delete its data dir (for a removed member)."""
@@ -477,81 +280,12 @@ class Cluster(backend.StateMembers):
         shutil.rmtree(m.data_dir, ignore_errors=True)
         self.state.save()
 
-    def add_member(self, rep: Replacement, *, via: str | None = None, timeout: float = 30.0) -> int:
-        """MemberAdd ``rep.name`` back with its peer URL (etcd gives it a new id), retrying
-        while refused until ``timeout``; save the new id and mark the member as joining an
-        existing cluster. Start it with :meth:`start`. Returns the new id."""
-        m = self.member(rep.name)
-
-        def made(via_m: MemberState, listed: list[probe.ListedMember]) -> tuple[str, int] | None:
-            new_id = added_id(rep, m.peer_url, listed)
-            return None if new_id is None else (via_m.name, new_id)
-
-        def attempt(via_m: MemberState) -> tuple[str, int]:
-            try:
-                return via_m.name, probe.member_add(via_m.client_port, [m.peer_url])
-            except probe.ProbeError as e:
-                if "Peer URLs already exists" not in str(e):
-                    raise
-                # An earlier attempt whose answer was lost did add it: take that member's id.
-                done = made(via_m, probe.member_list(via_m.client_port))
-                if done is None:
-                    raise
-                return done
-
-        with self._membership_lock():
-            rep.added_via, rep.new_id = self._retrying("add", rep, via, timeout, attempt, made)
-        m.member_id = rep.new_id
-        m.initial_cluster_state = "existing"
-        self.state.save()
-        return rep.new_id
-
-    def leader(self, timeout: float = 0.5) -> str | None:
-        """The leader's name as the first running member that knows one says, or None."""
-        for m in self.members:
-            if self.process_state(m.name) != "running":
-                continue
-            with contextlib.suppress(probe.ProbeError):
-                st = probe.status(m.client_port, timeout=timeout)
-                if st.leader:
-                    lm = self.state.member_by_id(st.leader)
-                    return lm.name if lm else None
-        return None
-
-    def caught_up_by_snapshot(self, rep: Replacement, until: int | None = None) -> int | None:
-        """The index of the first snapshot the fresh member of ``rep`` applied, or None if it
-        caught up from log entries alone: read from its log since it started, up to offset
-        ``until`` (where a later replacement of the same member began). Restarts in between
-        count: a member killed while joining catches up in its next run."""
+    def log_bytes(self, name: str) -> bytes:
+        """Member ``name``'s whole log (every run of it in this lab)."""
         try:
-            with open(self.member(rep.name).log_path, "rb") as f:
-                f.seek(rep.log_offset)
-                text = f.read(None if until is None else max(0, until - rep.log_offset))
+            return Path(self.member(name).log_path).read_bytes()
         except OSError:
-            return None
-        match = _SNAPSHOT_APPLIED.search(text.decode(errors="replace"))
-        return int(match.group(1)) if match else None
-
-    def start_joined(self, rep: Replacement) -> None:
-        """Start the fresh member of ``rep`` (added with :meth:`add_member`) on an empty data dir."""
-        rep.log_offset = Path(self.member(rep.name).log_path).stat().st_size
-        self.start(rep.name)
-        rep.started = True
-
-    def replace_member(self, name: str, *, via: str | None = None, timeout: float = 60.0) -> Replacement:
-        """Replace ``name`` (running or not) with a fresh member of the same name and ports:
-        remove, stop and wipe, add, start joining, and wait until the cluster is healthy with
-        it (``timeout`` seconds for each step)."""
-        rep = Replacement(name, self.member(name).member_id, was_leader=self.leader() == name)
-        self.remove_member(rep, via=via, timeout=timeout)
-        self.wipe(name)
-        # Removing the leader costs an election: an add sent before it would be forwarded to
-        # the gone leader and time out. Wait for the rest to agree on a new one first.
-        self.wait_healthy(timeout)
-        self.add_member(rep, via=via, timeout=timeout)
-        self.start_joined(rep)
-        self.wait_healthy(timeout)
-        return rep
+            return b""
 
     # --- waiting -------------------------------------------------------------------------
 
@@ -589,7 +323,9 @@ class Cluster(backend.StateMembers):
                     errors.append(f"{m.name}: {e}")
             m.process = None
         s = self.state
-        if s.toxiproxy_process is None:
+        if not s.toxiproxy_url:
+            pass  # no links (a server that is not minietcd): no Toxiproxy
+        elif s.toxiproxy_process is None:
             try:
                 self.links.destroy_all()
             except Exception as e:  # Toxiproxy gone: nothing left to delete

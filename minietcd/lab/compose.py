@@ -14,6 +14,10 @@ Faults map to Docker and to the project's Toxiproxy:
 * kill / restart / pause / resume: ``docker kill`` / ``docker start`` / ``docker pause`` /
   ``docker unpause`` of the member's container (by id; the containers' ``restart: unless-stopped``
   does not bring back a container stopped by ``docker kill``);
+* replacing a member (``minietcd.lab.membership``, for ``replace`` and chaos' member-replace):
+  the wipe is ``docker rm -f`` of its container and ``docker volume rm`` of its data volume (its
+  output kept in ``logs/nI.earlier.log``), the start after it writes the file again with
+  ``--initial-cluster-state=existing`` for that member and runs ``compose up -d --no-deps nI``;
 * links: proxy ``nI-nJ`` carries what nI sends to nJ; the toxiproxy service's API is published on
   127.0.0.1:28474 + the port offset and driven through ``minietcd.lab.links.Links``, exactly as
   for a local cluster.
@@ -35,7 +39,6 @@ import secrets
 import shlex
 import shutil
 import signal
-import socket
 import subprocess
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -46,9 +49,11 @@ from typing import Any
 from minietcd.errors import LabError
 from minietcd.lab import backend, compose_file, probe
 from minietcd.lab.cluster import ClusterSpec
+from minietcd.lab.ids import member_id
 from minietcd.lab.links import Links
+from minietcd.lab.membership import MembershipChanges
+from minietcd.lab.ports import port_in_use
 from minietcd.lab.state import HOST, LabState, LinkState, MemberState
-from minietcd.server.ids import member_id
 
 COMPOSE_ENV = "MINIETCD_COMPOSE"
 IMAGE_ENV = "MINIETCD_IMAGE"
@@ -153,14 +158,7 @@ def choose_images(environ: Mapping[str, str] | None = None) -> tuple[str, str]:
 def _ports_free(ports: Iterable[int]) -> bool:
     """Whether a listener could bind every port now. SO_REUSEADDR as docker-proxy (Go) sets it:
     connections of a cluster just removed, in TIME_WAIT, do not keep its ports from the next."""
-    for port in ports:
-        with socket.socket() as s:
-            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            try:
-                s.bind((HOST, port))
-            except OSError:
-                return False
-    return True
+    return not any(port_in_use(port) for port in ports)
 
 
 def choose_port_offset(size: int) -> int:
@@ -182,6 +180,7 @@ class ComposeState:
     image: str
     toxiproxy_image: str
     containers: dict[str, str] = field(default_factory=dict)  # service -> container id
+    flags: list[str] = field(default_factory=list)  # every member's extra flags (to write the file again)
 
     def env(self) -> dict[str, str]:
         """The environment compose runs in: the images the file interpolates, as at `up`."""
@@ -206,6 +205,7 @@ class ComposeState:
                 image=str(data["image"]),
                 toxiproxy_image=str(data["toxiproxy_image"]),
                 containers={str(k): str(v) for k, v in data.get("containers", {}).items()},
+                flags=[str(f) for f in data.get("flags", [])],
             )
         except FileNotFoundError:
             raise LabError(f"no compose cluster in {lab_dir}") from None
@@ -254,7 +254,7 @@ def _state_of(status: str) -> str:
     return {"running": "running", "paused": "paused"}.get(status, "killed")
 
 
-class ComposeCluster(backend.StateMembers):
+class ComposeCluster(MembershipChanges):
     """One lab cluster in a compose project (see the module docstring)."""
 
     def __init__(self, state: LabState, compose: ComposeState) -> None:
@@ -293,6 +293,7 @@ class ComposeCluster(backend.StateMembers):
             port_offset=offset,
             image=image,
             toxiproxy_image=toxiproxy_image,
+            flags=flags,
         )
         state = LabState(
             lab_dir=str(lab_dir),
@@ -315,6 +316,7 @@ class ComposeCluster(backend.StateMembers):
                     member_id=member_id([compose_file.peer_url(i)], state.token),
                     data_dir=f"volume {cs.project}_n{i}-data",
                     log_path=str(lab_dir / "logs" / f"n{i}.log"),
+                    advertised_peer_url=compose_file.peer_url(i),
                 )
             )
             for j in range(1, spec.size + 1):
@@ -395,10 +397,70 @@ class ComposeCluster(backend.StateMembers):
         return [n for n in self.names if self.process_state(n) != "killed"]
 
     def start(self, name: str) -> None:
-        """``docker start`` the member's container (on its volume, which it keeps)."""
+        """``docker start`` the member's container (on its volume, which it keeps); a member
+        wiped for a replacement gets a new container and volume (``compose up`` of its service,
+        with ``--initial-cluster-state=existing`` once it was added back)."""
+        if name not in self.compose.containers:
+            self._recreate(name)
+            return
         if self.process_state(name) != "killed":
             raise LabError(f"{name} is already running (container {self.container(name)[:12]})")
         run_tool(["docker", "start", self.container(name)])
+
+    def _recreate(self, name: str) -> None:
+        cs = self.compose
+        joining = {
+            int(m.name[1:]): ["--initial-cluster-state=existing"]
+            for m in self.members
+            if m.initial_cluster_state == "existing"
+        }
+        Path(cs.file).write_text(
+            compose_file.render(len(self.members), cs.port_offset, cs.flags, joining), encoding="utf-8"
+        )
+        run_tool(compose_args(cs, "up", "-d", "--no-deps", name), timeout=_UP_TIMEOUT, env=cs.env())
+        self._find_containers()
+
+    def wipe(self, name: str) -> None:
+        """Remove member ``name``'s container and its data volume (for a removed member); its
+        output so far is kept (``log_bytes``). ``start`` creates both again."""
+        cs = self.compose
+        self.member(name)
+        cid = cs.containers.get(name)
+        if cid is not None:
+            earlier = self._earlier_log(name)
+            with open(earlier, "ab") as f:
+                f.write(self._container_log(cid))
+            run_tool(["docker", "rm", "-f", cid])
+            del cs.containers[name]
+            cs.save(Path(self.state.lab_dir))
+        run_tool(["docker", "volume", "rm", "-f", f"{cs.project}_{name}-data"])
+
+    def _earlier_log(self, name: str) -> Path:
+        """Where the output of the member's earlier containers (before a replacement) is kept."""
+        return Path(self.state.lab_dir) / "logs" / f"{name}.earlier.log"
+
+    @staticmethod
+    def _container_log(cid: str) -> bytes:
+        try:
+            proc = subprocess.run(
+                ["docker", "logs", cid],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                timeout=_DOCKER_TIMEOUT,
+                check=False,
+            )
+        except (OSError, subprocess.TimeoutExpired):
+            return b""
+        return proc.stdout
+
+    def log_bytes(self, name: str) -> bytes:
+        """Everything member ``name`` wrote: its earlier containers' output, then its current one's."""
+        try:
+            earlier = self._earlier_log(name).read_bytes()
+        except OSError:
+            earlier = b""
+        cid = self.compose.containers.get(name)
+        return earlier + (self._container_log(cid) if cid is not None else b"")
 
     def kill(self, name: str) -> None:
         """``docker kill`` (SIGKILL) the member's container and wait until it has stopped."""
@@ -466,9 +528,8 @@ class ComposeCluster(backend.StateMembers):
         its volumes, then the state files. Returns what was running."""
         stopped = [n for n in self.names if self.compose.containers and self.process_state(n) != "killed"]
         for m in self.members:
-            if m.name in self.compose.containers:
-                with contextlib.suppress(OSError):
-                    Path(m.log_path).write_text(self.logs(m.name))
+            with contextlib.suppress(OSError):
+                Path(m.log_path).write_bytes(self.log_bytes(m.name))
         errors = remove_project(self.compose)
         if errors:
             raise LabError(f"down left parts of project {self.compose.project} behind: " + "; ".join(errors))

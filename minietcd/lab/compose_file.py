@@ -24,7 +24,7 @@ Services:
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 MAX_SIZE = 9
 DEFAULT_SIZE = 3
@@ -112,9 +112,16 @@ def token(size: int) -> str:
     return f"minietcd-compose-{size}"
 
 
-def render(size: int, port_offset: int = 0, extra_flags: Sequence[str] = ()) -> str:
+def render(
+    size: int,
+    port_offset: int = 0,
+    extra_flags: Sequence[str] = (),
+    member_flags: Mapping[int, Sequence[str]] | None = None,
+) -> str:
     """The compose file for SIZE members; ``extra_flags`` are added to every member's command
-    (``minietcd-lab --compose up`` passes its timings this way)."""
+    (``minietcd-lab --compose up`` passes its timings this way), ``member_flags[i]`` after them
+    to member i's only (a replaced member joins with ``--initial-cluster-state=existing``: the
+    last value of a flag wins, as with Go's flag package)."""
     if not 1 <= size <= MAX_SIZE:
         raise ValueError(f"size must be 1..{MAX_SIZE}, not {size}")
     initial_cluster = ",".join(f"n{i}={peer_url(i)}" for i in range(1, size + 1))
@@ -189,6 +196,7 @@ def render(size: int, port_offset: int = 0, extra_flags: Sequence[str] = ()) -> 
             "--initial-cluster-state=new",
             f"--initial-cluster-token={token(size)}",
             *extra_flags,
+            *(member_flags or {}).get(i, ()),
         ):
             add(f"      - {_q(flag)}")
         add("    environment:")

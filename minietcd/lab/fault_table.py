@@ -40,6 +40,8 @@ from minietcd.lab import probe
 from minietcd.lab.backend import LabCluster, load_cluster
 from minietcd.lab.cluster import MAX_SIZE, Cluster, ClusterSpec
 from minietcd.lab.faults import Faults
+from minietcd.lab.labdir import exclusive
+from minietcd.lab.ports import PortPlan
 from minietcd.lab.state import LabState
 from minietcd.lab.toxiproxy import start_toxiproxy
 
@@ -98,6 +100,7 @@ class TableOptions:
     quiet_periods: int = 4  # election timeouts an even split is watched for a leader
     startup_timeout: float = 120.0
     backend: str = "local"  # "compose": each size is a docker compose project (minietcd.lab.compose)
+    ports: PortPlan | None = None  # local: the shared Toxiproxy's API port, then the clusters' ports
 
 
 @dataclass(slots=True)
@@ -483,16 +486,17 @@ def _up_local(lab_dir: Path, spec: ClusterSpec, timeout: float, toxiproxy_url: s
     try:
         return Cluster.up(lab_dir, spec, toxiproxy_url=toxiproxy_url, timeout=timeout)
     except LabError as e:
-        if "address already in use" not in str(e):
-            raise
+        if "already in use" not in str(e) or (spec.ports is not None and spec.ports.span is None):
+            raise  # (the ports of a --port-base without --port-range would be the same again)
     # A port taken by someone else between choosing and binding: once more, on new ports.
     return Cluster.up(lab_dir, spec, toxiproxy_url=toxiproxy_url, timeout=timeout)
 
 
 @contextlib.contextmanager
-def launcher(backend: str) -> Iterator[Launcher]:
+def launcher(backend: str, ports: PortPlan | None = None) -> Iterator[Launcher]:
     """How each size's cluster is started: local processes sharing one Toxiproxy (stopped on
-    exit), or a compose project of its own per size (Docker is checked here, before any)."""
+    exit; with ``ports``, on its first port, the clusters on the rest), or a compose project of
+    its own per size (Docker is checked here, before any)."""
     if backend == "compose":
         from minietcd.lab.compose import ComposeCluster, check_docker
 
@@ -501,8 +505,14 @@ def launcher(backend: str) -> Iterator[Launcher]:
         return
     if backend != "local":
         raise LabError(f"unknown backend {backend!r}: choose from {', '.join(BACKENDS)}")
-    with start_toxiproxy() as toxiproxy:
-        yield lambda lab_dir, spec, timeout: _up_local(lab_dir, spec, timeout, toxiproxy.url)
+    with start_toxiproxy(port=None if ports is None else ports.base) as toxiproxy:
+        rest = None if ports is None else ports.after(1)
+
+        def up(lab_dir: Path, spec: ClusterSpec, timeout: float) -> LabCluster:
+            spec.ports = rest
+            return _up_local(lab_dir, spec, timeout, toxiproxy.url)
+
+        yield up
 
 
 def _leftover(lab_dir: Path) -> None:
@@ -527,7 +537,8 @@ def run(
     started = time.monotonic()
     steps_total = sum(len(options.variants) * (n + 2) for n in options.sizes)
     with (
-        launcher(options.backend) as start_cluster,
+        exclusive(work_dir, "fault-table"),
+        launcher(options.backend, options.ports) as start_cluster,
         Progress(
             TextColumn("[bold]{task.description:<38}"),
             BarColumn(),

@@ -30,6 +30,11 @@ from minietcd.errors import LabError
 from minietcd.lab.backend import LabCluster
 from minietcd.lab.state import LinkState
 
+
+class LinkFaultsUnsupported(LabError):
+    """A link fault asked of a cluster whose members are not routed through Toxiproxy (etcd)."""
+
+
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|us|µs)?\s*$")
 
 
@@ -114,6 +119,15 @@ class Faults:
     def _require_links(self, what: str) -> None:
         if len(self.cluster.members) < 2:
             raise LabError(f"cannot {what}: a 1-member cluster has no peer links")
+        if not self.cluster.state.toxiproxy_url:
+            raise LinkFaultsUnsupported(
+                f"cannot {what}: {' '.join(self.cluster.state.server)} members dial their peers directly; "
+                "link faults need minietcd members (their peer links go through Toxiproxy)"
+            )
+
+    @property
+    def has_links(self) -> bool:
+        return len(self.cluster.members) > 1 and bool(self.cluster.state.toxiproxy_url)
 
     def partition(self, groups: Sequence[Sequence[str]]) -> list[list[str]]:
         """Make the network exactly ``groups`` (see the module docstring); returns the groups
@@ -153,7 +167,7 @@ class Faults:
 
     def heal(self) -> None:
         """Enable every link again (ends partitions and isolation; toxics stay)."""
-        if len(self.cluster.members) > 1:
+        if self.has_links:
             self.cluster.links.heal()
 
     def _link(self, link: str | tuple[str, str]) -> LinkState:
@@ -190,7 +204,7 @@ class Faults:
 
     def reset(self) -> None:
         """Heal, remove every toxic, and resume paused members."""
-        if len(self.cluster.members) > 1:
+        if self.has_links:
             self.cluster.links.heal()
             self.cluster.links.clear_toxics()
         for m in self.cluster.members:
@@ -206,7 +220,7 @@ class Faults:
             st = self.cluster.process_state(name)
             if st != "running":
                 out[name].append(st)
-        if len(self.cluster.members) < 2:
+        if not self.has_links:
             return out
         statuses = self.cluster.links.statuses()
         for name in self.cluster.names:

@@ -76,17 +76,15 @@ def _api() -> Any:
     return APIConsumer
 
 
-def _toxiproxy() -> Any:
-    from toxiproxy import Toxiproxy
-
-    return Toxiproxy()
-
-
 @contextlib.contextmanager
 def _answering(url: str) -> Iterator[None]:
-    """Toxiproxy not answering -> LabError (toxiproxy-python lets requests' errors through)."""
+    """Talk to the Toxiproxy at ``url``; it not answering -> LabError (toxiproxy-python lets
+    requests' errors through). toxiproxy-python keeps the server's address on a class, for the
+    whole process: point it at ``url`` each time, or a process holding two labs (a test suite)
+    would send one lab's calls to the other's Toxiproxy."""
     import requests
 
+    configure_client(url)
     try:
         yield
     except requests.RequestException as e:
@@ -102,20 +100,23 @@ class Links:
 
     def __init__(self, state: LabState) -> None:
         self.state = state
-        configure_client(state.toxiproxy_url)
+        if state.toxiproxy_url:  # empty: a cluster without links (a server that is not minietcd)
+            configure_client(state.toxiproxy_url)
 
     # --- creation ------------------------------------------------------------------------
 
     def _create(self, name: str, upstream_port: int, listen_port: int) -> int:
-        from toxiproxy.exceptions import ProxyExists
-
-        try:
-            proxy = _toxiproxy().create(
-                upstream=f"{HOST}:{upstream_port}", name=name, listen=f"{HOST}:{listen_port}", enabled=True
-            )
-        except ProxyExists:
-            raise LabError(f"Toxiproxy at {self.state.toxiproxy_url} already has a proxy {name!r}") from None
-        return _port_of(str(proxy.listen))
+        body = {"name": name, "upstream": f"{HOST}:{upstream_port}", "listen": f"{HOST}:{listen_port}"}
+        resp = _api().post("/proxies", json={**body, "enabled": True})
+        if resp.status_code == 409:
+            raise LabError(f"Toxiproxy at {self.state.toxiproxy_url} already has a proxy {name!r}")
+        if resp.status_code != 201:  # e.g. its listen port is taken: "address already in use"
+            try:
+                why = str(resp.json().get("error", resp.text))
+            except ValueError:
+                why = resp.text.strip()
+            raise LabError(f"Toxiproxy could not create proxy {name} on {HOST}:{listen_port}: {why}")
+        return _port_of(str(resp.json()["listen"]))
 
     def create_all(self, ports: Sequence[int], client_proxies: bool = False) -> None:
         """Create proxy(i->j) for every ordered pair of members (and client proxies if asked),

@@ -36,10 +36,12 @@ class MemberState:
     # "new" for a member of the bootstrap --initial-cluster; "existing" once it has been
     # replaced (removed, wiped, added back with MemberAdd): it must then join, never bootstrap.
     initial_cluster_state: str = "new"
+    # Where peers reach it when that is not 127.0.0.1:peer_port (a compose member: http://nI:2380).
+    advertised_peer_url: str | None = None
 
     @property
     def peer_url(self) -> str:
-        return f"http://{HOST}:{self.peer_port}"
+        return self.advertised_peer_url or f"http://{HOST}:{self.peer_port}"
 
     @property
     def listen_client_url(self) -> str:
@@ -66,6 +68,7 @@ class MemberState:
             "client_proxy_port": self.client_proxy_port,
             "process": None if self.process is None else self.process.to_json(),
             "initial_cluster_state": self.initial_cluster_state,
+            "advertised_peer_url": self.advertised_peer_url,
         }
 
     @staticmethod
@@ -82,6 +85,7 @@ class MemberState:
             client_proxy_port=data.get("client_proxy_port"),
             process=None if process is None else ProcessRef.from_json(process),
             initial_cluster_state=str(data.get("initial_cluster_state", "new")),
+            advertised_peer_url=data.get("advertised_peer_url"),
         )
 
 
@@ -120,6 +124,9 @@ class LabState:
     members: list[MemberState] = field(default_factory=list)
     links: list[LinkState] = field(default_factory=list)
     client_proxies: dict[str, str] = field(default_factory=dict)  # member name -> proxy name
+    # The server's command when it is not this minietcd (e.g. ["/usr/bin/etcd"]): such a
+    # cluster has no links and an empty toxiproxy_url (minietcd.lab.cluster.routable).
+    server: list[str] = field(default_factory=list)
 
     @property
     def path(self) -> Path:
@@ -140,6 +147,7 @@ class LabState:
             "members": [m.to_json() for m in self.members],
             "links": [link.to_json() for link in self.links],
             "client_proxies": dict(self.client_proxies),
+            "server": list(self.server),
         }
 
     @staticmethod
@@ -160,6 +168,7 @@ class LabState:
             members=[MemberState.from_json(m) for m in data["members"]],
             links=[LinkState.from_json(link) for link in data["links"]],
             client_proxies={str(k): str(v) for k, v in data.get("client_proxies", {}).items()},
+            server=[str(a) for a in data.get("server", [])],
         )
 
     def save(self) -> None:

@@ -141,17 +141,20 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
     ToxiproxyHandle("", "", 0, "faultproxy", process).close()
 
 
-def _start_binary(binary: str, timeout: float, log: Path | None = None) -> ToxiproxyHandle:
+def _start_binary(
+    binary: str, timeout: float, log: Path | None = None, port: int | None = None
+) -> ToxiproxyHandle:
     # toxiproxy-server does not report the port it bound, so choose one; if
-    # another process takes it first, the server dies and we try another.
+    # another process takes it first, the server dies and we try another (unless the
+    # port was chosen by the caller).
     last_error = "did not start"
-    for _attempt in range(3):
-        port = _free_port()
-        url = f"http://127.0.0.1:{port}"
+    for _attempt in range(3 if port is None else 1):
+        port_now = _free_port() if port is None else port
+        url = f"http://127.0.0.1:{port_now}"
         with contextlib.ExitStack() as stack:
             out = subprocess.DEVNULL if log is None else stack.enter_context(open(log, "ab"))
             process = subprocess.Popen(
-                [binary, "-host", "127.0.0.1", "-port", str(port)],
+                [binary, "-host", "127.0.0.1", "-port", str(port_now)],
                 stdin=subprocess.DEVNULL,
                 stdout=out,
                 stderr=None if log is None else subprocess.STDOUT,
@@ -161,7 +164,7 @@ def _start_binary(binary: str, timeout: float, log: Path | None = None) -> Toxip
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline and process.poll() is None:
             if _responds(url):
-                return ToxiproxyHandle(url, "127.0.0.1", port, "toxiproxy-server", process)
+                return ToxiproxyHandle(url, "127.0.0.1", port_now, "toxiproxy-server", process)
             time.sleep(0.05)
         last_error = (
             f"exited with status {process.poll()}"
@@ -191,8 +194,9 @@ def _read_banner(process: subprocess.Popen[bytes], timeout: float) -> bytes:
     return buffer
 
 
-def _start_faultproxy(timeout: float, log: Path | None = None) -> ToxiproxyHandle:
-    # Port 0 and the printed banner avoid the race of choosing a port first.
+def _start_faultproxy(timeout: float, log: Path | None = None, port: int = 0) -> ToxiproxyHandle:
+    # Port 0 (unless the caller chose one) and the printed banner avoid the race of choosing a
+    # port first.
     import minietcd
 
     root = str(Path(minietcd.__file__).resolve().parent.parent)
@@ -203,7 +207,7 @@ def _start_faultproxy(timeout: float, log: Path | None = None) -> ToxiproxyHandl
     with contextlib.ExitStack() as stack:
         stderr = None if log is None else stack.enter_context(open(log, "ab"))
         process = subprocess.Popen(
-            [sys.executable, "-m", "minietcd.lab.faultproxy", "-host", "127.0.0.1", "-port", "0"],
+            [sys.executable, "-m", "minietcd.lab.faultproxy", "-host", "127.0.0.1", "-port", str(port)],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=stderr,
@@ -226,11 +230,13 @@ def start_toxiproxy(
     environ: Mapping[str, str] | None = None,
     timeout: float = _STARTUP_TIMEOUT,
     detached_log: Path | None = None,
+    port: int | None = None,
 ) -> ToxiproxyHandle:
     """Find or start a Toxiproxy as described in the module docstring.
 
     With ``detached_log`` a server started here outlives this process (own session, no
     orphan check, stderr to that file): for ``minietcd-lab up``, whose ``down`` stops it later.
+    ``port``: the API port of a server started here (default: a free one).
     """
     env = os.environ if environ is None else environ
     configured = env.get(ENV_URL, "").strip()
@@ -239,8 +245,8 @@ def start_toxiproxy(
         return ToxiproxyHandle(url, host, port, "env")
     binary = shutil.which(SERVER_BINARY, path=env.get("PATH"))
     if binary is not None:
-        return _start_binary(binary, timeout, detached_log)
-    return _start_faultproxy(timeout, detached_log)
+        return _start_binary(binary, timeout, detached_log, port)
+    return _start_faultproxy(timeout, detached_log, port or 0)
 
 
 @contextlib.contextmanager

@@ -58,6 +58,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from minietcd.errors import MvccSnapshotError
+from minietcd.golang import put_uvarint
 from minietcd.mvcc.codec import crc32c, decode_kv, decode_snapshot, encode_snapshot
 from minietcd.mvcc.kvstore import KVStore
 from minietcd.mvcc.revision import (
@@ -530,19 +531,9 @@ class BoltSnapshot:
 # generated modules, and these two messages are a few varints each.
 
 
-def _varint(value: int) -> bytes:
-    v = value & _U64_MASK  # Go encodes int64 as uint64: negatives take 10 bytes
-    out = bytearray()
-    while v >= 0x80:
-        out.append((v & 0x7F) | 0x80)
-        v >>= 7
-    out.append(v)
-    return bytes(out)
-
-
 def _int_fields(values: Sequence[int]) -> bytes:
     """Proto3 varint fields 1, 2, ... in order, zero values omitted (gogo's Marshal)."""
-    return b"".join(_varint((n << 3) | 0) + _varint(v) for n, v in enumerate(values, start=1) if v)
+    return b"".join(put_uvarint((n << 3) | 0) + put_uvarint(v) for n, v in enumerate(values, start=1) if v)
 
 
 def _parse_int_fields(data: bytes, count: int, what: str, *, signed: bool) -> list[int]:

@@ -14,6 +14,7 @@ import zlib
 from collections.abc import Iterable, Iterator
 
 from minietcd.errors import MvccSnapshotError
+from minietcd.golang import put_uvarint
 from minietcd.mvcc.types import KeyValue
 
 # --- crc32c (Castagnoli), what etcd's HashKV uses ----------------------------------------------
@@ -50,32 +51,21 @@ def crc32c(data: bytes, crc: int = 0) -> int:
 _U64 = (1 << 64) - 1
 
 
-def _varint(value: int) -> bytes:
-    # Go encodes int64 fields as uint64(v): negatives become 10-byte varints.
-    v = value & _U64
-    out = bytearray()
-    while v >= 0x80:
-        out.append((v & 0x7F) | 0x80)
-        v >>= 7
-    out.append(v)
-    return bytes(out)
-
-
 def encode_kv(kv: KeyValue) -> bytes:
     """``mvccpb.KeyValue.Marshal()``, byte for byte."""
     parts: list[bytes] = []
     if kv.key:
-        parts += [b"\x0a", _varint(len(kv.key)), kv.key]
+        parts += [b"\x0a", put_uvarint(len(kv.key)), kv.key]
     if kv.create_revision:
-        parts += [b"\x10", _varint(kv.create_revision)]
+        parts += [b"\x10", put_uvarint(kv.create_revision)]
     if kv.mod_revision:
-        parts += [b"\x18", _varint(kv.mod_revision)]
+        parts += [b"\x18", put_uvarint(kv.mod_revision)]
     if kv.version:
-        parts += [b"\x20", _varint(kv.version)]
+        parts += [b"\x20", put_uvarint(kv.version)]
     if kv.value:
-        parts += [b"\x2a", _varint(len(kv.value)), kv.value]
+        parts += [b"\x2a", put_uvarint(len(kv.value)), kv.value]
     if kv.lease:
-        parts += [b"\x30", _varint(kv.lease)]
+        parts += [b"\x30", put_uvarint(kv.lease)]
     return b"".join(parts)
 
 

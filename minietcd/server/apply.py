@@ -24,6 +24,7 @@ from minietcd.mvcc import KVStore
 from minietcd.raft.types import ConfChange, ConfChangeType, Entry
 from minietcd.server.apply_kv import KVApplier
 from minietcd.server.membership import Member, Membership, decode_conf_context
+from minietcd.server.nesting import deep_messages, parse_request
 
 ALARM_NOSPACE = rpc_pb2.AlarmType.NOSPACE
 ERR_NO_SPACE = "etcdserver: mvcc: database space exceeded"
@@ -58,8 +59,10 @@ class StateMachine:
         self.applied_index = entry.index
         if not entry.data:
             return Applied(0)  # a new leader's empty entry
-        req = raft_internal_pb2.InternalRaftRequest()
-        req.ParseFromString(entry.data)
+        # As deep as the edge parsed it (nesting.py). Bytes that still do not parse are a bug
+        # or a corrupt log: the DecodeError stops the member (raft_node.fail), as etcd's
+        # MustUnmarshal panics, rather than skipping an entry the others applied.
+        req = parse_request(raft_internal_pb2.InternalRaftRequest, entry.data)
         rid = req.header.ID
         try:
             return Applied(rid, self._dispatch(req))
@@ -76,7 +79,8 @@ class StateMachine:
         if req.HasField("txn"):
             if _txn_writes(req.txn):
                 self._check_space()
-            return kv.txn(req.txn)
+            with deep_messages():  # builds the nested response by copies (nesting.py)
+                return kv.txn(req.txn)
         if req.HasField("range"):
             return kv.range(req.range)
         if req.HasField("compaction"):

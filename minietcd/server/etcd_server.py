@@ -109,7 +109,15 @@ class EtcdServer:
     # -- lifecycle -------------------------------------------------------------------------------
 
     def start(self) -> None:
-        self._tasks.append(asyncio.create_task(self._lease_expiry_loop(), name="lease-expiry"))
+        task = asyncio.create_task(self._lease_expiry_loop(), name="lease-expiry")
+        task.add_done_callback(self._fail_stop_on_crash)
+        self._tasks.append(task)
+
+    def _fail_stop_on_crash(self, task: asyncio.Task[None]) -> None:
+        # A loop of the member that ends by an exception leaves it half-alive (leases that
+        # never expire): stop the member instead (DESIGN rule 8).
+        if not task.cancelled() and task.exception() is not None:
+            self.node.fail(f"etcdserver: {task.get_name()} failed: ", task.exception() or RuntimeError())
 
     async def stop(self) -> None:
         for t in self._tasks:

@@ -41,9 +41,12 @@ def make_app(server: EtcdServer) -> web.Application:
     DB_TOTAL_SIZE.set_function(server.sm.kv.size_bytes)
 
     async def health(request: web.Request) -> web.Response:
-        # etcd: healthy when there is a leader and no alarm is raised.
-        ok = server.leader != 0 and not server.sm.alarms
-        reason = "" if ok else ("NOSPACE" if server.sm.alarms else "RAFT NO LEADER")
+        # etcd: healthy when there is a leader and no alarm is raised. A member that stopped
+        # itself (fail-stop) is never healthy, in the moment before its listeners close.
+        failed = server.node.failure is not None
+        ok = server.leader != 0 and not server.sm.alarms and not failed
+        reason = "MEMBER FAILED" if failed else "NOSPACE" if server.sm.alarms else "RAFT NO LEADER"
+        reason = "" if ok else reason
         body = {"health": "true" if ok else "false", "reason": reason}
         return web.Response(text=json.dumps(body), content_type="application/json", status=200 if ok else 503)
 

@@ -13,9 +13,14 @@ import logging
 import sys
 from datetime import datetime
 
+#: capnslog's NOTICE ("N |"), between INFO and WARNING: etcd logs discovery progress at it.
+NOTICE = 25
+logging.addLevelName(NOTICE, "NOTICE")
+
 _LEVEL_LETTERS = {
     logging.DEBUG: "D",
     logging.INFO: "I",
+    NOTICE: "N",
     logging.WARNING: "W",
     logging.ERROR: "E",
     logging.CRITICAL: "C",

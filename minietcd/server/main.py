@@ -15,6 +15,7 @@ import logging
 import os
 import random
 import signal
+import socket
 import sys
 import time
 from collections.abc import Sequence
@@ -27,21 +28,25 @@ from minietcd.api.etcdserverpb import rpc_pb2_grpc
 from minietcd.api.raftpb import raft_pb2
 from minietcd.api.v3electionpb import v3election_pb2_grpc
 from minietcd.api.v3lockpb import v3lock_pb2_grpc
-from minietcd.errors import ConfigError, MinietcdError
+from minietcd.errors import ConfigError, MemberFailedError
 from minietcd.lease.lessor import min_lease_ttl
 from minietcd.mvcc.watch import WatchHub
 from minietcd.raft.config import Config as RaftConfig
 from minietcd.raft.rawnode import RawNode
 from minietcd.server.apply import StateMachine
-from minietcd.server.bootstrap import Start, bootstrap_discovery, bootstrap_new, join_existing, restart
+from minietcd.server.bootstrap import Start, bootstrap_new, restart, start_networked
 from minietcd.server.config import USAGE_LINE, Config, UsageError, help_text, parse_config, version_text
 from minietcd.server.etcd_server import EtcdServer
+from minietcd.server.failstop import error_text
+from minietcd.server.firststart import FirstStart, check_data_dir, discard_blank_wal
 from minietcd.server.http import make_app
+from minietcd.server.listeners import bind_grpc, bind_sockets, close_grpc
 from minietcd.server.logsetup import setup_logging
 from minietcd.server.raft_node import RaftNode
 from minietcd.server.tls import ChannelOpener, TLSInfo, client_tls_info, peer_tls_info
-from minietcd.server.transport import Transport
+from minietcd.server.transport import Transport, bind_peer_server
 from minietcd.server.v3rpc.cluster import ClusterService
+from minietcd.server.v3rpc.decode import DecodeGuard
 from minietcd.server.v3rpc.election import ElectionService
 from minietcd.server.v3rpc.interceptor import EtcdInterceptor
 from minietcd.server.v3rpc.kv import KVService
@@ -129,24 +134,18 @@ def _start(cfg: Config) -> Start | None:
             )
         log.info("etcdserver: restarting member from existing data dir %s", cfg.data_dir)
         return restart(cfg)
-    if cfg.initial_cluster_state == "existing":
-        return None  # joins asynchronously (needs the network)
-    if cfg.discovery_endpoints:
-        return None  # bootstraps through the discovery service (needs the network)
-    if cfg.discovery:
-        raise ConfigError(
-            "--discovery (etcd 3.4's v2 discovery protocol) is not supported by minietcd; "
-            "use --discovery-endpoints and --discovery-token (etcd 3.6's v3 discovery, "
-            "see docs/discovery.md) or a static --initial-cluster"
-        )
+    if cfg.initial_cluster_state == "existing" or cfg.discovery or cfg.discovery_srv or cfg.discovery_endpoints:  # noqa: E501
+        return None  # joins, or finds its members (DNS, discovery service): needs the network
     return bootstrap_new(cfg)
 
 
 async def _start_networked(cfg: Config, stop: asyncio.Event) -> Start | None:
     """The starts :func:`_start` leaves for later; None if stopped while discovering."""
-    if cfg.discovery_endpoints and cfg.initial_cluster_state != "existing":
-        return await bootstrap_discovery(cfg, stop)
-    return await join_existing(cfg)
+    return await start_networked(cfg, stop)
+
+
+class _Stopped(Exception):
+    """Stopped (SIGTERM/SIGINT) before the member was built: clean up, exit 0."""
 
 
 class Member:
@@ -155,9 +154,12 @@ class Member:
     def __init__(self, cfg: Config) -> None:
         self.cfg = cfg
         self.stop_requested = asyncio.Event()
+        self.ready = asyncio.Event()  # set with "ready to serve client requests" (minietcd.embed waits on it)
         self.grpc_server: grpc.aio.Server | None = None
         self.http_runners: list[web.AppRunner] = []
         self.tasks: list[asyncio.Task[None]] = []
+        # Set if the member stopped itself (fail-stop, DESIGN rule 8): the process exits 1.
+        self.failure: MemberFailedError | None = None
 
     async def run(self) -> None:
         cfg = self.cfg
@@ -165,9 +167,85 @@ class Member:
         # data is written.
         self.peer_tls, peer_credentials = _peer_tls(cfg)
         self.client_tls, self.client_credentials = _client_tls(cfg)
-        start = _start(cfg) or await _start_networked(cfg, self.stop_requested)
-        if start is None:
-            return  # SIGTERM/SIGINT while waiting for the discovery service
+        check_data_dir(cfg)
+        # Every listener is bound before the data dir is touched: a taken port fails the start
+        # with etcd's words and leaves nothing behind (listeners.py).
+        interceptor = EtcdInterceptor()
+        peer_server = bind_peer_server([str(u) for u in cfg.listen_peer_urls], peer_credentials)
+        try:
+            self.grpc_server = self._bind_clients(interceptor)
+            metrics_sockets = bind_sockets(cfg.listen_metrics_urls)
+        except BaseException:
+            await close_grpc(peer_server)
+            await close_grpc(self.grpc_server)
+            raise
+        first = FirstStart.record(cfg)
+        start: Start | None = None
+        try:
+            if first is None:
+                discard_blank_wal(cfg)
+                first = FirstStart.record(cfg)
+            start = _start(cfg) or await _start_networked(cfg, self.stop_requested)
+            if start is None:
+                raise _Stopped  # SIGTERM/SIGINT while waiting for the discovery service
+            node, transport, server, hub = self._build(start, peer_credentials)
+            interceptor.attach(server)
+            for peer, urls in start.initial_peer_urls.items():
+                transport.add_peer(peer, urls)
+            node._sync_peers()
+            await transport.serve(peer_server)
+        except BaseException as e:
+            # Nothing durable has been said yet: a failed first start leaves no data dir.
+            if start is not None:
+                start.storage.close()
+            if first is not None:
+                first.undo()
+            await close_grpc(peer_server)
+            await close_grpc(self.grpc_server)
+            for sock in metrics_sockets:
+                sock.close()
+            if isinstance(e, _Stopped):
+                return
+            raise
+        for u in cfg.listen_peer_urls:
+            log.info("embed: listening for peers on %s", u)
+        node.start()
+        server.start()
+        log.info(
+            "etcdserver: starting server... [version: %s, cluster version: to_be_decided]", ETCD_API_VERSION
+        )
+        try:
+            await self._serve_clients(server, hub)
+            await self._serve_metrics(server, metrics_sockets)
+            self.tasks.append(asyncio.create_task(self._publish(server)))
+            self.tasks.append(asyncio.create_task(server.ensure_cluster_version()))
+            await self.stop_requested.wait()
+        finally:
+            self.failure = node.failure
+            if self.failure is None:  # a failed member's core is suspect: just stop
+                await server.transfer_leadership_on_shutdown()
+            log.info("etcdserver: stopping member %x", start.member_id)
+            for t in self.tasks:
+                t.cancel()
+            if self.grpc_server is not None:
+                await self.grpc_server.stop(grace=1)
+            for r in self.http_runners:
+                await r.cleanup()
+            await server.stop()
+            await node.stop()
+            await transport.stop()
+            try:
+                start.storage.close()
+            except Exception as e:  # the disk that failed the member may fail this too
+                log.warning("etcdserver: closing storage: %s", error_text(e))
+            log.info("etcdserver: stopped member %x", start.member_id)
+
+    def _build(
+        self, start: Start, peer_credentials: grpc.ServerCredentials | None
+    ) -> tuple[RaftNode, Transport, EtcdServer, WatchHub]:
+        """The state machine (restored from the newest snapshot), the Raft node, the peer
+        transport and the application API of a member, wired together, none started."""
+        cfg = self.cfg
         mid, cid = start.member_id, start.cluster_id
         log.info("etcdserver: starting member %x in cluster %x", mid, cid)
 
@@ -230,38 +308,7 @@ class Member:
             active_since=transport.active_since,
         )
         self.server = server
-
-        await transport.start([str(u) for u in cfg.listen_peer_urls])
-        for u in cfg.listen_peer_urls:
-            log.info("embed: listening for peers on %s", u)
-        for peer, urls in start.initial_peer_urls.items():
-            transport.add_peer(peer, urls)
-        node._sync_peers()
-        node.start()
-        server.start()
-        log.info(
-            "etcdserver: starting server... [version: %s, cluster version: to_be_decided]", ETCD_API_VERSION
-        )
-        try:
-            await self._serve_clients(server, hub)
-            await self._serve_metrics(server)
-            self.tasks.append(asyncio.create_task(self._publish(server)))
-            self.tasks.append(asyncio.create_task(server.ensure_cluster_version()))
-            await self.stop_requested.wait()
-        finally:
-            await server.transfer_leadership_on_shutdown()
-            log.info("etcdserver: stopping member %x", mid)
-            for t in self.tasks:
-                t.cancel()
-            if self.grpc_server is not None:
-                await self.grpc_server.stop(grace=1)
-            for r in self.http_runners:
-                await r.cleanup()
-            await server.stop()
-            await node.stop()
-            await transport.stop()
-            start.storage.close()
-            log.info("etcdserver: stopped member %x", mid)
+        return node, transport, server, hub
 
     @staticmethod
     def _members_pb(sm: StateMachine, cluster_id: int) -> raft_pb2.MembersResponse:
@@ -279,17 +326,29 @@ class Member:
             ],
         )
 
-    async def _serve_clients(self, server: EtcdServer, hub: WatchHub) -> None:
+    def _bind_clients(self, interceptor: EtcdInterceptor) -> grpc.aio.Server:
+        """The client gRPC server, listening on every client URL, not yet serving."""
         cfg = self.cfg
-        gs = grpc.aio.server(
-            interceptors=[EtcdInterceptor(server)],
+        gs = bind_grpc(
+            cfg.listen_client_urls,
+            credentials=self.client_credentials,
+            interceptors=[DecodeGuard(), interceptor],
+            what="client",
             options=[
                 ("grpc.max_receive_message_length", cfg.max_request_bytes + GRPC_OVERHEAD),
                 ("grpc.max_send_message_length", 2**31 - 1),
                 ("grpc.keepalive_permit_without_calls", 1),
                 ("grpc.http2.min_ping_interval_without_data_ms", 5000),
-            ]
+            ],
         )
+        for u in cfg.listen_client_urls:
+            log.info("embed: listening for client requests on %s", _host_port(u))
+        return gs
+
+    async def _serve_clients(self, server: EtcdServer, hub: WatchHub) -> None:
+        cfg = self.cfg
+        gs = self.grpc_server
+        assert gs is not None  # bound by run()
         rpc_pb2_grpc.add_KVServicer_to_server(KVService(server, cfg.max_txn_ops), gs)
         rpc_pb2_grpc.add_ClusterServicer_to_server(ClusterService(server, cfg.strict_reconfig_check), gs)
         rpc_pb2_grpc.add_MaintenanceServicer_to_server(MaintenanceService(server), gs)
@@ -300,29 +359,21 @@ class Member:
         v3election_pb2_grpc.add_ElectionServicer_to_server(ElectionService(server, hub), gs)
         if not self.client_tls.empty():
             log.info("embed: ClientTLS: %s", self.client_tls)
-        for u in cfg.listen_client_urls:
-            if u.is_tls:
-                assert self.client_credentials is not None  # _client_tls checked it
-                gs.add_secure_port(_host_port(u), self.client_credentials)
-            else:
-                gs.add_insecure_port(_host_port(u))
-            log.info("embed: listening for client requests on %s", _host_port(u))
         await gs.start()
-        self.grpc_server = gs
 
-    async def _serve_metrics(self, server: EtcdServer) -> None:
-        for u in self.cfg.listen_metrics_urls:
+    async def _serve_metrics(self, server: EtcdServer, sockets: list[socket.socket]) -> None:
+        for u, sock in zip(self.cfg.listen_metrics_urls, sockets, strict=True):
             runner = web.AppRunner(make_app(server), access_log=None, shutdown_timeout=2.0)
             await runner.setup()
-            host, _, port = _host_port(u).rpartition(":")
             ssl_context = self.client_tls.server_ssl_context() if u.is_tls else None  # as etcd: client TLS
-            await web.TCPSite(runner, host.strip("[]"), int(port), ssl_context=ssl_context).start()
+            await web.SockSite(runner, sock, ssl_context=ssl_context).start()
             self.http_runners.append(runner)
             log.info("embed: serving metrics (/metrics, /health, /version) on %s", u)
 
     async def _publish(self, server: EtcdServer) -> None:
         await server.publish([str(u) for u in self.cfg.advertise_client_urls])
         log.info("embed: ready to serve client requests")
+        self.ready.set()
         for u in self.cfg.listen_client_urls:
             if u.is_tls:
                 log.info("embed: serving client requests on %s", _host_port(u))
@@ -339,7 +390,7 @@ async def serve(cfg: Config) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, member.stop_requested.set)
     await member.run()
-    return 0
+    return 1 if member.failure is not None else 0  # the fatal line was logged by RaftNode.fail
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -378,8 +429,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         pass
     try:
         return asyncio.run(serve(cfg))
-    except (ConfigError, MinietcdError) as e:
-        log.error("etcdmain: %s", e)
+    except Exception as e:  # every start-up failure: one fatal line in etcd's words, exit 1
+        lines = getattr(e, "etcdmain_lines", None)
+        if lines:  # etcdmain's own explanation (v2 discovery failures), at etcd's levels
+            for level, line in lines:
+                log.log(level, "etcdmain: %s", line)
+        else:
+            log.critical("etcdmain: %s", error_text(e))
+        log.debug("the error behind the fatal line above", exc_info=e)  # --log-level debug
         return 1
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from typing import Any
 
 from minietcd.errors import ServerError
 
@@ -32,12 +33,12 @@ class Member:
         }
 
     @classmethod
-    def from_json(cls, d: dict[str, object]) -> Member:
+    def from_json(cls, d: dict[str, Any]) -> Member:  # JSON as json.loads returns it
         return cls(
-            id=int(d["id"]),  # type: ignore[call-overload]
+            id=int(d["id"]),
             name=str(d.get("name", "")),
-            peer_urls=[str(u) for u in d.get("peerURLs", [])],  # type: ignore[attr-defined]
-            client_urls=[str(u) for u in d.get("clientURLs", [])],  # type: ignore[attr-defined]
+            peer_urls=[str(u) for u in d.get("peerURLs", [])],
+            client_urls=[str(u) for u in d.get("clientURLs", [])],
             is_learner=bool(d.get("isLearner", False)),
         )
 
@@ -114,8 +115,8 @@ class Membership:
             "removed": sorted(self.removed),
         }
 
-    def restore(self, d: dict[str, object]) -> None:
-        self.cluster_id = int(d["cluster_id"])  # type: ignore[call-overload]
+    def restore(self, d: dict[str, Any]) -> None:  # JSON as json.loads returns it
+        self.cluster_id = int(d["cluster_id"])
         self.cluster_version = str(d.get("cluster_version", ""))
-        self.members = {m.id: m for m in (Member.from_json(x) for x in d["members"])}  # type: ignore[attr-defined]
-        self.removed = {int(x) for x in d["removed"]}  # type: ignore[attr-defined]
+        self.members = {m.id: m for m in (Member.from_json(x) for x in d["members"])}
+        self.removed = {int(x) for x in d["removed"]}

@@ -1,14 +1,20 @@
 """The receiving half of the peer protocol: the ``RaftPeer`` gRPC service (raftpb/raft.proto).
 
-Every request names the cluster and both members; a different non-zero cluster id, a request
-meant for another member, or a sender removed from the cluster is refused with
-FAILED_PRECONDITION. Input is parsed here, not by gRPC, so garbage is refused with
-INVALID_ARGUMENT (a broken snapshot stream with DATA_LOSS) instead of an opaque error. Accepted
-messages go to ``deliver`` one by one, in the order the sender produced them.
+Every request names the cluster and both members. As etcd's rafthttp does with its
+``X-Etcd-Cluster-ID`` header and sender lookup, a request whose cluster id is not ours (a
+missing, i.e. zero, one included), that is meant for another member, whose sender is not a
+member we know (``is_member``) or has been removed is refused with FAILED_PRECONDITION; the
+refusal names only what the caller sent, never our ids, and is logged once per sender and
+reason. Input is parsed here, not by gRPC, so garbage is refused with INVALID_ARGUMENT (a broken
+snapshot stream with DATA_LOSS) instead of an opaque error; terms and indexes above 2^63-1 count
+as garbage (raft_codec). Accepted messages go to ``deliver`` one by one, in the order the sender
+produced them.
 
 ``Members`` is etcd's GET /members on the peer port: a joining member learns the cluster id and
-member list from it. The sending half is :mod:`minietcd.server.transport`, which owns one
-:class:`PeerService` and keeps its ``cluster_id`` and ``removed`` up to date.
+member list from it. Unlike etcd, it answers only a caller that names the peer URLs of a member
+added but not yet started (see MembersRequest in raft.proto). The sending half is
+:mod:`minietcd.server.transport`, which owns one :class:`PeerService` and keeps its
+``cluster_id`` and ``removed`` up to date.
 """
 
 from __future__ import annotations
@@ -58,13 +64,16 @@ class PeerService:
         cluster_id: int,
         member_id: int,
         deliver: Callable[[Message], None],
+        is_member: Callable[[int], bool],
         members_provider: Callable[[], raft_pb2.MembersResponse] | None = None,
     ) -> None:
         self.cluster_id = cluster_id  # 0 = not known yet (accepts any cluster)
         self.removed: set[int] = set()  # members removed from the cluster: refused forever
         self._member_id = member_id
         self._deliver = deliver
+        self._is_member = is_member  # senders we take messages from (the transport's peers)
         self._members_provider = members_provider
+        self._warned: set[tuple[str, int]] = set()  # (reason, sender) refusals already logged
 
     def handlers(self) -> grpc.GenericRpcHandler:
         """RaftPeer's methods. Requests arrive as raw bytes (no request_deserializer) so that
@@ -175,38 +184,61 @@ class PeerService:
                 f"peer protocol version {request.protocol_version} is not supported "
                 f"(this member speaks {PROTOCOL_VERSION})"
             )
+        if reason is not None:  # a refusal tells a stranger nothing about us
+            return raft_pb2.HelloResponse(protocol_version=PROTOCOL_VERSION, reject_reason=reason)
         return raft_pb2.HelloResponse(
             cluster_id=self.cluster_id,
             member_id=self._member_id,
             protocol_version=PROTOCOL_VERSION,
             server_version=__version__,
             cluster_version=CLUSTER_VERSION,
-            reject_reason=reason or "",
         )
 
     async def _serve_members(self, raw: bytes) -> raft_pb2.MembersResponse:
-        _parse(raft_pb2.MembersRequest, raw, "MembersRequest")
+        request = _parse(raft_pb2.MembersRequest, raw, "MembersRequest")
         if self._members_provider is None:
             raise _Refused(grpc.StatusCode.UNAVAILABLE, "this member does not serve the member list")
         try:
-            return self._members_provider()
+            response = self._members_provider()
         except Exception as e:
             logger.exception("members_provider failed")
             raise _Refused(grpc.StatusCode.UNAVAILABLE, f"member list unavailable: {e}") from e
+        asking = set(request.peer_urls)
+        if not any(not m.name and asking & set(m.peer_urls) for m in response.members):
+            self._warn_once("members", 0, "refused the member list to a caller that is not a joining member")
+            raise _Refused(
+                grpc.StatusCode.PERMISSION_DENIED,
+                "the member list is served only to a member added to the cluster and not yet started",
+            )
+        return response
 
     def _route_problem(self, cluster_id: int, from_id: int, to_id: int) -> str | None:
-        """Why a request naming these ids is not for us, or None if it is."""
-        me = format_id(self._member_id)
-        if clusters_differ(cluster_id, self.cluster_id):
-            return (
-                f"cluster ID mismatch: member {format_id(from_id)} of cluster {format_id(cluster_id)} "
-                f"sent to member {me} of cluster {format_id(self.cluster_id)}"
-            )
+        """Why a request naming these ids is not for us, or None if it is. The reason is sent
+        back, so it repeats only what the caller said; the log line has both sides."""
+        sender = format_id(from_id)
+        if self.cluster_id != 0 and cluster_id != self.cluster_id:  # 0 = missing: refused too
+            got, want = format_id(cluster_id), format_id(self.cluster_id)
+            self._warn_once("cluster", from_id, f"request cluster ID mismatch (got {got} want {want})")
+            return f"cluster ID mismatch: member {sender} sent cluster ID {format_id(cluster_id)}"
         if to_id != self._member_id:
-            return f"member ID mismatch: request for member {format_id(to_id)} reached member {me}"
+            return f"member ID mismatch: request for member {format_id(to_id)} reached another member"
         if from_id in self.removed:
-            return f"member {format_id(from_id)} has been removed from the cluster"
+            self._warn_once("removed", from_id, f"rejected the stream from peer {sender}: it was removed")
+            return f"member {sender} has been removed from the cluster"
+        if not self._is_member(from_id):
+            cluster = format_id(self.cluster_id)
+            self._warn_once("unknown", from_id, f"failed to find member {sender} in cluster {cluster}")
+            return f"error sender not found: member {sender} is not a member of this cluster"
         return None
+
+    def _warn_once(self, reason: str, sender: int, line: str) -> None:
+        """Log a refusal once per (reason, sender): a stranger cannot flood the log."""
+        if (reason, sender) in self._warned:
+            return
+        if len(self._warned) >= 1024:
+            self._warned.clear()
+        self._warned.add((reason, sender))
+        logger.warning("%s", line)
 
     def _check_route(self, cluster_id: int, from_id: int, to_id: int) -> None:
         reason = self._route_problem(cluster_id, from_id, to_id)

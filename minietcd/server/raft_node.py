@@ -20,7 +20,7 @@ from typing import Protocol
 
 from prometheus_client import Counter, Gauge, Histogram
 
-from minietcd.errors import MinietcdError, ProposalDroppedError, StepError
+from minietcd.errors import MemberFailedError, ProposalDroppedError, StepError
 from minietcd.raft import describe
 from minietcd.raft.confchange import decode_conf_change
 from minietcd.raft.rawnode import RawNode, Ready
@@ -36,6 +36,7 @@ from minietcd.raft.types import (
     StateRole,
 )
 from minietcd.server.apply import Applied, StateMachine
+from minietcd.server.failstop import error_text, failpoint
 from minietcd.server.observe import EventLog, MessageTrace
 from minietcd.storage.raft_storage import DiskStorage
 
@@ -60,6 +61,9 @@ WAL_FSYNC = Histogram(
     "The latency distributions of fsync called by WAL.",
     buckets=[0.001 * 2**i for i in range(14)],
 )
+
+# RaftNode._doing while applying committed entries; fail() names the entry instead.
+_APPLYING = "apply"
 
 # Entries kept behind a snapshot so that a slightly slow follower catches up by appends rather
 # than by a whole snapshot (etcd's SnapshotCatchUpEntries).
@@ -110,16 +114,26 @@ class RaftNode:
         self._stopped = False
         self._proposals: list[tuple[bytes, int]] = []  # (data, request id) not yet stepped
         self.advance_ticks_pending = True  # see advance_election_ticks
+        # Fail-stop (DESIGN rule 8): set once, by fail(), when this member can no longer
+        # persist, apply or step; the member then stops and exits non-zero.
+        self.failure: MemberFailedError | None = None
+        self._doing = ""  # what the Ready loop is doing, in etcd's fatal wording (see fail())
+        self._applying = 0  # index of the entry being applied, for the same line
 
     # -- inputs (any coroutine may call these) -------------------------------------------------
 
     def step(self, m: Message) -> None:
+        if self._stopped:
+            return
         try:
+            failpoint("raftBeforeStep")
             self.rawnode.step(m)
         except ProposalDroppedError:
             pass  # a forwarded proposal the leader could not take; the proposer times out
         except StepError as e:
             log.warning("dropping message from peer %x: %s", m.from_, e)
+        except Exception as e:  # a broken invariant or a bug: the core's state is suspect
+            self.fail(f"raft: failed to step {m.type.name} from {m.from_:x}: ", e)
         self._wake.set()
 
     def propose(self, data: bytes, request_id: int) -> None:
@@ -153,11 +167,17 @@ class RaftNode:
         self._wake.set()
 
     def report_unreachable(self, member_id: int) -> None:
-        self.rawnode.report_unreachable(member_id)
+        try:
+            self.rawnode.report_unreachable(member_id)
+        except Exception as e:  # the transport would log it and go on: stop instead
+            self.fail(f"raft: failed to report {member_id:x} unreachable: ", e)
         self._wake.set()
 
     def report_snapshot(self, member_id: int, ok: bool) -> None:
-        self.rawnode.report_snapshot(member_id, ok)
+        try:
+            self.rawnode.report_snapshot(member_id, ok)
+        except Exception as e:
+            self.fail(f"raft: failed to report a snapshot to {member_id:x}: ", e)
         self._wake.set()
 
     # -- the loop --------------------------------------------------------------------------------
@@ -188,28 +208,53 @@ class RaftNode:
     async def _ticker(self) -> None:
         while not self._stopped:
             await asyncio.sleep(self.tick_seconds)
-            self.rawnode.tick()
+            try:
+                failpoint("raftBeforeTick")
+                self.rawnode.tick()
+            except Exception as e:
+                self.fail("raft: failed to tick: ", e)
+                return
             self._wake.set()
+
+    def fail(self, doing: str, exc: BaseException) -> None:
+        """Fail-stop (DESIGN rule 8, etcd's plog.Fatalf): one critical line naming what failed
+        and why, then stop stepping, persisting and applying, and ask the member to stop.
+        Called for anything unexpected in the Ready loop, the ticker or a step."""
+        if self.failure is not None:
+            return
+        self.failure = MemberFailedError(doing + error_text(exc))
+        log.critical("%s", self.failure)
+        log.debug("the error behind the fatal line above", exc_info=exc)  # --log-level debug
+        self._stopped = True
+        self._wake.set()
+        self.on_removed()
 
     async def _run(self) -> None:
         while not self._stopped:
             await self._wake.wait()
             self._wake.clear()
-            while not self._stopped:
-                self._flush_proposals()
-                if not self.rawnode.has_ready():
-                    break
-                try:
-                    await self._handle_ready(self.rawnode.ready())
-                except MinietcdError:
-                    log.exception("raft: fatal error handling Ready; stopping the member")
-                    self._stopped = True
-                    self.on_removed()
-                    raise
-            if self.advance_ticks_pending:
-                # Once the bootstrap/restart entries are applied, the membership is known.
-                self.advance_ticks_pending = False
-                self.advance_election_ticks()
+            try:
+                await self._drain()
+            except Exception as e:  # anything at all: never limp on half-alive
+                if self._doing == _APPLYING:
+                    self._doing = f"etcdserver: failed to apply entry {self._applying}: "
+                self.fail(self._doing, e)
+                return
+
+    async def _drain(self) -> None:
+        """Handle Readies until the core has nothing more to say."""
+        while not self._stopped:
+            self._doing = "etcdserver: failed to propose: "
+            self._flush_proposals()
+            if not self.rawnode.has_ready():
+                break
+            self._doing = "raft: failed to build Ready: "
+            await self._handle_ready(self.rawnode.ready())
+        if self.advance_ticks_pending:
+            # Once the bootstrap/restart entries are applied, the membership is known.
+            self.advance_ticks_pending = False
+            self._doing = "raft: failed to campaign: "
+            self.advance_election_ticks()
 
     async def _handle_ready(self, rd: Ready) -> None:
         if rd.hard_state is not None:
@@ -227,39 +272,62 @@ class RaftNode:
         #    Ready, which is handled after this one's fsync has finished.
         leader_sends_first = self.is_leader and rd.messages
         if leader_sends_first:
+            self._doing = "etcdserver: failed to send raft messages: "
+            failpoint("raftBeforeLeaderSend")
             self.transport.send(rd.messages)
 
         # 2. Persist: entries, hard state and snapshot must be durable before the messages
         #    that depend on them leave (paper Figure 2, "before responding to RPCs").
+        #    etcd's words when this fails (raft.go): "failed to save Raft snapshot", "failed to
+        #    save state and entries error". ENOSPC and EIO end up here: fatal, as in etcd.
+        self._doing = (
+            "etcdserver: failed to save state and entries error: "
+            if rd.snapshot is None
+            else "etcdserver: failed to save Raft snapshot "
+        )
+        failpoint("raftBeforeSave")
         self.storage.save_ready(rd.hard_state or EMPTY_HARD_STATE, rd.entries, rd.snapshot)
         if rd.must_sync or rd.snapshot is not None:
+            failpoint("raftBeforeSync")
             start = time.perf_counter()
             await asyncio.to_thread(self.storage.sync)
             WAL_FSYNC.observe(time.perf_counter() - start)
 
         # 3. Everyone else speaks only once durable (votes, append acknowledgements).
         if rd.messages and not leader_sends_first:
+            self._doing = "etcdserver: failed to send raft messages: "
+            failpoint("raftBeforeFollowerSend")
             self.transport.send(rd.messages)
 
         # 4. Apply: a snapshot replaces the whole state; then committed entries, in order.
         if rd.snapshot is not None:
+            self._doing = "etcdserver: recovering store from snapshot error: "
+            failpoint("raftBeforeApplySnap")
             self.sm.restore(rd.snapshot.data)
             self.applied_index = self.snapshot_index = rd.snapshot.metadata.index
             self._sync_peers()
             log.info("raft: applied snapshot at index %d", rd.snapshot.metadata.index)
+        self._doing = _APPLYING
         for e in rd.committed_entries:
+            self._applying = e.index
+            failpoint("raftBeforeApply")
             self._apply_entry(e)
         if rd.committed_entries:
             PROPOSALS_COMMITTED.set(rd.committed_entries[-1].index)
             PROPOSALS_APPLIED.set(self.applied_index)
 
         # 5. Reads confirmed by a heartbeat round.
+        self._doing = "etcdserver: failed to serve a read index: "
         for rs in rd.read_states:
             self.on_read_state(rs)
 
         # 6. Done with this Ready.
+        self._doing = "raft: failed to advance: "
+        failpoint("raftBeforeAdvance")
         self.rawnode.advance(rd)
         if rd.snapshot_needed or self.applied_index - self.snapshot_index > self.snapshot_count:
+            self._doing = "etcdserver: save snapshot error: "  # etcd's snapshot() panics so
+            failpoint("raftBeforeSnapshot")
             self._snapshot()
 
     def _apply_entry(self, e: Entry) -> None:

@@ -54,6 +54,7 @@ from minietcd.api.raftpb.raft_pb2_grpc import RaftPeerStub
 from minietcd.errors import ConfigError, ServerError
 from minietcd.raft.types import Message, MessageType, Snapshot
 from minietcd.server.ids import format_id
+from minietcd.server.listeners import bind_grpc
 from minietcd.server.peer_rpc import CLUSTER_VERSION, PROTOCOL_VERSION, PeerService, clusters_differ
 from minietcd.server.urls import parse_url
 from minietcd.wire.raft_codec import message_to_pb
@@ -64,6 +65,7 @@ __all__ = [
     "ChannelFactory",
     "MembersResponse",
     "Transport",
+    "bind_peer_server",
     "fetch_cluster_members",
 ]
 
@@ -105,10 +107,15 @@ _CHANNEL_OPTIONS: Final = [
     ("grpc.max_reconnect_backoff_ms", int(BACKOFF_MAX * 1000)),
     ("grpc.enable_retries", 0),
 ]
+# Strangers that connect and never finish TLS + HTTP/2 setup, or never call, are dropped (gRPC's
+# defaults: 2 minutes, and never). A peer's connection always carries its Send stream.
+HANDSHAKE_TIMEOUT_MS: Final = 10_000  # generous: a lab link may add seconds of latency to TLS
+IDLE_CONNECTION_MS: Final = 60_000
 _SERVER_OPTIONS: Final = [
     ("grpc.max_send_message_length", MAX_GRPC_MESSAGE_BYTES),
     ("grpc.max_receive_message_length", MAX_GRPC_MESSAGE_BYTES),
-    ("grpc.so_reuseport", 0),  # a second member on our port must fail, not share it
+    ("grpc.server_handshake_timeout_ms", HANDSHAKE_TIMEOUT_MS),
+    ("grpc.max_connection_idle_ms", IDLE_CONNECTION_MS),
 ]
 
 #: ``await factory(url, options)``: a new grpc.aio channel to a peer URL (e.g.
@@ -172,13 +179,14 @@ class Transport:
         self._server_credentials = server_credentials
         self._channel_credentials = channel_credentials
         self._channel_factory = channel_factory  # replaces channel_credentials (e.g. auto TLS)
+        self._peers: dict[int, _Peer] = {}
         self._rpc = PeerService(
             cluster_id=cluster_id,
             member_id=member_id,
             deliver=self._deliver,
+            is_member=self._peers.__contains__,  # as rafthttp: only peers we know may send
             members_provider=members_provider,
         )
-        self._peers: dict[int, _Peer] = {}
         self._server: Any = None  # grpc.aio.Server once started
         self._started = False
         self._stopped = False
@@ -188,25 +196,16 @@ class Transport:
 
     async def start(self, listen_urls: list[str]) -> None:
         """Serve RaftPeer on every URL (https needs server_credentials) and start the peers."""
-        server = grpc.aio.server(options=_SERVER_OPTIONS)
+        await self.serve(bind_peer_server(listen_urls, self._server_credentials))
+
+    async def serve(self, server: grpc.aio.Server) -> None:
+        """Serve on ``server`` (from :func:`bind_peer_server`, bound early) and start the peers."""
         server.add_generic_rpc_handlers((self._rpc.handlers(),))
-        for raw in listen_urls:
-            url = parse_url(raw)
-            try:
-                if url.is_tls:
-                    if self._server_credentials is None:
-                        raise ConfigError(f"peer URL {raw} is https but no peer TLS credentials are set")
-                    server.add_secure_port(url.host, self._server_credentials)
-                else:
-                    server.add_insecure_port(url.host)
-            except RuntimeError as e:  # grpc's "Failed to bind to address"
-                raise ConfigError(f"cannot listen for peers on {raw}: {e}") from e
         await server.start()
         self._server = server
         self._started = True
         for peer in self._peers.values():
             self._start_peer(peer)
-        logger.info("serving peer traffic on %s", ", ".join(listen_urls))
 
     async def stop(self) -> None:
         """Stop serving, end every stream and task, close every connection."""
@@ -514,15 +513,22 @@ class Transport:
         task.add_done_callback(self._background.discard)
 
 
+def bind_peer_server(urls: Sequence[str], credentials: grpc.ServerCredentials | None) -> grpc.aio.Server:
+    """A server listening on the peer URLs, not started (:meth:`Transport.serve`); ListenError."""
+    return bind_grpc([parse_url(u) for u in urls], credentials=credentials, options=_SERVER_OPTIONS)
+
+
 async def fetch_cluster_members(
     peer_urls: Sequence[str],
     channel_credentials: grpc.ChannelCredentials | None = None,
     timeout: float = 5.0,
     channel_factory: ChannelFactory | None = None,
+    own_peer_urls: Sequence[str] = (),
 ) -> raft_pb2.MembersResponse:
     """Ask the members at ``peer_urls`` (first answer wins) for the cluster id and member list.
 
-    For a member started with ``--initial-cluster-state existing``, like etcd's GET /members.
+    For a member started with ``--initial-cluster-state existing``, like etcd's GET /members;
+    ``own_peer_urls`` are its advertised peer URLs, without which it is refused (MembersRequest).
     Raises ServerError if none answers. ``channel_factory`` (as for :class:`Transport`) replaces
     ``channel_credentials``.
     """
@@ -538,7 +544,7 @@ async def fetch_cluster_members(
             continue
         try:
             response: raft_pb2.MembersResponse = await _stub(channel).Members(
-                raft_pb2.MembersRequest(), timeout=timeout
+                raft_pb2.MembersRequest(peer_urls=list(own_peer_urls)), timeout=timeout
             )
             return response
         except grpc.aio.AioRpcError as e:
@@ -552,7 +558,7 @@ async def fetch_cluster_members(
 
 
 def _stub(channel: Any) -> Any:
-    return RaftPeerStub(channel)  # type: ignore[no-untyped-call]
+    return RaftPeerStub(channel)
 
 
 def _lab_route(url: str) -> str:

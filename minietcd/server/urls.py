@@ -17,15 +17,15 @@ import socket
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
+from minietcd import golang
 from minietcd.errors import ConfigError
+from minietcd.golang import quote
 
 __all__ = [
     "URL",
     "check_bind_urls",
     "check_host_urls",
     "detect_default_host",
-    "go_quote",
-    "go_quote_list",
     "parse_url",
     "parse_urls",
     "parse_urls_map",
@@ -86,68 +86,12 @@ class URL:
         return self.scheme in ("https", "unixs")
 
 
-def go_quote(s: str) -> str:
-    """Go's ``%q`` / ``strconv.Quote`` for the strings that appear in etcd's messages."""
-    out = ['"']
-    for ch in s:
-        if ch in ('"', "\\"):
-            out.append("\\" + ch)
-        elif ch == "\n":
-            out.append("\\n")
-        elif ch == "\t":
-            out.append("\\t")
-        elif ch == "\r":
-            out.append("\\r")
-        elif ord(ch) < 0x20 or ord(ch) == 0x7F:
-            out.append(f"\\x{ord(ch):02x}")
-        else:
-            out.append(ch)
-    out.append('"')
-    return "".join(out)
-
-
-def go_quote_list(items: Iterable[str]) -> str:
-    """Go's ``%q`` of a ``[]string``: ``["a" "b"]``."""
-    return "[" + " ".join(go_quote(i) for i in items) + "]"
-
-
 def split_host_port(hostport: str) -> tuple[str, str]:
-    """Go's ``net.SplitHostPort``: the port may be empty, IPv6 hosts need brackets."""
-
-    def fail(why: str) -> ConfigError:
-        return ConfigError(f"address {hostport}: {why}")
-
-    missing_port = "missing port in address"
-    too_many = "too many colons in address"
-    if hostport.startswith("["):
-        end = hostport.find("]")
-        if end < 0:
-            raise fail("missing ']' in address")
-        rest = hostport[end + 1 :]
-        if rest == "":
-            raise fail(missing_port)
-        if rest[0] != ":":
-            # Go distinguishes "]x" (missing port) from "]]:" (too many colons) like this.
-            raise fail(too_many if ":" in rest else missing_port)
-        if ":" in rest[1:]:
-            raise fail(too_many)
-        host, port = hostport[1:end], rest[1:]
-        if "[" in host:
-            raise fail("unexpected '[' in address")
-        if "]" in port:
-            raise fail("unexpected ']' in address")
-        return host, port
-    i = hostport.rfind(":")
-    if i < 0:
-        raise fail(missing_port)
-    host, port = hostport[:i], hostport[i + 1 :]
-    if ":" in host:
-        raise fail(too_many)
-    if "[" in host:
-        raise fail("unexpected '[' in address")
-    if "]" in host or "]" in port:
-        raise fail("unexpected ']' in address")
-    return host, port
+    """Go's ``net.SplitHostPort`` (``minietcd.golang``), failing with a ConfigError."""
+    try:
+        return golang.split_host_port(hostport)
+    except golang.AddrError as e:
+        raise ConfigError(str(e)) from None
 
 
 def _get_scheme(raw: str) -> tuple[str, str]:
@@ -183,13 +127,13 @@ def _parse_authority_host(host: str) -> str:
             raise ConfigError("missing ']' in host")
         colon_port = host[end + 1 :]
         if not _valid_optional_port(colon_port):
-            raise ConfigError(f"invalid port {go_quote(colon_port)} after host")
+            raise ConfigError(f"invalid port {quote(colon_port)} after host")
         return host
     i = host.rfind(":")
     if i >= 0:
         colon_port = host[i:]
         if not _valid_optional_port(colon_port):
-            raise ConfigError(f"invalid port {go_quote(colon_port)} after host")
+            raise ConfigError(f"invalid port {quote(colon_port)} after host")
     return host
 
 
@@ -201,7 +145,7 @@ def _go_url_parse(raw: str) -> tuple[str, str | None, str, str, bool, str | None
     """
 
     def fail(why: str) -> ConfigError:
-        return ConfigError(f"parse {go_quote(raw)}: {why}")
+        return ConfigError(f"parse {quote(raw)}: {why}")
 
     rest, sep, frag = raw.partition("#")
     fragment = frag if sep else None

@@ -20,6 +20,15 @@ def fsync_dir(path: str) -> None:
         os.close(fd)
 
 
+def go_error_text(e: OSError, op: str, path: str | None = None) -> str:
+    """``e`` as Go's ``*PathError`` prints it (``write /d/0.wal: no space left on device``), the
+    text etcd's fatal log lines carry: lower-case reason, no ``[Errno N]``."""
+    reason = e.strerror or (os.strerror(e.errno) if e.errno else "") or str(e)
+    reason = reason[:1].lower() + reason[1:]
+    where = path if path is not None else e.filename
+    return f"{op} {where}: {reason}" if where is not None else f"{op}: {reason}"
+
+
 def write_all(fd: int, data: bytes | bytearray | memoryview) -> None:
     """os.write until everything is written (a regular-file write may be short, e.g. ENOSPC)."""
     view = memoryview(data)

@@ -26,11 +26,11 @@ import logging
 import os
 from collections.abc import Sequence
 
-from minietcd.errors import SnapshotOutOfDateError
+from minietcd.errors import SnapshotOutOfDateError, WalBehindSnapshotError
 from minietcd.raft.storage import NO_LIMIT, MemoryStorage
 from minietcd.raft.types import ConfState, Entry, HardState, Snapshot
 from minietcd.storage.records import WalSnapshot
-from minietcd.storage.snap import Snapshotter
+from minietcd.storage.snap import Snapshotter, parse_snap_name
 from minietcd.storage.wal import SEGMENT_SIZE, WAL
 
 log = logging.getLogger(__name__)
@@ -53,7 +53,7 @@ def snap_dir(data_dir: str) -> str:
 class DiskStorage:
     """Raft stable storage on disk for one member. Build it with :meth:`open`."""
 
-    __slots__ = ("_mem", "_snapshotter", "_wal", "data_dir", "keep_snapshots", "was_new")
+    __slots__ = ("_mem", "_pending", "_snapshotter", "_wal", "data_dir", "keep_snapshots", "was_new")
 
     def __init__(
         self,
@@ -71,6 +71,7 @@ class DiskStorage:
         self._wal = wal  # durable log of entries, hard states and snapshot markers
         self._snapshotter = snapshotter  # durable snapshot files
         self._mem = mem  # what the core reads: always equal to what is on disk
+        self._pending: list[str] = []  # received snapshot files to finalize at the next sync()
 
     @staticmethod
     def exists(data_dir: str, wal_path: str = "") -> bool:
@@ -103,6 +104,7 @@ class DiskStorage:
             wal.read_all()  # nothing to restore; frees the (empty) replay
             return cls(data_dir, wal, snapshotter, mem, was_new=True, keep_snapshots=keep_snapshots)
         markers = WAL.valid_snapshots(wdir)
+        snapshotter.settle_pending(markers)
         snap = snapshotter.load_newest_available(markers)
         start = WalSnapshot(snap.metadata.index, snap.metadata.term) if snap else WalSnapshot()
         wal = WAL.open(wdir, start, segment_size=segment_size)
@@ -112,6 +114,7 @@ class DiskStorage:
                 mem.apply_snapshot(snap)
             mem.set_hard_state(hard_state)
             mem.append(entries)
+            _check_not_behind(wdir, snapshotter, start.index, mem.last_index())
         except BaseException:
             wal.close()
             raise
@@ -144,6 +147,11 @@ class DiskStorage:
 
     def snapshot(self) -> Snapshot:
         return self._mem.snapshot()
+
+    def is_blank(self) -> bool:
+        """True if nothing but the WAL's metadata was ever saved: no entry, vote or snapshot."""
+        hard_state, _ = self._mem.initial_state()
+        return self._mem.last_index() == 0 and hard_state.is_empty() and self._mem.snapshot().is_empty()
 
     # -- writes --------------------------------------------------------------------------------
 
@@ -178,7 +186,8 @@ class DiskStorage:
             if m.index <= current:
                 # Refuse before writing anything, as the cache would after the fact.
                 raise SnapshotOutOfDateError(f"snapshot at {m.index} is not newer than {current}")
-            self._snapshotter.save(snapshot)
+            # Named only once the marker is durable (sync): see snap.py's docstring.
+            self._pending.append(self._snapshotter.save(snapshot, pending=True))
             self._wal.save_snapshot_marker(m.index, m.term)
         self._wal.save(hard_state, entries)
         if snapshot is not None and not snapshot.is_empty():
@@ -190,7 +199,10 @@ class DiskStorage:
 
     def sync(self) -> None:
         """fsync what save_ready wrote. Safe to run in a worker thread."""
+        pending, self._pending = self._pending, []
         self._wal.sync()
+        for path in pending:
+            self._snapshotter.finalize(path)
 
     def create_snapshot(self, index: int, conf_state: ConfState | None, data: bytes) -> Snapshot:
         """Record a snapshot of the applied state at ``index``: file, WAL marker, synced.
@@ -219,10 +231,32 @@ class DiskStorage:
             log.info("storage: released %d WAL segments, %d snapshot files", len(released), len(purged))
 
     def close(self) -> None:
-        self._wal.close()
+        self._wal.close()  # a pending snapshot is settled by the next open()
 
     def __enter__(self) -> DiskStorage:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _check_not_behind(wal_path: str, snapshotter: Snapshotter, start: int, last: int) -> None:
+    """Refuse a WAL that ends before a snapshot file it must have reached.
+
+    A snapshot file newer than the snapshot we start from has no durable WAL marker. It is a
+    local snapshot (received ones are named only once their marker is durable), taken of
+    entries the WAL had already made durable: so the WAL reaches its index, unless fsynced
+    records were lost (the WAL was truncated, or restored from an older copy). Starting from
+    the older snapshot would then forget votes and entries this member acknowledged.
+    """
+    for name in snapshotter.names():
+        parsed = parse_snap_name(name)
+        assert parsed is not None  # names() lists only snapshot names
+        _term, index = parsed
+        if index > start and index > last:
+            raise WalBehindSnapshotError(
+                f"wal: {wal_path} ends at index {last}, before snapshot file "
+                f"{os.path.join(snapshotter.dir, name)} at index {index}: records the WAL had "
+                "fsynced were lost (truncated, or restored from an older copy); refusing to "
+                f"start from the older snapshot at index {start}"
+            )

@@ -12,6 +12,13 @@ that loading ignores and :meth:`Snapshotter.purge` removes.
 
 A file that fails its checks is renamed to ``<name>.broken`` (as etcd does) so it is looked at
 by a person, not loaded again, and the next older one is tried.
+
+A snapshot received from the leader is saved as ``<name>.pending`` and renamed to its name only
+once its WAL marker is durable (:meth:`Snapshotter.finalize`, called by DiskStorage.sync). So a
+``.snap`` file without a durable marker can only be a local snapshot whose entries the WAL had
+already made durable, and a WAL that ends before such a file has lost fsynced records (see
+DiskStorage.open). On open, a ``.pending`` file is finalized if its marker made it to the WAL,
+and removed if not (:meth:`Snapshotter.settle_pending`).
 """
 
 from __future__ import annotations
@@ -24,13 +31,14 @@ from collections.abc import Collection
 
 from minietcd.errors import SnapshotFileError
 from minietcd.raft.types import Snapshot
-from minietcd.storage.fileutil import atomic_write
+from minietcd.storage.fileutil import atomic_write, fsync_dir, go_error_text
 from minietcd.storage.records import WalSnapshot, decode_snapshot, encode_snapshot
 
 log = logging.getLogger(__name__)
 
 SNAP_SUFFIX = ".snap"
 BROKEN_SUFFIX = ".broken"
+PENDING_SUFFIX = ".pending"
 TMP_SUFFIX = ".tmp"
 _MAGIC = b"MESNAP01"
 _HEADER = struct.Struct("<8sIQ")  # magic, crc32 of body, body length
@@ -90,14 +98,42 @@ class Snapshotter:
         self.dir = os.path.abspath(dir_path)  # the snapshot directory (created if missing)
         os.makedirs(self.dir, exist_ok=True)
 
-    def save(self, snapshot: Snapshot) -> str:
-        """Write ``snapshot`` atomically and durably; return its path. Empty ones are refused."""
+    def save(self, snapshot: Snapshot, *, pending: bool = False) -> str:
+        """Write ``snapshot`` atomically and durably; return its path. Empty ones are refused.
+        ``pending``: as ``<name>.pending``, until :meth:`finalize` (see the module docstring)."""
         if snapshot.is_empty():
             raise SnapshotFileError("snap: refusing to save an empty snapshot")
         m = snapshot.metadata
-        path = os.path.join(self.dir, snap_name(m.term, m.index))
-        atomic_write(path, encode_snap_file(snapshot), TMP_SUFFIX)
+        path = os.path.join(self.dir, snap_name(m.term, m.index) + (PENDING_SUFFIX if pending else ""))
+        try:
+            atomic_write(path, encode_snap_file(snapshot), TMP_SUFFIX)
+        except OSError as e:  # ENOSPC, EIO: fatal for the member, in Go's words
+            raise SnapshotFileError(go_error_text(e, "write", path + TMP_SUFFIX)) from e
         return path
+
+    def finalize(self, pending_path: str) -> None:
+        """Give a pending snapshot its name, durably: its WAL marker is durable now."""
+        try:
+            os.replace(pending_path, pending_path.removesuffix(PENDING_SUFFIX))
+            fsync_dir(self.dir)
+        except OSError as e:
+            raise SnapshotFileError(go_error_text(e, "rename", pending_path)) from e
+
+    def settle_pending(self, allowed: Collection[WalSnapshot]) -> None:
+        """After a crash: finalize each pending file whose marker is durable, remove the rest."""
+        wanted = {(a.index, a.term) for a in allowed}
+        for name in os.listdir(self.dir):
+            parsed = parse_snap_name(name.removesuffix(PENDING_SUFFIX))
+            if not name.endswith(PENDING_SUFFIX) or parsed is None:
+                continue
+            path = os.path.join(self.dir, name)
+            term, index = parsed
+            if (index, term) in wanted:
+                log.info("snap: finalizing %s: its WAL marker is durable", path)
+                self.finalize(path)
+            else:
+                log.info("snap: removing %s: the crash came before its WAL marker was durable", path)
+                os.unlink(path)
 
     def names(self) -> list[str]:
         """Snapshot file names, newest first (temp and broken files excluded)."""

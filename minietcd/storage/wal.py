@@ -45,7 +45,7 @@ from minietcd.errors import (
     WalSnapshotNotFoundError,
 )
 from minietcd.raft.types import Entry, HardState
-from minietcd.storage.fileutil import LOCK_FILE_NAME, DirLock, fsync_dir, is_zero, write_all
+from minietcd.storage.fileutil import LOCK_FILE_NAME, DirLock, fsync_dir, go_error_text, is_zero, write_all
 from minietcd.storage.records import (
     FRAME_HEADER_SIZE,
     RecordType,
@@ -280,7 +280,11 @@ class _Replay:
     def _entry(self, path: str, off: int, e: Entry) -> None:
         self.last_index = e.index
         if e.index <= self.start.index:
-            return  # covered by the snapshot
+            # Covered by the snapshot. But it was written after every entry read so far (all of
+            # them above the snapshot): it overwrote them (a new leader cut an uncommitted
+            # suffix), so they must not come back. etcd's ReadAll keeps them; that is a bug.
+            self.entries.clear()
+            return
         # A later entry at an index we hold replaces it and everything after (a new leader
         # overwrote an uncommitted suffix); etcd's ReadAll does the same.
         up = e.index - self.start.index - 1
@@ -566,6 +570,8 @@ class WAL:
             # A partial record may be on disk now; appending after it would bury garbage in
             # the middle of the log. Stop here: a restart treats it as a torn tail.
             self._failed = exc
+            if isinstance(exc, OSError):  # ENOSPC, EIO: fatal for the member, in Go's words
+                raise StorageError(go_error_text(exc, "write", self._segments[-1].path)) from exc
             raise
         self._offset += len(buf)
 
@@ -613,6 +619,9 @@ class WAL:
             # "succeed" without the data (fsyncgate). Refuse further use.
             with self._mu:
                 self._failed = exc
+                path = self._segments[-1].path
+            if isinstance(exc, OSError):
+                raise StorageError(go_error_text(exc, "sync", path)) from exc
             raise
         finally:
             os.close(fd)
@@ -641,6 +650,8 @@ class WAL:
                 raise
         except BaseException as exc:
             self._failed = exc
+            if isinstance(exc, OSError):
+                raise StorageError(go_error_text(exc, "cut", self.dir)) from exc
             raise
         os.close(old_fd)
         self._fd, self._offset, self._crc = fd, len(buf), crc

@@ -15,8 +15,9 @@ field for field with the same enum numbers. This module is the one place that co
     encode_message(m) -> bytes   / decode_message(b) -> Message
     encode_conf_change(cc) -> bytes / decode_conf_change(b) -> ConfChange   (entry data)
 
-Decoding never trusts its input: malformed bytes, and enum numbers this version does not
-know (proto3 keeps them as plain ints), raise ``google.protobuf.message.DecodeError``.
+Decoding never trusts its input: malformed bytes, enum numbers this version does not know
+(proto3 keeps them as plain ints), and terms or indexes above ``MAX_RAFT_NUMBER`` (2^63-1, so
+no term can overflow its uint64 field) raise ``google.protobuf.message.DecodeError``.
 The exception is ``decode_conf_change``: EntryConfChange entry data is in the Raft core's
 own encoding (``minietcd.raft.confchange``, which raises ``RaftError``), not raftpb.
 
@@ -50,6 +51,7 @@ from minietcd.raft.types import (
 )
 
 __all__ = [
+    "MAX_RAFT_NUMBER",
     "DecodeError",
     "conf_change_from_pb",
     "conf_change_to_pb",
@@ -74,6 +76,11 @@ __all__ = [
 ]
 
 _E = TypeVar("_E")
+
+#: The largest term or index a peer may send (2^63-1). Protobuf carries them as uint64; a
+#: term at 2^64-1 would overflow that field the moment the core adds one (a campaign), so a
+#: forged "absurd" term is refused as malformed here, before the core can step or persist it.
+MAX_RAFT_NUMBER: Final = (1 << 63) - 1
 
 # The generated constructors, typed loosely: the stubs want raftpb's enum wrapper types
 # where we pass our IntEnums (same numbers, checked by the unit tests).
@@ -116,6 +123,8 @@ def entry_to_pb(e: Entry) -> raft_pb2.Entry:
 
 
 def entry_from_pb(pb: raft_pb2.Entry) -> Entry:
+    if pb.term > MAX_RAFT_NUMBER or pb.index > MAX_RAFT_NUMBER:
+        raise DecodeError(f"entry term {pb.term} or index {pb.index} out of range")
     e: Entry = _new_object(Entry)
     _set_entry_term(e, pb.term)
     _set_entry_index(e, pb.index)
@@ -153,6 +162,8 @@ def snapshot_metadata_to_pb(md: SnapshotMetadata) -> raft_pb2.SnapshotMetadata:
 
 
 def snapshot_metadata_from_pb(pb: raft_pb2.SnapshotMetadata) -> SnapshotMetadata:
+    if pb.term > MAX_RAFT_NUMBER or pb.index > MAX_RAFT_NUMBER:
+        raise DecodeError(f"snapshot term {pb.term} or index {pb.index} out of range")
     return SnapshotMetadata(conf_state=conf_state_from_pb(pb.conf_state), index=pb.index, term=pb.term)
 
 
@@ -246,6 +257,8 @@ def message_to_pb(m: Message) -> raft_pb2.Message:
 
 
 def message_from_pb(pb: raft_pb2.Message) -> Message:
+    if max(pb.term, pb.log_term, pb.index, pb.commit, pb.reject_hint) > MAX_RAFT_NUMBER:
+        raise DecodeError(f"{pb.type} message with a term or index above {MAX_RAFT_NUMBER}")
     return Message(
         type=_lookup(_MESSAGE_TYPES, pb.type, "message type"),
         to=pb.to,

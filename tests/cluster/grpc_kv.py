@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 import grpc
 
@@ -37,16 +38,17 @@ class KV:
         return int(r.hash), int(r.header.revision)
 
     def status(self, timeout: float = 5.0) -> rpc_pb2.StatusResponse:
-        return self.maintenance.Status(rpc_pb2.StatusRequest(), timeout=timeout)
+        resp: rpc_pb2.StatusResponse = self.maintenance.Status(rpc_pb2.StatusRequest(), timeout=timeout)
+        return resp
 
 
-def wait_until(pred: object, timeout: float, what: str, interval: float = 0.05) -> None:
+def wait_until(pred: Callable[[], object], timeout: float, what: str, interval: float = 0.05) -> None:
     """Poll ``pred()`` until it is true, or fail after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
     last: BaseException | None = None
     while time.monotonic() < deadline:
         try:
-            if pred():  # type: ignore[operator]
+            if pred():
                 return
         except grpc.RpcError as e:  # a member still starting, or a leader change
             last = e

@@ -585,7 +585,7 @@ class ProcessCluster:
 
     def etcdctl_ok(self, *args: str, **kwargs: object) -> str:
         """:meth:`etcdctl` that raises :class:`ClusterError` unless the exit code is 0; returns stdout."""
-        r = self.etcdctl(*args, **kwargs)  # type: ignore[arg-type]
+        r = self.etcdctl(*args, **kwargs)  # type: ignore[arg-type]  # etcdctl's keywords
         if r.returncode != 0:
             self._raise(f"etcdctl {' '.join(args)} exited {r.returncode}: {r.stdout}{r.stderr}")
         return r.stdout

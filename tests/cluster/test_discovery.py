@@ -6,7 +6,6 @@ through an existing cluster (minietcd, or real etcd 3.4 as the discovery service
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -14,58 +13,13 @@ import pytest
 
 from minietcd.server import ids
 from minietcd.server.discovery import member_key, members_prefix, size_key
-from tests.cluster.harness import ClusterError, ProcessCluster, etcd_binary, minietcd_binary
+from tests.cluster.discovery_helpers import DiscoveryCluster, wait_exit, wait_for_log
+from tests.cluster.discovery_helpers import member_log as _log
+from tests.cluster.harness import ProcessCluster, etcd_binary, minietcd_binary
 
 pytestmark = pytest.mark.cluster
 
 TOKEN = "tok-discovery"
-_STATIC_BOOTSTRAP_FLAGS = ("--initial-cluster", "--initial-cluster-token", "--initial-cluster-state")
-
-
-class DiscoveryCluster(ProcessCluster):
-    """Members started like ProcessCluster's but without the static bootstrap flags
-    (``--initial-cluster*``): they get ``--discovery-endpoints``/``--discovery-token`` through
-    ``extra_flags`` instead."""
-
-    def flags(self, i: int) -> list[str]:
-        out: list[str] = []
-        args = iter(super().flags(i))
-        for flag in args:
-            if flag in _STATIC_BOOTSTRAP_FLAGS:
-                next(args)  # and its value
-                continue
-            out.append(flag)
-        return out
-
-
-def _log(c: ProcessCluster, i: int) -> str:
-    return c.members[i].log_path.read_text(errors="replace")
-
-
-def wait_for_log(c: ProcessCluster, i: int, text: str, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while text not in _log(c, i):
-        proc = c.members[i].proc
-        if proc is not None and proc.poll() is not None:
-            raise ClusterError(
-                f"{c.members[i].name} exited {proc.returncode} before logging {text!r}\n{c.log_tails()}"
-            )
-        if time.monotonic() >= deadline:
-            raise ClusterError(f"{c.members[i].name} did not log {text!r} within {timeout}s\n{c.log_tails()}")
-        time.sleep(0.05)
-
-
-def wait_exit(c: ProcessCluster, i: int, timeout: float = 60.0) -> int:
-    proc = c.members[i].proc
-    assert proc is not None
-    deadline = time.monotonic() + timeout
-    while proc.poll() is None:
-        if time.monotonic() >= deadline:
-            raise ClusterError(f"{c.members[i].name} still running after {timeout}s\n{c.log_tails()}")
-        time.sleep(0.05)
-    return proc.returncode
-
-
 def discovery_flags(service: ProcessCluster, token: str = TOKEN) -> list[str]:
     return ["--discovery-endpoints", ",".join(service.endpoints), "--discovery-token", token]
 

@@ -5,12 +5,17 @@ from __future__ import annotations
 import contextlib
 import socket
 import time
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import grpc
 import pytest
 
 from tests.cluster.grpc_kv import KV, wait_until
 from tests.cluster.harness import ProcessCluster, minietcd_binary
+
+if TYPE_CHECKING:
+    from tests.cluster.conftest import ClusterFactory
 
 pytestmark = [pytest.mark.cluster, pytest.mark.slow]
 
@@ -30,7 +35,7 @@ def write_until(kvs: list[KV], prefix: bytes, n: int, acked: dict[bytes, bytes])
                 time.sleep(0.05)
 
 
-def test_kill9_follower_during_writes_catches_up_by_appends(process_cluster) -> None:  # type: ignore[no-untyped-def]
+def test_kill9_follower_during_writes_catches_up_by_appends(process_cluster: ClusterFactory) -> None:
     c: ProcessCluster = process_cluster(minietcd_binary(), 3).start()
     c.wait_healthy(30)
     leader = c.leader_index()
@@ -55,7 +60,7 @@ def test_kill9_follower_during_writes_catches_up_by_appends(process_cluster) -> 
         kv.close()
 
 
-def test_kill9_follower_catches_up_by_snapshot(process_cluster) -> None:  # type: ignore[no-untyped-def]
+def test_kill9_follower_catches_up_by_snapshot(process_cluster: ClusterFactory) -> None:
     # A small --snapshot-count makes the leader compact its log while the follower is down, so
     # it must catch up by snapshot (streamed over the peer protocol).
     c: ProcessCluster = process_cluster(minietcd_binary(), 3, extra_flags=["--snapshot-count", "50"]).start()
@@ -74,7 +79,7 @@ def test_kill9_follower_catches_up_by_snapshot(process_cluster) -> None:  # type
         kv.close()
 
 
-def test_kill9_leader_writes_resume_within_two_election_timeouts(process_cluster) -> None:  # type: ignore[no-untyped-def]
+def test_kill9_leader_writes_resume_within_two_election_timeouts(process_cluster: ClusterFactory) -> None:
     c: ProcessCluster = process_cluster(minietcd_binary(), 3, election_ms=500).start()
     c.wait_healthy(30)
     leader = c.leader_index()
@@ -100,7 +105,7 @@ def test_kill9_leader_writes_resume_within_two_election_timeouts(process_cluster
         kv.close()
 
 
-def test_sigkill_all_then_restart_loses_no_acknowledged_write(process_cluster) -> None:  # type: ignore[no-untyped-def]
+def test_sigkill_all_then_restart_loses_no_acknowledged_write(process_cluster: ClusterFactory) -> None:
     c: ProcessCluster = process_cluster(minietcd_binary(), 3).start()
     c.wait_healthy(30)
     kvs = [KV(c.endpoint(i)) for i in range(3)]
@@ -117,7 +122,7 @@ def test_sigkill_all_then_restart_loses_no_acknowledged_write(process_cluster) -
         k.close()
 
 
-def test_garbage_on_peer_and_client_ports_crashes_nothing(process_cluster) -> None:  # type: ignore[no-untyped-def]
+def test_garbage_on_peer_and_client_ports_crashes_nothing(process_cluster: ClusterFactory) -> None:
     c: ProcessCluster = process_cluster(minietcd_binary(), 3).start()
     c.wait_healthy(30)
     for m in c.members:
@@ -133,7 +138,9 @@ def test_garbage_on_peer_and_client_ports_crashes_nothing(process_cluster) -> No
     kv.close()
 
 
-def test_wal_dir_holds_the_wal_and_a_restart_reads_it(process_cluster, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_wal_dir_holds_the_wal_and_a_restart_reads_it(
+    process_cluster: ClusterFactory, tmp_path: Path
+) -> None:
     """etcd's --wal-dir: the log goes there (not under the data dir) and the member restarts
     from it; without it the same data dir would look like a new member."""
     wal = tmp_path / "fast-disk" / "wal"

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import json
 import urllib.request
+from typing import TYPE_CHECKING
 
 import pytest
 
 from tests.cluster.harness import ProcessCluster, free_ports, minietcd_binary
+
+if TYPE_CHECKING:
+    from tests.cluster.conftest import ClusterFactory
 
 pytestmark = pytest.mark.cluster
 
@@ -33,7 +37,7 @@ def fetch(url: str) -> tuple[int, str]:
         return e.code, e.read().decode()
 
 
-def one_member_with_metrics_url(process_cluster) -> tuple[ProcessCluster, str]:  # type: ignore[no-untyped-def]
+def one_member_with_metrics_url(process_cluster: ClusterFactory) -> tuple[ProcessCluster, str]:
     """A 1-member cluster with --listen-metrics-urls and one key written; (cluster, base URL)."""
     (port,) = free_ports(1)
     c: ProcessCluster = process_cluster(
@@ -44,7 +48,7 @@ def one_member_with_metrics_url(process_cluster) -> tuple[ProcessCluster, str]: 
     return c, f"http://127.0.0.1:{port}"
 
 
-def test_health_version_and_metrics(process_cluster) -> None:  # type: ignore[no-untyped-def]
+def test_health_version_and_metrics(process_cluster: ClusterFactory) -> None:
     _c, base = one_member_with_metrics_url(process_cluster)
     status, body = fetch(base + "/health")
     assert status == 200 and json.loads(body)["health"] == "true"
@@ -75,7 +79,7 @@ ETCD_RAFT_STATUS_KEYS = {
 }
 
 
-def test_debug_vars_and_raft_events(process_cluster) -> None:  # type: ignore[no-untyped-def]
+def test_debug_vars_and_raft_events(process_cluster: ClusterFactory) -> None:
     c, base = one_member_with_metrics_url(process_cluster)
     member = f"{c.member_id(0):x}"
 

@@ -38,7 +38,7 @@ from tests.cluster.harness import (
 pytestmark = [pytest.mark.cluster, pytest.mark.compat]
 
 ROOT = Path(__file__).resolve().parents[2]
-MINIETCDCTL = [sys.executable, "-m", "cli.minietcdctl"]
+MINIETCDCTL = [sys.executable, "-m", "minietcdctl"]
 #: Source name -> (snapshot file, the source's member ID and revision).
 Snapshots = dict[str, tuple[Path, dict[str, Any]]]
 FORMATS = ("simple", "json", "fields", "table", "protobuf")

@@ -273,10 +273,15 @@ def test_explicit_certs_with_client_cert_auth(process_cluster: ClusterFactory, t
     target = f"127.0.0.1:{c.members[0].peer_port}"
     with grpc.secure_channel(target, grpc.ssl_channel_credentials(ca_pem)) as ch:
         with pytest.raises(grpc.RpcError) as excinfo:
-            RaftPeerStub(ch).Hello(raft_pb2.HelloRequest(), timeout=10)  # type: ignore[no-untyped-call]
+            RaftPeerStub(ch).Hello(raft_pb2.HelloRequest(), timeout=10)
         assert excinfo.value.code() == grpc.StatusCode.UNAVAILABLE
     # ... and one with the peer certificate is answered (the refusal above was the certificate).
+    # The Hello must name the cluster and a member: strangers are refused (and told no ids).
     creds = grpc.ssl_channel_credentials(ca_pem, peer[1].read_bytes(), peer[0].read_bytes())
+    (cluster_id, member_id), (_, sender) = c.ids(0), c.ids(1)
+    hello = raft_pb2.HelloRequest(
+        cluster_id=cluster_id, from_member_id=sender, to_member_id=member_id, protocol_version=1
+    )
     with grpc.secure_channel(target, creds) as ch:
-        resp = RaftPeerStub(ch).Hello(raft_pb2.HelloRequest(), timeout=10)  # type: ignore[no-untyped-call]
-        assert resp.member_id != 0
+        resp = RaftPeerStub(ch).Hello(hello, timeout=10)
+        assert (resp.member_id, resp.reject_reason) == (member_id, "")

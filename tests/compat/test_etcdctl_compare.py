@@ -474,7 +474,7 @@ class _Normaliser:
         # Member and cluster IDs are derived from the (random) peer URLs and the time.
         for regex, table in self.id_res:
             if table:
-                s = regex.sub(lambda m, t=table: t[m.group(1)], s)  # type: ignore[misc]
+                s = regex.sub(lambda m, t=table: t[m.group(1)], s)  # type: ignore[misc]  # binds this table now
         # Scratch paths.
         s = s.replace(str(self.ctx.tmp), "<tmp>")
         # etcdctl health latencies.

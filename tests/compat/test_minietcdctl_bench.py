@@ -52,7 +52,7 @@ PERF_TIMEOUT = 150.0
 
 def minietcdctl(endpoint: str, *args: str, timeout: float = 90.0) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "cli.minietcdctl", "--endpoints", endpoint, *args],
+        [sys.executable, "-m", "minietcdctl", "--endpoints", endpoint, *args],
         cwd=REPO, env=clean_env(), capture_output=True, text=True, timeout=timeout,
     )  # fmt: skip
 
@@ -135,7 +135,7 @@ def perf_run(
         cluster.wait_healthy(60)
         ep = cluster.endpoint(0)
         before = count(ep)
-        cmd = [sys.executable, "-m", "cli.minietcdctl", "--endpoints", ep, "check", "perf",
+        cmd = [sys.executable, "-m", "minietcdctl", "--endpoints", ep, "check", "perf",
                "--auto-compact", "--auto-defrag"]  # fmt: skip
         proc = subprocess.Popen(
             cmd, cwd=REPO, env=clean_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True

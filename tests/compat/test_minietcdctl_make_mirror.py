@@ -46,7 +46,7 @@ pytestmark = [pytest.mark.compat, pytest.mark.cluster]
 
 REPO = Path(__file__).resolve().parents[2]
 RPC: Any = rpc_pb2_grpc  # the generated stub constructors are untyped
-MINIETCDCTL = [sys.executable, "-m", "cli.minietcdctl"]
+MINIETCDCTL = [sys.executable, "-m", "minietcdctl"]
 MODES = ("default", "dest-prefix", "no-dest-prefix")
 DEADLINE = 20.0
 BASE_KEYS = 3

@@ -5,7 +5,7 @@ Two parts, both against real etcd 3.4:
 - **Script** (``SCRIPT``): one scripted sequence of commands (every output format, errors,
   transactions from stdin, watch replays and a command per event, leases, membership, lock,
   elect, snapshot, env vars, help texts) runs with etcdctl on a fresh 1-member etcd, then with
-  ``python -m cli.minietcdctl`` on the same cluster started afresh (same name, ports, token and
+  ``python -m minietcdctl`` on the same cluster started afresh (same name, ports, token and
   data directory, so cluster and member IDs and revisions are the same). Each command's stdout
   and exit code are compared.
 - **Live cluster** (``LIVE``): on one running 3-member cluster, etcdctl and minietcdctl run each
@@ -45,7 +45,7 @@ from tests.cluster.harness import (
 pytestmark = [pytest.mark.compat]
 
 ROOT = Path(__file__).resolve().parents[2]
-MINIETCDCTL = [sys.executable, "-m", "cli.minietcdctl"]
+MINIETCDCTL = [sys.executable, "-m", "minietcdctl"]
 FORMATS = ("simple", "json", "fields", "table", "protobuf")
 
 TXN_SUCCESS = """\
@@ -88,7 +88,7 @@ class Step:
 
 
 def each_format(args: str, formats: tuple[str, ...] = FORMATS, **kw: object) -> list[Step]:
-    return [Step(f"{args} -w {fmt}", **kw) for fmt in formats]  # type: ignore[arg-type]
+    return [Step(f"{args} -w {fmt}", **kw) for fmt in formats]  # type: ignore[arg-type]  # Step's fields
 
 
 SCRIPT: list[Step] = [

@@ -49,7 +49,7 @@ def run(
 def _etcdctl_command() -> list[str]:
     """etcdctl on the host (CI installs it), else the project's own etcdctl-compatible CLI."""
     etcdctl = shutil.which("etcdctl")
-    return [etcdctl] if etcdctl else [sys.executable, "-m", "cli.minietcdctl"]
+    return [etcdctl] if etcdctl else [sys.executable, "-m", "minietcdctl"]
 
 
 @dataclass(frozen=True)

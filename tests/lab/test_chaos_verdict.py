@@ -127,7 +127,7 @@ def test_other_membership_failures() -> None:
 
 
 def test_a_history_violation_and_a_membership_failure_are_both_named(tmp_path: Path) -> None:
-    bad = DurabilityResult(violations=[object()], checked=1, unread_keys=[])  # type: ignore[list-item]
+    bad = DurabilityResult(violations=[object()], checked=1, unread_keys=[])  # type: ignore[list-item]  # a stand-in violation: only counted
     result = _result(tmp_path, durability=bad, final_members=FULL[:2])
     assert not result.ok
     assert "verdict: VIOLATION; membership FAILED" in result.report

@@ -246,7 +246,7 @@ def test_events_show_the_new_election_with_lab_names(lab_cluster: LabFactory) ->
     print("\n".join(lines))
     won = [ln for ln in lines if re.search(rf" {new}  became-leader +{new} became leader at term \d+", ln)]
     assert won, f"no line says {new} became leader"
-    term = int(re.search(r"at term (\d+)", won[-1]).group(1))  # type: ignore[union-attr]
+    term = int(re.search(r"at term (\d+)", won[-1]).group(1))  # type: ignore[union-attr]  # won[-1] matched this pattern
     assert any(f"starts an election at term {term}" in ln and " election " in ln for ln in lines)
     assert any(f"{old}  -- {old} unreachable" in ln for ln in lines)
     assert all(re.match(r"\d\d:\d\d:\d\d\.\d{3} n\d ", ln) for ln in lines)

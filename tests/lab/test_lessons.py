@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from minietcd.lab.backend import load_cluster
-from minietcd.lab.cluster import free_ports
+from minietcd.lab.ports import free_ports
 from minietcd.lab.state import LabState
 from minietcd.lab.web.lesson_book import LESSONS
 from tests.lab.web_browser import WebServer, browser, require_browser, run_lesson

@@ -17,8 +17,9 @@ from typing import Any
 
 import pytest
 
-from minietcd.lab.cluster import Cluster, ClusterSpec, free_ports
+from minietcd.lab.cluster import Cluster, ClusterSpec
 from minietcd.lab.faults import Faults
+from minietcd.lab.ports import free_ports
 from minietcd.lab.web import recording
 from tests.lab.lab_cli import local_env
 from tests.lab.web_browser import (

@@ -190,8 +190,8 @@ class Interaction:
         self.stabilize(sorted(self.nodes))
         self.out = saved
         for i in range(1, n + 1):
-            st = self.nodes[i].node.status()
-            self.say(f"n{i}: term={st.hard_state.term} commit={st.hard_state.commit} "
+            status = self.nodes[i].node.status()
+            self.say(f"n{i}: term={status.hard_state.term} commit={status.hard_state.commit} "
                      f"{self.nodes[i].node.raft.conf_state_text()}")
 
     def cmd_add_node(self, pos: list[str], kw: dict[str, str]) -> None:

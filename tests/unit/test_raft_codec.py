@@ -31,11 +31,12 @@ from minietcd.wire.raft_codec import DecodeError
 U64 = st.integers(min_value=0, max_value=2**64 - 1)
 IDS = st.integers(min_value=0, max_value=2**64 - 1)
 SMALL = st.integers(min_value=0, max_value=1000)  # the common case: small varints
-NUM = st.one_of(SMALL, U64)
+# Terms and indexes a peer may send: up to 2^63-1 (codec.MAX_RAFT_NUMBER), so none overflows.
+NUM = st.one_of(SMALL, st.integers(min_value=0, max_value=codec.MAX_RAFT_NUMBER))
 BLOB = st.binary(max_size=64)
 
 entries = st.builds(Entry, term=NUM, index=NUM, type=st.sampled_from(EntryType), data=BLOB)
-hard_states = st.builds(HardState, term=NUM, vote=IDS, commit=NUM)
+hard_states = st.builds(HardState, term=U64, vote=IDS, commit=U64)  # never sent: no bound
 id_tuples = st.lists(IDS, max_size=5, unique=True).map(lambda xs: tuple(sorted(xs)))
 conf_states = st.builds(ConfState, voters=id_tuples, learners=id_tuples)
 metadatas = st.builds(SnapshotMetadata, conf_state=conf_states, index=NUM, term=NUM)
@@ -101,7 +102,7 @@ def test_decoded_entries_are_ordinary_frozen_entries(e: Entry) -> None:
     assert got == e and hash(got) == hash(e)
     assert type(got) is Entry and type(got.type) is EntryType and type(got.data) is bytes
     with pytest.raises(dataclasses.FrozenInstanceError):
-        got.term = 1  # type: ignore[misc]
+        got.term = 1  # type: ignore[misc]  # frozen: the assignment must fail
 
 
 @given(messages)
@@ -175,9 +176,9 @@ def test_malformed_bytes_are_decode_errors(garbage: bytes) -> None:
 
 def test_unsupported_types_are_type_errors() -> None:
     with pytest.raises(TypeError, match="str"):
-        codec.to_pb("nope")  # type: ignore[call-overload]
+        codec.to_pb("nope")  # type: ignore[call-overload]  # a wrong type on purpose
     with pytest.raises(TypeError, match="MessageBatch"):
-        codec.from_pb(raft_pb2.MessageBatch())  # type: ignore[call-overload]
+        codec.from_pb(raft_pb2.MessageBatch())  # type: ignore[call-overload]  # a wrong type on purpose
 
 
 # --- the proto mirrors raft.types ---------------------------------------------------------
@@ -219,3 +220,35 @@ def test_enum_numbers_match(ours: Any, pb_enum: Any, prefix: str) -> None:
 
     pb_values = {squash(name): number for name, number in pb_enum.items()}
     assert pb_values == {squash(m.name): m.value for m in ours}
+
+
+# --- absurd numbers from a peer --------------------------------------------------------------
+
+
+@pytest.mark.parametrize("field", ["term", "log_term", "index", "commit", "reject_hint"])
+def test_a_term_or_index_that_could_overflow_is_refused(field: str) -> None:
+    # A forged MsgApp at term 2^64-1 used to be stepped and persisted; one campaign later the
+    # term no longer fitted its uint64 field and every Status failed, restarts included.
+    pb = codec.message_to_pb(Message(type=MessageType.MsgApp, to=2, from_=1, term=1))
+    setattr(pb, field, codec.MAX_RAFT_NUMBER + 1)
+    with pytest.raises(DecodeError, match="above"):
+        codec.message_from_pb(pb)
+    setattr(pb, field, codec.MAX_RAFT_NUMBER)
+    assert getattr(codec.message_from_pb(pb), field) == codec.MAX_RAFT_NUMBER
+
+
+@pytest.mark.parametrize("field", ["term", "index"])
+def test_an_entry_or_snapshot_that_could_overflow_is_refused(field: str) -> None:
+    pb = codec.message_to_pb(
+        Message(
+            type=MessageType.MsgApp, to=2, from_=1, term=1, entries=(Entry(term=1, index=1),),
+            snapshot=Snapshot(metadata=SnapshotMetadata(index=1, term=1)),
+        )
+    )  # fmt: skip
+    setattr(pb.entries[0], field, 2**64 - 1)
+    with pytest.raises(DecodeError, match="out of range"):
+        codec.message_from_pb(pb)
+    setattr(pb.entries[0], field, 1)
+    setattr(pb.snapshot.metadata, field, 2**64 - 1)
+    with pytest.raises(DecodeError, match="out of range"):
+        codec.message_from_pb(pb)

@@ -242,8 +242,10 @@ class HelloResponse(_message.Message):
     def __init__(self, cluster_id: _Optional[int] = ..., member_id: _Optional[int] = ..., protocol_version: _Optional[int] = ..., server_version: _Optional[str] = ..., cluster_version: _Optional[str] = ..., reject_reason: _Optional[str] = ...) -> None: ...
 
 class MembersRequest(_message.Message):
-    __slots__ = ()
-    def __init__(self) -> None: ...
+    __slots__ = ("peer_urls",)
+    PEER_URLS_FIELD_NUMBER: _ClassVar[int]
+    peer_urls: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, peer_urls: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class Member(_message.Message):
     __slots__ = ("id", "name", "peer_urls", "client_urls", "is_learner")

@@ -33,9 +33,11 @@ class RaftPeerStub:
     Identity checks: every request names the cluster, the sending member and the member it
     is meant for. A receiver refuses, with gRPC status FAILED_PRECONDITION and a message
     naming the mismatch (e.g. "cluster ID mismatch"), a request whose cluster_id is not its
-    own, whose to_member_id is not its own id, or whose sender has been removed from the
-    cluster; this keeps a member of another cluster, or a stale member at a reused URL, from
-    injecting messages.
+    own (0, i.e. missing, included), whose to_member_id is not its own id, whose sender is not
+    a member it knows ("sender not found"), or whose sender has been removed from the cluster;
+    this keeps a member of another cluster, a stale member at a reused URL or a stranger from
+    injecting messages (etcd's X-Etcd-Cluster-ID and sender checks in rafthttp). Terms and
+    indexes above 2^63-1 are refused as malformed, so that no term can overflow its field.
     """
 
     def __init__(self, channel):
@@ -73,9 +75,11 @@ class RaftPeerServicer:
     Identity checks: every request names the cluster, the sending member and the member it
     is meant for. A receiver refuses, with gRPC status FAILED_PRECONDITION and a message
     naming the mismatch (e.g. "cluster ID mismatch"), a request whose cluster_id is not its
-    own, whose to_member_id is not its own id, or whose sender has been removed from the
-    cluster; this keeps a member of another cluster, or a stale member at a reused URL, from
-    injecting messages.
+    own (0, i.e. missing, included), whose to_member_id is not its own id, whose sender is not
+    a member it knows ("sender not found"), or whose sender has been removed from the cluster;
+    this keeps a member of another cluster, a stale member at a reused URL or a stranger from
+    injecting messages (etcd's X-Etcd-Cluster-ID and sender checks in rafthttp). Terms and
+    indexes above 2^63-1 are refused as malformed, so that no term can overflow its field.
     """
 
     def Send(self, request_iterator, context):
@@ -156,9 +160,11 @@ class RaftPeer:
     Identity checks: every request names the cluster, the sending member and the member it
     is meant for. A receiver refuses, with gRPC status FAILED_PRECONDITION and a message
     naming the mismatch (e.g. "cluster ID mismatch"), a request whose cluster_id is not its
-    own, whose to_member_id is not its own id, or whose sender has been removed from the
-    cluster; this keeps a member of another cluster, or a stale member at a reused URL, from
-    injecting messages.
+    own (0, i.e. missing, included), whose to_member_id is not its own id, whose sender is not
+    a member it knows ("sender not found"), or whose sender has been removed from the cluster;
+    this keeps a member of another cluster, a stale member at a reused URL or a stranger from
+    injecting messages (etcd's X-Etcd-Cluster-ID and sender checks in rafthttp). Terms and
+    indexes above 2^63-1 are refused as malformed, so that no term can overflow its field.
     """
 
     @staticmethod

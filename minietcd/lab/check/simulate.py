@@ -110,7 +110,7 @@ def simulate(
             assert isinstance(payload, Operation)
             op = payload
             if op.id in ok_ids:
-                op = replace(op, outcome=Outcome.OK, **outputs[op.id])  # type: ignore[arg-type]
+                op = replace(op, outcome=Outcome.OK, **outputs[op.id])  # type: ignore[arg-type]  # outputs holds Operation output fields
                 _learn(people[op.client], op)
             ops.append(op)
             client = people[op.client]

@@ -23,6 +23,7 @@ from minietcd.lab import controls
 from minietcd.lab.backend import LabCluster, load_cluster
 from minietcd.lab.cluster import MAX_SIZE, Cluster, ClusterSpec
 from minietcd.lab.faults import Faults
+from minietcd.lab.ports import PortPlan
 from minietcd.lab.state import LabState
 from minietcd.lab.web.collector import Stage
 from minietcd.lab.web.picture import NORMAL_PACE, TEACH_PACE
@@ -64,9 +65,10 @@ def _int(spec: Mapping[str, Any], key: str, default: int) -> int:
 class Lab:
     """The lab dir the page works on (compose clusters are driven but never started here)."""
 
-    def __init__(self, lab_dir: Path, compose: bool = False) -> None:
+    def __init__(self, lab_dir: Path, compose: bool = False, ports: PortPlan | None = None) -> None:
         self.lab_dir = Path(lab_dir)
         self.compose = compose
+        self.ports = ports  # --port-base: the clusters the page starts take their ports from it
 
     def cluster(self) -> LabCluster:
         return load_cluster(self.lab_dir)
@@ -80,7 +82,7 @@ class Lab:
         if LabState.exists(self.lab_dir):
             self.cluster().down()
         hb, el = PACES[pace]
-        spec = ClusterSpec(size=size, heartbeat_ms=hb, election_ms=el)
+        spec = ClusterSpec(size=size, heartbeat_ms=hb, election_ms=el, ports=self.ports)
         cluster = Cluster.up(self.lab_dir, spec, detach=True, timeout=UP_TIMEOUT)
         return f"{size}-member cluster up (leader {cluster.wait_healthy(UP_TIMEOUT)})"
 

@@ -34,6 +34,7 @@ from typing import Any, Final
 from aiohttp import web
 
 from minietcd.errors import LabError
+from minietcd.lab.ports import PortPlan
 from minietcd.lab.web import recording
 from minietcd.lab.web.actions import Actions, Lab
 from minietcd.lab.web.collector import Collector, Stage
@@ -247,13 +248,14 @@ async def run_live(
     record: Path | None = None,
     inputs_log: Path | None = None,
     lesson_pace: str = "teach",
+    ports: PortPlan | None = None,
     announce: Callable[[str], None] = print,
 ) -> None:
     """Serve the live view until cancelled; with ``record``, save the run there every 10 s and
-    at the end."""
+    at the end. ``ports``: the port range clusters started from the page use (--port-base)."""
     log_file = open(inputs_log, "w") if inputs_log is not None else None  # noqa: SIM115
     stage = Stage(log_file)
-    lab = Lab(lab_dir, compose)
+    lab = Lab(lab_dir, compose, ports)
     actions = Actions(lab, stage)
     lessons = LessonRunner(actions, stage, pace=lesson_pace)
     view = LiveView(lab, stage, actions, lessons)

@@ -26,9 +26,19 @@ def supported_for_learner(request: object) -> bool:
     return isinstance(request, rpc_pb2.RangeRequest) and request.serializable
 
 
-class EtcdInterceptor(grpc.aio.ServerInterceptor):
-    def __init__(self, server: EtcdServer) -> None:
-        self.s = server
+class EtcdInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]  # grpc has no type hints: the base is Any
+    def __init__(self, server: EtcdServer | None = None) -> None:
+        # None until attach(): the client listener is bound (with its interceptors) before
+        # the data dir is read, i.e. before there is a server; it serves only after attach.
+        self._server = server
+
+    def attach(self, server: EtcdServer) -> None:
+        self._server = server
+
+    @property
+    def s(self) -> EtcdServer:
+        assert self._server is not None, "EtcdInterceptor used before attach()"
+        return self._server
 
     def _requires_leader(self, context: grpc.aio.ServicerContext) -> bool:
         md = context.invocation_metadata() or ()

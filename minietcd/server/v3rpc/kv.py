@@ -7,6 +7,7 @@ import grpc
 from minietcd.api.etcdserverpb import raft_internal_pb2, rpc_pb2, rpc_pb2_grpc
 from minietcd.server import validate
 from minietcd.server.etcd_server import EtcdServer
+from minietcd.server.nesting import deep_messages
 from minietcd.server.v3rpc.guard import guarded
 
 
@@ -65,10 +66,13 @@ class KVService(rpc_pb2_grpc.KVServicer):
             # every range in it is serializable), not through the log.
             if not validate.txn_is_serializable(req):
                 await self.s.read_barrier()
-            resp = self.s.sm.kv_applier.txn(req)
+            with deep_messages():  # a Txn nested as deep as etcd serves (nesting.py)
+                resp = self.s.sm.kv_applier.txn(req)
         else:
             self.s.check_quota(grows=True)
-            out = await self.s.propose(raft_internal_pb2.InternalRaftRequest(txn=req))
+            with deep_messages():
+                entry = raft_internal_pb2.InternalRaftRequest(txn=req)
+            out = await self.s.propose(entry)
             assert isinstance(out, rpc_pb2.TxnResponse)
             resp = out
         # Only the top-level header is filled; inner responses carry just their revision (etcd).

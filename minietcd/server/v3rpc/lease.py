@@ -9,6 +9,7 @@ our cert as the client certificate; auto TLS pins the leader's self-signed certi
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 
@@ -16,7 +17,7 @@ import grpc
 
 from minietcd.api.etcdserverpb import raft_internal_pb2, rpc_pb2, rpc_pb2_grpc
 from minietcd.errors import LeaseNotFoundError, LeaseNotPrimaryError, ServerError
-from minietcd.server.etcd_server import ERR_NO_LEADER, EtcdServer
+from minietcd.server.etcd_server import ERR_NO_LEADER, ERR_TIMEOUT, EtcdServer
 from minietcd.server.tls import ChannelOpener
 from minietcd.server.v3rpc.guard import guarded
 
@@ -76,22 +77,37 @@ class LeaseService(rpc_pb2_grpc.LeaseServicer):
             yield rpc_pb2.LeaseKeepAliveResponse(header=self.s.header(), ID=req.ID, TTL=ttl)
 
     async def _renew(self, lease_id: int) -> int:
-        lessor = self.s.sm.lessor
-        try:
-            return lessor.renew(lease_id)
-        except LeaseNotFoundError:
-            return 0  # etcd answers an unknown (or just expired) lease with TTL 0
-        except LeaseNotPrimaryError:
-            pass
-        stub = await self._leader_stub()
+        """Renew here if this member's lessor is primary, else forward to the leader. As etcd's
+        LeaseRenew (etcdserver/v3_server.go), a forward that fails (the leader just went away,
+        an election is on) is tried again, 50 ms apart, with the leader known then, until
+        FORWARD_TIMEOUT: "no leader" if none was elected by then, else "request timed out"."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + FORWARD_TIMEOUT
 
         async def one() -> AsyncIterator[rpc_pb2.LeaseKeepAliveRequest]:
             yield rpc_pb2.LeaseKeepAliveRequest(ID=lease_id)
 
-        call = stub.LeaseKeepAlive(one(), timeout=FORWARD_TIMEOUT)
-        async for resp in call:
-            return int(resp.TTL)
-        return 0
+        while True:
+            try:
+                return self.s.sm.lessor.renew(lease_id)
+            except LeaseNotFoundError:
+                return 0  # etcd answers an unknown (or just expired) lease with TTL 0
+            except LeaseNotPrimaryError:
+                pass
+            failure = ERR_TIMEOUT
+            try:
+                stub = await self._leader_stub()
+                call = stub.LeaseKeepAlive(one(), timeout=max(0.05, deadline - loop.time()))
+                async for resp in call:
+                    return int(resp.TTL)
+                return 0
+            except ServerError as e:
+                failure = str(e)  # no leader known yet
+            except grpc.aio.AioRpcError as e:
+                log.debug("lease: forwarding a renewal to the leader failed: %s", e.details())
+            if loop.time() >= deadline:
+                raise ServerError(failure)
+            await asyncio.sleep(0.05)
 
     async def LeaseTimeToLive(
         self, request: rpc_pb2.LeaseTimeToLiveRequest, context: grpc.aio.ServicerContext
@@ -142,4 +158,4 @@ class LeaseService(rpc_pb2_grpc.LeaseServicer):
             if ch is not None:  # a pinned certificate may be stale: redial with a fresh one
                 await ch.close(grace=None)
             ch = self._channels[url] = new
-        return rpc_pb2_grpc.LeaseStub(ch)  # type: ignore[no-untyped-call]
+        return rpc_pb2_grpc.LeaseStub(ch)

@@ -37,7 +37,7 @@ class MaintenanceService(rpc_pb2_grpc.MaintenanceServicer):
         s = self.s
         st = s.node.rawnode.status()
         size = s.sm.kv.size_bytes()
-        errors = [f"memberID:{mid} alarm:{rpc_pb2.AlarmType.Name(a)} " for mid, a in sorted(s.sm.alarms)]
+        errors = [f"memberID:{mid} alarm:{_alarm_name(a)} " for mid, a in sorted(s.sm.alarms)]
         return rpc_pb2.StatusResponse(
             header=s.header(),
             version=ETCD_API_VERSION,
@@ -106,3 +106,12 @@ class MaintenanceService(rpc_pb2_grpc.MaintenanceServicer):
     async def _move(self, req: rpc_pb2.MoveLeaderRequest) -> rpc_pb2.MoveLeaderResponse:
         await self.s.move_leader(req.targetID)
         return rpc_pb2.MoveLeaderResponse(header=self.s.header())
+
+
+def _alarm_name(alarm: int) -> str:
+    """Go's String() of an AlarmType: its name, or the number for one etcd does not know (an
+    Alarm ACTIVATE with any number is applied, as etcd applies it; Status must still answer)."""
+    try:
+        return rpc_pb2.AlarmType.Name(alarm)
+    except ValueError:
+        return str(alarm)

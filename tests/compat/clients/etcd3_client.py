@@ -41,7 +41,7 @@ class Etcd3Watch:
 
     async def next_event(self, timeout: float) -> Event | None:
         try:
-            item = await asyncio.to_thread(self._events.get, True, timeout)
+            item: Event | BaseException = await asyncio.to_thread(self._events.get, True, timeout)
         except queue.Empty:
             return None
         if isinstance(item, BaseException):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from typing import Any
 
 import pytest
 
@@ -12,8 +13,8 @@ from minietcd.lab.check.simulate import simulate
 from .builders import FAIL, UNKNOWN, cas, delete, put
 
 
-def kinds(ops: list, final: dict, **kw: object) -> list[DurabilityKind]:  # type: ignore[type-arg]
-    return [v.kind for v in check_durability(ops, final, **kw).violations]  # type: ignore[arg-type]
+def kinds(ops: list[Any], final: dict[str, Any], **kw: object) -> list[DurabilityKind]:
+    return [v.kind for v in check_durability(ops, final, **kw).violations]  # type: ignore[arg-type]  # check_durability's keywords
 
 
 def test_last_acknowledged_write_present_is_ok() -> None:

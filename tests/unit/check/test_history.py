@@ -6,6 +6,7 @@ import io
 import itertools
 import math
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -68,7 +69,7 @@ def test_bad_lines_name_the_file_and_line() -> None:
         ({"kind": OpKind.GET, "complete": None}, "time its answer came"),
     ],
 )
-def test_invalid_records_are_refused(fields: dict, problem: str) -> None:  # type: ignore[type-arg]
+def test_invalid_records_are_refused(fields: dict[str, Any], problem: str) -> None:
     base = {"id": 1, "client": 1, "key": "a", "invoke": 0.0, "complete": 1.0,
             "outcome": Outcome.OK}
     with pytest.raises(ValueError, match=problem):

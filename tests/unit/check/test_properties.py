@@ -129,7 +129,7 @@ def small_histories(draw: st.DrawFn) -> list[Operation]:
                 fields["read_mod_revision"] = draw(st.one_of(st.none(), st.integers(1, 5)))
         ops.append(Operation(
             id=i, client=i, kind=kind, key="x", invoke=t0, complete=t1, outcome=outcome,
-            **fields,  # type: ignore[arg-type]
+            **fields,  # type: ignore[arg-type]  # Operation's fields
         ))
     return ops
 

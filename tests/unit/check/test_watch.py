@@ -45,7 +45,7 @@ def on_a(*events: WatchEvent, start: int = 1, progress: int | None = None) -> Wa
 
 
 def kinds(*records: WatchRecord, **kw: object) -> list[ViolationKind]:
-    result = check_watches(records, committed=COMMITTED, **kw)  # type: ignore[arg-type]
+    result = check_watches(records, committed=COMMITTED, **kw)  # type: ignore[arg-type]  # check_watches's keywords
     return [v.kind for v in result.violations]
 
 

@@ -44,7 +44,7 @@ def not_tls_port() -> Iterator[int]:
 def test_failed_tls_handshakes_leave_one_error_line(not_tls_port: int) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("GRPC_", "ETCDCTL_"))}
     proc = subprocess.run(
-        [sys.executable, "-m", "cli.minietcdctl", f"--endpoints=https://127.0.0.1:{not_tls_port}",
+        [sys.executable, "-m", "minietcdctl", f"--endpoints=https://127.0.0.1:{not_tls_port}",
          "--insecure-skip-tls-verify", "--dial-timeout=1s", "--command-timeout=2s", "get", "foo"],
         capture_output=True, text=True, timeout=60, env=env, stdin=subprocess.DEVNULL,
     )  # fmt: skip
@@ -67,7 +67,7 @@ def test_failed_tls_handshakes_leave_one_error_line(not_tls_port: int) -> None:
 )
 def test_tls_file_errors_in_etcds_wording(flags: list[str], message: str) -> None:
     proc = subprocess.run(
-        [sys.executable, "-m", "cli.minietcdctl", "--endpoints=127.0.0.1:1", *flags, "get", "foo"],
+        [sys.executable, "-m", "minietcdctl", "--endpoints=127.0.0.1:1", *flags, "get", "foo"],
         capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL,
     )  # fmt: skip
     assert (proc.returncode, proc.stderr) == (128, f"Error: {message}\n")

@@ -53,4 +53,4 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         fn = getattr(item, "obj", None)
         if inspect.iscoroutinefunction(fn) and here in Path(str(item.path)).parents:
-            item.obj = _with_deadline(fn)  # type: ignore[attr-defined]
+            item.obj = _with_deadline(fn)  # type: ignore[attr-defined]  # a pytest Function: it has obj

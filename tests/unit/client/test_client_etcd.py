@@ -11,6 +11,7 @@ import os
 import signal
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pytest
@@ -45,7 +46,9 @@ def prefix() -> str:
     return f"t-{uuid.uuid4().hex[:8]}/"
 
 
-async def poll(predicate, timeout: float = 10.0, what: str = "condition") -> None:  # type: ignore[no-untyped-def]
+async def poll(
+    predicate: Callable[[], Awaitable[object]], timeout: float = 10.0, what: str = "condition"
+) -> None:
     deadline = time.monotonic() + timeout
     while True:
         if await predicate():
@@ -105,7 +108,7 @@ async def test_txn_compare_then_else(etcd1: ProcessCluster, prefix: str) -> None
         again = await c.txn().if_(Compare.create(k, "=", 0)).then(Op.put(k, "v2")).else_(Op.get(k)).commit()
         assert not again.succeeded
         got = again.responses[0]
-        assert got.kvs[0].value == b"v1"  # type: ignore[union-attr]
+        assert got.kvs[0].value == b"v1"  # type: ignore[union-attr]  # a txn's range response
 
         cas = await (
             c.txn()
@@ -114,9 +117,9 @@ async def test_txn_compare_then_else(etcd1: ProcessCluster, prefix: str) -> None
             .commit()
         )
         assert cas.succeeded and len(cas.responses) == 3
-        assert cas.responses[2].kvs[0].value == b"v2"  # type: ignore[union-attr]
+        assert cas.responses[2].kvs[0].value == b"v2"  # type: ignore[union-attr]  # a txn's range response
         nested = await c.txn().then(Op.txn([Compare.mod(k, ">", 0)], [Op.get(k)], [])).commit()
-        assert nested.responses[0].succeeded  # type: ignore[union-attr]
+        assert nested.responses[0].succeeded  # type: ignore[union-attr]  # a txn's txn response
 
 
 async def test_compaction(etcd1: ProcessCluster, prefix: str) -> None:
@@ -465,7 +468,7 @@ async def _both_tools(args: list[str]) -> bool:
 
     root = str(Path(__file__).resolve().parents[3])
     results = []
-    for tool in (["/usr/bin/etcdctl"], [sys.executable, "-m", "cli.minietcdctl"]):
+    for tool in (["/usr/bin/etcdctl"], [sys.executable, "-m", "minietcdctl"]):
         env = {k: v for k, v in os.environ.items() if not k.startswith(("ETCD_", "ETCDCTL_"))}
         proc = await asyncio.create_subprocess_exec(
             *tool, *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
@@ -493,7 +496,7 @@ async def test_tls_with_client_certificates(tmp_path: Path, prefix: str) -> None
         tls = {"ca_file": certs["ca.pem"], "cert_file": certs["client.pem"], "key_file": certs["client.key"]}
         # https:// endpoints, and a bare host:port once TLS files are given.
         for ep in (cluster.endpoints[0], f"127.0.0.1:{port}"):
-            async with Client([ep], **tls) as c:  # type: ignore[arg-type]
+            async with Client([ep], **tls) as c:  # type: ignore[arg-type]  # Client's TLS keywords
                 await c.put(prefix + "tls", "yes")
                 assert (await c.get(prefix + "tls")).kvs[0].value == b"yes"
         async with Client([cluster.endpoints[0]], ca_file=certs["ca.pem"], timeout=2) as no_cert:

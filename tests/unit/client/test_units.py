@@ -6,17 +6,6 @@ from __future__ import annotations
 import grpc
 import pytest
 
-from cli.minietcdctl.flags import Command, Flag, FlagError, UnknownCommand, find_command, parse_flags
-from cli.minietcdctl.gofmt import (
-    format_duration,
-    humanize_bytes,
-    json_dumps,
-    parse_duration,
-    pb_to_go,
-    quote,
-    render_table,
-    tabwrite,
-)
 from minietcd.api.etcdserverpb import rpc_pb2
 from minietcd.client import (
     Compare,
@@ -28,6 +17,9 @@ from minietcd.client import (
 )
 from minietcd.client._connection import Endpoint
 from minietcd.client.errors import error_message, from_rpc_error, never_sent
+from minietcd.golang import format_duration, humanize_bytes, parse_duration, quote
+from minietcdctl.flags import Command, Flag, FlagError, UnknownCommand, find_command, parse_flags
+from minietcdctl.gofmt import json_dumps, pb_to_go, render_table, tabwrite
 
 
 def rpc_error(code: grpc.StatusCode, details: str) -> grpc.aio.AioRpcError:
@@ -84,7 +76,7 @@ def test_compare_and_txn_building() -> None:
         Compare.version("k", "==>", 1)
     assert Op.put("a", "b").is_write and not Op.get("a").is_write
     assert Op.txn(success=[Op.delete("x")]).is_write
-    t = Txn(None, None).if_(Compare.create("k", "=", 0)).then(Op.put("k", "v"))  # type: ignore[arg-type]
+    t = Txn(None, None).if_(Compare.create("k", "=", 0)).then(Op.put("k", "v"))  # type: ignore[arg-type]  # building a Txn needs no connection
     assert t.is_write and len(t.request.compare) == 1
     with pytest.raises(ValueError):
         t.if_()

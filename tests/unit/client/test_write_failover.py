@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -72,7 +72,7 @@ async def _writer(c: Client, prefix: str, log: WriterLog, stop: asyncio.Event) -
         log.ack_times.append(time.monotonic())
 
 
-async def _wait_for(cond, what: str, timeout: float) -> None:  # type: ignore[no-untyped-def]
+async def _wait_for(cond: Callable[[], object], what: str, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while not cond():
         if time.monotonic() > deadline:

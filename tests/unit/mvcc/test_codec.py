@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -11,12 +14,15 @@ from minietcd.mvcc.codec import crc32c, decode_kv, encode_kv
 from minietcd.mvcc.revision import MAX_INT64, MIN_INT64
 from minietcd.mvcc.types import KeyValue
 
+if TYPE_CHECKING:
+    from google.protobuf.message import Message
+
 int64s = st.integers(MIN_INT64, MAX_INT64)
 kvs = st.builds(KeyValue, st.binary(max_size=20), int64s, int64s, int64s, st.binary(max_size=20),
                 int64s)  # fmt: skip
 
 
-def _protobuf_keyvalue_class():  # type: ignore[no-untyped-def]
+def _protobuf_keyvalue_class() -> Callable[..., Message]:
     """mvccpb.KeyValue built from a descriptor, so the test needs no generated code."""
     pytest.importorskip("google.protobuf")
     from google.protobuf import descriptor_pb2, descriptor_pool, message_factory

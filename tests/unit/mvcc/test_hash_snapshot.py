@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 
 from minietcd.errors import CompactedRevisionError, FutureRevisionError, MvccSnapshotError
@@ -119,7 +121,7 @@ def test_restore_of_empty_snapshot() -> None:
         lambda d: d + b"\0",
     ],
 )
-def test_bad_snapshot_leaves_store_alone(mangle) -> None:  # type: ignore[no-untyped-def]
+def test_bad_snapshot_leaves_store_alone(mangle: Callable[[bytes], bytes]) -> None:
     a = feed(KVStore())
     before = a.snapshot()
     with pytest.raises(MvccSnapshotError):

@@ -44,7 +44,7 @@ def keys_at(ti: TreeIndex, key: bytes, end: bytes, rev: int) -> list[bytes]:
         (b"c", b"c", []),  # end == key: empty
     ],
 )
-def test_range_end_conventions(index: TreeIndex, key: bytes, end: bytes, want: list[bytes]):
+def test_range_end_conventions(index: TreeIndex, key: bytes, end: bytes, want: list[bytes]) -> None:
     assert keys_at(index, key, end, 6) == want
 
 

@@ -187,7 +187,7 @@ COMPACT_TABLE: list[tuple[int, list[Generation], set[Revision]]] = [
 ]
 
 
-def _check_keep_then_compact(ki: KeyIndex, rev: int, gens: list[Generation], am: set[Revision]):
+def _check_keep_then_compact(ki: KeyIndex, rev: int, gens: list[Generation], am: set[Revision]) -> None:
     before = ki.copy()
     kept: set[Revision] = set()
     ki.keep(rev, kept)

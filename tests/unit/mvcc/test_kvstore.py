@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import pytest
 
@@ -12,6 +13,7 @@ from minietcd.errors import (
     FutureRevisionError,
     KeyNotFoundError,
     LeaseProvidedError,
+    MinietcdError,
     TxnStateError,
     ValueProvidedError,
 )
@@ -141,7 +143,9 @@ def test_ignore_value_and_ignore_lease() -> None:
          "etcdserver: lease is provided"),
     ],
 )  # fmt: skip
-def test_put_errors_leave_state_alone(kwargs: dict, error: type, message: str) -> None:
+def test_put_errors_leave_state_alone(
+    kwargs: dict[str, Any], error: type[MinietcdError], message: str
+) -> None:
     rec = Recorder()
     s = KVStore(rec)
     s.put(b"k", b"v")
@@ -158,13 +162,13 @@ def test_put_errors_leave_state_alone(kwargs: dict, error: type, message: str) -
 def test_bad_types_rejected() -> None:
     s = KVStore()
     with pytest.raises(TypeError):
-        s.put("k", b"v")  # type: ignore[arg-type]
+        s.put("k", b"v")  # type: ignore[arg-type]  # a wrong type on purpose
     with pytest.raises(TypeError):
-        s.put(b"k", "v")  # type: ignore[arg-type]
+        s.put(b"k", "v")  # type: ignore[arg-type]  # a wrong type on purpose
     with pytest.raises(ValueError):
         s.put(b"k", b"v", lease=1 << 63)
     assert s.current_revision == 1
-    s.put(bytearray(b"k"), memoryview(b"v"))  # type: ignore[arg-type]
+    s.put(bytearray(b"k"), memoryview(b"v"))  # type: ignore[arg-type]  # other buffer types on purpose
     assert s.get(b"k") == KeyValue(b"k", 2, 2, 1, b"v", 0)
 
 

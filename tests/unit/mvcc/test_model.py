@@ -9,6 +9,7 @@ the same operations (but never restored) has the same HashKV.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import pytest
 from hypothesis import settings
@@ -36,7 +37,7 @@ class Model:
         self.compacted = -1
         self.log: list[Event] = []
 
-    def txn(self, ops: list[tuple]) -> tuple[list[object], list[Event]]:
+    def txn(self, ops: list[tuple[Any, ...]]) -> tuple[list[object], list[Event]]:
         before = self.states[self.current]
         state = dict(before)
         rev = self.current + 1
@@ -69,7 +70,7 @@ class Model:
         return [state[k] for k in sorted(state) if in_range(key, end, k)]
 
 
-def run_ops(store: KVStore, ops: list[tuple]) -> list[object]:
+def run_ops(store: KVStore, ops: list[tuple[Any, ...]]) -> list[object]:
     out: list[object] = []
     with store.write() as txn:
         for op in ops:
@@ -93,7 +94,7 @@ class StoreMachine(RuleBasedStateMachine):
         self.seen.append((rev, list(events)))
 
     @rule(ops=ops_lists)
-    def write_txn(self, ops: list[tuple]) -> None:
+    def write_txn(self, ops: list[tuple[Any, ...]]) -> None:
         want, events = self.model.txn(ops)
         n_seen = len(self.seen)
         assert run_ops(self.store, ops) == want
@@ -104,7 +105,7 @@ class StoreMachine(RuleBasedStateMachine):
             assert len(self.seen) == n_seen
 
     @rule(ops=ops_lists)
-    def aborted_txn(self, ops: list[tuple]) -> None:
+    def aborted_txn(self, ops: list[tuple[Any, ...]]) -> None:
         before = self.store.snapshot()
         with pytest.raises(ZeroDivisionError), self.store.write() as txn:
             for op in ops:

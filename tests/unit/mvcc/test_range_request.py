@@ -31,7 +31,7 @@ def store() -> KVStore:
 
 
 def keys(store: KVStore, **kw: object) -> list[bytes]:
-    return [kv.key for kv in execute_range(store, RangeRequest(b"a", b"\0", **kw)).kvs]  # type: ignore[arg-type]
+    return [kv.key for kv in execute_range(store, RangeRequest(b"a", b"\0", **kw)).kvs]  # type: ignore[arg-type]  # RangeRequest's fields
 
 
 def test_default_is_key_order(store: KVStore) -> None:
@@ -109,7 +109,7 @@ def test_store_options_planning() -> None:
     ],
 )
 def test_revision_filters(store: KVStore, filters: dict[str, int], want: list[bytes]) -> None:
-    r = execute_range(store, RangeRequest(b"a", b"\0", **filters))  # type: ignore[arg-type]
+    r = execute_range(store, RangeRequest(b"a", b"\0", **filters))  # type: ignore[arg-type]  # RangeRequest's fields
     assert [kv.key for kv in r.kvs] == want
     assert r.count == 4  # count is before filtering, as in etcd
 

@@ -48,7 +48,7 @@ def store() -> KVStore:
     ],
 )
 def test_each_target_and_result(
-    store: KVStore, target: T, operand: int | bytes, table: list[tuple[Res, bool]]
+    store: KVStore, target: CompareTarget, operand: int | bytes, table: list[tuple[CompareResult, bool]]
 ) -> None:
     for result, want in table:
         assert evaluate_compare(store, Compare(b"a", target, result, operand)) is want, result
@@ -71,7 +71,9 @@ def test_each_target_and_result(
         (T.VALUE, b"x", LT, False),
     ],
 )
-def test_missing_key(store: KVStore, target: T, operand: int | bytes, result: Res, want: bool):
+def test_missing_key(
+    store: KVStore, target: CompareTarget, operand: int | bytes, result: CompareResult, want: bool
+) -> None:
     assert evaluate_compare(store, Compare(b"zz", target, result, operand)) is want
 
 

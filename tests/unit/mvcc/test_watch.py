@@ -47,7 +47,7 @@ def keys_revs(evs: Sequence[Event]) -> list[tuple[bytes, int]]:
 
 def created(stream: WatchStream, *args: object, **kwargs: object) -> int:
     """Create a watcher and consume its created response."""
-    wid = stream.watch(*args, **kwargs)  # type: ignore[arg-type]
+    wid = stream.watch(*args, **kwargs)  # type: ignore[arg-type]  # watch()'s arguments
     resp = stream.pop()
     assert resp is not None and resp.created and not resp.canceled and resp.watch_id == wid
     return wid
@@ -112,7 +112,7 @@ def test_future_start_revision_waits_synced() -> None:
     kv, hub = make()
     s = hub.new_stream()
     wid = created(s, b"k", start_revision=4)
-    assert s.watcher(wid) is not None and s.watcher(wid).state is WatcherState.SYNCED  # type: ignore[union-attr]
+    assert s.watcher(wid) is not None and s.watcher(wid).state is WatcherState.SYNCED  # type: ignore[union-attr]  # not None, checked first
     for v in (b"2", b"3", b"4", b"5"):
         kv.put(b"k", v)
     assert [e.kv.mod_revision for e in events_of(s.drain())] == [4, 5]
@@ -277,7 +277,7 @@ def test_full_stream_makes_a_victim_without_blocking_writes_or_others() -> None:
         assert len(fast.drain()) == 1  # the fast reader gets every revision at once
     assert slow.pending == 2 and hub.victim_count == 1
     # The victim keeps one parked response; the rest waits in the store's history.
-    assert [e.kv.mod_revision for e in events_of([slow.pop(), slow.pop()])] == [2, 3]  # type: ignore[list-item]
+    assert [e.kv.mod_revision for e in events_of([slow.pop(), slow.pop()])] == [2, 3]  # type: ignore[list-item]  # both pops return a response here
     hub.run_until_idle()  # parked revision 4 is queued; 5.. come from history
     assert hub.victim_count == 0
     got = []

@@ -110,7 +110,7 @@ def nested(
 
 
 def cmp(key: bytes, target: int, result: int, end: bytes = b"", **operand: Any) -> pb.Compare:
-    return pb.Compare(key=key, target=target, result=result, range_end=end, **operand)  # type: ignore[arg-type]
+    return pb.Compare(key=key, target=target, result=result, range_end=end, **operand)  # type: ignore[arg-type]  # enum ints, as protobuf takes them
 
 
 def keys(resp: pb.RangeResponse) -> list[bytes]:

@@ -7,7 +7,7 @@ error table against it: tests/compat/test_member_id_matches_etcd.py).
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import timedelta
 from pathlib import Path
 
@@ -550,13 +550,13 @@ def test_initial_cluster_map() -> None:
         bad.initial_cluster_map()
 
 
-def _bootstrap_error(argv: list[str], resolver: object = None) -> str:
+def _bootstrap_error(argv: list[str], resolver: Callable[[str, str], str] | None = None) -> str:
     cfg = parse(argv)
     with pytest.raises(ConfigError) as info:
         if resolver is None:
             cfg.verify_bootstrap()
         else:
-            cfg.verify_bootstrap(resolver)  # type: ignore[arg-type]
+            cfg.verify_bootstrap(resolver)
     return str(info.value)
 
 

@@ -259,7 +259,7 @@ def test_discovery_cannot_join_an_existing_cluster() -> None:
 # --- the protocol against an in-process discovery service ---------------------------------------
 
 
-class _KV(rpc_pb2_grpc.KVServicer):  # type: ignore[misc]
+class _KV(rpc_pb2_grpc.KVServicer):  # type: ignore[misc]  # grpc has no type hints: the servicer base is Any
     def __init__(self, applier: KVApplier) -> None:
         self.applier = applier
 

@@ -85,7 +85,7 @@ async def test_an_open_event_stream_does_not_hold_up_shutdown() -> None:
     server = SimpleNamespace(
         node=SimpleNamespace(events=events), sm=SimpleNamespace(kv=SimpleNamespace(size_bytes=lambda: 0))
     )
-    runner = web.AppRunner(make_app(server), access_log=None)  # type: ignore[arg-type]
+    runner = web.AppRunner(make_app(server), access_log=None)  # type: ignore[arg-type]  # a stand-in server with what make_app reads
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()

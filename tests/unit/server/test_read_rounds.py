@@ -45,8 +45,8 @@ def _server(node: _Node) -> EtcdServer:
         member_id=1,
         cluster_id=1,
         name="n1",
-        sm=sm,  # type: ignore[arg-type]
-        node=node,  # type: ignore[arg-type]
+        sm=sm,  # type: ignore[arg-type]  # a stand-in with what a read round uses
+        node=node,  # type: ignore[arg-type]  # a stand-in with what a read round uses
         election_timeout=0.1,
         max_request_bytes=1 << 20,
         quota_bytes=1 << 30,

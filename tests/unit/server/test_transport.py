@@ -171,7 +171,7 @@ class FakePeer(raft_pb2_grpc.RaftPeerServicer):
 async def fake_peer(member_id: int) -> AsyncIterator[tuple[FakePeer, str]]:
     servicer = FakePeer(member_id)
     server = grpc.aio.server()
-    raft_pb2_grpc.add_RaftPeerServicer_to_server(servicer, server)  # type: ignore[no-untyped-call]
+    raft_pb2_grpc.add_RaftPeerServicer_to_server(servicer, server)
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
     try:
@@ -191,7 +191,7 @@ async def raw_channel(node: Node) -> AsyncIterator[grpc.aio.Channel]:
 
 
 def stub_for(channel: grpc.aio.Channel) -> Any:
-    return raft_pb2_grpc.RaftPeerStub(channel)  # type: ignore[no-untyped-call]
+    return raft_pb2_grpc.RaftPeerStub(channel)
 
 
 def raw_stream(channel: grpc.aio.Channel, method: str) -> Any:
@@ -295,7 +295,8 @@ async def test_wrong_cluster_is_refused(nodes: list[Node], caplog: pytest.LogCap
     await stranger.start()
     stranger.transport.add_peer(2, [n2.url])
     try:
-        # Directly on the wire: FAILED_PRECONDITION naming both cluster ids.
+        # Directly on the wire: FAILED_PRECONDITION naming what the caller sent, never our id
+        # (the log line has both, as etcd's "request cluster ID mismatch (got .. want ..)").
         async with raw_channel(n2) as channel:
             stub = stub_for(channel)
             call = stub.Send()
@@ -303,7 +304,8 @@ async def test_wrong_cluster_is_refused(nodes: list[Node], caplog: pytest.LogCap
             batch.messages.append(message_to_pb(heartbeat(9, 2)))
             await call.write(batch)
             details = await expect_status(call, grpc.StatusCode.FAILED_PRECONDITION)
-            assert "cluster ID mismatch" in details and "999" in details and "1c2d3e4f" in details
+            assert "cluster ID mismatch" in details and "999" in details and "1c2d3e4f" not in details
+            assert any("got 999 want 1c2d3e4f" in r.getMessage() for r in caplog.records)
 
             call = stub.Send()
             await call.write(raft_pb2.MessageBatch(cluster_id=CLUSTER, from_member_id=1, to_member_id=3))
@@ -313,7 +315,7 @@ async def test_wrong_cluster_is_refused(nodes: list[Node], caplog: pytest.LogCap
             hello = await stub.Hello(
                 raft_pb2.HelloRequest(cluster_id=0x999, from_member_id=9, to_member_id=2, protocol_version=1)
             )
-            assert hello.member_id == 2 and hello.cluster_id == CLUSTER
+            assert hello.member_id == 0 and hello.cluster_id == 0  # a refusal reveals nothing
             assert "cluster ID mismatch" in hello.reject_reason
 
         # Through a Transport: its Hello is refused (logged once), so it never becomes active.
@@ -580,20 +582,28 @@ async def test_members_rpc_and_fetch_cluster_members() -> None:
     members = raft_pb2.MembersResponse(cluster_id=CLUSTER)
     members.members.add(id=1, name="n1", peer_urls=[f"http://127.0.0.1:{port}"], client_urls=["http://c1"])
     members.members.add(id=2, name="n2", peer_urls=["http://127.0.0.1:1"], is_learner=True)
+    members.members.add(id=3, name="", peer_urls=["http://127.0.0.1:3"])  # added, not started
     served = Node(1, port, members=members)
     bare = Node(2, free_port())  # no members_provider: UNAVAILABLE
     for n in (served, bare):
         await n.start()
     try:
         dead = f"http://127.0.0.1:{free_port()}"
-        got = await fetch_cluster_members([dead, bare.url, served.url], timeout=2.0)
+        joiner = ["http://127.0.0.1:3"]
+        got = await fetch_cluster_members([dead, bare.url, served.url], timeout=2.0, own_peer_urls=joiner)
         assert got == members
         assert got.cluster_id == CLUSTER
-        assert [m.id for m in got.members] == [1, 2]
+        assert [m.id for m in got.members] == [1, 2, 3]
         with pytest.raises(ServerError) as info:
-            await fetch_cluster_members([dead, bare.url], timeout=2.0)
+            await fetch_cluster_members([dead, bare.url], timeout=2.0, own_peer_urls=joiner)
         assert "could not retrieve cluster information" in str(info.value)
         assert "UNAVAILABLE" in str(info.value)
+        # Only a member that is joining learns the member list: not a stranger, not a member
+        # that has started already (name set), not a caller that names no URL.
+        for asking in ([], ["http://127.0.0.1:9"], [f"http://127.0.0.1:{port}"]):
+            with pytest.raises(ServerError) as info:
+                await fetch_cluster_members([served.url], timeout=2.0, own_peer_urls=asking)
+            assert "PERMISSION_DENIED" in str(info.value)
     finally:
         for n in (served, bare):
             await n.transport.stop()
@@ -641,6 +651,7 @@ def self_signed(tmp_path: Path) -> tuple[bytes, bytes]:
 async def test_https_peers(tmp_path: Path) -> None:
     tls = self_signed(tmp_path)
     members = raft_pb2.MembersResponse(cluster_id=CLUSTER)
+    members.members.add(id=3, peer_urls=["https://127.0.0.1:3"])  # a member about to join
     pair = [Node(1, free_port(), tls=tls, members=members), Node(2, free_port(), tls=tls)]
     for n in pair:
         await n.start()
@@ -654,7 +665,9 @@ async def test_https_peers(tmp_path: Path) -> None:
         )
         await wait_until(lambda: n1.snapshot_status == [(2, True)], "snapshot over TLS")
         await wait_until(lambda: len(n2.received) == 2, "both messages over TLS")
-        assert await fetch_cluster_members([n1.url], grpc.ssl_channel_credentials(tls[1])) == members
+        creds = grpc.ssl_channel_credentials(tls[1])
+        got = await fetch_cluster_members([n1.url], creds, own_peer_urls=["https://127.0.0.1:3"])
+        assert got == members
         # a plaintext client cannot talk to a TLS port
         with pytest.raises(ServerError):
             await fetch_cluster_members([n1.url.replace("https", "http")], timeout=1.0)
@@ -701,6 +714,7 @@ async def test_a_failing_callback_does_not_break_the_stream(nodes: list[Node]) -
         on_snapshot_status=lambda _peer, _ok: None,
     )
     await t.start([f"http://127.0.0.1:{port}"])
+    t.add_peer(1, [n1.url])  # only members it knows may send to it
     n1.transport.add_peer(4, [f"http://127.0.0.1:{port}"])
     try:
         await wait_until(lambda: n1.transport.active_since(4) is not None, "n1 -> 4 active")

@@ -85,7 +85,7 @@ class Env:
                 f"127.0.0.1:{self.port}", options=[("grpc.http2.bdp_probe", 0)]
             )
             self.channels.append(channel)
-        c = Client(rpc_pb2_grpc.WatchStub(channel).Watch())  # type: ignore[no-untyped-call]
+        c = Client(rpc_pb2_grpc.WatchStub(channel).Watch())
         self.clients.append(c)
         return c
 
@@ -112,12 +112,12 @@ async def start() -> AsyncIterator[Start]:
                 close()
                 closed.set()
 
-            stream.close = closing  # type: ignore[method-assign]
+            stream.close = closing  # type: ignore[method-assign]  # wrapped to see it called
             return stream
 
-        hub.new_stream = tracked_stream  # type: ignore[method-assign]
+        hub.new_stream = tracked_stream  # type: ignore[method-assign]  # wrapped to see it called
         server = grpc.aio.server()
-        rpc_pb2_grpc.add_WatchServicer_to_server(  # type: ignore[no-untyped-call]
+        rpc_pb2_grpc.add_WatchServicer_to_server(
             WatchService(hub, header, **service_kw), server
         )
         port = server.add_insecure_port("127.0.0.1:0")

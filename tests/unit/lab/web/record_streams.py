@@ -23,7 +23,8 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from minietcd.lab.cluster import Cluster, ClusterSpec, free_ports
+from minietcd.lab.cluster import Cluster, ClusterSpec
+from minietcd.lab.ports import free_ports
 
 
 def _post(port: int, body: dict[str, Any]) -> dict[str, Any]:

@@ -1,0 +1,217 @@
+"""Layers that hold: no import crosses a layer the wrong way. Checked on the source, by AST.
+
+minietcd is built in layers, bottom to top (README "Architecture"):
+
+    minietcd.errors, minietcd.golang    leaves: the exception tree, Go's text rules
+    minietcd.api                        generated protobuf (etcd's wire API, our peer protocol)
+    minietcd.raft                       the pure Raft core
+    minietcd.wire                       core types <-> peer protocol
+    minietcd.storage                    WAL, snapshot files, the core's durable Storage
+    minietcd.mvcc, minietcd.lease       the applied state machine
+    minietcd.server                     the member process
+    minietcd.etcdutl                    offline work on a member's files (snapshot restore)
+    minietcd.client, minietcd.bench     talk to any etcd over its gRPC API
+    minietcd.lab                        runs members as processes or containers, from outside
+    minietcdctl                         the etcdctl work-alike
+
+A rule names the modules it is about and either the only project modules they may import
+(``only``; their own package is always allowed) or the ones they must never import
+(``never``). Every import counts: at module level or inside a function, under
+``TYPE_CHECKING`` or not, relative, or through ``importlib.import_module("...")``.
+
+To add a rule, append a :class:`Rule` to :data:`RULES` (one line per rule, with its reason);
+the checks below pick it up.
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+#: Hand-written code whose imports are checked (minietcd/api is generated from proto/).
+PACKAGES = ("minietcd", "minietcdctl")
+GENERATED = ("minietcd.api",)
+PROJECT = ("minietcd", "minietcdctl")
+
+#: Everything below the member process: what these import must never reach up into it.
+_BELOW_SERVER = ("minietcd.storage", "minietcd.mvcc", "minietcd.lease", "minietcd.wire")
+_ABOVE_SERVER = ("minietcd.etcdutl", "minietcd.lab", "minietcd.bench", "minietcdctl")
+_SERVER_INTERNALS = (
+    "minietcd.server", "minietcd.raft", "minietcd.storage", "minietcd.mvcc", "minietcd.lease",
+    "minietcd.wire",
+)  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """``modules`` (package or module prefixes) may import only ``only``, and never ``never``."""
+
+    name: str
+    modules: tuple[str, ...]
+    why: str
+    only: tuple[str, ...] | None = None
+    never: tuple[str, ...] = ()
+
+
+RULES: list[Rule] = [
+    Rule("leaves", ("minietcd.errors", "minietcd.golang"), only=(),
+         why="the exception tree and Go's text rules are leaves every layer may use"),
+    Rule("raft core", ("minietcd.raft",), only=("minietcd.errors",),
+         why="the Raft core is pure: it imports only itself and the exception tree (DESIGN rule 1)"),
+    Rule("below the server", _BELOW_SERVER, never=("minietcd.server", "minietcd.client", *_ABOVE_SERVER),
+         why="storage and the state machine sit below the server; the server wires them up"),
+    Rule("server", ("minietcd.server",), never=_ABOVE_SERVER,
+         why="the member process never depends on the tools that run or inspect it"),
+    Rule("client", ("minietcd.client", "minietcd.bench"),
+         only=("minietcd.api", "minietcd.errors", "minietcd.golang", "minietcd.client"),
+         why="the client library and load tools speak etcd's gRPC API to any etcd, ours or the real one"),
+    Rule("lab", ("minietcd.lab",), never=(*_SERVER_INTERNALS, "minietcd.etcdutl", "minietcdctl"),
+         why="the lab drives members from outside, through the API and their processes; it computes "
+         "member IDs from its own copy of etcd's rule (minietcd/lab/ids.py)"),
+    Rule("etcdutl", ("minietcd.etcdutl",), never=("minietcd.lab", "minietcd.bench", "minietcdctl"),
+         why="offline tools use the server's code, not the tools built on top of them"),
+    Rule("minietcdctl", ("minietcdctl",), never=_SERVER_INTERNALS,
+         why="the CLI talks to members through minietcd.client; offline work goes through etcdutl"),
+    # More rules go here, e.g. the application API's: nothing in minietcd.server.v3rpc touches
+    # the state machine, the Raft node, mvcc internals or storage.
+]  # fmt: skip
+
+
+# -- reading imports -------------------------------------------------------------------------------
+
+
+def _module_name(path: Path) -> str:
+    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def _sources() -> dict[str, Path]:
+    out: dict[str, Path] = {}
+    for pkg in PACKAGES:
+        for path in sorted((ROOT / pkg).rglob("*.py")):
+            name = _module_name(path)
+            if not _under(name, GENERATED):
+                out[name] = path
+    return out
+
+
+def _under(module: str, prefixes: tuple[str, ...]) -> bool:
+    return any(module == p or module.startswith(p + ".") for p in prefixes)
+
+
+def imports(source: str, module: str, known: set[str], is_package: bool = False) -> Iterator[tuple[int, str]]:
+    """(line, imported module) for every import in ``source``, relative ones resolved.
+
+    ``from pkg import name`` imports ``pkg.name`` where that is one of the ``known`` modules,
+    else (a name defined in ``pkg``) ``pkg`` itself.
+    """
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                yield node.lineno, alias.name
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:  # relative: count packages up from this module
+                anchor = module.split(".")
+                anchor = anchor[: len(anchor) - (node.level - 1 if is_package else node.level)]
+                base = ".".join([*anchor, base] if base else anchor)
+            for alias in node.names:
+                sub = f"{base}.{alias.name}"
+                yield node.lineno, sub if sub in known else base
+        elif (
+            isinstance(node, ast.Call)
+            and (
+                (isinstance(node.func, ast.Attribute) and node.func.attr == "import_module")
+                or (isinstance(node.func, ast.Name) and node.func.id in ("import_module", "__import__"))
+            )
+            and node.args
+            and isinstance(node.args[0], ast.Constant)
+            and isinstance(node.args[0].value, str)
+        ):
+            yield node.lineno, node.args[0].value
+
+
+def violations(rule: Rule, module: str, source: str, known: set[str], is_package: bool = False) -> list[str]:
+    """Every import of ``module`` that breaks ``rule``, as ``module:line: imports X``."""
+    out: list[str] = []
+    for line, target in imports(source, module, known, is_package):
+        if not _under(target, PROJECT) or _under(target, rule.modules):
+            continue
+        if (rule.only is not None and not _under(target, rule.only)) or _under(target, rule.never):
+            out.append(f"{module}:{line}: imports {target}")
+    return list(dict.fromkeys(out))  # one line per import, not per imported name
+
+
+# -- the rules hold --------------------------------------------------------------------------------
+
+SOURCES = _sources()
+KNOWN = set(SOURCES)
+
+
+@pytest.mark.parametrize("rule", RULES, ids=[r.name for r in RULES])
+def test_layer_rule_holds(rule: Rule) -> None:
+    modules = [m for m in SOURCES if _under(m, rule.modules)]
+    assert modules, f"rule {rule.name!r} is about no module: {rule.modules}"
+    found: list[str] = []
+    for m in modules:
+        path = SOURCES[m]
+        found += violations(rule, m, path.read_text(), KNOWN, path.name == "__init__.py")
+    assert not found, f"{rule.name}: {rule.why}\n" + "\n".join(found)
+
+
+def test_rules_name_real_packages() -> None:
+    named = {p for r in RULES for p in (*r.modules, *(r.only or ()), *r.never)}
+    missing = sorted(p for p in named if not any(_under(m, (p,)) for m in KNOWN | set(GENERATED)))
+    assert not missing, f"rules name packages that do not exist: {missing}"
+
+
+# -- the checker itself catches what it should ---------------------------------------------------
+
+_RAFT = RULES[1]
+_LAB = next(r for r in RULES if r.name == "lab")
+_STORAGE = next(r for r in RULES if r.name == "below the server")
+_FAKE_KNOWN = {"minietcd.server", "minietcd.server.ids", "minietcd.server.apply", "minietcd.errors",
+               "minietcd.lab", "minietcd.lab.cluster", "minietcd.lab.ids", "minietcd.raft.log"}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("rule", "module", "source", "what"),
+    [
+        (_LAB, "minietcd.lab.cluster", "from minietcd.server.ids import member_id", "minietcd.server.ids"),
+        (_LAB, "minietcd.lab.cluster", "from minietcd.server import ids", "minietcd.server"),
+        (_LAB, "minietcd.lab.cluster", "import minietcd.server.apply as a", "minietcd.server.apply"),
+        (_LAB, "minietcd.lab.cluster", "def f():\n    from minietcd.mvcc import kvstore", "minietcd.mvcc"),
+        (_LAB, "minietcd.lab.cluster",
+         "import importlib\nimportlib.import_module('minietcd.server.apply')", "minietcd.server.apply"),
+        (_STORAGE, "minietcd.storage.wal",
+         "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from minietcd.server.config import Config",
+         "minietcd.server.config"),
+        (_STORAGE, "minietcd.storage.wal", "from ..server import apply", "minietcd.server"),
+        (_RAFT, "minietcd.raft.log", "from minietcd.storage import wal", "minietcd.storage"),
+        (_RAFT, "minietcd.raft.log", "import minietcd", "imports minietcd"),
+    ],
+)  # fmt: skip
+def test_layer_check_catches(rule: Rule, module: str, source: str, what: str) -> None:
+    found = violations(rule, module, source, _FAKE_KNOWN)
+    assert any(what in v for v in found), found
+
+
+def test_layer_check_allows_what_the_rule_allows() -> None:
+    src = (
+        "from __future__ import annotations\n"
+        "import hashlib\n"
+        "from minietcd.errors import LabError\n"
+        "from minietcd.lab.ids import member_id\n"
+        "from . import ids\n"
+        "from minietcd import errors\n"
+    )
+    assert violations(_LAB, "minietcd.lab.cluster", src, _FAKE_KNOWN) == []
+    assert violations(_RAFT, "minietcd.raft.log", "from minietcd.raft import types\nfrom . import quorum",
+                      _FAKE_KNOWN) == []  # fmt: skip

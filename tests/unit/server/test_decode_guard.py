@@ -1,0 +1,113 @@
+"""Bytes on the client port that are not the request they claim to be get grpc-go's answer
+(INTERNAL, "grpc: error unmarshalling request: ...") and one short log line (v3rpc/decode.py).
+Real etcd's answers are compared in tests/cluster (test_fuzz.py, test_failsafe.py)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+import grpc
+import grpc.aio
+import pytest
+
+from minietcd.api.etcdserverpb import rpc_pb2
+from minietcd.api.etcdserverpb import rpc_pb2_grpc as _rpc_grpc
+from minietcd.server.nesting import MAX_TXN_NESTING
+from minietcd.server.v3rpc.decode import DecodeGuard
+from tests.cluster.wire import nested_txn
+
+rpc_pb2_grpc: Any = _rpc_grpc
+GARBAGE = b"\xff\xff\xff"
+
+
+class KV(rpc_pb2_grpc.KVServicer):  # type: ignore[misc]  # generated servicer bases are untyped
+    def __init__(self) -> None:
+        self.seen: list[object] = []
+
+    async def Put(self, request: rpc_pb2.PutRequest, context: Any) -> rpc_pb2.PutResponse:
+        self.seen.append(request)
+        return rpc_pb2.PutResponse()
+
+    async def Txn(self, request: rpc_pb2.TxnRequest, context: Any) -> rpc_pb2.TxnResponse:
+        self.seen.append(request)
+        return rpc_pb2.TxnResponse(succeeded=True)
+
+
+class Watch(rpc_pb2_grpc.WatchServicer):  # type: ignore[misc]  # generated servicer bases are untyped
+    async def Watch(self, requests: AsyncIterator[rpc_pb2.WatchRequest], context: Any) -> AsyncIterator[Any]:
+        async for req in requests:
+            yield rpc_pb2.WatchResponse(watch_id=req.create_request.start_revision)
+
+
+class Maintenance(rpc_pb2_grpc.MaintenanceServicer):  # type: ignore[misc]  # generated servicer bases are untyped
+    async def Snapshot(self, request: rpc_pb2.SnapshotRequest, context: Any) -> AsyncIterator[Any]:
+        yield rpc_pb2.SnapshotResponse(blob=b"x")
+
+
+@pytest.fixture
+async def server() -> AsyncIterator[tuple[grpc.aio.Channel, KV]]:
+    srv = grpc.aio.server(interceptors=[DecodeGuard()])
+    kv = KV()
+    rpc_pb2_grpc.add_KVServicer_to_server(kv, srv)
+    rpc_pb2_grpc.add_WatchServicer_to_server(Watch(), srv)
+    rpc_pb2_grpc.add_MaintenanceServicer_to_server(Maintenance(), srv)
+    port = srv.add_insecure_port("127.0.0.1:0")
+    await srv.start()
+    channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
+    try:
+        yield channel, kv
+    finally:
+        await channel.close()
+        await srv.stop(None)
+
+
+async def status_of(call: Any) -> tuple[grpc.StatusCode, str]:
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await call
+    return info.value.code(), info.value.details() or ""
+
+
+async def test_garbage_to_a_unary_method(server: Any, caplog: pytest.LogCaptureFixture) -> None:
+    channel, kv = server
+    code, details = await status_of(channel.unary_unary("/etcdserverpb.KV/Put")(GARBAGE))
+    assert code == grpc.StatusCode.INTERNAL
+    assert details.startswith("grpc: error unmarshalling request: Error parsing message with type")
+    assert kv.seen == []  # the service never saw it
+    lines = [r for r in caplog.records if r.name.startswith("minietcd")]
+    assert len(lines) == 1 and lines[0].levelno == logging.WARNING and lines[0].exc_info is None
+    assert "/etcdserverpb.KV/Put" in lines[0].getMessage()
+    # Nothing of gRPC's own "Exception deserializing request!" traceback either.
+    assert not [r for r in caplog.records if r.exc_info is not None]
+
+
+async def test_garbage_in_a_stream(server: Any) -> None:
+    channel, _ = server
+    good = rpc_pb2.WatchRequest(create_request=rpc_pb2.WatchCreateRequest(key=b"k", start_revision=5))
+    call = channel.stream_stream("/etcdserverpb.Watch/Watch")(iter([good.SerializeToString(), GARBAGE]))
+    first = rpc_pb2.WatchResponse.FromString(await call.read())
+    assert first.watch_id == 5  # what came before the garbage was served
+    assert await call.code() == grpc.StatusCode.INTERNAL
+    assert (await call.details()).startswith("grpc: failed to unmarshal the received message Error parsing")
+
+
+async def test_garbage_to_a_server_streaming_method(server: Any) -> None:
+    channel, _ = server
+    call = channel.unary_stream("/etcdserverpb.Maintenance/Snapshot")(GARBAGE)
+    assert await call.code() == grpc.StatusCode.INTERNAL
+
+
+async def test_valid_requests_pass_and_deep_txns_are_parsed(server: Any) -> None:
+    channel, kv = server
+    put = rpc_pb2.PutRequest(key=b"k", value=b"v")
+    await channel.unary_unary("/etcdserverpb.KV/Put")(put.SerializeToString())
+    await channel.unary_unary("/etcdserverpb.KV/Txn")(nested_txn(MAX_TXN_NESTING, b"k"))
+    assert kv.seen[0] == put and isinstance(kv.seen[1], rpc_pb2.TxnRequest)
+    code, details = await status_of(
+        channel.unary_unary("/etcdserverpb.KV/Txn")(nested_txn(MAX_TXN_NESTING + 1, b"k"))
+    )
+    assert (code, details) == (
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "etcdserver: too many operations in txn request",
+    )
