@@ -70,6 +70,7 @@ from minietcd.lab.compose import ComposeCluster
 from minietcd.lab.faults import Faults
 from minietcd.lab.labdir import exclusive
 from minietcd.lab.ports import PortPlan
+from minietcd.lab.web import chaos_view
 
 rpc_pb2_grpc: Any = _rpc_grpc_untyped  # the generated stubs are untyped
 # The same run, checkers and report on local processes or compose containers (--compose).
@@ -109,6 +110,7 @@ class ChaosOptions:
     election_ms: int = 500
     html: Path | None = None
     history_json: Path | None = None
+    record: Path | None = None  # the run for `minietcd-lab web --replay` (lab/web/chaos_view.py)
     check_timeout: float = 60.0
     # Members snapshot (and release their log 5,000 entries behind) this often, so that a member
     # replaced late in a run has to catch up from a snapshot rather than from the whole log.
@@ -698,6 +700,7 @@ def run_chaos(opts: ChaosOptions) -> ChaosResult:
             cluster = ComposeCluster.up(opts.lab_dir, spec, timeout=180.0)
         else:
             cluster = Cluster.up(opts.lab_dir, spec, timeout=90.0)
+        recorder = chaos_view.BackgroundRecorder(opts.lab_dir).start() if opts.record else None
         try:
             log(
                 f"{opts.size}-member cluster up in {cluster.state.lab_dir}; seed {opts.seed}; "
@@ -711,6 +714,8 @@ def run_chaos(opts: ChaosOptions) -> ChaosResult:
             not_running = [m.name for m in cluster.members if cluster.process_state(m.name) != "running"]
             caught_up = _caught_up(cluster, nemesis.replacements)
         finally:
+            if recorder is not None:
+                recorder.stop()
             cluster.down()
     ops = work.recorder.close()
     log(f"checking {len(ops)} operations...")
@@ -738,6 +743,12 @@ def run_chaos(opts: ChaosOptions) -> ChaosResult:
         save_history(opts.history_json, ops)
     if opts.html is not None:
         write_html_timeline(opts.html, ops, result=lin, title=f"minietcd chaos, seed {opts.seed}")
+    if opts.record is not None and recorder is not None:
+        lines = result.report.splitlines()
+        verdict = next((x for x in lines if x.startswith("verdict: ")), "")
+        offset = chaos_view.monotonic_offset()
+        section = chaos_view.chaos_section(lines[0], ops, nemesis.faults, work.t0, offset, verdict)
+        chaos_view.save(opts.record, recorder, section)
     return result
 
 

@@ -96,6 +96,16 @@ def _link(args: tuple[str, ...]) -> tuple[str, str]:
     raise LabError(f"bad link {' '.join(args)!r}: write SRC DST (e.g. n1 n2) or 'SRC->DST'")
 
 
+def _pace(ctx: click.Context, pace: str) -> tuple[int, int]:
+    """(heartbeat ms, election ms) of a ``--pace``; the two timing flags may not be given too."""
+    from minietcd.lab.web.picture import NORMAL_PACE, TEACH_PACE
+
+    for name in ("heartbeat_interval", "election_timeout"):
+        if ctx.get_parameter_source(name) is not click.core.ParameterSource.DEFAULT:
+            raise LabError(f"--pace sets --{name.replace('_', '-')}: give one or the other")
+    return TEACH_PACE if pace == "teach" else NORMAL_PACE
+
+
 def _faults(ctx: click.Context) -> Faults:
     return Faults(_cluster(ctx))
 
@@ -154,6 +164,9 @@ def cli(
 @click.option("--pre-vote", is_flag=True, help="start members with --pre-vote")
 @click.option("--client-proxies", is_flag=True, help="clients reach members through proxies too")
 @click.option("--timeout", type=float, default=90.0, show_default=True, help="seconds to wait for health")
+@click.option("--pace", type=click.Choice(["teach", "normal"]), default=None,
+              help="teach: heartbeat 500 ms, election 5 s (slow enough to follow in `minietcd-lab web`); "
+                   "normal: 50 ms / 500 ms")
 @_compose_option
 @click.pass_context
 @_lab_errors
@@ -165,8 +178,11 @@ def up(
     pre_vote: bool,
     client_proxies: bool,
     timeout: float,
+    pace: str | None,
 ) -> None:
     """Start a cluster of SIZE members and wait until it is healthy."""
+    if pace is not None:
+        heartbeat_interval, election_timeout = _pace(ctx, pace)
     spec = ClusterSpec(
         size=size,
         heartbeat_ms=heartbeat_interval,
@@ -301,6 +317,94 @@ def replace(ctx: click.Context, member: str, timeout: float) -> None:
     Compose: a new container and data volume."""
     rep = _cluster(ctx).replace_member(member, timeout=timeout)
     click.echo(f"replaced {rep.describe()} (removed via {rep.removed_via}, added via {rep.added_via})")
+
+
+@cli.command()
+@click.argument("member")
+@_compose_option
+@click.pass_context
+@_lab_errors
+def transfer(ctx: click.Context, member: str) -> None:
+    """Make MEMBER the leader: etcd's MoveLeader through the current leader (as `etcdctl
+    move-leader`)."""
+    from minietcd.lab import controls
+
+    was = controls.transfer_leader(_cluster(ctx), member)
+    click.echo(f"leadership moved: {was} -> {member}")
+
+
+@cli.command()
+@click.argument("member")
+@click.option("--timeout", type=float, default=30.0, show_default=True, help="seconds to retry refusals")
+@click.pass_context
+@_lab_errors
+def remove(ctx: click.Context, member: str, timeout: float) -> None:
+    """MemberRemove MEMBER through a running member, stop it and wipe its data dir (`add` puts it
+    back)."""
+    from minietcd.lab import controls
+
+    rep = controls.remove_member(_cluster(ctx), member, timeout=timeout)
+    click.echo(f"removed {member} ({rep.old_id:x}) through {rep.removed_via}")
+
+
+@cli.command()
+@click.argument("member")
+@click.option("--timeout", type=float, default=30.0, show_default=True, help="seconds to retry refusals")
+@click.pass_context
+@_lab_errors
+def add(ctx: click.Context, member: str, timeout: float) -> None:
+    """MemberAdd a removed MEMBER back (same name and peer URL, a new id) and start it joining."""
+    from minietcd.lab import controls
+
+    rep = controls.add_member(_cluster(ctx), member, timeout=timeout)
+    click.echo(f"added {member} back as {rep.new_id:x} through {rep.added_via}")
+
+
+@cli.command()
+@click.option("--port", type=click.IntRange(1, 65535), default=8380, show_default=True)
+@click.option("--host", default="127.0.0.1", show_default=True, help="address to listen on")
+@click.option("--open", "open_browser", is_flag=True, help="open the page in a browser")
+@click.option("--replay", "replay_path", type=click.Path(dir_okay=False, exists=True, path_type=Path),
+              default=None, help="play a recording (no cluster needed)")
+@click.option("--record", "record_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="save the run to this file (every 10 s and on exit; .gz to compress)")
+@click.option("--record-inputs", "inputs_path", type=click.Path(dir_okay=False, path_type=Path),
+              default=None, hidden=True, help="write what the picture is fed, as JSON lines (for tests)")
+@click.option("--lesson-pace", type=click.Choice(["teach", "normal"]), default="teach", show_default=True,
+              help="the pace of the clusters lessons start")
+@_compose_option
+@click.pass_context
+@_lab_errors
+def web(
+    ctx: click.Context,
+    port: int,
+    host: str,
+    open_browser: bool,
+    replay_path: Path | None,
+    record_path: Path | None,
+    inputs_path: Path | None,
+    lesson_pace: str,
+) -> None:
+    """A live view of the lab's cluster in a browser: members, links, messages, logs, the
+    explained events, controls and guided lessons (docs/lab.md). With --replay, a recorded run."""
+    import asyncio
+
+    from minietcd.lab.web import app
+
+    def announce(url: str) -> None:
+        what = f"replaying {replay_path}" if replay_path else f"watching {_lab_dir(ctx)}"
+        click.echo(f"minietcd-lab web: {url} ({what}); Ctrl-C to stop", err=True)
+
+    try:
+        if replay_path is not None:
+            asyncio.run(app.run_replay(replay_path, host=host, port=port, open_browser=open_browser,
+                                       announce=announce))
+        else:
+            asyncio.run(app.run_live(_lab_dir(ctx), compose=_is_compose(ctx), host=host, port=port,
+                                     open_browser=open_browser, record=record_path, inputs_log=inputs_path,
+                                     lesson_pace=lesson_pace, ports=ctx.obj["ports"], announce=announce))
+    except (KeyboardInterrupt, asyncio.CancelledError):  # Ctrl-C or SIGTERM: a clean stop
+        pass
 
 
 @cli.command()
@@ -443,6 +547,8 @@ def fault_table_command(
               help="write the history as JSON lines")
 @click.option("--unsafe-local-reads", is_flag=True,
               help="TEST ONLY: members serve linearizable reads locally (the checker must object)")
+@click.option("--record", "record_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="record the run for `minietcd-lab web --replay` (operations, faults, leader lane)")
 @_compose_option
 @click.pass_context
 @_lab_errors
@@ -457,6 +563,7 @@ def chaos(
     html_path: Path | None,
     json_path: Path | None,
     unsafe_local_reads: bool,
+    record_path: Path | None,
 ) -> None:
     """Clients + a seeded nemesis on a fresh cluster, then the linearizability, watch and
     durability checks and the final membership; exit 1 on a violation or a member missing."""
@@ -474,6 +581,7 @@ def chaos(
         keys=keys,
         html=html_path,
         history_json=json_path,
+        record=record_path,
         unsafe_local_reads=unsafe_local_reads,
         log=lambda s: click.echo(s, err=True),
         ports=ctx.obj["ports"],

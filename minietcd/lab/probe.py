@@ -168,3 +168,28 @@ def member_remove(port: int, member_id: int, timeout: float = 5.0) -> None:
         rpc_pb2_grpc.ClusterStub(ch).MemberRemove(rpc_pb2.MemberRemoveRequest(ID=member_id), timeout=timeout)
 
     _call(port, run)
+
+
+def move_leader(port: int, target_id: int, timeout: float = 5.0) -> None:
+    """etcd's MoveLeader sent to ``port``'s member (it must be the leader): it hands the
+    leadership to ``target_id`` and answers once the transfer is done."""
+
+    def run(ch: Any) -> None:
+        req = rpc_pb2.MoveLeaderRequest(targetID=target_id)
+        rpc_pb2_grpc.MaintenanceStub(ch).MoveLeader(req, timeout=timeout)
+
+    _call(port, run)
+
+
+def get_prefix(port: int, prefix: str, timeout: float = 2.0) -> list[tuple[str, str, int]]:
+    """(key, value, create revision) of every key under ``prefix``, read serializably (the
+    member's own view: it answers without a leader)."""
+    end = prefix[:-1] + chr(ord(prefix[-1]) + 1) if prefix else "\0"
+
+    def run(ch: Any) -> list[tuple[str, str, int]]:
+        req = rpc_pb2.RangeRequest(key=prefix.encode(), range_end=end.encode(), serializable=True)
+        r = rpc_pb2_grpc.KVStub(ch).Range(req, timeout=timeout)
+        return [(kv.key.decode(), kv.value.decode(), int(kv.create_revision)) for kv in r.kvs]
+
+    result: list[tuple[str, str, int]] = _call(port, run)
+    return result

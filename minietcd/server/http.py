@@ -7,6 +7,11 @@
   above SEQ as JSON (``{"events": [...], "last_seq": N}``), waiting up to ``wait`` seconds (at most
   30) for one when there is none; ``/debug/raft/events/stream`` sends the same as Server-Sent
   Events, for a browser's ``EventSource``. Both are minietcd's own (observe.py).
+* ``/debug/raft/messages?after=SEQ``: the sampled trace of Raft messages the member sent
+  (``{"messages": [...], "last_seq": N, "sampled_out": M, "started": T}``).
+* ``/debug/raft/view?events_after=SEQ&messages_after=SEQ``: all a live picture of the member
+  needs in one answer: role, term, vote, election timer, log tail (observe.raft_view_json), with
+  the events and messages numbered above those given. Polled by ``minietcd-lab web``.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, Gauge, generate_latest
 
 from minietcd import ETCD_API_VERSION
 from minietcd.server.etcd_server import EtcdServer
-from minietcd.server.observe import raft_status_json
+from minietcd.server.observe import raft_status_json, raft_view_json
 
 DB_TOTAL_SIZE = Gauge(
     "etcd_mvcc_db_total_size_in_bytes",
@@ -63,11 +68,11 @@ def make_app(server: EtcdServer) -> web.Application:
         }
         return web.json_response(body)
 
-    def _after(request: web.Request) -> int:
+    def _after(request: web.Request, name: str = "after") -> int:
         try:
-            return max(0, int(request.query.get("after", "0")))
+            return max(0, int(request.query.get(name, "0")))
         except ValueError:
-            raise web.HTTPBadRequest(text="after must be an event sequence number") from None
+            raise web.HTTPBadRequest(text=f"{name} must be a sequence number") from None
 
     async def raft_events(request: web.Request) -> web.Response:
         after = _after(request)
@@ -92,6 +97,31 @@ def make_app(server: EtcdServer) -> web.Application:
                 seq = events[-1].seq
         return resp
 
+    def _messages(after: int) -> dict[str, object]:
+        trace = server.node.messages
+        return {
+            "messages": [m.to_json() for m in trace.after(after)],
+            "last_seq": trace.last_seq,
+            "sampled_out": trace.sampled_out,
+            "started": trace.started,
+        }
+
+    async def raft_messages(request: web.Request) -> web.Response:
+        return web.json_response(_messages(_after(request)))
+
+    async def raft_view(request: web.Request) -> web.Response:
+        node = server.node
+        body = raft_view_json(node.rawnode, node.tick_seconds)
+        events = node.events.after(_after(request, "events_after"))
+        body["events"] = [e.to_json() for e in events]
+        body["last_event_seq"] = node.events.last_seq
+        messages = _messages(_after(request, "messages_after"))
+        body["messages"] = messages["messages"]
+        body["last_message_seq"] = messages["last_seq"]
+        body["sampled_out"] = messages["sampled_out"]
+        body["started"] = messages["started"]
+        return web.json_response(body)
+
     async def on_shutdown(app: web.Application) -> None:
         # aiohttp waits for running handlers before it lets the member stop: end the long
         # polls and event streams now.
@@ -105,4 +135,6 @@ def make_app(server: EtcdServer) -> web.Application:
     app.router.add_get("/debug/vars", debug_vars)
     app.router.add_get("/debug/raft/events", raft_events)
     app.router.add_get("/debug/raft/events/stream", raft_event_stream)
+    app.router.add_get("/debug/raft/messages", raft_messages)
+    app.router.add_get("/debug/raft/view", raft_view)
     return app

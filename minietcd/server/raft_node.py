@@ -43,7 +43,7 @@ from minietcd.raft.types import (
 from minietcd.server.apply import Applied, StateMachine
 from minietcd.server.apply_snapshot import encode_header
 from minietcd.server.failstop import error_text, failpoint
-from minietcd.server.observe import EventLog
+from minietcd.server.observe import EventLog, MessageTrace
 from minietcd.server.snapshot_files import SnapshotBody
 from minietcd.storage.raft_storage import DiskStorage
 
@@ -116,6 +116,7 @@ class RaftNode:
         self.applied_index = sm.applied_index
         self.snapshot_index = storage.snapshot().metadata.index
         self.events = EventLog()  # explained Raft events, for /debug/raft/events (observe.py)
+        self.messages = MessageTrace()  # sampled sent messages, for /debug/raft/messages
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._stopped = False
@@ -270,6 +271,7 @@ class RaftNode:
             line = describe.event_line(ev, self.tick_seconds)
             log.info("raft: %s", line)
             self.events.append(ev.kind, ev.term, line)
+        self.messages.record(rd.messages)
         if rd.soft_state is not None:
             self._soft_state_changed(rd.soft_state.lead, rd.soft_state.role)
 
