@@ -112,7 +112,7 @@ async def test_an_open_event_stream_does_not_hold_up_shutdown() -> None:
 
 
 def _msg(t: MessageType, to: int = 2, **kw: object) -> Message:
-    return Message(type=t, to=to, from_=1, term=3, **kw)  # type: ignore[arg-type]
+    return Message(type=t, to=to, from_=1, term=3, **kw)  # type: ignore[arg-type]  # any Message field, by name
 
 
 def test_message_trace_keeps_what_travels_numbered_and_bounded() -> None:
@@ -157,7 +157,7 @@ def test_describe_entry_says_what_an_entry_holds() -> None:
     from minietcd.raft.confchange import encode_conf_change
 
     def req(**kw: object) -> bytes:
-        return raft_internal_pb2.InternalRaftRequest(**kw).SerializeToString()  # type: ignore[arg-type]
+        return raft_internal_pb2.InternalRaftRequest(**kw).SerializeToString()  # type: ignore[arg-type]  # any request field, by name
 
     put = req(header=raft_internal_pb2.RequestHeader(ID=5), put=rpc_pb2.PutRequest(key=b"greeting"))
     assert describe_entry(Entry(2, 7, EntryType.NORMAL, put)) == "put greeting"

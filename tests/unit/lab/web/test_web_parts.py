@@ -153,7 +153,7 @@ def runner_with(lesson: Lesson, effects: Mapping[str, Any]) -> tuple[LessonRunne
     stage = Stage()
     stage.frames.append((1, frame("n1")))
     fake = FakeActions(stage, effects)
-    return LessonRunner(fake, stage, pace="normal", book=[lesson]), fake, stage  # type: ignore[arg-type]
+    return LessonRunner(fake, stage, pace="normal", book=[lesson]), fake, stage  # type: ignore[arg-type]  # a fake lab stands in for the real one
 
 
 async def wait_status(runner: LessonRunner, *wanted: str) -> None:
@@ -212,7 +212,7 @@ async def test_a_step_that_never_sees_its_condition_times_out_and_lets_the_perso
         runner.next()
     await wait_status(runner, "timeout")
     assert runner.after == "Not within 0 s (a miracle). Next goes on anyway."
-    assert runner.state()["can_next"] is True  # type: ignore[index]
+    assert runner.state()["can_next"] is True  # type: ignore[index]  # state() is a JSON object here
     await runner.stop()
 
 
