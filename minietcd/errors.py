@@ -25,6 +25,7 @@ everything else is an internal error.
     │   │                              produced: fsynced records were lost, refuse to start
     │   ├── SnapshotFileError          no valid snapshot file / a bad one
     │   └── BackendError               the applied-state database (minietcd.mvcc.backend)
+    │       └── BackendCommitError         a batch could not be committed (a full disk): fatal
     ├── MvccError                      the multi-version store (minietcd.mvcc)
     │   ├── CompactedRevisionError     "etcdserver: mvcc: required revision has been compacted"
     │   ├── FutureRevisionError        "etcdserver: mvcc: required revision is a future revision"
@@ -163,6 +164,11 @@ class SnapshotFileError(StorageError):
 
 class BackendError(StorageError):
     """The applied-state database failed (cannot open, write, commit, copy): fail-stop."""
+
+
+class BackendCommitError(BackendError):
+    """A batch of applied writes could not be committed (etcd's ``mvcc/backend: cannot commit
+    tx``): the member stops; the WAL still holds the entries, a restart applies them again."""
 
 
 # --- MVCC --------------------------------------------------------------------------------------

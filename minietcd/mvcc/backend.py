@@ -32,6 +32,7 @@ receives as its snapshot and what :meth:`Backend.defragment` swaps in.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import shutil
 import tempfile
@@ -43,7 +44,8 @@ from types import TracebackType
 
 import lmdb
 
-from minietcd.errors import BackendError
+from minietcd.errors import BackendCommitError, BackendError
+from minietcd.storage.fileutil import go_error_text
 
 B_KEY = b"key"
 B_META = b"meta"
@@ -218,7 +220,23 @@ class Backend:
         try:
             txn.commit()
         except lmdb.Error as e:
-            raise BackendError(f"backend: commit failed: {e}") from e
+            raise BackendCommitError(f"cannot commit tx ({self._write_error(e)})") from e
+
+    def _write_error(self, e: lmdb.Error) -> str:
+        """A failed commit in Go's words (``write <file>: <errno text>``). LMDB reports a short
+        write (what a full disk gives first) as EIO; with the file system out of space that
+        is ENOSPC, and we say so, as etcd's bbolt does (its write fails with ENOSPC)."""
+        target = os.path.join(self.path, "data.mdb")
+        reason = str(e).split(": ", 1)[-1]
+        code = next((c for c in (errno.ENOSPC, errno.EIO) if os.strerror(c) in reason), None)
+        if code == errno.EIO:
+            with contextlib.suppress(OSError):
+                st = os.statvfs(self.path)
+                if st.f_bavail * st.f_frsize < 1 << 20:  # less than 1 MiB left: a full disk
+                    code = errno.ENOSPC
+        if code is None:
+            return f"write {target}: {reason}"
+        return go_error_text(OSError(code, os.strerror(code)), "write", target)
 
     def commit_if_due(self) -> None:
         """Commit when the batch is ``BATCH_INTERVAL`` old or holds ``BATCH_LIMIT`` writes."""

@@ -22,7 +22,7 @@ from typing import Protocol
 
 from prometheus_client import Counter, Gauge, Histogram
 
-from minietcd.errors import MemberFailedError, ProposalDroppedError, StepError
+from minietcd.errors import BackendCommitError, MemberFailedError, ProposalDroppedError, StepError
 from minietcd.raft import describe
 from minietcd.raft.confchange import decode_conf_change
 from minietcd.raft.rawnode import RawNode, Ready
@@ -244,7 +244,9 @@ class RaftNode:
             try:
                 await self._drain()
             except Exception as e:  # anything at all: never limp on half-alive
-                if self._doing == _APPLYING:
+                if isinstance(e, BackendCommitError):
+                    self._doing = "mvcc/backend: "  # etcd's batch tx: plog.Fatalf("cannot commit tx")
+                elif self._doing == _APPLYING:
                     self._doing = f"etcdserver: failed to apply entry {self._applying}: "
                 self.fail(self._doing, e)
                 return
