@@ -15,7 +15,8 @@ Public surface::
 Modules: ``revision`` (ordering, etcd's byte encoding), ``key_index`` (generations), ``index``
 (ordered keys, range_end conventions), ``kvstore`` (store and write txn), ``range_request``
 (server-side range extras), ``txn`` (compares), ``codec`` (KeyValue bytes, crc32c, snapshot),
-``watch`` (the watch hub: synced / unsynced / victim watchers fed at each write txn's end).
+``watch`` (the watch hub: synced / unsynced / victim watchers fed at each write txn's end),
+``watcher`` (one watch, watcher groups), ``watch_stream`` (a client's stream of watchers).
 """
 
 from minietcd.mvcc.index import GTE_RANGE_END, TreeIndex
