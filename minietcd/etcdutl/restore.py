@@ -43,14 +43,9 @@ from dataclasses import dataclass
 from minietcd.errors import ConfigError, MvccSnapshotError, SnapshotFileError
 from minietcd.golang import quote
 from minietcd.lease import snapshot as lease_snapshot
-from minietcd.mvcc.boltdb import (
-    BoltFormatError,
-    BoltSnapshot,
-    SnapshotStatus,
-    read_bolt_meta,
-    read_bolt_snapshot,
-    snapshot_status,
-)
+from minietcd.mvcc.bolt_format import BoltFormatError
+from minietcd.mvcc.bolt_reader import read_bolt_meta
+from minietcd.mvcc.boltdb import BoltSnapshot, SnapshotStatus, read_bolt_snapshot, snapshot_status
 from minietcd.raft.types import ConfState, HardState, Snapshot, SnapshotMetadata
 from minietcd.server import apply_state
 from minietcd.server.apply import StateMachine

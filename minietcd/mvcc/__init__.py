@@ -13,14 +13,16 @@ Public surface::
     store.compact(rev); store.hash_kv(rev); store.restore(store.snapshot())
 
 Modules: ``revision`` (ordering, etcd's byte encoding), ``key_index`` (generations), ``index``
-(ordered keys, range_end conventions), ``kvstore`` (store and write txn), ``range_request``
-(server-side range extras), ``txn`` (compares), ``codec`` (KeyValue bytes, crc32c, snapshot),
-``watch`` (the watch hub: synced / unsynced / victim watchers fed at each write txn's end).
+(ordered keys, range_end conventions), ``kvstore`` (the store), ``write_txn`` (its one open
+write txn), ``checks`` (argument checks), ``range_request`` (server-side range extras), ``txn``
+(compares), ``codec`` (KeyValue bytes, crc32c, snapshot), ``watch`` (the watch hub: synced /
+unsynced / victim watchers fed at each write txn's end), ``watcher`` (one watch, watcher
+groups), ``watch_stream`` (a client's stream of watchers).
 """
 
 from minietcd.mvcc.index import GTE_RANGE_END, TreeIndex
 from minietcd.mvcc.key_index import Generation, KeyIndex
-from minietcd.mvcc.kvstore import KVStore, Observer, WriteTxn
+from minietcd.mvcc.kvstore import KVStore, Observer
 from minietcd.mvcc.range_request import (
     RangeReader,
     RangeRequest,
@@ -59,6 +61,7 @@ from minietcd.mvcc.watch import (
     WatchResponse,
     WatchStream,
 )
+from minietcd.mvcc.write_txn import WriteTxn
 
 __all__ = [
     "AUTO_WATCH_ID",

@@ -1,4 +1,5 @@
-"""The multi-version key-value store (etcd ``mvcc/kvstore.go`` + ``kvstore_txn.go``).
+"""The multi-version key-value store (etcd ``mvcc/kvstore.go``; its write txn, etcd's
+``kvstore_txn.go``, is :mod:`.write_txn`).
 
 State is two structures, as in etcd: the :class:`TreeIndex` in memory (key -> the revisions it
 changed at) and the *records* on disk (revision -> the key-value written then) in the
@@ -34,21 +35,17 @@ from __future__ import annotations
 import contextlib
 import gc
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, replace
-from types import TracebackType
+from dataclasses import replace
 
 from minietcd.errors import (
     CompactedRevisionError,
-    EmptyKeyError,
     FutureRevisionError,
-    KeyNotFoundError,
-    LeaseProvidedError,
     MvccInvariantError,
     MvccSnapshotError,
     TxnStateError,
-    ValueProvidedError,
 )
 from minietcd.mvcc.backend import B_KEY, B_META, Backend
+from minietcd.mvcc.checks import as_bytes, check_int64
 from minietcd.mvcc.codec import (
     crc32c,
     decode_kv,
@@ -66,8 +63,6 @@ from minietcd.mvcc.rebuild import (
 )
 from minietcd.mvcc.revision import (
     MAX_INT64,
-    MIN_INT64,
-    ZERO_REV,
     Revision,
     is_tombstone_bytes,
 )
@@ -81,6 +76,7 @@ from minietcd.mvcc.types import (
     RangeOptions,
     RangeResult,
 )
+from minietcd.mvcc.write_txn import WriteTxn
 
 #: Called once per committed write txn that changed something: (its revision, its events).
 Observer = Callable[[int, Sequence[Event]], None]
@@ -91,38 +87,6 @@ K_SCHEDULED_COMPACT = b"scheduledCompactRev"
 K_FINISHED_COMPACT = b"finishedCompactRev"
 
 _DEFAULT_RANGE = RangeOptions()
-
-
-@dataclass(slots=True)
-class _Change:
-    """One change of an open write txn: its event, plus what a rollback needs."""
-
-    rev: Revision
-    #: The event's kv: the new key-value, or ``KeyValue(key, mod_revision=main)`` for a delete.
-    kv: KeyValue
-    tombstone: bool
-    #: The key's value before the txn began (what etcd's watch reads at mod_revision - 1).
-    prev_kv: KeyValue | None
-    #: The key index's ``modified`` before this change, restored by a rollback.
-    prev_modified: Revision
-    #: This change created the key index (a rollback removes it again).
-    new_key: bool
-
-
-def _as_bytes(value: object, what: str) -> bytes:
-    if isinstance(value, bytes):
-        return value
-    if isinstance(value, bytearray | memoryview):
-        return bytes(value)
-    raise TypeError(f"{what} must be bytes, not {type(value).__name__}")
-
-
-def _check_int64(value: object, what: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{what} must be an int, not {type(value).__name__}")
-    if not MIN_INT64 <= value <= MAX_INT64:
-        raise ValueError(f"{what} {value} does not fit in int64")
-    return value
 
 
 class KVStore:
@@ -230,9 +194,9 @@ class KVStore:
     def _range_at(
         self, key: bytes, range_end: bytes, options: RangeOptions, cur_rev: int
     ) -> RangeResult:
-        key = _as_bytes(key, "key")
-        range_end = _as_bytes(range_end, "range_end")
-        rev = _check_int64(options.revision, "revision")
+        key = as_bytes(key, "key")
+        range_end = as_bytes(range_end, "range_end")
+        rev = check_int64(options.revision, "revision")
         # Same order of checks as etcd's rangeKeys.
         if rev > cur_rev:
             raise FutureRevisionError(f"revision {rev} > current {cur_rev}")
@@ -316,7 +280,7 @@ class KVStore:
         FutureRevisionError when ``rev`` > the current revision; the store is unchanged then.
         """
         self._no_open_txn("compact")
-        rev = _check_int64(rev, "revision")
+        rev = check_int64(rev, "revision")
         if rev <= self._compact_rev:
             raise CompactedRevisionError(f"revision {rev} <= compacted {self._compact_rev}")
         if rev > self._current_rev:
@@ -348,7 +312,7 @@ class KVStore:
         """:meth:`hash_kv` in two parts, for a large store: the checks and the index's part run
         now (on the loop), the scan of every record runs when the returned function is called,
         in a worker thread if the caller likes, over a read view frozen now."""
-        rev = _check_int64(rev, "revision")
+        rev = check_int64(rev, "revision")
         compact_rev, current_rev = self._compact_rev, self._current_rev
         if 0 < rev <= compact_rev:
             raise CompactedRevisionError(f"revision {rev} <= compacted {compact_rev}")
@@ -390,7 +354,7 @@ class KVStore:
         first: on bad bytes MvccSnapshotError is raised and the store is unchanged. The index
         is rebuilt from the records the way etcd rebuilds it from bolt."""
         self._no_open_txn("restore")
-        current_rev, compact_rev, records = decode_snapshot(_as_bytes(data, "snapshot"))
+        current_rev, compact_rev, records = decode_snapshot(as_bytes(data, "snapshot"))
         checked = list(records)
         _, derived, _, _ = index_records(checked, decode_kv, check=True)
         # etcd derives the current revision this way; a mismatch means a damaged snapshot.
@@ -458,175 +422,3 @@ def _gc_paused() -> Iterator[None]:
     finally:
         if enabled:
             gc.enable()
-
-
-class WriteTxn:
-    """The one open write transaction of a :class:`KVStore` (etcd ``storeTxnWrite``).
-
-    Its changes get main revision ``begin_revision + 1``; its reads see its own changes.
-    Commit with :meth:`end` (or leaving ``with`` normally); :meth:`abort` (or an exception
-    leaving ``with``) undoes every change as if the txn never ran.
-    """
-
-    __slots__ = ("_begin_rev", "_changes", "_done", "_store")
-
-    def __init__(self, store: KVStore) -> None:
-        self._store = store
-        #: The current revision when the txn began; its changes are at begin + 1.
-        self._begin_rev = store._current_rev
-        #: Changes so far, in sub-revision order.
-        self._changes: list[_Change] = []
-        #: Set by end/abort; the txn refuses use afterwards.
-        self._done = False
-
-    def __enter__(self) -> WriteTxn:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        if self._done:
-            return
-        if exc_type is None:
-            self.end()
-        else:
-            self.abort()
-
-    @property
-    def begin_revision(self) -> int:
-        return self._begin_rev
-
-    @property
-    def revision(self) -> int:
-        """The response-header revision: begin + 1 once something changed, else begin."""
-        return self._begin_rev + 1 if self._changes else self._begin_rev
-
-    def range(
-        self, key: bytes, range_end: bytes = b"", options: RangeOptions | None = None
-    ) -> RangeResult:
-        """A read inside the txn, which sees the txn's own earlier changes (etcd semantics)."""
-        self._check_open()
-        return self._store._range_at(key, range_end, options or _DEFAULT_RANGE, self.revision)
-
-    def put(
-        self,
-        key: bytes,
-        value: bytes = b"",
-        lease: int = 0,
-        *,
-        ignore_value: bool = False,
-        ignore_lease: bool = False,
-        prev_kv: bool = False,
-    ) -> PutResult:
-        """Write ``key`` (etcd's applier Put). ``ignore_value`` / ``ignore_lease`` keep the
-        current value / lease and need the key to exist (else KeyNotFoundError). All checks
-        happen before anything changes."""
-        self._check_open()
-        key = _as_bytes(key, "key")
-        value = _as_bytes(value, "value")
-        lease = _check_int64(lease, "lease")
-        if not key:
-            raise EmptyKeyError("put with an empty key")
-        if ignore_value and value:
-            raise ValueProvidedError("put with ignore_value and a value")
-        if ignore_lease and lease:
-            raise LeaseProvidedError("put with ignore_lease and a lease")
-        store = self._store
-        cur = store._kv_at(key, self.revision)
-        if (ignore_value or ignore_lease) and cur is None:
-            raise KeyNotFoundError(f"key {key!r} not found")
-        if cur is not None:
-            value = cur.value if ignore_value else value
-            lease = cur.lease if ignore_lease else lease
-        rev = Revision(self._begin_rev + 1, len(self._changes))
-        if cur is None:
-            kv = KeyValue(key, rev.main, rev.main, 1, value, lease)
-        else:
-            kv = KeyValue(key, cur.create_revision, rev.main, cur.version + 1, value, lease)
-        self._record(rev, key, kv, kv, tombstone=False, cur=cur)
-        return PutResult(rev.main, cur if prev_kv else None)
-
-    def delete_range(self, key: bytes, range_end: bytes = b"") -> DeleteResult:
-        """Delete the keys in the range (see :mod:`.index` for ``range_end``); returns how many
-        and their values before the delete."""
-        self._check_open()
-        key = _as_bytes(key, "key")
-        range_end = _as_bytes(range_end, "range_end")
-        if not key:
-            raise EmptyKeyError("delete with an empty key")
-        store = self._store
-        keys, revs = store._index.range(key, range_end, self.revision)
-        prev_kvs: list[KeyValue] = [store._value(r) for r in revs]
-        for k, cur in zip(keys, prev_kvs, strict=True):
-            rev = Revision(self._begin_rev + 1, len(self._changes))
-            # etcd stores KeyValue{Key} under the tombstone revision; the event carries mod.
-            self._record(rev, k, KeyValue(k), KeyValue(k, mod_revision=rev.main), True, cur)
-        return DeleteResult(len(keys), prev_kvs, self.revision)
-
-    def _record(
-        self,
-        rev: Revision,
-        key: bytes,
-        stored: KeyValue,
-        event_kv: KeyValue,
-        tombstone: bool,
-        cur: KeyValue | None,
-    ) -> None:
-        store = self._store
-        ki = store._index.key_index(key)
-        prev_modified = ki.modified if ki is not None else ZERO_REV
-        # The event's prev_kv is the value before the whole txn; before our first change
-        # that is simply the current value.
-        before = cur if not self._changes else store._kv_at(key, self._begin_rev)
-        if tombstone:
-            store._index.tombstone(key, rev)
-        else:
-            store._index.put(key, rev)
-        store._add_record(rev, stored, tombstone)
-        self._changes.append(_Change(rev, event_kv, tombstone, before, prev_modified, ki is None))
-
-    def end(self) -> list[Event]:
-        """Commit: make the txn's revision current and return its events, after handing them
-        to the store's observer. The only place events are produced (DESIGN rule 5)."""
-        self._check_open()
-        self._done = True
-        store = self._store
-        store._txn = None
-        if not self._changes:
-            return []
-        rev = self._begin_rev + 1
-        store._current_rev = rev
-        events = [
-            Event(EventType.DELETE if c.tombstone else EventType.PUT, c.kv, c.prev_kv)
-            for c in self._changes
-        ]
-        if store._observer is not None:
-            store._observer(rev, tuple(events))
-        return events
-
-    def abort(self) -> None:
-        """Undo every change of the txn, newest first; the store is as before the txn."""
-        self._check_open()
-        self._done = True
-        store = self._store
-        store._txn = None
-        for c in reversed(self._changes):
-            key = c.kv.key
-            store._drop_record(c.rev, c.tombstone)
-            ki = store._index.key_index(key)
-            if ki is None:
-                raise MvccInvariantError(f"rollback: key {key!r} vanished from the index")
-            if c.tombstone:
-                ki.undo_tombstone(c.prev_modified)
-            else:
-                ki.undo_put(c.prev_modified)
-            if c.new_key:
-                store._index.remove(key)
-        self._changes.clear()
-
-    def _check_open(self) -> None:
-        if self._done:
-            raise TxnStateError("write txn already ended")

@@ -1,10 +1,11 @@
 """The Raft state machine of one node (paper Figure 2, thesis chapters 3, 4, 6 and 9).
 
 ``Raft`` holds a node's state and the rules shared by every role: terms, votes, timers,
-sending appends and heartbeats, applying membership changes, installing snapshots. What a
-node does with a message in its current role lives in ``roles.py`` (``step_leader``,
-``step_candidate``, ``step_follower``). Output accumulates in ``msgs``, ``read_states`` and
-``events`` until ``RawNode.ready()`` collects it: nothing here does I/O.
+applying membership changes, installing snapshots. What a node does with a message in its
+current role lives in ``roles.py`` (``step_leader``, ``step_candidate``, ``step_follower``);
+sending appends, heartbeats and snapshots, and handling them on the follower, in
+``replication.py``. Output accumulates in ``msgs``, ``read_states`` and ``events`` until
+``RawNode.ready()`` collects it: nothing here does I/O.
 """
 
 from __future__ import annotations
@@ -12,13 +13,10 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from minietcd.errors import (
-    LogCompactedError,
-    LogUnavailableError,
     ProposalDroppedError,
     RaftInvariantError,
-    SnapshotTemporarilyUnavailableError,
 )
-from minietcd.raft import roles
+from minietcd.raft import replication, roles
 from minietcd.raft.config import Config
 from minietcd.raft.describe import node as name
 from minietcd.raft.events import RaftEvent
@@ -150,96 +148,13 @@ class Raft:
                 m.term = self.term
         self.msgs.append(m)
 
-    def send_append(self, to: int) -> None:
-        self.maybe_send_append(to, send_if_empty=True)
-
-    def maybe_send_append(self, to: int, send_if_empty: bool) -> bool:
-        """Send entries from ``next`` to ``to`` (or a snapshot if they were compacted)."""
-        pr = self.prs.progress[to]
-        if pr.is_paused():
-            return False
-        try:
-            prev_term = self.raft_log.term(pr.next - 1)
-            ents = self.raft_log.entries(pr.next, self.max_msg_size)
-        except (LogCompactedError, LogUnavailableError):
-            return self._send_snapshot(to)
-        if not ents and not send_if_empty:
-            return False
-        self.send(
-            Message(
-                type=MT.MsgApp,
-                to=to,
-                index=pr.next - 1,
-                log_term=prev_term,
-                entries=tuple(ents),
-                commit=self.raft_log.committed,
-            )
-        )
-        if ents:
-            pr.sent_entries(ents[-1].index, sum(len(e.data) for e in ents))
-        return True
-
-    def _send_snapshot(self, to: int) -> bool:
-        pr = self.prs.progress[to]
-        if not pr.recent_active:
-            return False  # don't ship a whole snapshot to a member that may be down
-        try:
-            snap = self.raft_log.snapshot()
-        except SnapshotTemporarilyUnavailableError:
-            return False
-        if snap.is_empty():
-            raise RaftInvariantError("need non-empty snapshot")
-        cs = snap.metadata.conf_state
-        if to not in cs.voters and to not in cs.learners:
-            # The newest snapshot predates this member's addition: it would ignore it (see
-            # restore). Ask the application for a fresh one (Ready.snapshot_needed); the next
-            # heartbeat response retries. etcd's server sidesteps this by building a new
-            # snapshot for every MsgSnap.
-            if not self.snapshot_needed:
-                self.snapshot_needed = True
-                self.event(
-                    "snapshot-needed",
-                    f"{name(self.id)} needs a newer snapshot for {name(to)}: the latest one "
-                    f"(index {snap.metadata.index}) predates {name(to)}'s membership",
-                )
-            return False
-        self.send(Message(type=MT.MsgSnap, to=to, snapshot=snap))
-        pr.become_snapshot(snap.metadata.index)
-        self.event(
-            "send-snapshot",
-            f"{name(self.id)} sends {name(to)} a snapshot at index {snap.metadata.index}: "
-            f"the entries it needs from {pr.next} on were compacted",
-        )
-        return True
-
-    def send_heartbeat(self, to: int, ctx: bytes) -> None:
-        # Attach min(match, committed): a follower must not commit past what it has matched,
-        # because the entries at that index in its log may not be the leader's.
-        commit = min(self.prs.progress[to].match, self.raft_log.committed)
-        self.send(Message(type=MT.MsgHeartbeat, to=to, commit=commit, context=ctx))
-
-    def bcast_append(self) -> None:
-        for node in self.prs.peers():
-            if node == self.id:
-                continue
-            self.send_append(node)
-            # A follower in REPLICATE state gets as many appends as the in-flight window allows
-            # (pipelining, thesis 10.2.2); a probing one gets one and waits for the answer.
-            while self.maybe_send_append(node, send_if_empty=False):
-                pass
-
-    def bcast_heartbeat(self, ctx: bytes = b"") -> None:
-        for node in self.prs.peers():
-            if node != self.id:
-                self.send_heartbeat(node, ctx)
-
     def flush_read_round(self) -> None:
         """Start one heartbeat round for every ReadIndex request that arrived since the last
         one (called when output is collected, so a burst of reads shares a single round)."""
         if self.read_round_needed:
             self.read_round_needed = False
             if self.state == StateRole.LEADER:
-                self.bcast_heartbeat(self.read_only.last_pending_request_ctx())
+                replication.bcast_heartbeat(self, self.read_only.last_pending_request_ctx())
 
     # -- committing ---------------------------------------------------------------------------
 
@@ -571,48 +486,7 @@ class Raft:
                 f"{name(self.id)} rejects {m.type.name} from {name(m.from_)} for term {m.term}: {why}",
             )
 
-    # -- follower-side handlers shared by roles ------------------------------------------------
-
-    def handle_append_entries(self, m: Message) -> None:
-        if m.index < self.raft_log.committed:
-            # Everything up to our commit index matches by definition; say so.
-            self.send(Message(type=MT.MsgAppResp, to=m.from_, index=self.raft_log.committed))
-            return
-        last_new = self.raft_log.maybe_append(m.index, m.log_term, m.commit, m.entries)
-        if last_new is not None:
-            self.send(Message(type=MT.MsgAppResp, to=m.from_, index=last_new))
-            return
-        # Consistency check failed (paper Figure 2, rule 2). Hint the largest index that may
-        # match so the leader can skip a whole conflicting term in one round trip.
-        hint = min(m.index, self.raft_log.last_index())
-        hint = self.raft_log.find_conflict_by_term(hint, m.log_term)
-        self.send(
-            Message(
-                type=MT.MsgAppResp,
-                to=m.from_,
-                index=m.index,
-                reject=True,
-                reject_hint=hint,
-                log_term=self.raft_log.term_or_zero(hint),
-            )
-        )
-
-    def handle_heartbeat(self, m: Message) -> None:
-        self.raft_log.commit_to(m.commit)
-        self.send(Message(type=MT.MsgHeartbeatResp, to=m.from_, context=m.context))
-
-    def handle_snapshot(self, m: Message) -> None:
-        assert m.snapshot is not None
-        meta = m.snapshot.metadata
-        if self.restore(m.snapshot):
-            self.event(
-                "snapshot-restored",
-                f"{name(self.id)} restored a snapshot at index {meta.index} term {meta.term} "
-                f"from {name(m.from_)}",
-            )
-            self.send(Message(type=MT.MsgAppResp, to=m.from_, index=self.raft_log.last_index()))
-        else:
-            self.send(Message(type=MT.MsgAppResp, to=m.from_, index=self.raft_log.committed))
+    # -- installing a snapshot (received by replication.handle_snapshot) ------------------------
 
     def restore(self, s: Snapshot) -> bool:
         """Install snapshot ``s`` if it brings news. Returns False if it was ignored."""
@@ -690,11 +564,11 @@ class Raft:
                 self.abort_leader_transfer()
             # Fewer voters may mean more is committed; new members need appends at once.
             if self.maybe_commit():
-                self.bcast_append()
+                replication.bcast_append(self)
             else:
                 for peer in self.prs.peers():
                     if peer != self.id:
-                        self.maybe_send_append(peer, send_if_empty=False)
+                        replication.maybe_send_append(self, peer, send_if_empty=False)
         return self.conf_state()
 
     def conf_state_text(self) -> str:

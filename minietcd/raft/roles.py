@@ -1,6 +1,7 @@
 """What a node does with a message in each role (paper Figure 2, "Followers", "Candidates",
 "Leaders"). Term checks already happened in ``Raft.step``; these functions see only messages of
-the node's current term (or local ones with term 0).
+the node's current term (or local ones with term 0). Sending appends, heartbeats and snapshots,
+and a follower's handling of them, are ``replication.py``'s.
 """
 
 from __future__ import annotations
@@ -8,6 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from minietcd.errors import ConfChangePendingError, ProposalDroppedError
+from minietcd.raft import replication
 from minietcd.raft.confchange import decode_conf_change
 from minietcd.raft.describe import node as name
 from minietcd.raft.progress import ProgressState
@@ -35,7 +37,7 @@ MT = MessageType
 def step_leader(r: Raft, m: Message) -> None:
     t = m.type
     if t == MT.MsgBeat:
-        r.bcast_heartbeat(r.read_only.last_pending_request_ctx())
+        replication.bcast_heartbeat(r, r.read_only.last_pending_request_ctx())
     elif t == MT.MsgCheckQuorum:
         _check_quorum(r)
     elif t == MT.MsgProp:
@@ -100,7 +102,7 @@ def _leader_propose(r: Raft, m: Message) -> None:
         r.pending_conf_index = conf_index
         if removing_self:
             r.removing_self_index = conf_index
-    r.bcast_append()
+    replication.bcast_append(r)
 
 
 def _leader_read_index(r: Raft, m: Message) -> None:
@@ -150,7 +152,7 @@ def _step_leader_peer(r: Raft, m: Message) -> None:
         if pr.state == ProgressState.REPLICATE and pr.inflights.full():
             pr.inflights.free_first_one()  # the follower is alive: let one more append go
         if pr.match < r.raft_log.last_index():
-            r.send_append(m.from_)
+            replication.send_append(r, m.from_)
         if m.context:
             _leader_read_ack(r, m)
     elif t == MT.MsgSnapStatus:
@@ -177,7 +179,7 @@ def _leader_append_rejected(r: Raft, m: Message) -> None:
     if pr.maybe_decr_to(m.index, next_probe):
         if pr.state == ProgressState.REPLICATE:
             pr.become_probe()
-        r.send_append(m.from_)
+        replication.send_append(r, m.from_)
 
 
 def _leader_append_accepted(r: Raft, m: Message) -> None:
@@ -194,11 +196,11 @@ def _leader_append_accepted(r: Raft, m: Message) -> None:
         pr.inflights.free_le(m.index)
     if r.maybe_commit():
         release_pending_read_index_messages(r)
-        r.bcast_append()
+        replication.bcast_append(r)
     elif old_paused:
-        r.send_append(m.from_)
+        replication.send_append(r, m.from_)
     # Keep the pipeline full while entries and window allow (many appends per round trip).
-    while r.maybe_send_append(m.from_, send_if_empty=False):
+    while replication.maybe_send_append(r, m.from_, send_if_empty=False):
         pass
     if m.from_ == r.lead_transferee and pr.match == r.raft_log.last_index():
         r.event("transfer", f"{name(r.id)} sends MsgTimeoutNow to {name(m.from_)}: its log is caught up")
@@ -235,7 +237,7 @@ def _leader_transfer(r: Raft, m: Message) -> None:
         r.event("transfer", f"{name(r.id)} sends MsgTimeoutNow to {name(target)}: its log is caught up")
         r.send_timeout_now(target)
     else:
-        r.send_append(target)
+        replication.send_append(r, target)
 
 
 # -- candidate and pre-candidate ---------------------------------------------------------------
@@ -248,13 +250,13 @@ def step_candidate(r: Raft, m: Message) -> None:
         raise ProposalDroppedError(f"{name(r.id)} is campaigning at term {r.term}: no leader")
     if t == MT.MsgApp:
         r.become_follower(m.term, m.from_)  # a leader exists for our term (paper 5.2)
-        r.handle_append_entries(m)
+        replication.handle_append_entries(r, m)
     elif t == MT.MsgHeartbeat:
         r.become_follower(m.term, m.from_)
-        r.handle_heartbeat(m)
+        replication.handle_heartbeat(r, m)
     elif t == MT.MsgSnap:
         r.become_follower(m.term, m.from_)
-        r.handle_snapshot(m)
+        replication.handle_snapshot(r, m)
     elif t == my_resp:
         r.prs.record_vote(m.from_, not m.reject)
         granted, rejected, res = r.prs.tally_votes()
@@ -268,7 +270,7 @@ def step_candidate(r: Raft, m: Message) -> None:
                 r.campaign("election")
             else:
                 r.become_leader()
-                r.bcast_append()
+                replication.bcast_append(r)
         elif res == VoteResult.LOST:
             r.event(
                 "election-lost",
@@ -293,15 +295,15 @@ def step_follower(r: Raft, m: Message) -> None:
     elif t == MT.MsgApp:
         r.election_elapsed = 0
         r.lead = m.from_
-        r.handle_append_entries(m)
+        replication.handle_append_entries(r, m)
     elif t == MT.MsgHeartbeat:
         r.election_elapsed = 0
         r.lead = m.from_
-        r.handle_heartbeat(m)
+        replication.handle_heartbeat(r, m)
     elif t == MT.MsgSnap:
         r.election_elapsed = 0
         r.lead = m.from_
-        r.handle_snapshot(m)
+        replication.handle_snapshot(r, m)
     elif t == MT.MsgTransferLeader:
         if r.lead == NONE:
             raise ProposalDroppedError(f"{name(r.id)} knows no leader; cannot transfer leadership")

@@ -12,7 +12,9 @@ import pytest
 
 from minietcd.errors import LabError
 from minietcd.lab import chaos, cli, probe
-from minietcd.lab.chaos import ChaosOptions, ChaosResult, _Nemesis, _report, check_membership
+from minietcd.lab.chaos import ChaosOptions, ChaosResult, check_membership
+from minietcd.lab.chaos_nemesis import Nemesis
+from minietcd.lab.chaos_report import chaos_report
 from minietcd.lab.check import (
     DurabilityResult,
     FinalValue,
@@ -55,7 +57,7 @@ def _result(tmp_path: Path, **fields: Any) -> ChaosResult:
         "expected_ids": IDS,
     }
     result = ChaosResult(**(values | fields))
-    result.report = _report(result)
+    result.report = chaos_report(result)
     return result
 
 
@@ -162,7 +164,7 @@ def test_healing_leaves_a_member_that_cannot_be_added_back_out(
     monkeypatch.setattr(cluster.links, "heal", lambda: None)
     monkeypatch.setattr(cluster.links, "clear_toxics", lambda: None)
     opts = ChaosOptions(lab_dir=tmp_path, size=3, log=lambda _s: None)
-    nemesis = _Nemesis(opts, cluster, random.Random(1), 0)
+    nemesis = Nemesis(opts, cluster, random.Random(1), 0)
     rep = _replaced("n3", 3)
     nemesis._unfinished = rep
     nemesis.replacements.append(rep)

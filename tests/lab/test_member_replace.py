@@ -13,7 +13,8 @@ import pytest
 
 from minietcd.errors import LabError
 from minietcd.lab import cli, probe
-from minietcd.lab.chaos import ChaosOptions, _Nemesis
+from minietcd.lab.chaos import ChaosOptions
+from minietcd.lab.chaos_nemesis import Nemesis
 from minietcd.lab.cluster import Cluster, Replacement, outcome_unknown
 from minietcd.lab.faults import Faults
 from minietcd.lab.state import LabState, MemberState
@@ -226,7 +227,7 @@ def test_the_nemesis_goes_on_with_a_removal_whose_answer_was_lost(
     for m in cluster.members:
         Path(m.log_path).write_text("")
     opts = ChaosOptions(lab_dir=tmp_path, size=3, nemeses=("member-replace",), replace_timeout=0.5)
-    nemesis = _Nemesis(opts, cluster, random.Random(1), 0.0)
+    nemesis = Nemesis(opts, cluster, random.Random(1), 0.0)
     got = nemesis._begin_replace()
     assert got is not None
     fault, undo = got

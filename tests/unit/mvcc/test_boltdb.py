@@ -1,4 +1,5 @@
-"""The bbolt writer/reader (minietcd.mvcc.boltdb): page format, etcd's schema, round trips.
+"""The bbolt writer/reader (minietcd.mvcc.bolt_writer, bolt_reader) and etcd's schema on top
+(minietcd.mvcc.boltdb): page format, etcd's schema, round trips.
 
 The compat tests at the end hand our files to the real etcdctl 3.4 (``snapshot status``,
 ``snapshot restore``) and start a real etcd on the restored data directory. They need
@@ -29,25 +30,20 @@ from minietcd.api.etcdserverpb import rpc_pb2
 from minietcd.api.mvccpb import kv_pb2
 from minietcd.errors import MvccSnapshotError
 from minietcd.lease.lessor import Lessor
+from minietcd.mvcc.bolt_format import BRANCH_PAGE, LEAF_PAGE, PAGE_SIZE, BoltFormatError, fnv64a
+from minietcd.mvcc.bolt_reader import read_bolt, read_bolt_meta
+from minietcd.mvcc.bolt_writer import write_bolt
 from minietcd.mvcc.boltdb import (
-    BRANCH_PAGE,
     ETCD_BUCKETS,
-    LEAF_PAGE,
-    PAGE_SIZE,
-    BoltFormatError,
     BoltLease,
     append_sha256,
     decode_lease,
     decode_member,
     encode_lease,
     encode_member,
-    fnv64a,
-    read_bolt,
-    read_bolt_meta,
     read_bolt_snapshot,
     snapshot_status,
     split_sha256,
-    write_bolt,
     write_bolt_snapshot,
 )
 from minietcd.mvcc.codec import crc32c, decode_snapshot

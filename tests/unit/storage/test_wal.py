@@ -21,14 +21,8 @@ from minietcd.errors import (
 )
 from minietcd.raft.types import Entry, EntryType, HardState
 from minietcd.storage.records import RecordType, WalSnapshot, decode_entry
-from minietcd.storage.wal import (
-    SECTOR_SIZE,
-    WAL,
-    _SegmentScanner,
-    list_segments,
-    parse_segment_name,
-    segment_name,
-)
+from minietcd.storage.wal import WAL, list_segments, parse_segment_name, segment_name
+from minietcd.storage.wal_replay import SECTOR_SIZE, SegmentScanner
 
 WAL_LOGGER = "minietcd.storage.wal"
 
@@ -53,7 +47,7 @@ def tail_path(d: Path) -> str:
 def _entry_indexes(path: str) -> list[int]:
     """Indexes of the entries stored in one segment file (decoded on its own)."""
     buf = Path(path).read_bytes()
-    scan = _SegmentScanner(path, buf, is_last=False).scan(None)
+    scan = SegmentScanner(path, buf, is_last=False).scan(None)
     return [decode_entry(p).index for t, _, p in scan.records if t == RecordType.ENTRY]
 
 
