@@ -18,16 +18,29 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from minietcd.api.etcdserverpb import etcdserver_pb2, raft_internal_pb2, rpc_pb2
-from minietcd.errors import LeaseNotFoundError, MinietcdError, ServerError
+from minietcd.errors import (
+    LeaseNotFoundError,
+    MemberContextMissingError,
+    MemberExistError,
+    MemberIDRemovedError,
+    MemberNotFoundError,
+    MembershipError,
+    MinietcdError,
+    NoSpaceError,
+    PeerURLExistError,
+    StateSnapshotError,
+    TooManyLearnersError,
+    UnsupportedRequestError,
+)
 from minietcd.lease.lessor import Lessor
-from minietcd.mvcc import KVStore
+from minietcd.mvcc import HashKVResult, KVStore
+from minietcd.mvcc.boltdb import write_bolt_snapshot
 from minietcd.raft.types import ConfChange, ConfChangeType, Entry
 from minietcd.server.apply_kv import KVApplier
 from minietcd.server.membership import Member, Membership, decode_conf_context
 from minietcd.server.nesting import deep_messages, parse_request
 
 ALARM_NOSPACE = rpc_pb2.AlarmType.NOSPACE
-ERR_NO_SPACE = "etcdserver: mvcc: database space exceeded"
 _SNAP_MAGIC = b"MINIETCDSNAP1\n"
 _LEN = struct.Struct(">Q")
 
@@ -52,6 +65,37 @@ class StateMachine:
         self.applied_index = 0  # index of the last entry applied (etcd's consistent index)
         # Called after restore() replaced the store: the watch hub re-syncs its watchers.
         self.restore_hooks: list[Callable[[], None]] = []
+
+    # -- what Maintenance reads (the one place that knows where the applied state lives) -------
+
+    def db_sizes(self) -> tuple[int, int]:
+        """Status's (dbSize, dbSizeInUse): the store lives in memory, so both are its size."""
+        size = self.kv.size_bytes()
+        return size, size
+
+    async def hash_kv(self, revision: int) -> HashKVResult:
+        """etcd's HashByRev of the key space at ``revision`` (0: now); async so that a store on
+        disk can scan off the loop."""
+        return self.kv.hash_kv(revision)
+
+    def defragment(self) -> tuple[int, int]:
+        """(size before, size after). The store lives in memory and compaction already frees
+        what it drops: there is no file to rewrite."""
+        size = self.kv.size_bytes()
+        return size, size
+
+    async def snapshot_db(self) -> bytes:
+        """The applied state as the bbolt file a real etcd would hold at this point (no SHA-256
+        trailer): `etcdctl snapshot status` reads it, `snapshot restore` makes a data dir of it."""
+        return write_bolt_snapshot(
+            self.kv,
+            consistent_index=self.applied_index,
+            leases=self.lessor.leases(),
+            members=[m.to_json() for m in self.membership.sorted_members()],
+            removed_members=sorted(self.membership.removed),
+            cluster_version=self.membership.cluster_version,
+            alarms=sorted(self.alarms),
+        )
 
     # -- normal entries ---------------------------------------------------------------------
 
@@ -98,13 +142,13 @@ class StateMachine:
             return self._alarm(req.alarm)
         if req.HasField("v2"):
             return self._v2(req.v2)
-        raise ServerError("etcdserver: unsupported request in log")
+        raise UnsupportedRequestError()
 
     def _check_space(self) -> None:
         # etcd's applierV3Capped: with the NOSPACE alarm raised, writes that grow the database
         # are refused until an operator compacts, defragments and disarms.
         if any(a == ALARM_NOSPACE for _, a in self.alarms):
-            raise ServerError(ERR_NO_SPACE)
+            raise NoSpaceError()
 
     def _lease_grant(self, r: rpc_pb2.LeaseGrantRequest) -> rpc_pb2.LeaseGrantResponse:
         lease = self.lessor.grant(r.ID, r.TTL)
@@ -161,7 +205,7 @@ class StateMachine:
         member, rid = decode_conf_context(cc.context)
         try:
             self._validate_conf_change(cc, member)
-        except ServerError as e:
+        except MembershipError as e:
             return Applied(rid, error=e), False
         ms = self.membership
         if cc.type in (ConfChangeType.ADD_NODE, ConfChangeType.ADD_LEARNER_NODE):
@@ -182,30 +226,30 @@ class StateMachine:
         ms = self.membership
         node = cc.node_id
         if node in ms.removed:
-            raise ServerError("etcdserver: ID removed")
+            raise MemberIDRemovedError(f"member {node:x} was removed")
         if cc.type == ConfChangeType.ADD_NODE and node in ms.members:
             if not ms.members[node].is_learner:
-                raise ServerError("etcdserver: member ID already exist")
+                raise MemberExistError()
             return  # promotion
         if cc.type in (ConfChangeType.ADD_NODE, ConfChangeType.ADD_LEARNER_NODE):
             if node in ms.members:
-                raise ServerError("etcdserver: member ID already exist")
+                raise MemberExistError()
             if member is None:
-                raise ServerError("etcdserver: member ID missing context")
+                raise MemberContextMissingError()
             for url in member.peer_urls:
                 if ms.by_peer_url(url) is not None:
-                    raise ServerError("etcdserver: Peer URLs already exists")
+                    raise PeerURLExistError()
             learners = sum(1 for m in ms.members.values() if m.is_learner)
             if cc.type == ConfChangeType.ADD_LEARNER_NODE and learners >= 1:
-                raise ServerError("etcdserver: too many learner members in cluster")
+                raise TooManyLearnersError()
         elif cc.type in (ConfChangeType.REMOVE_NODE, ConfChangeType.UPDATE_NODE):
             if node not in ms.members:
-                raise ServerError("etcdserver: member not found")
+                raise MemberNotFoundError()
             if cc.type == ConfChangeType.UPDATE_NODE and member is not None:
                 for url in member.peer_urls:
                     other = ms.by_peer_url(url)
                     if other is not None and other.id != node:
-                        raise ServerError("etcdserver: Peer URLs already exists")
+                        raise PeerURLExistError()
 
     # -- snapshots --------------------------------------------------------------------------
 
@@ -223,7 +267,7 @@ class StateMachine:
 
     def restore(self, data: bytes) -> None:
         if not data.startswith(_SNAP_MAGIC):
-            raise ServerError("etcdserver: snapshot data is not a minietcd state snapshot")
+            raise StateSnapshotError("etcdserver: snapshot data is not a minietcd state snapshot")
         parts: list[bytes] = []
         off = len(_SNAP_MAGIC)
         for _ in range(3):  # meta, kv, leases; anything after them is padding
