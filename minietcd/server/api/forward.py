@@ -46,7 +46,7 @@ class LeaderForwarder:
             async for resp in stub.LeaseKeepAlive(one(), timeout=FORWARD_TIMEOUT):
                 return int(resp.TTL)
         except grpc.aio.AioRpcError as e:
-            raise _reply_error(e) from None
+            raise reply_error(e) from None
         return 0
 
     async def time_to_live(self, req: rpc_pb2.LeaseTimeToLiveRequest) -> rpc_pb2.LeaseTimeToLiveResponse:
@@ -54,7 +54,7 @@ class LeaderForwarder:
         try:
             resp: rpc_pb2.LeaseTimeToLiveResponse = await stub.LeaseTimeToLive(req, timeout=FORWARD_TIMEOUT)
         except grpc.aio.AioRpcError as e:
-            raise _reply_error(e) from None
+            raise reply_error(e) from None
         return resp
 
     async def close(self) -> None:
@@ -81,7 +81,8 @@ class LeaderForwarder:
         return rpc_pb2_grpc.LeaseStub(ch)
 
 
-def _reply_error(e: grpc.aio.AioRpcError) -> MinietcdError:
+def reply_error(e: grpc.aio.AioRpcError) -> MinietcdError:
+    """The typed error for a forwarded call that failed (see the module docstring)."""
     cls = error_for_message(e.details() or "")
     if cls is not None:
         return cls()

@@ -7,16 +7,23 @@ import inspect
 from collections.abc import AsyncIterator
 from typing import Any
 
+import grpc
 import pytest
 from google.protobuf.message import Message
 
 from minietcd.api.etcdserverpb import rpc_pb2
 from minietcd.api.v3electionpb import v3election_pb2
 from minietcd.api.v3lockpb import v3lock_pb2
-from minietcd.errors import NoLeaderError, NotSupportedForLearnerError
+from minietcd.errors import (
+    LeaseNotFoundError,
+    NoLeaderError,
+    NotSupportedForLearnerError,
+    RequestTimeoutError,
+)
 from minietcd.mvcc import KVStore, WatchHub
 from minietcd.server.api import Api, Op, RequestContext
 from minietcd.server.api.admission import Admission
+from minietcd.server.api.forward import reply_error
 
 
 class Member:
@@ -163,3 +170,19 @@ def test_hasleader_fails_fast_without_a_leader() -> None:
 def test_learner_refusal_comes_before_the_leader_check() -> None:
     with pytest.raises(NotSupportedForLearnerError):
         Admission(Member(learner=True, leader=0)).admit(RequestContext(requires_leader=True), Op.PUT)
+
+
+@pytest.mark.parametrize(
+    ("details", "error"),
+    [
+        ("etcdserver: no leader", NoLeaderError),  # the leader's own answer, re-raised as its class
+        ("etcdserver: requested lease not found", LeaseNotFoundError),
+        ("failed to connect to all addresses", RequestTimeoutError),  # unreachable: etcd's timeout
+        ("Deadline Exceeded", RequestTimeoutError),
+    ],
+)
+def test_a_failed_forward_is_a_typed_error(details: str, error: type[Exception]) -> None:
+    rpc_error = grpc.aio.AioRpcError(
+        grpc.StatusCode.UNAVAILABLE, grpc.aio.Metadata(), grpc.aio.Metadata(), details=details
+    )
+    assert type(reply_error(rpc_error)) is error
