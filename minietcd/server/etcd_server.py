@@ -19,7 +19,7 @@ import logging
 import os
 import time
 from collections.abc import Callable, Coroutine
-from typing import Any
+from typing import Any, TypeVar
 
 from minietcd import ETCD_API_VERSION
 from minietcd.api.etcdserverpb import etcdserver_pb2, raft_internal_pb2, rpc_pb2
@@ -48,6 +48,7 @@ from minietcd.server.membership import Member, encode_conf_context
 from minietcd.server.raft_node import PROPOSALS_PENDING, RaftNode
 
 log = logging.getLogger("minietcd.server")
+_T = TypeVar("_T")
 
 READ_INDEX_RETRY = 0.5  # seconds before a ReadIndex request without an answer is sent again (etcd 3.5)
 HEALTH_INTERVAL = 5.0  # seconds all peers must have been connected before a reconfiguration
@@ -259,6 +260,12 @@ class EtcdServer:
         finally:
             self._waiting.pop(rid, None)
             PROPOSALS_PENDING.dec()
+
+    async def propose_for(self, req: raft_internal_pb2.InternalRaftRequest, kind: type[_T]) -> _T:
+        """:meth:`propose`, for a request whose applier answers with a ``kind``."""
+        resp = await self.propose(req)
+        assert isinstance(resp, kind), (type(resp), kind)
+        return resp
 
     def _on_dropped(self, request_id: int, error: ProposalDroppedError) -> None:
         fut = self._waiting.get(request_id)

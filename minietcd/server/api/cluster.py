@@ -59,9 +59,7 @@ class Cluster:
         self, ctx: RequestContext, req: rpc_pb2.MemberRemoveRequest
     ) -> rpc_pb2.MemberRemoveResponse:
         self._admission.admit(ctx, Op.MEMBER_REMOVE, req)
-        m = self._s.sm.membership.members.get(req.ID)
-        if m is None:
-            raise MemberNotFoundError()
+        m = self._member(req.ID)
         if self._strict and not m.is_learner:
             self._s.check_remove_voter(req.ID)
         members = await self._s.propose_conf_change(ConfChangeType.REMOVE_NODE, Member(req.ID))
@@ -71,9 +69,7 @@ class Cluster:
         self, ctx: RequestContext, req: rpc_pb2.MemberUpdateRequest
     ) -> rpc_pb2.MemberUpdateResponse:
         self._admission.admit(ctx, Op.MEMBER_UPDATE, req)
-        m = self._s.sm.membership.members.get(req.ID)
-        if m is None:
-            raise MemberNotFoundError()
+        m = self._member(req.ID)
         new = Member(m.id, m.name, _peer_urls(req.peerURLs), list(m.client_urls), m.is_learner)
         members = await self._s.propose_conf_change(ConfChangeType.UPDATE_NODE, new)
         return rpc_pb2.MemberUpdateResponse(header=self._s.cluster_header(), members=self._members(members))
@@ -88,6 +84,12 @@ class Cluster:
             ConfChangeType.ADD_NODE, Member(m.id, m.name, list(m.peer_urls))
         )
         return rpc_pb2.MemberPromoteResponse(header=self._s.cluster_header(), members=self._members(members))
+
+    def _member(self, member_id: int) -> Member:
+        m = self._s.sm.membership.members.get(member_id)
+        if m is None:
+            raise MemberNotFoundError()
+        return m
 
     def _members(self, members: list[Member] | None = None) -> list[rpc_pb2.Member]:
         ms = members if members is not None else self._s.sm.membership.sorted_members()

@@ -8,6 +8,8 @@ applier set).
 
 from __future__ import annotations
 
+from typing import TypeVar
+
 from minietcd.api.etcdserverpb import raft_internal_pb2, rpc_pb2
 from minietcd.server.api import validate
 from minietcd.server.api.admission import Admission, Op, RequestContext
@@ -16,6 +18,9 @@ from minietcd.server.etcd_server import EtcdServer
 from minietcd.server.nesting import deep_messages
 
 _Request = raft_internal_pb2.InternalRaftRequest
+_Resp = TypeVar(
+    "_Resp", rpc_pb2.PutResponse, rpc_pb2.DeleteRangeResponse, rpc_pb2.TxnResponse, rpc_pb2.CompactionResponse
+)
 
 
 class KV:
@@ -37,20 +42,14 @@ class KV:
         self._admission.admit(ctx, Op.PUT, req)
         validate.check_put(req)
         self._s.check_quota(grows=True)
-        resp = await self._s.propose(_Request(put=req))
-        assert isinstance(resp, rpc_pb2.PutResponse)
-        resp.header.CopyFrom(self._s.header(resp.header.revision))
-        return resp
+        return await self._write(_Request(put=req), rpc_pb2.PutResponse)
 
     async def delete_range(
         self, ctx: RequestContext, req: rpc_pb2.DeleteRangeRequest
     ) -> rpc_pb2.DeleteRangeResponse:
         self._admission.admit(ctx, Op.DELETE_RANGE, req)
         validate.check_delete(req)
-        resp = await self._s.propose(_Request(delete_range=req))
-        assert isinstance(resp, rpc_pb2.DeleteRangeResponse)
-        resp.header.CopyFrom(self._s.header(resp.header.revision))
-        return resp
+        return await self._write(_Request(delete_range=req), rpc_pb2.DeleteRangeResponse)
 
     async def txn(self, ctx: RequestContext, req: rpc_pb2.TxnRequest) -> rpc_pb2.TxnResponse:
         self._admission.admit(ctx, Op.TXN, req)
@@ -62,22 +61,22 @@ class KV:
                 await self._s.read_barrier()
             with deep_messages():  # a Txn nested as deep as etcd serves (nesting.py)
                 resp = self._s.sm.kv_applier.txn(req)
-        else:
-            self._s.check_quota(grows=True)
-            with deep_messages():
-                entry = _Request(txn=req)
-            out = await self._s.propose(entry)
-            assert isinstance(out, rpc_pb2.TxnResponse)
-            resp = out
+            resp.header.CopyFrom(self._s.header(resp.header.revision))
+            return resp
+        self._s.check_quota(grows=True)
+        with deep_messages():
+            entry = _Request(txn=req)
         # Only the top-level header is filled; inner responses carry just their revision (etcd).
-        resp.header.CopyFrom(self._s.header(resp.header.revision))
-        return resp
+        return await self._write(entry, rpc_pb2.TxnResponse)
 
     async def compact(
         self, ctx: RequestContext, req: rpc_pb2.CompactionRequest
     ) -> rpc_pb2.CompactionResponse:
         self._admission.admit(ctx, Op.COMPACT, req)
-        resp = await self._s.propose(_Request(compaction=req))
-        assert isinstance(resp, rpc_pb2.CompactionResponse)
+        return await self._write(_Request(compaction=req), rpc_pb2.CompactionResponse)
+
+    async def _write(self, entry: _Request, kind: type[_Resp]) -> _Resp:
+        """Propose ``entry`` and answer with what applying it gave, header filled."""
+        resp = await self._s.propose_for(entry, kind)
         resp.header.CopyFrom(self._s.header(resp.header.revision))
         return resp

@@ -31,8 +31,7 @@ class Lease:
         if req.ID == 0:
             # The proposer picks the id (a positive int64), so every member applies the same.
             req.ID = self._s.ids.next() & ((1 << 63) - 1)
-        resp = await self._s.propose(_Request(lease_grant=req))
-        assert isinstance(resp, rpc_pb2.LeaseGrantResponse)
+        resp = await self._s.propose_for(_Request(lease_grant=req), rpc_pb2.LeaseGrantResponse)
         resp.header.CopyFrom(self._s.header())
         return resp
 
@@ -40,8 +39,7 @@ class Lease:
         self, ctx: RequestContext, req: rpc_pb2.LeaseRevokeRequest
     ) -> rpc_pb2.LeaseRevokeResponse:
         self._admission.admit(ctx, Op.LEASE_REVOKE, req)
-        resp = await self._s.propose(_Request(lease_revoke=req))
-        assert isinstance(resp, rpc_pb2.LeaseRevokeResponse)
+        resp = await self._s.propose_for(_Request(lease_revoke=req), rpc_pb2.LeaseRevokeResponse)
         resp.header.CopyFrom(self._s.header(resp.header.revision or None))
         return resp
 

@@ -59,9 +59,9 @@ class Maintenance:
         self._admission.admit(ctx, Op.ALARM, req)
         # As etcd: every alarm action, GET included, goes through the log, and the answer
         # carries no header (etcd's maintenance server returns the applier's response as is).
-        resp = await self._s.propose(raft_internal_pb2.InternalRaftRequest(alarm=req))
-        assert isinstance(resp, rpc_pb2.AlarmResponse)
-        return resp
+        return await self._s.propose_for(
+            raft_internal_pb2.InternalRaftRequest(alarm=req), rpc_pb2.AlarmResponse
+        )
 
     async def defragment(
         self, ctx: RequestContext, req: rpc_pb2.DefragmentRequest
