@@ -157,7 +157,7 @@ async def print_watch(ctl: Ctl, w: Watch, exec_args: list[str]) -> None:
     except (WatchCompactedError, WatchCanceledError) as e:
         sys.stderr.write(f"watch was canceled ({error_message(e)})\n")
         if e.response is not None:
-            printer.watch(e.response.raw)  # type: ignore[attr-defined]  # errors.py types it object; it is a WatchResponse
+            printer.watch(e.response.raw)  # type: ignore[attr-defined]  # minietcd.errors types it object; it is a WatchResponse
 
 
 async def _run(argv: list[str], env: dict[str, str]) -> None:

@@ -8,7 +8,10 @@ minietcd is built in layers, bottom to top (README "Architecture"):
     minietcd.wire                       core types <-> peer protocol
     minietcd.storage                    WAL, snapshot files, the core's durable Storage
     minietcd.mvcc, minietcd.lease       the applied state machine
-    minietcd.server                     the member process
+    minietcd.server                     the member process, itself in layers:
+      server.v3rpc                        faces: adapters of the application API
+      server.api                          the application API (one method per operation)
+      server.etcd_server, raft_node, apply*   what the API drives: proposals, reads, the state machine
     minietcd.etcdutl                    offline work on a member's files (snapshot restore)
     minietcd.client, minietcd.bench     talk to any etcd over its gRPC API
     minietcd.lab                        runs members as processes or containers, from outside
@@ -41,6 +44,17 @@ PROJECT = ("minietcd", "minietcdctl")
 #: Everything below the member process: what these import must never reach up into it.
 _BELOW_SERVER = ("minietcd.storage", "minietcd.mvcc", "minietcd.lease", "minietcd.wire")
 _ABOVE_SERVER = ("minietcd.etcdutl", "minietcd.lab", "minietcd.bench", "minietcdctl")
+#: The faces of a member: each adapts a transport to the application API (DESIGN rule 6).
+_FACES = ("minietcd.server.v3rpc",)
+#: Edge-only helpers a face may use besides the API: how deep a Txn may be parsed (the decode
+#: guard parses requests exactly as apply will, so it must share the rule).
+_FACE_EDGE = ("minietcd.server.nesting",)
+#: What the application API drives: these never import the API or a face.
+_BELOW_API = (
+    "minietcd.server.etcd_server", "minietcd.server.raft_node", "minietcd.server.apply",
+    "minietcd.server.apply_kv", "minietcd.server.membership", "minietcd.server.transport",
+    "minietcd.server.peer_rpc",
+)  # fmt: skip
 _SERVER_INTERNALS = (
     "minietcd.server", "minietcd.raft", "minietcd.storage", "minietcd.mvcc", "minietcd.lease",
     "minietcd.wire",
@@ -77,8 +91,15 @@ RULES: list[Rule] = [
          why="offline tools use the server's code, not the tools built on top of them"),
     Rule("minietcdctl", ("minietcdctl",), never=_SERVER_INTERNALS,
          why="the CLI talks to members through minietcd.client; offline work goes through etcdutl"),
-    # More rules go here, e.g. the application API's: nothing in minietcd.server.v3rpc touches
-    # the state machine, the Raft node, mvcc internals or storage.
+    Rule("gRPC face", _FACES, only=("minietcd.api", "minietcd.errors", "minietcd.server.api", *_FACE_EDGE),
+         why="a face is an adapter: it calls the application API (minietcd.server.api) and maps its typed "
+         "errors; it never touches the state machine, the Raft node, mvcc or storage (DESIGN rule 6)"),
+    Rule("application API", ("minietcd.server.api",), never=(*_FACES, "minietcd.server.main"),
+         why="the application API sits below every face and knows none of them"),
+    Rule("below the API", _BELOW_API, never=("minietcd.server.api", *_FACES),
+         why="the Raft node, EtcdServer and the state machine are what the API calls, never the reverse; "
+         "the apply layer raises domain errors and knows no face"),
+    # More rules go here.
 ]  # fmt: skip
 
 
@@ -177,7 +198,10 @@ def test_rules_name_real_packages() -> None:
 _RAFT = RULES[1]
 _LAB = next(r for r in RULES if r.name == "lab")
 _STORAGE = next(r for r in RULES if r.name == "below the server")
+_FACE = next(r for r in RULES if r.name == "gRPC face")
+_BELOW = next(r for r in RULES if r.name == "below the API")
 _FAKE_KNOWN = {"minietcd.server", "minietcd.server.ids", "minietcd.server.apply", "minietcd.errors",
+               "minietcd.server.v3rpc.errors", "minietcd.server.etcd_server",
                "minietcd.lab", "minietcd.lab.cluster", "minietcd.lab.ids", "minietcd.raft.log"}  # fmt: skip
 
 
@@ -196,6 +220,12 @@ _FAKE_KNOWN = {"minietcd.server", "minietcd.server.ids", "minietcd.server.apply"
         (_STORAGE, "minietcd.storage.wal", "from ..server import apply", "minietcd.server"),
         (_RAFT, "minietcd.raft.log", "from minietcd.storage import wal", "minietcd.storage"),
         (_RAFT, "minietcd.raft.log", "import minietcd", "imports minietcd"),
+        (_FACE, "minietcd.server.v3rpc.kv", "from minietcd.server.apply import StateMachine",
+         "minietcd.server.apply"),
+        (_FACE, "minietcd.server.v3rpc.kv", "from minietcd.server import etcd_server", "minietcd.server"),
+        (_FACE, "minietcd.server.v3rpc.kv", "from minietcd.mvcc import KVStore", "minietcd.mvcc"),
+        (_BELOW, "minietcd.server.apply", "from minietcd.server.v3rpc.errors import ERRORS",
+         "minietcd.server.v3rpc.errors"),
     ],
 )  # fmt: skip
 def test_layer_check_catches(rule: Rule, module: str, source: str, what: str) -> None:

@@ -23,7 +23,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from minietcd.errors import LabError
+from minietcd.errors import LabError, LabPortTakenError
 from minietcd.lab import backend, processes
 from minietcd.lab.ids import member_id
 from minietcd.lab.labdir import refuse_if_running, routable
@@ -108,8 +108,8 @@ class Cluster(MembershipChanges):
         for attempt in range(1, attempts + 1):
             try:
                 return cls._up_once(lab_dir, spec, detach, toxiproxy_url, timeout)
-            except LabError as e:
-                if attempt == attempts or "already in use" not in str(e):
+            except LabPortTakenError:
+                if attempt == attempts:
                     raise
         raise AssertionError("unreachable")
 
@@ -185,7 +185,7 @@ class Cluster(MembershipChanges):
                 cluster.down()
             taken = port_taken_in_logs(state.members) if isinstance(e, LabError) else None
             if taken is not None:
-                raise LabError(taken) from None
+                raise LabPortTakenError(taken) from None
             raise
         return cluster
 

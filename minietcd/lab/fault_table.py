@@ -34,7 +34,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-from minietcd.errors import LabError
+from minietcd.errors import LabError, LabPortTakenError
 from minietcd.lab.backend import LabCluster, load_cluster
 from minietcd.lab.cluster import Cluster, ClusterSpec
 from minietcd.lab.fault_table_experiment import Experiment
@@ -78,8 +78,8 @@ Launcher = Callable[[Path, ClusterSpec, float], LabCluster]
 def _up_local(lab_dir: Path, spec: ClusterSpec, timeout: float, toxiproxy_url: str) -> LabCluster:
     try:
         return Cluster.up(lab_dir, spec, toxiproxy_url=toxiproxy_url, timeout=timeout)
-    except LabError as e:
-        if "already in use" not in str(e) or (spec.ports is not None and spec.ports.span is None):
+    except LabPortTakenError:
+        if spec.ports is not None and spec.ports.span is None:
             raise  # (the ports of a --port-base without --port-range would be the same again)
     # A port taken by someone else between choosing and binding: once more, on new ports.
     return Cluster.up(lab_dir, spec, toxiproxy_url=toxiproxy_url, timeout=timeout)

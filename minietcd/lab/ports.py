@@ -27,7 +27,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from minietcd.errors import LabError
+from minietcd.errors import LabError, LabPortTakenError
 from minietcd.lab.state import HOST, MemberState
 
 PORT_BASE_ENV = "MINIETCD_LAB_PORT_BASE"  # read by the CLI (click), as --port-base
@@ -132,7 +132,7 @@ class PortPlan:
                 raise LabError(f"--port-base {self.base}: {need} ports from there go past port 65535")
             for i, purpose in enumerate(purposes):
                 if port_in_use(self.base + i):
-                    raise LabError(
+                    raise LabPortTakenError(
                         f"port {self.base + i} ({purpose}) is already in use: choose another --port-base "
                         f"than {self.base}, or give a --port-range to skip ports in use"
                     )

@@ -16,6 +16,7 @@ replaces everything (see ``apply_snapshot``).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import gc
 import json
@@ -25,10 +26,24 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from minietcd.api.etcdserverpb import etcdserver_pb2, raft_internal_pb2, rpc_pb2
-from minietcd.errors import LeaseNotFoundError, MinietcdError, ServerError
+from minietcd.errors import (
+    LeaseNotFoundError,
+    MemberContextMissingError,
+    MemberExistError,
+    MemberIDRemovedError,
+    MemberNotFoundError,
+    MembershipError,
+    MinietcdError,
+    NoSpaceError,
+    PeerURLExistError,
+    StateSnapshotError,
+    TooManyLearnersError,
+    UnsupportedRequestError,
+)
 from minietcd.lease.lessor import Lessor
-from minietcd.mvcc import KVStore
+from minietcd.mvcc import HashKVResult, KVStore
 from minietcd.mvcc.backend import Backend, ReadView
+from minietcd.mvcc.boltdb import write_bolt_from_view
 from minietcd.raft.types import ConfChange, ConfChangeType, ConfState, Entry
 from minietcd.server import apply_snapshot, apply_state
 from minietcd.server.apply_kv import KVApplier
@@ -38,7 +53,6 @@ from minietcd.server.nesting import deep_messages, parse_request
 log = logging.getLogger("minietcd.server")
 
 ALARM_NOSPACE = rpc_pb2.AlarmType.NOSPACE
-ERR_NO_SPACE = "etcdserver: mvcc: database space exceeded"
 #: Where a member's backend lives, beside etcd's own ``member/snap/db``.
 DB_FILE = os.path.join("member", "snap", "db.lmdb")
 
@@ -125,11 +139,32 @@ class StateMachine:
         """Make everything applied so far durable in the backend now."""
         self.backend.commit()
 
+    # -- what Maintenance reads (the one place that knows where the applied state lives) -------
+
+    def db_sizes(self) -> tuple[int, int]:
+        """Status's (dbSize, dbSizeInUse): the backend file's size and the part of it in use."""
+        return self.backend.size(), self.backend.size_in_use()
+
+    async def hash_kv(self, revision: int) -> HashKVResult:
+        """etcd's HashByRev of the key space at ``revision`` (0: now); the scan of the backend
+        runs in a worker thread, off the loop."""
+        return await asyncio.to_thread(self.kv.hash_kv_job(revision))
+
     def defragment(self) -> tuple[int, int]:
         """Rewrite the backend without its free pages; (size before, size after) in bytes."""
         before, after = self.backend.defragment()
         log.info("etcdserver: defragmented the backend: %d -> %d bytes", before, after)
         return before, after
+
+    async def snapshot_db(self) -> bytes:
+        """The applied state as the bbolt file a real etcd would hold at this point (no SHA-256
+        trailer): `etcdctl snapshot status` reads it, `snapshot restore` makes a data dir of it.
+        Built from a read view of the backend in a worker thread: the loop only takes the view."""
+        view = self.backend.read_view()
+        try:
+            return await asyncio.to_thread(write_bolt_from_view, view)
+        finally:
+            view.close()
 
     def conf_state(self) -> ConfState:
         """The Raft configuration of the applied membership."""
@@ -187,13 +222,13 @@ class StateMachine:
             return self._alarm(req.alarm)
         if req.HasField("v2"):
             return self._v2(req.v2)
-        raise ServerError("etcdserver: unsupported request in log")
+        raise UnsupportedRequestError()
 
     def _check_space(self) -> None:
         # etcd's applierV3Capped: with the NOSPACE alarm raised, writes that grow the database
         # are refused until an operator compacts, defragments and disarms.
         if any(a == ALARM_NOSPACE for _, a in self.alarms):
-            raise ServerError(ERR_NO_SPACE)
+            raise NoSpaceError()
 
     def _lease_grant(self, r: rpc_pb2.LeaseGrantRequest) -> rpc_pb2.LeaseGrantResponse:
         lease = self.lessor.grant(r.ID, r.TTL)
@@ -258,7 +293,7 @@ class StateMachine:
         member, rid = decode_conf_context(cc.context)
         try:
             self._validate_conf_change(cc, member)
-        except ServerError as e:
+        except MembershipError as e:
             return Applied(rid, error=e), False
         ms = self.membership
         if cc.type in (ConfChangeType.ADD_NODE, ConfChangeType.ADD_LEARNER_NODE):
@@ -280,30 +315,30 @@ class StateMachine:
         ms = self.membership
         node = cc.node_id
         if node in ms.removed:
-            raise ServerError("etcdserver: ID removed")
+            raise MemberIDRemovedError(f"member {node:x} was removed")
         if cc.type == ConfChangeType.ADD_NODE and node in ms.members:
             if not ms.members[node].is_learner:
-                raise ServerError("etcdserver: member ID already exist")
+                raise MemberExistError()
             return  # promotion
         if cc.type in (ConfChangeType.ADD_NODE, ConfChangeType.ADD_LEARNER_NODE):
             if node in ms.members:
-                raise ServerError("etcdserver: member ID already exist")
+                raise MemberExistError()
             if member is None:
-                raise ServerError("etcdserver: member ID missing context")
+                raise MemberContextMissingError()
             for url in member.peer_urls:
                 if ms.by_peer_url(url) is not None:
-                    raise ServerError("etcdserver: Peer URLs already exists")
+                    raise PeerURLExistError()
             learners = sum(1 for m in ms.members.values() if m.is_learner)
             if cc.type == ConfChangeType.ADD_LEARNER_NODE and learners >= 1:
-                raise ServerError("etcdserver: too many learner members in cluster")
+                raise TooManyLearnersError()
         elif cc.type in (ConfChangeType.REMOVE_NODE, ConfChangeType.UPDATE_NODE):
             if node not in ms.members:
-                raise ServerError("etcdserver: member not found")
+                raise MemberNotFoundError()
             if cc.type == ConfChangeType.UPDATE_NODE and member is not None:
                 for url in member.peer_urls:
                     other = ms.by_peer_url(url)
                     if other is not None and other.id != node:
-                        raise ServerError("etcdserver: Peer URLs already exists")
+                        raise PeerURLExistError()
 
     # -- snapshots --------------------------------------------------------------------------
 
@@ -331,7 +366,7 @@ class StateMachine:
             if os.path.exists(path):
                 self.backend.replace_with(path)
             elif self.applied_index < index:
-                raise ServerError(
+                raise StateSnapshotError(
                     f"etcdserver: snapshot at index {index} has no database file {path}"
                 )
             self.kv.reload()

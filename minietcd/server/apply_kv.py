@@ -13,7 +13,7 @@ What it takes from etcd, step for step:
 * **Put** — a non-zero lease must exist ("requested lease not found") before anything is
   written; ``ignore_value`` / ``ignore_lease`` keep the key's current value / lease and need the
   key to exist ("key not found"); as in etcd a value or lease sent along with its ignore flag
-  is simply ignored here (the edge, :mod:`minietcd.server.validate`, refuses such requests).
+  is simply ignored here (the API, :mod:`minietcd.server.api.validate`, refuses such requests).
   The key moves from its old lease to the new one in the lessor.
 * **DeleteRange** — deleted keys are detached from their leases; ``prev_kv`` returns them.
 * **Txn** — every compare, nested ones included, is evaluated first against the store as it
@@ -44,9 +44,9 @@ from minietcd.api.mvccpb import kv_pb2
 from minietcd.errors import (
     CompactedRevisionError,
     FutureRevisionError,
+    InvalidSortOptionError,
     KeyNotFoundError,
     LeaseNotFoundError,
-    ServerError,
 )
 from minietcd.lease.lessor import NO_LEASE, Lessor
 from minietcd.mvcc import (
@@ -64,8 +64,6 @@ from minietcd.mvcc import (
     evaluate_compares,
     execute_range,
 )
-from minietcd.server.v3rpc.errors import ERR_INVALID_SORT_OPTION
-from minietcd.server.validate import txn_is_read_only
 
 #: The ``Compare.target_union`` field etcd reads for each target; another field (or none)
 #: counts as that target's zero value (etcd ``compareKV``).
@@ -366,7 +364,13 @@ class KVApplier:
 def _check_sort(req: rpc_pb2.RangeRequest) -> None:
     # The edge refuses these already; etcd 3.4's applier would panic on an unknown target.
     if req.sort_order not in _SORT_ORDERS or req.sort_target not in _SORT_TARGETS:
-        raise ServerError(ERR_INVALID_SORT_OPTION)
+        raise InvalidSortOptionError()
+
+
+def txn_is_read_only(req: rpc_pb2.TxnRequest) -> bool:
+    """etcd ``isTxnReadonly``: every op of both branches is a range (nested txns are not
+    looked into: a txn holding one counts as a write). Such a txn is served as a read."""
+    return all(op.WhichOneof("request") == "request_range" for op in (*req.success, *req.failure))
 
 
 def _writer(txn: WriteTxn | None) -> WriteTxn:

@@ -26,7 +26,7 @@ import os
 import struct
 from typing import TYPE_CHECKING
 
-from minietcd.errors import ServerError
+from minietcd.errors import StateSnapshotError
 from minietcd.mvcc.backend import Backend
 from minietcd.server import apply_state
 
@@ -51,9 +51,9 @@ def decode_header(data: bytes) -> int | None:
     try:
         index = json.loads(data[len(DB_MAGIC) :])["applied_index"]
     except (ValueError, KeyError, TypeError) as e:
-        raise ServerError(f"etcdserver: bad snapshot header: {e}") from None
+        raise StateSnapshotError(f"etcdserver: bad snapshot header: {e}") from None
     if not isinstance(index, int) or index < 0:
-        raise ServerError(f"etcdserver: bad snapshot header index {index!r}")
+        raise StateSnapshotError(f"etcdserver: bad snapshot header index {index!r}")
     return index
 
 
@@ -84,7 +84,7 @@ def legacy_snapshot(sm: StateMachine) -> bytes:
 def restore_legacy(sm: StateMachine, data: bytes) -> None:
     """Replace ``sm``'s state with a ``MINIETCDSNAP1`` blob, backend included."""
     if not data.startswith(LEGACY_MAGIC):
-        raise ServerError("etcdserver: snapshot data is not a minietcd state snapshot")
+        raise StateSnapshotError("etcdserver: snapshot data is not a minietcd state snapshot")
     parts: list[bytes] = []
     off = len(LEGACY_MAGIC)
     for _ in range(3):  # meta, kv, leases; anything after them is padding

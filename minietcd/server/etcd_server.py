@@ -19,31 +19,37 @@ import logging
 import os
 import time
 from collections.abc import Callable, Coroutine
-from typing import Any
+from typing import Any, TypeVar
 
 from minietcd import ETCD_API_VERSION
 from minietcd.api.etcdserverpb import etcdserver_pb2, raft_internal_pb2, rpc_pb2
-from minietcd.errors import ConfChangePendingError, MinietcdError, ProposalDroppedError, ServerError
+from minietcd.errors import (
+    BadLeaderTransfereeError,
+    ConfChangePendingError,
+    LeaderChangedError,
+    LeaderTransferTimeoutError,
+    LearnerNotReadyError,
+    MemberNotEnoughStartedError,
+    MemberNotFoundError,
+    MemberNotLearnerError,
+    MinietcdError,
+    NoLeaderError,
+    NoSpaceError,
+    NotLeaderError,
+    ProposalDroppedError,
+    RequestTimeoutError,
+    RequestTooLargeError,
+    StoppedError,
+    UnhealthyError,
+)
 from minietcd.raft.types import NONE, ConfChange, ConfChangeType, ReadState
-from minietcd.server.apply import ALARM_NOSPACE, ERR_NO_SPACE, Applied, StateMachine
+from minietcd.server.apply import ALARM_NOSPACE, Applied, StateMachine
 from minietcd.server.membership import Member, encode_conf_context
 from minietcd.server.raft_node import PROPOSALS_PENDING, RaftNode
 
 log = logging.getLogger("minietcd.server")
+_T = TypeVar("_T")
 
-ERR_NO_LEADER = "etcdserver: no leader"
-ERR_NOT_LEADER = "etcdserver: not leader"
-ERR_TIMEOUT = "etcdserver: request timed out"
-ERR_TOO_LARGE = "etcdserver: request is too large"
-ERR_STOPPED = "etcdserver: server stopped"
-ERR_LEADER_CHANGED = "etcdserver: leader changed"
-ERR_NOT_ENOUGH_STARTED = "etcdserver: re-configuration failed due to not enough started members"
-ERR_LEARNER_NOT_READY = "etcdserver: can only promote a learner member which is in sync with leader"
-ERR_BAD_TRANSFEREE = "etcdserver: bad leader transferee"
-ERR_TRANSFER_TIMEOUT = "etcdserver: request timed out, leader transfer took too long"
-ERR_MEMBER_NOT_FOUND = "etcdserver: member not found"
-ERR_NOT_LEARNER = "etcdserver: can only promote a learner member"
-ERR_UNHEALTHY = "etcdserver: unhealthy cluster"
 READ_INDEX_RETRY = 0.5  # seconds before a ReadIndex request without an answer is sent again (etcd 3.5)
 HEALTH_INTERVAL = 5.0  # seconds all peers must have been connected before a reconfiguration
 
@@ -123,12 +129,12 @@ class EtcdServer:
         for t in self._tasks:
             t.cancel()
         if self._read_loop_task is not None:
-            self._read_loop_task.cancel()  # its readers get ERR_STOPPED (see _read_loop)
+            self._read_loop_task.cancel()  # its readers get StoppedError (see _read_loop)
         if self._read_next is not None and not self._read_next.done():
-            self._read_next.set_exception(ServerError(ERR_STOPPED))
+            self._read_next.set_exception(StoppedError())
         for fut in self._waiting.values():
             if not fut.done():
-                fut.set_exception(ServerError(ERR_STOPPED))
+                fut.set_exception(StoppedError())
         self.stopped.set()
 
     def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
@@ -201,7 +207,7 @@ class EtcdServer:
             lessor.demote()
         if self._read_round is not None and not self._read_round.done():
             # A ReadIndex in flight may be lost with the old leader: fail fast, readers retry.
-            self._read_round.set_exception(ServerError(ERR_LEADER_CHANGED))
+            self._read_round.set_exception(LeaderChangedError())
 
     async def wait_applied(self, index: int) -> None:
         if self.node.applied_index >= index:
@@ -216,11 +222,11 @@ class EtcdServer:
         while self.node.lead == NONE:
             left = deadline - time.monotonic()
             if left <= 0:
-                raise ServerError(ERR_NO_LEADER)
+                raise NoLeaderError()
             try:
                 await asyncio.wait_for(self._leader_changed.wait(), left)
             except TimeoutError:
-                raise ServerError(ERR_NO_LEADER) from None
+                raise NoLeaderError() from None
         return self.node.lead
 
     # -- writes ---------------------------------------------------------------------------------
@@ -231,7 +237,7 @@ class EtcdServer:
         req.header.ID = rid
         data = req.SerializeToString()
         if len(data) > self.max_request_bytes:  # etcd checks the marshalled request, no slack
-            raise ServerError(ERR_TOO_LARGE)
+            raise RequestTooLargeError()
         loop = asyncio.get_running_loop()
         PROPOSALS_PENDING.inc()
         deadline = time.monotonic() + self.request_timeout
@@ -244,16 +250,22 @@ class EtcdServer:
                 try:
                     return await asyncio.wait_for(asyncio.shield(fut), deadline - time.monotonic())
                 except TimeoutError:
-                    raise ServerError(ERR_TIMEOUT) from None
+                    raise RequestTimeoutError() from None
                 except ProposalDroppedError:
                     # Nothing was appended (a batch is taken whole or not at all). The leader was
                     # lost or is transferring: wait for the next one, within the same deadline.
                     await asyncio.sleep(min(0.05, max(0.0, deadline - time.monotonic())))
                     if time.monotonic() >= deadline:
-                        raise ServerError(ERR_TIMEOUT) from None
+                        raise RequestTimeoutError() from None
         finally:
             self._waiting.pop(rid, None)
             PROPOSALS_PENDING.dec()
+
+    async def propose_for(self, req: raft_internal_pb2.InternalRaftRequest, kind: type[_T]) -> _T:
+        """:meth:`propose`, for a request whose applier answers with a ``kind``."""
+        resp = await self.propose(req)
+        assert isinstance(resp, kind), (type(resp), kind)
+        return resp
 
     def _on_dropped(self, request_id: int, error: ProposalDroppedError) -> None:
         fut = self._waiting.get(request_id)
@@ -264,11 +276,11 @@ class EtcdServer:
         """Refuse writes once the backend passed --quota-backend-bytes (and raise NOSPACE)."""
         if any(a == ALARM_NOSPACE for _, a in self.sm.alarms):
             if grows:
-                raise ServerError(ERR_NO_SPACE)
+                raise NoSpaceError()
             return
         if grows and self.quota_bytes > 0 and self.sm.kv.size_bytes() > self.quota_bytes:
             self.spawn(self._raise_nospace())
-            raise ServerError(ERR_NO_SPACE)
+            raise NoSpaceError()
 
     async def _raise_nospace(self) -> None:
         req = raft_internal_pb2.InternalRaftRequest(
@@ -304,12 +316,15 @@ class EtcdServer:
                 index = await asyncio.wait_for(self._join_read_round(), deadline - time.monotonic())
                 break
             except TimeoutError:
-                raise ServerError(ERR_TIMEOUT) from None
-            except ServerError as e:
-                if str(e) != ERR_LEADER_CHANGED or time.monotonic() >= deadline:
-                    raise  # no leader, timed out, stopped
+                raise RequestTimeoutError() from None
+            except LeaderChangedError:  # no leader or stopped: the reader gets it
+                if time.monotonic() >= deadline:
+                    raise
                 await asyncio.sleep(0.01)  # the leader changed mid-round: try again
-        await asyncio.wait_for(self.wait_applied(index), max(0.0, deadline - time.monotonic()))
+        try:
+            await asyncio.wait_for(self.wait_applied(index), max(0.0, deadline - time.monotonic()))
+        except TimeoutError:
+            raise RequestTimeoutError() from None
 
     async def _join_read_round(self) -> int:
         """The read index of the next ReadIndex round, which starts after this call (a round
@@ -338,7 +353,7 @@ class EtcdServer:
             try:
                 waiting.set_result(await self._read_index_round())
             except asyncio.CancelledError:  # the member is stopping
-                waiting.set_exception(ServerError(ERR_STOPPED))
+                waiting.set_exception(StoppedError())
                 raise
             except Exception as e:  # no leader, leader changed, timed out: the readers decide
                 waiting.set_exception(e)
@@ -371,7 +386,7 @@ class EtcdServer:
             if rnd.done():
                 return
             if loop.time() >= deadline:
-                rnd.set_exception(ServerError(ERR_TIMEOUT))
+                rnd.set_exception(RequestTimeoutError())
                 return
             with contextlib.suppress(ProposalDroppedError):  # no leader now: the next try may
                 self.node.read_index(ctx)
@@ -407,13 +422,13 @@ class EtcdServer:
             await self.wait_leader(self.request_timeout)
             try:
                 self.node.propose_conf_change(cc)
-            except ConfChangePendingError as e:
-                raise ServerError(str(e)) from None  # another change is not applied yet
+            except ConfChangePendingError:
+                raise  # another change is not applied yet: UNKNOWN with the core's words
             except ProposalDroppedError:
-                raise ServerError(ERR_TIMEOUT) from None
+                raise RequestTimeoutError() from None
             result = await asyncio.wait_for(asyncio.shield(fut), deadline - time.monotonic())
         except TimeoutError:
-            raise ServerError(ERR_TIMEOUT) from None
+            raise RequestTimeoutError() from None
         finally:
             self._waiting.pop(rid, None)
         assert isinstance(result, list)
@@ -438,9 +453,9 @@ class EtcdServer:
         voters = self.sm.membership.voters()
         started = sum(1 for v in voters if self._started(v))
         if started < (len(voters) + 1) // 2 + 1:
-            raise ServerError(ERR_NOT_ENOUGH_STARTED)
+            raise MemberNotEnoughStartedError()
         if self._connected_since(voters, time.monotonic() - HEALTH_INTERVAL) < len(voters):
-            raise ServerError(ERR_UNHEALTHY)
+            raise UnhealthyError()
 
     def check_remove_voter(self, member_id: int) -> None:
         """--strict-reconfig-check for removing a voter (etcd's mayRemoveMember)."""
@@ -449,12 +464,12 @@ class EtcdServer:
             return
         rest = [v for v in voters if v != member_id]
         if sum(1 for v in rest if self._started(v)) < len(rest) // 2 + 1:
-            raise ServerError(ERR_NOT_ENOUGH_STARTED)
+            raise MemberNotEnoughStartedError()
         if member_id != self.member_id and self.active_since(member_id) is None:
             return  # a member that is down is not part of the active quorum: safe to remove
         active = self._connected_since(voters, time.monotonic() - HEALTH_INTERVAL)
         if active - 1 < 1 + (len(voters) - 1) // 2:
-            raise ServerError(ERR_UNHEALTHY)
+            raise UnhealthyError()
 
     async def transfer_leadership_on_shutdown(self) -> None:
         """A leader stopping cleanly hands leadership to the peer it has been connected to longest,
@@ -476,22 +491,22 @@ class EtcdServer:
     def check_promote(self, member_id: int) -> None:
         m = self.sm.membership.members.get(member_id)
         if m is None:
-            raise ServerError(ERR_MEMBER_NOT_FOUND)
+            raise MemberNotFoundError()
         if not m.is_learner:
-            raise ServerError(ERR_NOT_LEARNER)
+            raise MemberNotLearnerError()
         st = self.node.rawnode.status()
         if st.progress:  # on the leader: a learner must be nearly caught up (etcd: 90%)
             pr = st.progress.get(member_id)
             leader_match = st.progress[self.member_id].match
             if pr is None or pr.match < leader_match * 9 // 10:
-                raise ServerError(ERR_LEARNER_NOT_READY)
+                raise LearnerNotReadyError()
 
     async def move_leader(self, target: int) -> None:
         if not self.node.is_leader:
-            raise ServerError(ERR_NOT_LEADER)
+            raise NotLeaderError()
         m = self.sm.membership.members.get(target)
         if m is None or m.is_learner:
-            raise ServerError(ERR_BAD_TRANSFEREE)
+            raise BadLeaderTransfereeError()
         if target == self.member_id:
             return
         self.node.transfer_leader(target)
@@ -499,7 +514,7 @@ class EtcdServer:
         while self.node.lead != target:
             left = deadline - time.monotonic()
             if left <= 0:
-                raise ServerError(ERR_TRANSFER_TIMEOUT)
+                raise LeaderTransferTimeoutError()
             ev = self._leader_changed
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(ev.wait(), min(left, 0.1))

@@ -33,6 +33,7 @@ from minietcd.lease.lessor import min_lease_ttl
 from minietcd.mvcc.watch import WatchHub
 from minietcd.raft.config import Config as RaftConfig
 from minietcd.raft.rawnode import RawNode
+from minietcd.server.api import Api, ApiOptions
 from minietcd.server.apply import StateMachine
 from minietcd.server.bootstrap import Start, bootstrap_new, restart, start_networked
 from minietcd.server.config import USAGE_LINE, Config, UsageError, help_text, parse_config, version_text
@@ -49,7 +50,6 @@ from minietcd.server.transport import Transport, bind_peer_server
 from minietcd.server.v3rpc.cluster import ClusterService
 from minietcd.server.v3rpc.decode import DecodeGuard
 from minietcd.server.v3rpc.election import ElectionService
-from minietcd.server.v3rpc.interceptor import EtcdInterceptor
 from minietcd.server.v3rpc.kv import KVService
 from minietcd.server.v3rpc.lease import LeaseService
 from minietcd.server.v3rpc.lock import LockService
@@ -175,10 +175,9 @@ class Member:
         check_data_dir(cfg)
         # Every listener is bound before the data dir is touched: a taken port fails the start
         # with etcd's words and leaves nothing behind (listeners.py).
-        interceptor = EtcdInterceptor()
         peer_server = bind_peer_server([str(u) for u in cfg.listen_peer_urls], peer_credentials)
         try:
-            self.grpc_server = self._bind_clients(interceptor)
+            self.grpc_server = self._bind_clients()
             metrics_sockets = bind_sockets(cfg.listen_metrics_urls)
         except BaseException:
             await close_grpc(peer_server)
@@ -194,7 +193,6 @@ class Member:
             if start is None:
                 raise _Stopped  # SIGTERM/SIGINT while waiting for the discovery service
             node, transport, server, hub = self._build(start, peer_credentials)
-            interceptor.attach(server)
             for peer, urls in start.initial_peer_urls.items():
                 transport.add_peer(peer, urls)
             node._sync_peers()
@@ -221,8 +219,9 @@ class Member:
         log.info(
             "etcdserver: starting server... [version: %s, cluster version: to_be_decided]", ETCD_API_VERSION
         )
+        api = self._api(server, hub)
         try:
-            await self._serve_clients(server, hub)
+            await self._serve_clients(api)
             await self._serve_metrics(server, metrics_sockets)
             self.tasks.append(asyncio.create_task(self._publish(server)))
             self.tasks.append(asyncio.create_task(server.ensure_cluster_version()))
@@ -239,6 +238,7 @@ class Member:
             for r in self.http_runners:
                 await r.cleanup()
             await server.stop()
+            await api.close()
             await node.stop()
             await transport.stop()
             try:
@@ -337,13 +337,13 @@ class Member:
             ],
         )
 
-    def _bind_clients(self, interceptor: EtcdInterceptor) -> grpc.aio.Server:
+    def _bind_clients(self) -> grpc.aio.Server:
         """The client gRPC server, listening on every client URL, not yet serving."""
         cfg = self.cfg
         gs = bind_grpc(
             cfg.listen_client_urls,
             credentials=self.client_credentials,
-            interceptors=[DecodeGuard(), interceptor],
+            interceptors=[DecodeGuard()],
             what="client",
             options=[
                 ("grpc.max_receive_message_length", cfg.max_request_bytes + GRPC_OVERHEAD),
@@ -356,18 +356,28 @@ class Member:
             log.info("embed: listening for client requests on %s", _host_port(u))
         return gs
 
-    async def _serve_clients(self, server: EtcdServer, hub: WatchHub) -> None:
+    def _api(self, server: EtcdServer, hub: WatchHub) -> Api:
+        """The application API every face of this member calls."""
         cfg = self.cfg
+        options = ApiOptions(
+            max_txn_ops=cfg.max_txn_ops,
+            strict_reconfig_check=cfg.strict_reconfig_check,
+            # Lease calls forwarded to the leader's client URL use this member's client TLS.
+            open_channel=ChannelOpener(None if self.client_tls.empty() else self.client_tls),
+        )
+        return Api(server, hub, options)
+
+    async def _serve_clients(self, api: Api) -> None:
+        """The gRPC face: one servicer per etcd service, each an adapter of the API."""
         gs = self.grpc_server
         assert gs is not None  # bound by run()
-        rpc_pb2_grpc.add_KVServicer_to_server(KVService(server, cfg.max_txn_ops), gs)
-        rpc_pb2_grpc.add_ClusterServicer_to_server(ClusterService(server, cfg.strict_reconfig_check), gs)
-        rpc_pb2_grpc.add_MaintenanceServicer_to_server(MaintenanceService(server), gs)
-        client_channels = ChannelOpener(None if self.client_tls.empty() else self.client_tls)
-        rpc_pb2_grpc.add_LeaseServicer_to_server(LeaseService(server, client_channels), gs)
-        rpc_pb2_grpc.add_WatchServicer_to_server(WatchService(hub, server.header), gs)
-        v3lock_pb2_grpc.add_LockServicer_to_server(LockService(server, hub), gs)
-        v3election_pb2_grpc.add_ElectionServicer_to_server(ElectionService(server, hub), gs)
+        rpc_pb2_grpc.add_KVServicer_to_server(KVService(api.kv), gs)
+        rpc_pb2_grpc.add_ClusterServicer_to_server(ClusterService(api.cluster), gs)
+        rpc_pb2_grpc.add_MaintenanceServicer_to_server(MaintenanceService(api.maintenance), gs)
+        rpc_pb2_grpc.add_LeaseServicer_to_server(LeaseService(api.lease), gs)
+        rpc_pb2_grpc.add_WatchServicer_to_server(WatchService(api.watch), gs)
+        v3lock_pb2_grpc.add_LockServicer_to_server(LockService(api.lock), gs)
+        v3election_pb2_grpc.add_ElectionServicer_to_server(ElectionService(api.election), gs)
         if not self.client_tls.empty():
             log.info("embed: ClientTLS: %s", self.client_tls)
         await gs.start()

@@ -12,7 +12,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from minietcd.errors import ServerError
+from minietcd.errors import MemberIDRemovedError
 
 
 @dataclass(slots=True)
@@ -80,7 +80,7 @@ class Membership:
 
     def add(self, m: Member) -> None:
         if m.id in self.removed:
-            raise ServerError("etcdserver: ID removed")
+            raise MemberIDRemovedError(f"member {m.id:x} was removed")
         if m.id in self.members:
             existing = self.members[m.id]
             if existing.is_learner and not m.is_learner:

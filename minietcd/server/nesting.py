@@ -55,7 +55,7 @@ def parse_request(cls: type[_Pb], data: bytes) -> _Pb:
             raise
         nesting = txn_nesting(data, cls.DESCRIPTOR.full_name)
     if nesting > MAX_TXN_NESTING:
-        raise TxnTooDeepError("etcdserver: too many operations in txn request")
+        raise TxnTooDeepError()
     with deep_messages():
         return cls.FromString(data)
 
@@ -136,5 +136,5 @@ def _allow_deep_parse(allow: bool) -> None:
     try:
         from google._upb import _message
     except ImportError:
-        raise TxnTooDeepError("etcdserver: too many operations in txn request") from None
+        raise TxnTooDeepError() from None
     _message.SetAllowOversizeProtos(allow)

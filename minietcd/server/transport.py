@@ -51,7 +51,7 @@ from prometheus_client import Histogram
 from minietcd import __version__
 from minietcd.api.raftpb import raft_pb2
 from minietcd.api.raftpb.raft_pb2_grpc import RaftPeerStub
-from minietcd.errors import ConfigError, ServerError
+from minietcd.errors import ClusterInfoError, ConfigError
 from minietcd.raft.types import Message, MessageType, Snapshot
 from minietcd.server.ids import format_id
 from minietcd.server.listeners import bind_grpc
@@ -565,7 +565,7 @@ async def fetch_cluster_members(
 
     For a member started with ``--initial-cluster-state existing``, like etcd's GET /members;
     ``own_peer_urls`` are its advertised peer URLs, without which it is refused (MembersRequest).
-    Raises ServerError if none answers. ``channel_factory`` (as for :class:`Transport`) replaces
+    Raises ClusterInfoError if none answers. ``channel_factory`` (as for :class:`Transport`) replaces
     ``channel_credentials``.
     """
     failures: list[str] = []
@@ -587,7 +587,7 @@ async def fetch_cluster_members(
             failures.append(f"{url}: {_describe(e)}")
         finally:
             await channel.close(grace=None)
-    raise ServerError(
+    raise ClusterInfoError(
         "cannot fetch cluster info from peer urls: could not retrieve cluster information "
         f"from the given URLs ({'; '.join(failures) or 'no URLs given'})"
     )

@@ -1,38 +1,25 @@
-"""etcd's Lock service (``v3lockpb.Lock``): Lock and Unlock on the recipes of
-:mod:`minietcd.server.concurrency`, as etcd 3.4's ``etcdserver/api/v3lock`` runs them on
-``clientv3/concurrency``.
-
-Lock blocks until the lock is held and returns its key (``name/<lease hex>``), which holds the
-lock for as long as the key exists: until Unlock deletes it or the lease expires.
-"""
+"""etcd's Lock service (``v3lockpb.Lock``) on the application API: Lock, Unlock."""
 
 from __future__ import annotations
 
+from typing import TypeAlias
+
 import grpc
 
-from minietcd.api.v3lockpb import v3lock_pb2, v3lock_pb2_grpc
-from minietcd.mvcc.watch import WatchHub
-from minietcd.server import concurrency
-from minietcd.server.etcd_server import EtcdServer
+from minietcd.api.v3lockpb import v3lock_pb2 as pb
+from minietcd.api.v3lockpb import v3lock_pb2_grpc
+from minietcd.server.api import Lock
+from minietcd.server.v3rpc.guard import unary
+
+_Ctx: TypeAlias = grpc.aio.ServicerContext
 
 
 class LockService(v3lock_pb2_grpc.LockServicer):
-    def __init__(self, server: EtcdServer, hub: WatchHub) -> None:
-        self.s = server
-        self.c = concurrency.LocalClient(server, hub)
+    def __init__(self, lock: Lock) -> None:
+        self.lock = lock
 
-    async def Lock(
-        self, request: v3lock_pb2.LockRequest, context: grpc.aio.ServicerContext
-    ) -> v3lock_pb2.LockResponse:
-        await concurrency.check_call(self.s, context)
-        header, key = await concurrency.as_etcd(
-            context, concurrency.lock(self.c, request.name, request.lease)
-        )
-        return v3lock_pb2.LockResponse(header=header, key=key)
+    async def Lock(self, request: pb.LockRequest, context: _Ctx) -> pb.LockResponse:
+        return await unary(context, self.lock.lock, request)
 
-    async def Unlock(
-        self, request: v3lock_pb2.UnlockRequest, context: grpc.aio.ServicerContext
-    ) -> v3lock_pb2.UnlockResponse:
-        await concurrency.check_call(self.s, context)
-        header = await concurrency.as_etcd(context, concurrency.unlock(self.c, request.key))
-        return v3lock_pb2.UnlockResponse(header=header)
+    async def Unlock(self, request: pb.UnlockRequest, context: _Ctx) -> pb.UnlockResponse:
+        return await unary(context, self.lock.unlock, request)

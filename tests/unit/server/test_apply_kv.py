@@ -11,6 +11,7 @@ from typing import Any
 import grpc
 import pytest
 
+from minietcd import errors as E
 from minietcd.api.etcdserverpb import rpc_pb2 as pb
 from minietcd.api.mvccpb import kv_pb2
 from minietcd.errors import (
@@ -26,8 +27,14 @@ from minietcd.lease import Lessor
 from minietcd.mvcc import KVStore
 from minietcd.server import apply_kv
 from minietcd.server.apply_kv import KVApplier
-from minietcd.server.v3rpc import errors as R
 from minietcd.server.v3rpc.errors import to_grpc_status
+
+# etcd's words for the errors below (the classes of minietcd.errors hold them).
+ERR_COMPACTED = E.CompactedRevisionError.etcd_message
+ERR_FUTURE_REV = E.FutureRevisionError.etcd_message
+ERR_INVALID_SORT_OPTION = E.InvalidSortOptionError.etcd_message
+ERR_KEY_NOT_FOUND = E.KeyNotFoundError.etcd_message
+ERR_LEASE_NOT_FOUND = E.LeaseNotFoundError.etcd_message
 
 V, CR, MOD, VAL, LEASE = (
     pb.Compare.VERSION,
@@ -239,19 +246,19 @@ def test_range_kv_fields_and_keys_only(store: Env) -> None:
 def test_range_revision_errors(store: Env) -> None:
     with pytest.raises(FutureRevisionError) as fut:
         store.get(b"a", revision=11)
-    assert to_grpc_status(fut.value) == (grpc.StatusCode.OUT_OF_RANGE, R.ERR_FUTURE_REV)
+    assert to_grpc_status(fut.value) == (grpc.StatusCode.OUT_OF_RANGE, ERR_FUTURE_REV)
     store.a.compaction(pb.CompactionRequest(revision=6))
     assert keys(store.get(b"a", range_end=b"\0", revision=6)) == [b"a", b"b", b"c", b"d"]
     with pytest.raises(CompactedRevisionError) as old:
         store.get(b"a", revision=5)
-    assert to_grpc_status(old.value) == (grpc.StatusCode.OUT_OF_RANGE, R.ERR_COMPACTED)
+    assert to_grpc_status(old.value) == (grpc.StatusCode.OUT_OF_RANGE, ERR_COMPACTED)
 
 
 @pytest.mark.parametrize(("order", "target"), [(3, 0), (0, 5), (-1, 1)])
 def test_range_invalid_sort_option(store: Env, order: int, target: int) -> None:
     with pytest.raises(ServerError) as info:
         store.get(b"a", sort_order=order, sort_target=target)
-    assert info.value.etcd_message == R.ERR_INVALID_SORT_OPTION
+    assert info.value.etcd_message == ERR_INVALID_SORT_OPTION
 
 
 # --- Put ------------------------------------------------------------------------------------
@@ -286,7 +293,7 @@ def test_put_missing_lease(env: Env) -> None:
     before = env.state()
     with pytest.raises(LeaseNotFoundError) as info:
         env.put(b"k", b"w", lease=999)
-    assert to_grpc_status(info.value) == (grpc.StatusCode.NOT_FOUND, R.ERR_LEASE_NOT_FOUND)
+    assert to_grpc_status(info.value) == (grpc.StatusCode.NOT_FOUND, ERR_LEASE_NOT_FOUND)
     assert env.state() == before
     # etcd checks the lease before the ignore flags: a missing key does not hide it
     with pytest.raises(LeaseNotFoundError):
@@ -328,7 +335,7 @@ def test_put_ignore_flags_need_the_key(env: Env, flags: dict[str, Any]) -> None:
     for key in (b"missing", b"gone"):
         with pytest.raises(KeyNotFoundError) as info:
             env.put(key, **flags)
-        assert to_grpc_status(info.value) == (grpc.StatusCode.INVALID_ARGUMENT, R.ERR_KEY_NOT_FOUND)
+        assert to_grpc_status(info.value) == (grpc.StatusCode.INVALID_ARGUMENT, ERR_KEY_NOT_FOUND)
     assert env.state() == before
 
 
@@ -600,31 +607,31 @@ def test_empty_request_op_gets_an_empty_response(env: Env) -> None:
     [
         # ignore flags are checked against the store before the txn: creating the key
         # earlier in the same txn does not help (etcd)
-        (tx([], [put(b"new", b"v"), put(b"new2", ignore_value=True)]), KeyNotFoundError, R.ERR_KEY_NOT_FOUND),
-        (tx([], [put(b"x"), put(b"missing", ignore_lease=True)]), KeyNotFoundError, R.ERR_KEY_NOT_FOUND),
-        (tx([], [put(b"x", lease=100), put(b"y", lease=999)]), LeaseNotFoundError, R.ERR_LEASE_NOT_FOUND),
-        (tx([], [put(b"k", lease=999, ignore_lease=True)]), LeaseNotFoundError, R.ERR_LEASE_NOT_FOUND),
+        (tx([], [put(b"new", b"v"), put(b"new2", ignore_value=True)]), KeyNotFoundError, ERR_KEY_NOT_FOUND),
+        (tx([], [put(b"x"), put(b"missing", ignore_lease=True)]), KeyNotFoundError, ERR_KEY_NOT_FOUND),
+        (tx([], [put(b"x", lease=100), put(b"y", lease=999)]), LeaseNotFoundError, ERR_LEASE_NOT_FOUND),
+        (tx([], [put(b"k", lease=999, ignore_lease=True)]), LeaseNotFoundError, ERR_LEASE_NOT_FOUND),
         # per put: the key check comes before the lease check
-        (tx([], [put(b"x", lease=999, ignore_lease=True)]), KeyNotFoundError, R.ERR_KEY_NOT_FOUND),
+        (tx([], [put(b"x", lease=999, ignore_lease=True)]), KeyNotFoundError, ERR_KEY_NOT_FOUND),
         (
             tx([], [put(b"x"), nested([], [nested([], [put(b"y", lease=999)])])]),
             LeaseNotFoundError,
-            R.ERR_LEASE_NOT_FOUND,
+            ERR_LEASE_NOT_FOUND,
         ),
-        (tx([], [put(b"x"), rng(b"k", revision=99)]), FutureRevisionError, R.ERR_FUTURE_REV),
-        (tx([], [rng(b"k", revision=99)]), FutureRevisionError, R.ERR_FUTURE_REV),  # read-only
+        (tx([], [put(b"x"), rng(b"k", revision=99)]), FutureRevisionError, ERR_FUTURE_REV),
+        (tx([], [rng(b"k", revision=99)]), FutureRevisionError, ERR_FUTURE_REV),  # read-only
         # the pre-txn revision is the limit even though the txn itself would make it exist
-        (tx([], [put(b"x"), rng(b"x", revision=3)]), FutureRevisionError, R.ERR_FUTURE_REV),
+        (tx([], [put(b"x"), rng(b"x", revision=3)]), FutureRevisionError, ERR_FUTURE_REV),
         # etcd 3.4 compares a negative revision with the compact revision (-1) directly
-        (tx([], [rng(b"k", revision=-5)]), CompactedRevisionError, R.ERR_COMPACTED),
-        (tx([], [put(b"x"), rng(b"k", sort_target=7)]), ServerError, R.ERR_INVALID_SORT_OPTION),
+        (tx([], [rng(b"k", revision=-5)]), CompactedRevisionError, ERR_COMPACTED),
+        (tx([], [put(b"x"), rng(b"k", sort_target=7)]), ServerError, ERR_INVALID_SORT_OPTION),
         # every put check comes before every range check
-        (tx([], [rng(b"k", revision=99), put(b"z", lease=999)]), LeaseNotFoundError, R.ERR_LEASE_NOT_FOUND),
+        (tx([], [rng(b"k", revision=99), put(b"z", lease=999)]), LeaseNotFoundError, ERR_LEASE_NOT_FOUND),
         # only the taken branch is checked
         (
             tx([cmp(b"k", V, EQ, version=5)], [put(b"z", lease=999)], [put(b"x", ignore_value=True)]),
             KeyNotFoundError,
-            R.ERR_KEY_NOT_FOUND,
+            ERR_KEY_NOT_FOUND,
         ),
     ],
 )
@@ -699,9 +706,9 @@ def test_compaction(env: Env) -> None:
     r = env.a.compaction(pb.CompactionRequest(revision=4, physical=True))  # physical: same
     assert r == pb.CompactionResponse(header=pb.ResponseHeader(revision=5))
     for rev, error, message in [
-        (4, CompactedRevisionError, R.ERR_COMPACTED),
-        (2, CompactedRevisionError, R.ERR_COMPACTED),
-        (6, FutureRevisionError, R.ERR_FUTURE_REV),
+        (4, CompactedRevisionError, ERR_COMPACTED),
+        (2, CompactedRevisionError, ERR_COMPACTED),
+        (6, FutureRevisionError, ERR_FUTURE_REV),
     ]:
         before = env.state()
         with pytest.raises(error) as info:

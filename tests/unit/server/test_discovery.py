@@ -22,6 +22,8 @@ from minietcd.errors import ConfigError
 from minietcd.lease.lessor import Lessor
 from minietcd.mvcc import KVStore, WatchHub
 from minietcd.server import ids
+from minietcd.server.api.admission import Admission
+from minietcd.server.api.watch import Watch
 from minietcd.server.apply_kv import KVApplier
 from minietcd.server.bootstrap import bootstrap_discovery
 from minietcd.server.config import FLAGS_BY_NAME, IMPLEMENTED_FLAGS, Config, help_text, parse_config
@@ -287,6 +289,15 @@ class Service:
         return {kv.key.decode(): kv.value.decode() for kv in resp.kvs}
 
 
+class _Voter:
+    """The member the Watch API's admission asks about: a voter that knows a leader."""
+
+    leader = 1
+
+    def is_learner(self) -> bool:
+        return False
+
+
 @pytest.fixture
 async def service() -> AsyncIterator[Service]:
     kv = KVStore()
@@ -294,9 +305,8 @@ async def service() -> AsyncIterator[Service]:
     applier = KVApplier(kv, Lessor(time.monotonic, 5))
     server = grpc.aio.server()
     rpc_pb2_grpc.add_KVServicer_to_server(_KV(applier), server)
-    rpc_pb2_grpc.add_WatchServicer_to_server(
-        WatchService(hub, lambda rev: rpc_pb2.ResponseHeader(revision=rev)), server
-    )
+    watch = Watch(hub, lambda rev: rpc_pb2.ResponseHeader(revision=rev), Admission(_Voter()))
+    rpc_pb2_grpc.add_WatchServicer_to_server(WatchService(watch), server)
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
     try:

@@ -7,15 +7,25 @@ from typing import Any
 import grpc
 import pytest
 
+from minietcd import errors as E
 from minietcd.api.etcdserverpb import rpc_pb2 as pb
-from minietcd.errors import ServerError
-from minietcd.server import validate as V
-from minietcd.server.v3rpc import errors as R
+from minietcd.errors import MinietcdError
+from minietcd.server.api import validate as V
+from minietcd.server.apply_kv import txn_is_read_only
 from minietcd.server.v3rpc.errors import to_grpc_status
 
-EMPTY = R.ERR_EMPTY_KEY
-DUP = R.ERR_DUPLICATE_KEY
-TOO_MANY = R.ERR_TOO_MANY_OPS
+# etcd's words for the errors below (the classes of minietcd.errors hold them).
+ERR_DUPLICATE_KEY = E.DuplicateKeyError.etcd_message
+ERR_EMPTY_KEY = E.EmptyKeyError.etcd_message
+ERR_INVALID_SORT_OPTION = E.InvalidSortOptionError.etcd_message
+ERR_KEY_NOT_FOUND = E.KeyNotFoundError.etcd_message
+ERR_LEASE_PROVIDED = E.LeaseProvidedError.etcd_message
+ERR_TOO_MANY_OPS = E.TooManyOpsError.etcd_message
+ERR_VALUE_PROVIDED = E.ValueProvidedError.etcd_message
+
+EMPTY = ERR_EMPTY_KEY
+DUP = ERR_DUPLICATE_KEY
+TOO_MANY = ERR_TOO_MANY_OPS
 
 
 def rr(**kw: Any) -> pb.RangeRequest:
@@ -57,7 +67,7 @@ def expect(message: str | None, fn: Any, *args: Any) -> None:
     if message is None:
         fn(*args)
         return
-    with pytest.raises(ServerError) as info:
+    with pytest.raises(MinietcdError) as info:
         fn(*args)
     assert str(info.value) == message
     assert info.value.etcd_message == message
@@ -75,9 +85,9 @@ def expect(message: str | None, fn: Any, *args: Any) -> None:
         (rr(key=b"a", range_end=b"\0", sort_order=2, sort_target=4), None),
         (pb.RangeRequest(), EMPTY),
         (pb.RangeRequest(range_end=b"z"), EMPTY),
-        (rr(key=b"a", sort_order=3), R.ERR_INVALID_SORT_OPTION),
-        (rr(key=b"a", sort_order=-1), R.ERR_INVALID_SORT_OPTION),
-        (rr(key=b"a", sort_target=5), R.ERR_INVALID_SORT_OPTION),
+        (rr(key=b"a", sort_order=3), ERR_INVALID_SORT_OPTION),
+        (rr(key=b"a", sort_order=-1), ERR_INVALID_SORT_OPTION),
+        (rr(key=b"a", sort_target=5), ERR_INVALID_SORT_OPTION),
         (rr(sort_target=5), EMPTY),  # the key is checked first
     ],
 )
@@ -93,14 +103,14 @@ def test_check_range(req: pb.RangeRequest, message: str | None) -> None:
         (pb.PutRequest(key=b"a", ignore_lease=True), None),
         (pb.PutRequest(key=b"a", ignore_value=True, ignore_lease=True), None),
         (pb.PutRequest(value=b"v"), EMPTY),
-        (pb.PutRequest(key=b"a", value=b"v", ignore_value=True), R.ERR_VALUE_PROVIDED),
-        (pb.PutRequest(key=b"a", lease=7, ignore_lease=True), R.ERR_LEASE_PROVIDED),
-        (pb.PutRequest(key=b"a", lease=-1, ignore_lease=True), R.ERR_LEASE_PROVIDED),
+        (pb.PutRequest(key=b"a", value=b"v", ignore_value=True), ERR_VALUE_PROVIDED),
+        (pb.PutRequest(key=b"a", lease=7, ignore_lease=True), ERR_LEASE_PROVIDED),
+        (pb.PutRequest(key=b"a", lease=-1, ignore_lease=True), ERR_LEASE_PROVIDED),
         # etcd's order: key, then value, then lease.
         (pb.PutRequest(value=b"v", ignore_value=True), EMPTY),
         (
             pb.PutRequest(key=b"a", value=b"v", lease=7, ignore_value=True, ignore_lease=True),
-            R.ERR_VALUE_PROVIDED,
+            ERR_VALUE_PROVIDED,
         ),
     ],
 )
@@ -138,12 +148,12 @@ def test_check_delete(req: pb.DeleteRangeRequest, message: str | None) -> None:
         (txn([rng(b"")]), 128, EMPTY),
         (txn([put(b"")]), 128, EMPTY),
         (txn([dele(b"")]), 128, EMPTY),
-        (txn(failure=[put(b"a", value=b"v", ignore_value=True)]), 128, R.ERR_VALUE_PROVIDED),
-        (txn([put(b"a", lease=3, ignore_lease=True)]), 128, R.ERR_LEASE_PROVIDED),
-        (txn([rng(b"a", sort_target=9)]), 128, R.ERR_INVALID_SORT_OPTION),
+        (txn(failure=[put(b"a", value=b"v", ignore_value=True)]), 128, ERR_VALUE_PROVIDED),
+        (txn([put(b"a", lease=3, ignore_lease=True)]), 128, ERR_LEASE_PROVIDED),
+        (txn([rng(b"a", sort_target=9)]), 128, ERR_INVALID_SORT_OPTION),
         # An op with nothing set: etcd says "key not found".
-        (txn([pb.RequestOp()]), 128, R.ERR_KEY_NOT_FOUND),
-        (txn(failure=[pb.RequestOp()]), 128, R.ERR_KEY_NOT_FOUND),
+        (txn([pb.RequestOp()]), 128, ERR_KEY_NOT_FOUND),
+        (txn(failure=[pb.RequestOp()]), 128, ERR_KEY_NOT_FOUND),
         # Nested txns are checked with what the parent leaves: max - longest list.
         (txn([nested([put(b"a")])]), 2, None),
         (txn([nested([put(b"a"), put(b"b")])]), 3, None),
@@ -151,13 +161,13 @@ def test_check_delete(req: pb.DeleteRangeRequest, message: str | None) -> None:
         (txn([nested([nested([put(b"x")])])]), 3, None),
         (txn([nested([nested([put(b"x")])])]), 2, TOO_MANY),
         (txn([nested([put(b"")])]), 128, EMPTY),
-        (txn([nested(failure=[pb.RequestOp()])]), 128, R.ERR_KEY_NOT_FOUND),
+        (txn([nested(failure=[pb.RequestOp()])]), 128, ERR_KEY_NOT_FOUND),
         (pb.TxnRequest(success=[nested()], compare=[cmp()]), 128, None),
         # Order: too many ops before empty compare key before the ops.
         (txn([put(b""), put(b"")], compare=[cmp(b"")]), 1, TOO_MANY),
         (txn([put(b"")], compare=[cmp(b"")]), 128, EMPTY),
-        (txn([put(b"a", value=b"v", ignore_value=True), pb.RequestOp()]), 128, R.ERR_VALUE_PROVIDED),
-        (txn([pb.RequestOp(), put(b"a", value=b"v", ignore_value=True)]), 128, R.ERR_KEY_NOT_FOUND),
+        (txn([put(b"a", value=b"v", ignore_value=True), pb.RequestOp()]), 128, ERR_VALUE_PROVIDED),
+        (txn([pb.RequestOp(), put(b"a", value=b"v", ignore_value=True)]), 128, ERR_KEY_NOT_FOUND),
         # Structure errors come before duplicate keys.
         (txn([put(b"a"), put(b"a"), put(b"")]), 128, EMPTY),
     ],
@@ -252,5 +262,5 @@ def test_check_intervals_returns_puts_and_deletes() -> None:
     ],
 )
 def test_read_only_and_serializable(req: pb.TxnRequest, read_only: bool, serializable: bool) -> None:
-    assert V.txn_is_read_only(req) is read_only
+    assert txn_is_read_only(req) is read_only
     assert V.txn_is_serializable(req) is serializable

@@ -21,7 +21,9 @@ import pytest
 from minietcd.api.etcdserverpb import rpc_pb2, rpc_pb2_grpc
 from minietcd.api.mvccpb import kv_pb2
 from minietcd.mvcc import KVStore, WatchHub, WatchStream
-from minietcd.server.v3rpc.watch import WatchService, fragments
+from minietcd.server.api.admission import Admission
+from minietcd.server.api.watch import Watch, fragments
+from minietcd.server.v3rpc.watch import WatchService
 
 TIMEOUT = 10.0
 CREATE = rpc_pb2.WatchCreateRequest
@@ -29,6 +31,15 @@ CREATE = rpc_pb2.WatchCreateRequest
 
 def header(rev: int) -> rpc_pb2.ResponseHeader:
     return rpc_pb2.ResponseHeader(cluster_id=11, member_id=22, revision=rev, raft_term=3)
+
+
+class Voter:
+    """The member admission asks about: a voter that knows a leader."""
+
+    leader = 1
+
+    def is_learner(self) -> bool:
+        return False
 
 
 class Client:
@@ -118,7 +129,7 @@ async def start() -> AsyncIterator[Start]:
         hub.new_stream = tracked_stream  # type: ignore[method-assign]  # wrapped to see it called
         server = grpc.aio.server()
         rpc_pb2_grpc.add_WatchServicer_to_server(
-            WatchService(hub, header, **service_kw), server
+            WatchService(Watch(hub, header, Admission(Voter()), **service_kw)), server
         )
         port = server.add_insecure_port("127.0.0.1:0")
         await server.start()

@@ -2,8 +2,8 @@
 
 etcd 3.4 serves ``v3lockpb.Lock`` and ``v3electionpb.Election`` by running its client-side
 recipes against an in-process client. So do we, with :class:`LocalClient` standing in for that
-client: writes are proposed through Raft, reads are linearizable (ReadIndex, then the local
-store), and waits are watches on this member's watch hub.
+client: its calls are the application API's own KV and Lease methods (writes proposed through
+Raft, reads linearizable), and its waits are watches on this member's watch hub.
 
 The recipes, as in etcd:
 
@@ -20,45 +20,45 @@ The recipes, as in etcd:
   background, as etcd does with its client's context.
 
 Errors reach the client as etcd's do: its in-process client turns every server error into a
-plain Go error, which gRPC sends as ``UNKNOWN`` with the error text.
+plain Go error, which gRPC sends as ``UNKNOWN`` with the error text (:func:`as_etcd`, which the
+Lock and Election API methods run their recipes in).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
-from collections.abc import AsyncGenerator, Awaitable
+from collections.abc import AsyncGenerator, Awaitable, Callable, Coroutine
 from types import TracebackType
-from typing import TypeVar
+from typing import Any, TypeVar
 
-import grpc
-
-from minietcd.api.etcdserverpb import raft_internal_pb2, rpc_pb2
+from minietcd.api.etcdserverpb import rpc_pb2
 from minietcd.api.mvccpb import kv_pb2
-from minietcd.errors import CompactedRevisionError, MinietcdError, ServerError
+from minietcd.errors import (
+    CompactedRevisionError,
+    ConcurrencyError,
+    MinietcdError,
+    NoElectionLeaderError,
+    NotElectionLeaderError,
+    RecipeError,
+    RequestTimeoutError,
+    ServerWatchCanceledError,
+)
 from minietcd.mvcc.types import EventType
 from minietcd.mvcc.watch import WatchHub, WatchResponse
-from minietcd.server import validate
+from minietcd.server.api.admission import RequestContext
+from minietcd.server.api.kv import KV
+from minietcd.server.api.lease import Lease
 from minietcd.server.apply_kv import kv_to_pb
-from minietcd.server.etcd_server import EtcdServer
-from minietcd.server.v3rpc.errors import (
-    ERR_NO_LEADER,
-    ERR_NOT_SUPPORTED_FOR_LEARNER,
-    ERR_TIMEOUT,
-    ERR_WATCH_CANCELED,
-    to_grpc_status,
-)
 
-log = logging.getLogger("minietcd.v3rpc.concurrency")
+log = logging.getLogger("minietcd.server.api.concurrency")
 T = TypeVar("T")
 Header = rpc_pb2.ResponseHeader
 
 #: etcd's ``concurrency.defaultSessionTTL``: the lease granted when a request names none.
 SESSION_TTL = 60
-ERR_ELECTION_NOT_LEADER = "election: not leader"
-ERR_ELECTION_NO_LEADER = "election: no leader"
-ERR_MISSING_LEADER_KEY = '"leader" field must be provided'
 
 _CREATE = rpc_pb2.Compare.CREATE
 _EQUAL = rpc_pb2.Compare.EQUAL
@@ -122,7 +122,7 @@ class KeyWatch:
             if resp.canceled:
                 if resp.compact_revision:
                     raise CompactedRevisionError(f"compacted at {resp.compact_revision}")
-                raise ServerError(resp.cancel_reason or ERR_WATCH_CANCELED)
+                raise ServerWatchCanceledError(resp.cancel_reason or ServerWatchCanceledError.etcd_message)
             if resp.events:
                 return resp
 
@@ -139,48 +139,45 @@ class KeyWatch:
 
 
 class LocalClient:
-    """The KV, lease and watch calls the recipes make, served by this member (etcd's v3client)."""
+    """The KV, lease and watch calls the recipes make, served by this member (etcd's v3client).
 
-    def __init__(self, server: EtcdServer, hub: WatchHub) -> None:
-        self.server = server
+    Its calls carry the caller's credentials but not ``hasleader``: etcd's in-process client
+    skips the gRPC interceptors, whose checks the outer Lock or Election call already passed."""
+
+    def __init__(
+        self,
+        kv: KV,
+        lease: Lease,
+        hub: WatchHub,
+        header: Callable[[int], rpc_pb2.ResponseHeader],
+        spawn: Callable[[Coroutine[Any, Any, None]], None],
+        ctx: RequestContext,
+    ) -> None:
+        self._kv = kv
+        self._lease = lease
         self.hub = hub
+        self.header = header
+        self._spawn = spawn
+        self._ctx = dataclasses.replace(ctx, requires_leader=False)
 
     async def txn(self, req: rpc_pb2.TxnRequest) -> rpc_pb2.TxnResponse:
         """A writing txn, through the log."""
-        validate.check_txn(req)
-        self.server.check_quota(grows=True)
-        resp = await self.server.propose(raft_internal_pb2.InternalRaftRequest(txn=req))
-        assert isinstance(resp, rpc_pb2.TxnResponse)
-        resp.header.CopyFrom(self.server.header(resp.header.revision))
-        return resp
+        return await self._kv.txn(self._ctx, req)
 
     async def range(self, req: rpc_pb2.RangeRequest) -> rpc_pb2.RangeResponse:
         """A linearizable read."""
-        validate.check_range(req)
-        await self.server.read_barrier()
-        resp = self.server.sm.kv_applier.range(req)
-        resp.header.CopyFrom(self.server.header(resp.header.revision))
-        return resp
+        return await self._kv.range(self._ctx, req)
 
     async def delete(self, key: bytes) -> rpc_pb2.DeleteRangeResponse:
-        req = rpc_pb2.DeleteRangeRequest(key=key)
-        validate.check_delete(req)
-        resp = await self.server.propose(raft_internal_pb2.InternalRaftRequest(delete_range=req))
-        assert isinstance(resp, rpc_pb2.DeleteRangeResponse)
-        resp.header.CopyFrom(self.server.header(resp.header.revision))
-        return resp
+        return await self._kv.delete_range(self._ctx, rpc_pb2.DeleteRangeRequest(key=key))
 
     async def session_lease(self, lease: int) -> int:
         """etcd's NewSession(WithLease(lease)) then Orphan(): ``lease`` itself, or for 0 a new
         lease of SESSION_TTL seconds that nobody keeps alive."""
         if lease != 0:
             return lease
-        self.server.check_quota(grows=True)
-        lease_id = self.server.ids.next() & ((1 << 63) - 1)  # as LeaseService picks ids
-        req = rpc_pb2.LeaseGrantRequest(ID=lease_id, TTL=SESSION_TTL)
-        resp = await self.server.propose(raft_internal_pb2.InternalRaftRequest(lease_grant=req))
-        assert isinstance(resp, rpc_pb2.LeaseGrantResponse)
-        return int(resp.ID) or lease_id
+        resp = await self._lease.grant(self._ctx, rpc_pb2.LeaseGrantRequest(TTL=SESSION_TTL))
+        return int(resp.ID)
 
     def watch(self, key: bytes, range_end: bytes, start_revision: int) -> KeyWatch:
         return KeyWatch(self.hub, key, range_end, start_revision)
@@ -211,7 +208,7 @@ class LocalClient:
             except MinietcdError as e:
                 log.warning("%s failed: %s", what, e)
 
-        self.server.spawn(run())
+        self._spawn(run())
 
 
 # --- the recipes ----------------------------------------------------------------------------
@@ -296,7 +293,7 @@ async def proclaim(c: LocalClient, key: bytes, rev: int, lease: int, value: byte
         )
     )
     if not resp.succeeded:
-        raise ServerError(ERR_ELECTION_NOT_LEADER)
+        raise NotElectionLeaderError()
     return resp.header
 
 
@@ -314,7 +311,7 @@ async def resign(c: LocalClient, key: bytes, rev: int) -> rpc_pb2.ResponseHeader
 async def leader(c: LocalClient, name: bytes) -> tuple[rpc_pb2.ResponseHeader, kv_pb2.KeyValue]:
     resp = await c.range(first_created(name + b"/"))
     if not resp.kvs:
-        raise ServerError(ERR_ELECTION_NO_LEADER)
+        raise NoElectionLeaderError()
     return resp.header, resp.kvs[0]
 
 
@@ -335,7 +332,7 @@ async def observe(c: LocalClient, name: bytes) -> AsyncGenerator[tuple[Header, k
                         put = next((ev for ev in wr.events if ev.type is EventType.PUT), None)
                         if put is not None:
                             kv = kv_to_pb(put.kv)
-                            header = c.server.header(put.kv.mod_revision)
+                            header = c.header(put.kv.mod_revision)
                             break
             yield header, kv
             # Follow this leader's key until it is deleted.
@@ -347,36 +344,25 @@ async def observe(c: LocalClient, name: bytes) -> AsyncGenerator[tuple[Header, k
                         if ev.type is EventType.DELETE:
                             deleted = True
                             break
-                        yield c.server.header(wr.revision), kv_to_pb(ev.kv)
+                        yield c.header(wr.revision), kv_to_pb(ev.kv)
     except (MinietcdError, TimeoutError) as e:
         log.debug("observe %r ended: %r", name, e)
 
 
-# --- the gRPC edge's shared part ---------------------------------------------------------------
+# --- errors as etcd's in-process client reports them ---------------------------------------------
 
 
-async def check_call(server: EtcdServer, context: grpc.aio.ServicerContext) -> None:
-    """What etcd's interceptors check before any RPC: a learner serves none of these, and a
-    request marked ``hasleader`` needs a leader."""
-    if server.is_learner():
-        await context.abort(grpc.StatusCode.UNAVAILABLE, ERR_NOT_SUPPORTED_FOR_LEARNER)
-    md = context.invocation_metadata() or ()
-    if server.leader == 0 and any(k == "hasleader" and v == "true" for k, v in md):
-        await context.abort(grpc.StatusCode.UNAVAILABLE, ERR_NO_LEADER)
-
-
-async def as_etcd(context: grpc.aio.ServicerContext, call: Awaitable[T]) -> T:
-    """Await ``call``; any error reaches the client as etcd's lock and election services send
-    it: ``UNKNOWN`` with etcd's text."""
+async def as_etcd(call: Awaitable[T]) -> T:
+    """Await a recipe; an error reaches the client as etcd's in-process client reports it: its
+    text only, which the faces send as ``UNKNOWN`` (RecipeError). The recipes' own errors
+    ("election: not leader", ...) already are such."""
     try:
         return await call
-    except (grpc.aio.AbortError, asyncio.CancelledError):
+    except (asyncio.CancelledError, ConcurrencyError):
         raise
-    except TimeoutError:  # a read's wait for the applied index ran out
-        await context.abort(grpc.StatusCode.UNKNOWN, ERR_TIMEOUT)
+    except TimeoutError as e:  # a wait that ran out, as etcd's context deadline
+        raise RecipeError(RequestTimeoutError()) from e
     except Exception as e:
         if not isinstance(e, MinietcdError):
-            log.exception("v3rpc: unexpected error")
-        _, message = to_grpc_status(e)
-        await context.abort(grpc.StatusCode.UNKNOWN, message)
-    raise AssertionError("unreachable")  # context.abort always raises
+            log.exception("lock/election: unexpected error")
+        raise RecipeError(e) from e

@@ -1,13 +1,11 @@
-"""The request checks etcd makes at the gRPC edge, before anything is proposed to Raft.
+"""The request checks etcd makes before anything is proposed to Raft (the API runs them, once).
 
 Mirrors etcd 3.4 ``etcdserver/api/v3rpc/key.go`` (``checkRangeRequest`` / ``checkPutRequest`` /
 ``checkDeleteRequest`` / ``checkTxnRequest`` / ``checkRequestOp`` / ``checkIntervals``): same
-checks, same order, so the same request fails with the same message. Every failure raises
-:class:`~minietcd.errors.ServerError` carrying etcd's exact text, which
-:func:`minietcd.server.v3rpc.errors.to_grpc_status` turns into etcd's code (all of these are
-INVALID_ARGUMENT).
+checks, same order, so the same request fails with the same message. Every failure raises the leaf of
+:mod:`minietcd.errors` for etcd's error (all of these are INVALID_ARGUMENT on the wire).
 
-Why these run at the edge and not in the applier: a request refused here never costs a Raft
+Why these run before proposing and not in the applier: a request refused here never costs a Raft
 round trip, and the applier can rely on, e.g., a txn never putting the same key twice.
 
 One addition from etcd 3.5: a range whose ``sort_order`` or ``sort_target`` is not a value of
@@ -20,15 +18,14 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 
 from minietcd.api.etcdserverpb import rpc_pb2
-from minietcd.errors import ServerError
-from minietcd.server.v3rpc.errors import (
-    ERR_DUPLICATE_KEY,
-    ERR_EMPTY_KEY,
-    ERR_INVALID_SORT_OPTION,
-    ERR_KEY_NOT_FOUND,
-    ERR_LEASE_PROVIDED,
-    ERR_TOO_MANY_OPS,
-    ERR_VALUE_PROVIDED,
+from minietcd.errors import (
+    DuplicateKeyError,
+    EmptyKeyError,
+    InvalidSortOptionError,
+    KeyNotFoundError,
+    LeaseProvidedError,
+    TooManyOpsError,
+    ValueProvidedError,
 )
 
 #: etcd's default ``--max-txn-ops``.
@@ -45,25 +42,25 @@ _Interval = tuple[bytes, bytes]
 def check_range(req: rpc_pb2.RangeRequest) -> None:
     """etcd ``checkRangeRequest`` (+ 3.5's sort option check)."""
     if not req.key:
-        raise ServerError(ERR_EMPTY_KEY)
+        raise EmptyKeyError()
     if req.sort_order not in _SORT_ORDERS or req.sort_target not in _SORT_TARGETS:
-        raise ServerError(ERR_INVALID_SORT_OPTION)
+        raise InvalidSortOptionError()
 
 
 def check_put(req: rpc_pb2.PutRequest) -> None:
     """etcd ``checkPutRequest``."""
     if not req.key:
-        raise ServerError(ERR_EMPTY_KEY)
+        raise EmptyKeyError()
     if req.ignore_value and req.value:
-        raise ServerError(ERR_VALUE_PROVIDED)
+        raise ValueProvidedError()
     if req.ignore_lease and req.lease != 0:
-        raise ServerError(ERR_LEASE_PROVIDED)
+        raise LeaseProvidedError()
 
 
 def check_delete(req: rpc_pb2.DeleteRangeRequest) -> None:
     """etcd ``checkDeleteRequest``."""
     if not req.key:
-        raise ServerError(ERR_EMPTY_KEY)
+        raise EmptyKeyError()
 
 
 def check_txn(req: rpc_pb2.TxnRequest, max_txn_ops: int = DEFAULT_MAX_TXN_OPS) -> None:
@@ -82,10 +79,10 @@ def check_txn_request(req: rpc_pb2.TxnRequest, max_txn_ops: int) -> None:
     """
     opc = max(len(req.compare), len(req.success), len(req.failure))
     if opc > max_txn_ops:
-        raise ServerError(ERR_TOO_MANY_OPS)
+        raise TooManyOpsError()
     for c in req.compare:
         if not c.key:
-            raise ServerError(ERR_EMPTY_KEY)
+            raise EmptyKeyError()
     for op in req.success:
         check_request_op(op, max_txn_ops - opc)
     for op in req.failure:
@@ -104,7 +101,7 @@ def check_request_op(op: rpc_pb2.RequestOp, max_txn_ops: int) -> None:
     elif kind == "request_txn":
         check_txn_request(op.request_txn, max_txn_ops)
     else:
-        raise ServerError(ERR_KEY_NOT_FOUND)
+        raise KeyNotFoundError()
 
 
 def check_intervals(ops: Sequence[rpc_pb2.RequestOp]) -> tuple[set[bytes], list[_Interval]]:
@@ -134,11 +131,11 @@ def check_intervals(ops: Sequence[rpc_pb2.RequestOp]) -> tuple[set[bytes], list[
         puts_else, dels_else = check_intervals(nested.failure)
         for k in puts_then:
             if k in puts or _intersects(dels, k):
-                raise ServerError(ERR_DUPLICATE_KEY)
+                raise DuplicateKeyError()
             puts.add(k)
         for k in puts_else:
             if (k in puts and k not in puts_then) or _intersects(dels, k):
-                raise ServerError(ERR_DUPLICATE_KEY)
+                raise DuplicateKeyError()
             puts.add(k)
         dels.extend(dels_then)
         dels.extend(dels_else)
@@ -148,15 +145,9 @@ def check_intervals(ops: Sequence[rpc_pb2.RequestOp]) -> tuple[set[bytes], list[
             continue
         k = op.request_put.key
         if k in puts or _intersects(dels, k):
-            raise ServerError(ERR_DUPLICATE_KEY)
+            raise DuplicateKeyError()
         puts.add(k)
     return puts, dels
-
-
-def txn_is_read_only(req: rpc_pb2.TxnRequest) -> bool:
-    """etcd ``isTxnReadonly``: every op of both branches is a range (nested txns are not
-    looked into: a txn holding one counts as a write). Such a txn is served as a read."""
-    return all(op.WhichOneof("request") == "request_range" for op in (*req.success, *req.failure))
 
 
 def txn_is_serializable(req: rpc_pb2.TxnRequest) -> bool:
