@@ -224,6 +224,24 @@ class AuthOldRevisionError(AuthError):
     go_name = "ErrGRPCAuthOldRevision"
 
 
+# auth/store.go errors that togRPCError has no row for: UNKNOWN with the store's own words.
+
+
+class NoPasswordUserError(AuthError):
+    """Authenticate with a password for a user created with ``--no-password`` (CN auth only)."""
+
+    grpc_code = GrpcCode.UNKNOWN
+    etcd_message = "auth: authentication failed, password was given for no password user"
+
+
+class AuthVerifyOnlyError(AuthError):
+    """Authenticate on a member whose JWT provider has only a public key (it verifies tokens
+    signed elsewhere, and signs none)."""
+
+    grpc_code = GrpcCode.UNKNOWN
+    etcd_message = "auth: token signing attempted with verify-only key"
+
+
 # Availability: the request may succeed later or on another member.
 
 
