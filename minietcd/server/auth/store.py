@@ -26,7 +26,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from bisect import bisect_left
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 
 from minietcd.api.authpb import auth_pb2
 from minietcd.api.etcdserverpb import rpc_pb2
@@ -116,6 +116,20 @@ class AuthStore:
             self.roles[r.name.decode(errors="surrogateescape")] = r
         self._refresh()
         self.tokens.set_enabled(self.enabled)
+
+    def replace_records(self, buckets: Mapping[bytes, Mapping[bytes, bytes]]) -> None:
+        """Make the auth buckets of an etcd backend file (``snapshot restore``) this store's
+        state: records as they are, users and roles under their LMDB keys. DecodeError if a
+        record is not an authpb.User / Role."""
+        b = self._b
+        for bucket in (B_AUTH, B_AUTH_USERS, B_AUTH_ROLES):
+            b.clear(bucket)
+        for k, v in buckets.get(B_AUTH, {}).items():
+            b.put(B_AUTH, k, v)
+        for bucket, kind in ((B_AUTH_USERS, User), (B_AUTH_ROLES, Role)):
+            for v in buckets.get(bucket, {}).values():
+                b.put(bucket, db_key(kind.FromString(v).name), v)
+        self.load()
 
     def records(self) -> Iterator[tuple[bytes, bytes, bytes]]:
         """(bucket, key, value) of the whole auth state as etcd stores it (the bbolt file's
