@@ -212,10 +212,14 @@ async def _read(
 
 def _refusal(e: AuthError) -> str:
     """The cancel reason of a watch auth refused (v3rpc/watch.go: three errors say what they
-    are, anything else is "permission denied")."""
+    are, anything else is "permission denied"). etcd sends the text of its gRPC error value,
+    "rpc error: code = PermissionDenied desc = etcdserver: permission denied", and its client
+    compares it whole (shouldRetryWatch)."""
+    cls: type[AuthError] = PermissionDeniedError
     if isinstance(e, InvalidAuthTokenError | AuthOldRevisionError | UserEmptyError):
-        return e.etcd_message or ""
-    return PermissionDeniedError.etcd_message or ""
+        cls = type(e)
+    go_code = "".join(w.capitalize() for w in cls.grpc_code.name.split("_"))
+    return f"rpc error: code = {go_code} desc = {cls.etcd_message}"
 
 
 def _create(stream: WatchStream, creq: rpc_pb2.WatchCreateRequest) -> None:
