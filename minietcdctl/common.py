@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import getpass
+import inspect
 import math
 import sys
 from collections.abc import Awaitable
@@ -180,6 +181,11 @@ class Ctl:
         wording, except for ``reraise`` errors, which the caller handles."""
         try:
             await self.login()
+        except ExitError:
+            if inspect.iscoroutine(aw):
+                aw.close()  # never started: the log-in failed first
+            raise
+        try:
             return await aw
         except ExitError:
             raise

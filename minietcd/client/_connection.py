@@ -60,6 +60,8 @@ REQUIRE_LEADER = ("hasleader", "true")
 #: with a restart, or was minted before the permissions changed. They come before anything is
 #: applied, so the call is safe to retry with a new token.
 _REFRESH_TOKEN = (InvalidAuthTokenError, AuthOldRevisionError, UserEmptyError)
+#: How etcd's auth store words the refusals it sends without a gRPC code of their own.
+AUTH_STORE_PREFIX = "auth: "
 
 
 @dataclass(frozen=True)
@@ -451,11 +453,14 @@ def _outcome_unknown(e: grpc.aio.AioRpcError) -> bool:
 
 
 def _retryable_read(e: grpc.aio.AioRpcError) -> bool:
-    """Failures of an idempotent call worth trying on another member."""
+    """Failures of an idempotent call worth trying on another member (not the auth store's own
+    refusals, which etcd sends as UNKNOWN "auth: ...": another member answers the same)."""
     code = e.code()
     if code == grpc.StatusCode.UNAVAILABLE:
         return True
     details = e.details() or ""
+    if details.startswith(AUTH_STORE_PREFIX):
+        return False
     return code in (grpc.StatusCode.INTERNAL, grpc.StatusCode.UNKNOWN) and not is_etcd_message(details)
 
 

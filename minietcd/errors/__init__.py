@@ -70,6 +70,7 @@ so it names gRPC codes by number, not through grpc.
     │   ├── AuthError                  the 16 auth errors of error.go (RootUserNotExistError ...
     │   │   │                          AuthOldRevisionError); codes as etcd's
     │   │   ├── NoPasswordUserError    UNKNOWN: a password given for a --no-password user
+    │   │   ├── AuthStoreWordsError    UNKNOWN: a refusal in auth/store.go's words (Maintenance)
     │   │   └── AuthVerifyOnlyError    UNKNOWN: a JWT provider with only a public key cannot sign
     │   ├── UnavailableError           UNAVAILABLE: this member cannot serve it now (retry)
     │   │   ├── NoLeaderError, LeaderChangedError, NotCapableError, StoppedError,
@@ -281,6 +282,9 @@ from minietcd.errors.server import (
 )
 from minietcd.errors.server import (
     AuthOldRevisionError as AuthOldRevisionError,
+)
+from minietcd.errors.server import (
+    AuthStoreWordsError as AuthStoreWordsError,
 )
 from minietcd.errors.server import (
     AuthVerifyOnlyError as AuthVerifyOnlyError,

@@ -31,7 +31,7 @@ from typing import Any
 from google.protobuf.message import Message
 
 from minietcd.api.etcdserverpb import rpc_pb2
-from minietcd.errors import AuthOldRevisionError, InvalidAuthTokenError
+from minietcd.errors import AuthError, AuthOldRevisionError, AuthStoreWordsError, InvalidAuthTokenError
 from minietcd.server.api.admission import Op, RequestContext
 from minietcd.server.auth import checks
 from minietcd.server.auth.info import NOBODY, AuthInfo
@@ -160,3 +160,12 @@ def stale_auth(server: Any, info: AuthInfo | None) -> None:
     request was served (its permission check may no longer hold)."""
     if info is not None and info.revision and info.revision != server.sm.auth.revision:
         raise AuthOldRevisionError()
+
+
+async def admin_only(admission: Any, ctx: RequestContext, op: Op, request: Message | None) -> None:
+    """The auth step of Hash, HashKV, Defragment and Snapshot: refusals in the auth store's own
+    words, UNKNOWN ("auth: permission denied"), as etcd's authMaintenanceServer answers them."""
+    try:
+        await admission.authorize(ctx, op, request)
+    except AuthError as e:
+        raise AuthStoreWordsError(e) from None

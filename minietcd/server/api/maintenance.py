@@ -14,6 +14,7 @@ from minietcd import ETCD_API_VERSION
 from minietcd.api.etcdserverpb import raft_internal_pb2, rpc_pb2
 from minietcd.mvcc.boltdb import append_sha256
 from minietcd.server.api.admission import Admission, Op, RequestContext
+from minietcd.server.api.authorize import admin_only
 from minietcd.server.etcd_server import EtcdServer
 
 SNAPSHOT_CHUNK = 32 * 1024  # etcd streams its snapshot in 32 KiB blobs
@@ -46,13 +47,13 @@ class Maintenance:
 
     async def hash(self, ctx: RequestContext, req: rpc_pb2.HashRequest) -> rpc_pb2.HashResponse:
         self._admission.admit(ctx, Op.HASH, req)
-        await self._admission.authorize(ctx, Op.HASH, req)
+        await admin_only(self._admission, ctx, Op.HASH, req)
         r = await self._s.sm.hash_kv(0)
         return rpc_pb2.HashResponse(header=self._s.header(), hash=r.hash)
 
     async def hash_kv(self, ctx: RequestContext, req: rpc_pb2.HashKVRequest) -> rpc_pb2.HashKVResponse:
         self._admission.admit(ctx, Op.HASH_KV, req)
-        await self._admission.authorize(ctx, Op.HASH_KV, req)
+        await admin_only(self._admission, ctx, Op.HASH_KV, req)
         r = await self._s.sm.hash_kv(req.revision)
         return rpc_pb2.HashKVResponse(
             header=self._s.header(r.revision), hash=r.hash, compact_revision=r.compact_revision
@@ -71,7 +72,7 @@ class Maintenance:
         self, ctx: RequestContext, req: rpc_pb2.DefragmentRequest
     ) -> rpc_pb2.DefragmentResponse:
         self._admission.admit(ctx, Op.DEFRAGMENT, req)
-        await self._admission.authorize(ctx, Op.DEFRAGMENT, req)
+        await admin_only(self._admission, ctx, Op.DEFRAGMENT, req)
         self._s.sm.defragment()
         return rpc_pb2.DefragmentResponse(header=self._s.header())
 
@@ -81,7 +82,7 @@ class Maintenance:
         """The applied state as the bbolt file a real etcd would hold at this point, in chunks;
         the stream ends with the file's SHA-256, as etcd's does."""
         self._admission.admit(ctx, Op.SNAPSHOT, req)
-        await self._admission.authorize(ctx, Op.SNAPSHOT, req)
+        await admin_only(self._admission, ctx, Op.SNAPSHOT, req)
         data = append_sha256(await self._s.sm.snapshot_db())
         total = len(data)
         for off in range(0, total, SNAPSHOT_CHUNK):
