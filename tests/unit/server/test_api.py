@@ -4,8 +4,8 @@ admission answers as etcd's interceptors do (learner refusals, ``hasleader``).""
 from __future__ import annotations
 
 import inspect
-from types import SimpleNamespace
 from collections.abc import AsyncIterator
+from types import SimpleNamespace
 from typing import Any
 
 import grpc
