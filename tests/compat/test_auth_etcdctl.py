@@ -400,7 +400,9 @@ def test_client_certificates_and_jwt_match_etcd(tmp_path: Path) -> None:
 
         return ProcessCluster(
             binary, 3, d, extra_flags=[*COST, "--auth-token", jwt, *server_tls], ports=ports,
-            token="auth-jwt", scheme="https", etcdctl_flags=["--cacert", str(f["ca.pem"])],
+            token="auth-jwt", scheme="https",
+            # The harness's own etcdctl calls go as root (the script's steps name their own).
+            etcdctl_flags=["--cacert", str(f["ca.pem"]), *certs("root").split()],
             client_tls=ClientTLS(str(f["ca.pem"]), str(f["root.pem"]), str(f["root.key"])),
         )  # fmt: skip
 
