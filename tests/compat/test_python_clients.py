@@ -218,5 +218,10 @@ def test_clients_log_in_and_get_etcds_refusals(client: str, tmp_path: Path) -> N
         finally:
             cluster.close()
     etcd, mini = outcomes["etcd"], outcomes["minietcd"]
-    assert etcd["put"] == {"ok": "done"} and "error" in etcd["put_denied"], etcd
+    assert etcd["login"] == {"ok": "done"} and "error" in etcd["wrong_password"], etcd
+    assert etcd["anonymous"]["message"] == "etcdserver: user name is empty", etcd
+    if client == "aetcd":
+        assert etcd["put"] == {"ok": "done"} and "error" in etcd["put_denied"], etcd
+    # etcd3 0.12.0 sends its token as gRPC call credentials, which grpcio sends only over TLS:
+    # on these plain-http clusters its calls after the log-in fail in the client, alike for both.
     assert mini == etcd

@@ -43,7 +43,7 @@ async def run_aetcd(host: str, port: int) -> dict[str, Any]:
     aetcd: Any = importlib.import_module("aetcd")
     out: dict[str, Any] = {}
     c = aetcd.Client(host=host, port=port, username="alice", password="alicepw", timeout=20)
-    out["login"] = await _call(lambda: c.connect())
+    out["login"] = await _call(lambda: _rev(c.connect()))
     out["put"] = await _call(lambda: _rev(c.put(b"/app/k", b"v")))
     out["get"] = await _call(lambda: _value(c.get(b"/app/k")))
     out["put_denied"] = await _call(lambda: _rev(c.put(b"/secret", b"x")))
@@ -53,7 +53,7 @@ async def run_aetcd(host: str, port: int) -> dict[str, Any]:
     out["anonymous"] = await _call(lambda: _value(anonymous.get(b"/app/k")))
     await anonymous.close()
     wrong = aetcd.Client(host=host, port=port, username="alice", password="wrong", timeout=20)
-    out["wrong_password"] = await _call(lambda: wrong.connect())
+    out["wrong_password"] = await _call(lambda: _rev(wrong.connect()))
     await wrong.close()
     return out
 
