@@ -12,6 +12,7 @@ minietcd is built in layers, bottom to top (README "Architecture"):
       server.v3rpc                        faces: adapters of the application API
       server.api                          the application API (one method per operation)
       server.etcd_server, raft_node, apply*   what the API drives: proposals, reads, the state machine
+      server.auth                         users, roles, permissions, tokens (driven by apply and the API)
     minietcd.etcdutl                    offline work on a member's files (snapshot restore)
     minietcd.client, minietcd.bench     talk to any etcd over its gRPC API
     minietcd.lab                        runs members as processes or containers, from outside
@@ -52,8 +53,8 @@ _FACE_EDGE = ("minietcd.server.nesting",)
 #: What the application API drives: these never import the API or a face.
 _BELOW_API = (
     "minietcd.server.etcd_server", "minietcd.server.raft_node", "minietcd.server.apply",
-    "minietcd.server.apply_kv", "minietcd.server.membership", "minietcd.server.transport",
-    "minietcd.server.peer_rpc",
+    "minietcd.server.apply_kv", "minietcd.server.apply_auth", "minietcd.server.auth",
+    "minietcd.server.membership", "minietcd.server.transport", "minietcd.server.peer_rpc",
 )  # fmt: skip
 _SERVER_INTERNALS = (
     "minietcd.server", "minietcd.raft", "minietcd.storage", "minietcd.mvcc", "minietcd.lease",

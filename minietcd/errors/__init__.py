@@ -68,7 +68,10 @@ so it names gRPC codes by number, not through grpc.
     │   │   │   └── MemberIDRemovedError  etcd's membership.ErrIDRemoved, answered as not found
     │   │   └── MemberContextMissingError  UNKNOWN: a ConfChange entry without its member
     │   ├── AuthError                  the 16 auth errors of error.go (RootUserNotExistError ...
-    │   │                              AuthOldRevisionError); codes as etcd's
+    │   │   │                          AuthOldRevisionError); codes as etcd's
+    │   │   ├── NoPasswordUserError    UNKNOWN: a password given for a --no-password user
+    │   │   ├── AuthStoreWordsError    UNKNOWN: a refusal in auth/store.go's words (Maintenance)
+    │   │   └── AuthVerifyOnlyError    UNKNOWN: a JWT provider with only a public key cannot sign
     │   ├── UnavailableError           UNAVAILABLE: this member cannot serve it now (retry)
     │   │   ├── NoLeaderError, LeaderChangedError, NotCapableError, StoppedError,
     │   │   │   UnhealthyError, NotSupportedForLearnerError
@@ -281,6 +284,12 @@ from minietcd.errors.server import (
     AuthOldRevisionError as AuthOldRevisionError,
 )
 from minietcd.errors.server import (
+    AuthStoreWordsError as AuthStoreWordsError,
+)
+from minietcd.errors.server import (
+    AuthVerifyOnlyError as AuthVerifyOnlyError,
+)
+from minietcd.errors.server import (
     BadLeaderTransfereeError as BadLeaderTransfereeError,
 )
 from minietcd.errors.server import (
@@ -348,6 +357,9 @@ from minietcd.errors.server import (
 )
 from minietcd.errors.server import (
     NoLeaderError as NoLeaderError,
+)
+from minietcd.errors.server import (
+    NoPasswordUserError as NoPasswordUserError,
 )
 from minietcd.errors.server import (
     NoSpaceError as NoSpaceError,

@@ -11,6 +11,9 @@ encodings, so the file maps one to one onto the bbolt file ``etcdctl snapshot sa
     members          member id in hex -> member JSON;  members_removed: id in hex -> b"removed"
     cluster          clusterVersion
     alarm            etcdserverpb.AlarmMember bytes -> b""
+    auth             authEnabled (0x01 / 0x00), authRevision (u64 BE)
+    authUsers        user name -> authpb.User;  authRoles: role name -> authpb.Role
+                     (minietcd.server.auth.store; names over 511 bytes get a shortened key)
 
 Memory holds only the key index (and the lessor): values stay in the file, and the page cache
 serves them.
@@ -54,7 +57,13 @@ B_MEMBERS = b"members"
 B_MEMBERS_REMOVED = b"members_removed"
 B_CLUSTER = b"cluster"
 B_ALARM = b"alarm"
-BUCKETS = (B_KEY, B_META, B_LEASE, B_MEMBERS, B_MEMBERS_REMOVED, B_CLUSTER, B_ALARM)
+B_AUTH = b"auth"
+B_AUTH_USERS = b"authUsers"
+B_AUTH_ROLES = b"authRoles"
+BUCKETS = (
+    B_KEY, B_META, B_LEASE, B_MEMBERS, B_MEMBERS_REMOVED, B_CLUSTER, B_ALARM,
+    B_AUTH, B_AUTH_USERS, B_AUTH_ROLES,
+)  # fmt: skip
 
 K_CONSISTENT_INDEX = b"consistent_index"
 

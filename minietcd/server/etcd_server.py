@@ -402,6 +402,8 @@ class EtcdServer:
                 req = raft_internal_pb2.InternalRaftRequest(
                     lease_revoke=rpc_pb2.LeaseRevokeRequest(ID=lease_id)
                 )
+                # As root (etcd's authStore.WithRoot): with auth on, the applier checks revokes.
+                req.header.username, req.header.auth_revision = "root", self.sm.auth.revision
                 self.spawn(self._revoke_expired(req, lease_id))
 
     async def _revoke_expired(self, req: raft_internal_pb2.InternalRaftRequest, lease_id: int) -> None:

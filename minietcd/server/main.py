@@ -35,6 +35,7 @@ from minietcd.raft.config import Config as RaftConfig
 from minietcd.raft.rawnode import RawNode
 from minietcd.server.api import Api, ApiOptions
 from minietcd.server.apply import StateMachine
+from minietcd.server.auth.tokens import SimpleTokens, parse_auth_token
 from minietcd.server.bootstrap import Start, bootstrap_new, restart, start_networked
 from minietcd.server.config import USAGE_LINE, Config, UsageError, help_text, parse_config, version_text
 from minietcd.server.etcd_server import EtcdServer
@@ -47,6 +48,7 @@ from minietcd.server.recovery import recover
 from minietcd.server.snapshot_files import snapshot_sink
 from minietcd.server.tls import ChannelOpener, TLSInfo, client_tls_info, peer_tls_info
 from minietcd.server.transport import Transport, bind_peer_server
+from minietcd.server.v3rpc.auth import AuthService
 from minietcd.server.v3rpc.cluster import ClusterService
 from minietcd.server.v3rpc.decode import DecodeGuard
 from minietcd.server.v3rpc.election import ElectionService
@@ -172,6 +174,8 @@ class Member:
         # data is written.
         self.peer_tls, peer_credentials = _peer_tls(cfg)
         self.client_tls, self.client_credentials = _client_tls(cfg)
+        # --auth-token too: a malformed one fails the start before anything is written.
+        self.tokens = parse_auth_token(cfg.auth_token, float(cfg.auth_token_ttl))
         check_data_dir(cfg)
         # Every listener is bound before the data dir is touched: a taken port fails the start
         # with etcd's words and leaves nothing behind (listeners.py).
@@ -307,6 +311,11 @@ class Member:
             snapshot_count=cfg.snapshot_count,
             on_removed=self.stop_requested.set,
         )
+        server: EtcdServer
+        sm.auth.attach_tokens(self.tokens)
+        if isinstance(self.tokens, SimpleTokens):  # a token from another member may be ahead
+            self.tokens.applied_index = lambda: node.applied_index
+            self.tokens.wait_applied = lambda index: server.wait_applied(index)
         server = EtcdServer(
             member_id=mid,
             cluster_id=cid,
@@ -364,6 +373,9 @@ class Member:
             strict_reconfig_check=cfg.strict_reconfig_check,
             # Lease calls forwarded to the leader's client URL use this member's client TLS.
             open_channel=ChannelOpener(None if self.client_tls.empty() else self.client_tls),
+            bcrypt_cost=cfg.bcrypt_cost,
+            # As etcd: the CN counts only where client certificates are verified.
+            client_cert_auth=self.client_tls.client_cert_auth,
         )
         return Api(server, hub, options)
 
@@ -375,6 +387,7 @@ class Member:
         rpc_pb2_grpc.add_ClusterServicer_to_server(ClusterService(api.cluster), gs)
         rpc_pb2_grpc.add_MaintenanceServicer_to_server(MaintenanceService(api.maintenance), gs)
         rpc_pb2_grpc.add_LeaseServicer_to_server(LeaseService(api.lease), gs)
+        rpc_pb2_grpc.add_AuthServicer_to_server(AuthService(api.auth), gs)
         rpc_pb2_grpc.add_WatchServicer_to_server(WatchService(api.watch), gs)
         v3lock_pb2_grpc.add_LockServicer_to_server(LockService(api.lock), gs)
         v3election_pb2_grpc.add_ElectionServicer_to_server(ElectionService(api.election), gs)

@@ -14,6 +14,7 @@ from minietcd import ETCD_API_VERSION
 from minietcd.api.etcdserverpb import raft_internal_pb2, rpc_pb2
 from minietcd.mvcc.boltdb import append_sha256
 from minietcd.server.api.admission import Admission, Op, RequestContext
+from minietcd.server.api.authorize import admin_only
 from minietcd.server.etcd_server import EtcdServer
 
 SNAPSHOT_CHUNK = 32 * 1024  # etcd streams its snapshot in 32 KiB blobs
@@ -26,6 +27,7 @@ class Maintenance:
 
     async def status(self, ctx: RequestContext, req: rpc_pb2.StatusRequest) -> rpc_pb2.StatusResponse:
         self._admission.admit(ctx, Op.STATUS, req)
+        await self._admission.authorize(ctx, Op.STATUS, req)
         s = self._s
         st = s.node.rawnode.status()
         size, in_use = s.sm.db_sizes()
@@ -45,11 +47,13 @@ class Maintenance:
 
     async def hash(self, ctx: RequestContext, req: rpc_pb2.HashRequest) -> rpc_pb2.HashResponse:
         self._admission.admit(ctx, Op.HASH, req)
+        await admin_only(self._admission, ctx, Op.HASH, req)
         r = await self._s.sm.hash_kv(0)
         return rpc_pb2.HashResponse(header=self._s.header(), hash=r.hash)
 
     async def hash_kv(self, ctx: RequestContext, req: rpc_pb2.HashKVRequest) -> rpc_pb2.HashKVResponse:
         self._admission.admit(ctx, Op.HASH_KV, req)
+        await admin_only(self._admission, ctx, Op.HASH_KV, req)
         r = await self._s.sm.hash_kv(req.revision)
         return rpc_pb2.HashKVResponse(
             header=self._s.header(r.revision), hash=r.hash, compact_revision=r.compact_revision
@@ -57,6 +61,7 @@ class Maintenance:
 
     async def alarm(self, ctx: RequestContext, req: rpc_pb2.AlarmRequest) -> rpc_pb2.AlarmResponse:
         self._admission.admit(ctx, Op.ALARM, req)
+        await self._admission.authorize(ctx, Op.ALARM, req)
         # As etcd: every alarm action, GET included, goes through the log, and the answer
         # carries no header (etcd's maintenance server returns the applier's response as is).
         return await self._s.propose_for(
@@ -67,6 +72,7 @@ class Maintenance:
         self, ctx: RequestContext, req: rpc_pb2.DefragmentRequest
     ) -> rpc_pb2.DefragmentResponse:
         self._admission.admit(ctx, Op.DEFRAGMENT, req)
+        await admin_only(self._admission, ctx, Op.DEFRAGMENT, req)
         self._s.sm.defragment()
         return rpc_pb2.DefragmentResponse(header=self._s.header())
 
@@ -76,6 +82,7 @@ class Maintenance:
         """The applied state as the bbolt file a real etcd would hold at this point, in chunks;
         the stream ends with the file's SHA-256, as etcd's does."""
         self._admission.admit(ctx, Op.SNAPSHOT, req)
+        await admin_only(self._admission, ctx, Op.SNAPSHOT, req)
         data = append_sha256(await self._s.sm.snapshot_db())
         total = len(data)
         for off in range(0, total, SNAPSHOT_CHUNK):
@@ -88,6 +95,7 @@ class Maintenance:
         self, ctx: RequestContext, req: rpc_pb2.MoveLeaderRequest
     ) -> rpc_pb2.MoveLeaderResponse:
         self._admission.admit(ctx, Op.MOVE_LEADER, req)
+        await self._admission.authorize(ctx, Op.MOVE_LEADER, req)
         await self._s.move_leader(req.targetID)
         return rpc_pb2.MoveLeaderResponse(header=self._s.header())
 

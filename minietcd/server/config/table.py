@@ -303,14 +303,16 @@ class EtcdFlags:
     # --- Auth:
     auth_token: str = AUTH.flag(
         Kind.STRING, "simple", "'simple'",
-        "Specify a v3 authentication token type and its options ('simple' or 'jwt').",
+        "Specify a v3 authentication token type and its options ('simple' or 'jwt').", implemented=True,
     )
     bcrypt_cost: int = AUTH.flag(
         Kind.UINT, 10, "10",
         "Specify the cost / strength of the bcrypt algorithm for hashing auth passwords. Valid values are "
-        "between 4 and 31.",
+        "between 4 and 31.", implemented=True,
     )
-    auth_token_ttl: int = AUTH.flag(Kind.UINT, 300, "300", "Time (in seconds) of the auth-token-ttl.")
+    auth_token_ttl: int = AUTH.flag(
+        Kind.UINT, 300, "300", "Time (in seconds) of the auth-token-ttl.", implemented=True
+    )
 
     # --- Profiling and Monitoring:
     enable_pprof: bool = MONITORING.flag(
