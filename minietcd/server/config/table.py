@@ -447,6 +447,13 @@ class EtcdFlags:
         Kind.DURATION, _2S, "'2s'",
         "V3 discovery: dial timeout for client connections. (etcd 3.6)", yaml=None, implemented=True,
     )
+    #: etcd 3.5: HTTP (the JSON gateway, /health, /metrics...) on these URLs only; the client
+    #: URLs then serve gRPC only (minietcd/server/client_listeners.py).
+    listen_client_http_urls: tuple[URL, ...] = UNLISTED.flag(
+        Kind.URLS, (), "''",
+        "List of URLs to listen on for http only client traffic. Enabling this flag removes http services from "
+        "--listen-client-urls. (etcd 3.5)", implemented=True,
+    )
     discovery_request_timeout: timedelta = UNLISTED.flag(
         Kind.DURATION, _5S, "'5s'",
         "V3 discovery: timeout for discovery requests (excluding dial timeout). (etcd 3.6)",
