@@ -23,7 +23,7 @@ import sys
 from collections.abc import Collection
 
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, generate_latest
+from prometheus_client import Counter, Gauge, generate_latest
 
 from minietcd import ETCD_API_VERSION
 from minietcd.api.etcdserverpb.rpc_pb2 import AlarmType
@@ -73,10 +73,12 @@ def version_body(server: EtcdServer) -> dict[str, str]:
     return {"etcdserver": ETCD_API_VERSION, "etcdcluster": server.sm.membership.cluster_version or "not_decided"}
 
 
+#: What Go's promhttp says its text exposition is (prometheus_client's own may be newer).
+METRICS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+
 def metrics_response() -> web.Response:
-    resp = web.Response(body=generate_latest())
-    resp.content_type = CONTENT_TYPE_LATEST.split(";")[0]
-    return resp
+    return web.Response(body=generate_latest(), headers={"Content-Type": METRICS_CONTENT_TYPE})
 
 
 def debug_vars_body(server: EtcdServer) -> dict[str, object]:
