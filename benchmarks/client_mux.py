@@ -47,24 +47,26 @@ def main() -> None:
     ap.add_argument("--conns", type=int, default=8)
     ap.add_argument("--size", type=int, default=256)
     ap.add_argument("--members", type=int, default=1)
+    ap.add_argument(
+        "--variants",
+        default="direct,mux-loop,mux-thread",
+        help="direct (--listen-client-http-urls), mux-loop, mux-thread (the splice strategy)",
+    )
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        http_flags: list[str] = []
-        for port in free_ports(args.members):
-            http_flags += [f"http://127.0.0.1:{port}"]
-        clusters = {
-            "muxed": ProcessCluster(minietcd_binary(), args.members, Path(tmp) / "muxed", heartbeat_ms=100,
-                                    election_ms=1000),
-            # One HTTP URL is enough to take HTTP off the client URLs (every member gets the same
-            # flag; with several members each needs its own port, so only member 1 has it).
-            "direct": ProcessCluster(minietcd_binary(), args.members, Path(tmp) / "direct", heartbeat_ms=100,
-                                     election_ms=1000),
-        }  # fmt: skip
-        direct = clusters["direct"]
-        direct_flags = {i: ["--listen-client-http-urls", http_flags[i]] for i in range(args.members)}
-        original = direct.flags
-        direct.flags = lambda i: [*original(i), *direct_flags[i]]  # type: ignore[method-assign]
-        results: dict[str, list[tuple[int, float]]] = {name: [] for name in clusters}
+        clusters: dict[str, ProcessCluster] = {}
+        for name in args.variants.split(","):
+            env = {"MINIETCD_SPLICE": name.removeprefix("mux-")} if name.startswith("mux-") else None
+            clusters[name] = ProcessCluster(
+                minietcd_binary(), args.members, Path(tmp) / name, heartbeat_ms=100, election_ms=1000, env=env
+            )
+            if name == "direct":  # HTTP on URLs of its own: grpcio listens on the client URLs
+                direct = clusters[name]
+                http = {i: ["--listen-client-http-urls", f"http://127.0.0.1:{p}"]
+                        for i, p in enumerate(free_ports(args.members))}  # fmt: skip
+                original = direct.flags
+                direct.flags = lambda i, o=original, h=http: [*o(i), *h[i]]  # type: ignore[method-assign,misc]
+        results: dict[str, list[tuple[float, float]]] = {name: [] for name in clusters}
         try:
             for c in clusters.values():
                 c.start()
@@ -76,20 +78,25 @@ def main() -> None:
                 for name in order:
                     rate, cpu = measure(clusters[name], args)
                     results[name].append((rate, cpu))
-                    print(f"round {r + 1} {name:6s} {rate:6d} puts/s  server CPU {cpu * 1e6:5.0f} us/put  "
+                    print(f"round {r + 1} {name:10s} {rate:6d} puts/s  server CPU {cpu * 1e6:5.0f} us/put  "
                           f"load {os.getloadavg()[0]:.1f}", flush=True)  # fmt: skip
         finally:
             for c in clusters.values():
                 c.close()
-    med = {n: (statistics.median(r for r, _ in v), statistics.median(c for _, c in v)) for n, v in results.items()}
-    for name, (rate, cpu) in med.items():
-        print(f"median {name:6s} {rate:8.0f} puts/s  server CPU {cpu * 1e6:5.0f} us/put")
-    print(
-        f"muxed / direct: puts/s {med['muxed'][0] / med['direct'][0]:.3f}, "
-        f"CPU per put {med['muxed'][1] / med['direct'][1]:.3f} "
-        f"({args.members} member(s), {args.clients} clients, {args.conns} conns, {args.size} B, "
-        f"{args.rounds} rounds of {args.seconds:.0f} s)"
-    )
+    med: dict[str, tuple[float, float]] = {
+        n: (statistics.median(r for r, _ in v), statistics.median(c for _, c in v))
+        for n, v in results.items()
+    }
+    base = med.get("direct")
+    for name, (med_rate, med_cpu) in med.items():
+        vs = (
+            f"  ({med_rate / base[0]:.3f} of direct's puts/s, {med_cpu / base[1]:.3f} of its CPU per put)"
+            if base
+            else ""
+        )
+        print(f"median {name:10s} {med_rate:8.0f} puts/s  server CPU {med_cpu * 1e6:5.0f} us/put{vs}")
+    print(f"({args.members} member(s), {args.clients} clients, {args.conns} conns, {args.size} B values, "
+          f"{args.rounds} rounds of {args.seconds:.0f} s)")  # fmt: skip
 
 
 if __name__ == "__main__":

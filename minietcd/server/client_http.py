@@ -19,6 +19,7 @@ from minietcd.server.client_listeners import ClientListeners
 from minietcd.server.clientmux import ClientMux
 from minietcd.server.config import Config
 from minietcd.server.etcd_server import EtcdServer
+from minietcd.server.splicer import Splicer
 
 if TYPE_CHECKING:
     from aiohttp import web
@@ -42,7 +43,9 @@ class ClientHttp:
         self._listeners = listeners
         self._cfg = cfg
         self._ssl: ssl.SSLContext | None = None
-        if ssl_context is not None and any(u.is_tls for u in (*cfg.listen_client_urls, *cfg.listen_client_http_urls)):
+        if ssl_context is not None and any(
+            u.is_tls for u in (*cfg.listen_client_urls, *cfg.listen_client_http_urls)
+        ):
             self._ssl = ssl_context()
             # HTTP/1.1 only: a client that offers h2 too (curl) then speaks HTTP/1.1; one that
             # offers only h2 (a gRPC client) never reaches this context (clientmux.classify_tls).
@@ -51,11 +54,22 @@ class ClientHttp:
         self._runner: web.AppRunner | None = None
         self._building: asyncio.Lock | None = None
         self._sites: list[web.BaseSite] = []
+        self._splicer: Splicer | None = None
 
     async def start(self) -> None:
+        import os
+
+        splicer = (
+            Splicer() if self._listeners.muxed and os.environ.get("MINIETCD_SPLICE") == "thread" else None
+        )
+        self._splicer = splicer
         for u, sock, grpc_address in self._listeners.muxed:
             mux = ClientMux(
-                sock, grpc_address=grpc_address, http=self._protocol_factory, ssl_context=self._ssl if u.is_tls else None
+                sock,
+                grpc_address=grpc_address,
+                http=self._protocol_factory,
+                ssl_context=self._ssl if u.is_tls else None,
+                splicer=splicer,
             )
             mux.start()
             self._muxes.append(mux)
@@ -103,5 +117,7 @@ class ClientHttp:
         await self.stop_accepting()
         for mux in self._muxes:
             await mux.close()
+        if self._splicer is not None:
+            self._splicer.close()
         if self._runner is not None:
             await self._runner.cleanup()

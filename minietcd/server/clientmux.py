@@ -35,6 +35,8 @@ import ssl
 from collections.abc import Awaitable, Callable
 from typing import Any, cast
 
+from minietcd.server.splicer import Splicer
+
 log = logging.getLogger("minietcd.server.clientmux")
 
 #: HTTP/2's connection preface (RFC 7540 section 3.5): a gRPC client's first bytes.
@@ -204,6 +206,7 @@ class ClientMux:
         grpc_address: str,
         http: HttpFactory,
         ssl_context: ssl.SSLContext | None = None,
+        splicer: Splicer | None = None,
     ) -> None:
         self.sock = sock
         self.grpc_address = grpc_address  # Python's form: "\0name" (abstract unix socket)
@@ -212,6 +215,7 @@ class ClientMux:
         self._accepting: asyncio.Task[None] | None = None
         self._routing: set[asyncio.Task[None]] = set()
         self._open: set[_Splice] = set()
+        self.splicer = splicer
 
     def start(self) -> None:
         self.sock.setblocking(False)
@@ -286,6 +290,9 @@ class ClientMux:
             inner.close()
             conn.close()
             raise
+        if self.splicer is not None:
+            self.splicer.join(conn, inner)
+            return
         back = _Splice(None)
         try:
             await loop.create_unix_connection(lambda: back, sock=inner)
@@ -324,7 +331,11 @@ async def _peek(conn: socket.socket, classify: Callable[[bytes], Route | None]) 
 async def _readable(loop: asyncio.AbstractEventLoop, conn: socket.socket) -> None:
     ready: asyncio.Future[Any] = loop.create_future()
     fd = conn.fileno()
-    loop.add_reader(fd, lambda: ready.done() or ready.set_result(None))
+    def wake() -> None:
+        if not ready.done():
+            ready.set_result(None)
+
+    loop.add_reader(fd, wake)
     try:
         await ready
     finally:

@@ -28,7 +28,7 @@ from minietcd.server.api import Api
 from minietcd.server.config import Config
 from minietcd.server.etcd_server import EtcdServer
 from minietcd.server.gateway import Gateway
-from minietcd.server.gateway.handler import Observer, text_response
+from minietcd.server.gateway.handler import text_response
 from minietcd.server.http import check_health, debug_vars_body, metrics_response, version_body, watch_db_size
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -87,10 +87,10 @@ def _method_not_allowed(allow: str) -> web.Response:
 class ClientApp:
     """etcd's client-URL HTTP handler over one member (see the module docstring)."""
 
-    def __init__(self, server: EtcdServer, api: Api, cfg: Config, observe: Observer | None = None) -> None:
+    def __init__(self, server: EtcdServer, api: Api, cfg: Config) -> None:
         self.server = server
         self.gateway = (
-            Gateway(api, max_request_bytes=cfg.max_request_bytes + GRPC_OVERHEAD, observe=observe)
+            Gateway(api, max_request_bytes=cfg.max_request_bytes + GRPC_OVERHEAD)
             if cfg.enable_grpc_gateway
             else None
         )
@@ -106,7 +106,9 @@ class ClientApp:
     def application(self) -> web.Application:
         watch_db_size(self.server)
         # A gateway request may carry --max-request-bytes of base64 and JSON around it.
-        app = web.Application(client_max_size=4 * (self.gateway.max_request_bytes if self.gateway else 1 << 20))
+        app = web.Application(
+            client_max_size=4 * (self.gateway.max_request_bytes if self.gateway else 1 << 20)
+        )
         app.router.add_route("*", "/{tail:.*}", self.dispatch)
         app.on_response_prepare.append(self._cors_headers)
         return app
@@ -170,6 +172,6 @@ class ClientApp:
         return web.json_response(debug_vars_body(self.server))
 
 
-def make_client_app(server: EtcdServer, api: Api, cfg: Config, observe: Observer | None = None) -> web.Application:
+def make_client_app(server: EtcdServer, api: Api, cfg: Config) -> web.Application:
     """The aiohttp application every client URL serves HTTP with."""
-    return ClientApp(server, api, cfg, observe).application()
+    return ClientApp(server, api, cfg).application()

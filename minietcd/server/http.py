@@ -29,6 +29,7 @@ from minietcd import ETCD_API_VERSION
 from minietcd.api.etcdserverpb.rpc_pb2 import AlarmType
 from minietcd.errors import MinietcdError
 from minietcd.server.etcd_server import EtcdServer
+from minietcd.server.member_metrics import MEMBER_METRICS
 from minietcd.server.observe import raft_status_json, raft_view_json
 
 DB_TOTAL_SIZE = Gauge(
@@ -70,7 +71,8 @@ async def check_health(server: EtcdServer, exclude: Collection[str] = ()) -> tup
 
 def version_body(server: EtcdServer) -> dict[str, str]:
     """etcd's /version: the server's version and the cluster's, once decided."""
-    return {"etcdserver": ETCD_API_VERSION, "etcdcluster": server.sm.membership.cluster_version or "not_decided"}
+    cluster = server.sm.membership.cluster_version or "not_decided"
+    return {"etcdserver": ETCD_API_VERSION, "etcdcluster": cluster}
 
 
 #: What Go's promhttp says its text exposition is (prometheus_client's own may be newer).
@@ -91,8 +93,10 @@ def debug_vars_body(server: EtcdServer) -> dict[str, object]:
 
 
 def watch_db_size(server: EtcdServer) -> None:
+    """Export this member's computed metrics (the latest member started in the process wins)."""
     # Computed when scraped: the store knows its size; nobody needs it between scrapes.
     DB_TOTAL_SIZE.set_function(server.sm.kv.size_bytes)
+    MEMBER_METRICS.server = server
 
 
 def make_app(server: EtcdServer) -> web.Application:

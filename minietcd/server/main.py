@@ -42,7 +42,7 @@ from minietcd.server.config import USAGE_LINE, Config, UsageError, help_text, pa
 from minietcd.server.etcd_server import EtcdServer
 from minietcd.server.failstop import error_text
 from minietcd.server.firststart import FirstStart, check_data_dir, discard_blank_wal
-from minietcd.server.listeners import bind_grpc, bind_sockets, close_grpc
+from minietcd.server.listeners import bind_sockets, close_grpc
 from minietcd.server.logsetup import setup_logging
 from minietcd.server.raft_node import RaftNode
 from minietcd.server.recovery import recover

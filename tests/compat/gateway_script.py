@@ -67,14 +67,29 @@ SCRIPT: list[Step] = [
     Step("range prefix", "/v3/kv/range", f'{{"key": "{A}", "range_end": "{Z}", "sort_order": "DESCEND"}}'),
     Step("range all keys only", "/v3/kv/range", '{"key": "AA==", "range_end": "AA==", "keys_only": true}'),
     Step("range count only", "/v3/kv/range", '{"key": "AA==", "range_end": "AA==", "count_only": true}'),
-    Step("range limit", "/v3/kv/range", f'{{"key": "{A}", "range_end": "{Z}", "limit": 1, "sortTarget": "KEY"}}'),
-    Step("range quoted ints", "/v3/kv/range", f'{{"key": "{A}", "range_end": "{Z}", "limit": " 2", "revision": "3"}}'),
+    Step(
+        "range limit",
+        "/v3/kv/range",
+        f'{{"key": "{A}", "range_end": "{Z}", "limit": 1, "sortTarget": "KEY"}}',
+    ),
+    Step(
+        "range quoted ints",
+        "/v3/kv/range",
+        f'{{"key": "{A}", "range_end": "{Z}", "limit": " 2", "revision": "3"}}',
+    ),
     Step("range enum number", "/v3/kv/range", f'{{"key": "{A}", "range_end": "{Z}", "sort_order": 2}}'),
     Step("range missing", "/v3/kv/range", f'{{"key": "{b64("nope")}"}}'),
     Step("range serializable", "/v3/kv/range", f'{{"key": "{FOO}", "serializable": true}}'),
-    Step("range hasleader", "/v3/kv/range", f'{{"key": "{FOO}"}}', headers={"Grpc-Metadata-Hasleader": "true"}),
-    Step("range bad token", "/v3/kv/range", f'{{"key": "{FOO}"}}', headers={"Authorization": "junk"},
-         needs_auth=True),
+    Step(
+        "range hasleader", "/v3/kv/range", f'{{"key": "{FOO}"}}', headers={"Grpc-Metadata-Hasleader": "true"}
+    ),
+    Step(
+        "range bad token",
+        "/v3/kv/range",
+        f'{{"key": "{FOO}"}}',
+        headers={"Authorization": "junk"},
+        needs_auth=True,
+    ),
     Step("range unknown fields", "/v3/kv/range", f'{{"key": "{FOO}", "nope": [1, {{}}], "KEY": 1}}'),
     Step("range trailing garbage", "/v3/kv/range", f'{{"key": "{FOO}"}} garbage'),
     Step("range two values", "/v3/kv/range", f'{{"key": "{FOO}"}}{{"key": "{A}"}}'),
@@ -121,22 +136,35 @@ SCRIPT: list[Step] = [
     Step(
         "txn success",
         "/v3/kv/txn",
-        json.dumps({
-            "compare": [{"key": FOO, "result": "EQUAL", "target": "VALUE", "value": BAZ}],
-            "success": [{"request_put": {"key": FOO, "value": b64("x")}}, {"request_range": {"key": FOO}}],
-            "failure": [{"request_range": {"key": FOO}}],
-        }),
+        json.dumps(
+            {
+                "compare": [{"key": FOO, "result": "EQUAL", "target": "VALUE", "value": BAZ}],
+                "success": [
+                    {"request_put": {"key": FOO, "value": b64("x")}},
+                    {"request_range": {"key": FOO}},
+                ],
+                "failure": [{"request_range": {"key": FOO}}],
+            }
+        ),
     ),
     Step(
         "txn failure",
         "/v3/kv/txn",
-        json.dumps({
-            "compare": [{"key": FOO, "target": "VERSION", "version": "100"}],
-            "failure": [{"request_range": {"key": FOO}}, {"request_delete_range": {"key": A, "prev_kv": True}}],
-        }),
+        json.dumps(
+            {
+                "compare": [{"key": FOO, "target": "VERSION", "version": "100"}],
+                "failure": [
+                    {"request_range": {"key": FOO}},
+                    {"request_delete_range": {"key": A, "prev_kv": True}},
+                ],
+            }
+        ),
     ),
-    Step("txn duplicate key", "/v3/kv/txn",
-         json.dumps({"success": [{"request_put": {"key": FOO}}, {"request_put": {"key": FOO}}]})),
+    Step(
+        "txn duplicate key",
+        "/v3/kv/txn",
+        json.dumps({"success": [{"request_put": {"key": FOO}}, {"request_put": {"key": FOO}}]}),
+    ),
     Step("deleterange prev_kv", "/v3/kv/deleterange", f'{{"key": "{b64("foo2")}", "prev_kv": true}}'),
     Step("deleterange nothing", "/v3/kv/deleterange", f'{{"key": "{b64("nope")}"}}'),
     Step("compaction", "/v3/kv/compaction", '{"revision": "3"}'),
@@ -160,39 +188,88 @@ SCRIPT: list[Step] = [
     Step("revoke", "/v3/lease/revoke", '{"ID": "2000"}'),
     Step("revoke again", "/v3/lease/revoke", '{"ID": "2000"}'),
     Step("kv/lease/revoke missing", "/v3/kv/lease/revoke", '{"ID": "2000"}'),
-    Step("watch history", "/v3/watch",
-         f'{{"create_request": {{"key": "{FOO}", "start_revision": "3", "prev_kv": true}}}}', lines=2),
-    Step("watch progress", "/v3/watch",
-         f'{{"create_request": {{"key": "{b64("w")}"}}}} {{"progress_request": {{}}}}', lines=2),
-    Step("watch filters", "/v3/watch",
-         f'{{"create_request": {{"key": "{FOO}", "start_revision": 3, "filters": ["NOPUT"]}}}}'
-         f' {{"progress_request": {{}}}}', lines=2),
-    Step("watch compacted", "/v3/watch",
-         f'{{"create_request": {{"key": "{FOO}", "start_revision": "1"}}}}', lines=2),
-    Step("watch range and id", "/v3/watch",
-         f'{{"create_request": {{"key": "{A}", "range_end": "{Z}", "watch_id": "7", "start_revision": "4"}}}}',
-         lines=2),
+    Step(
+        "watch history",
+        "/v3/watch",
+        f'{{"create_request": {{"key": "{FOO}", "start_revision": "3", "prev_kv": true}}}}',
+        lines=2,
+    ),
+    Step(
+        "watch progress",
+        "/v3/watch",
+        f'{{"create_request": {{"key": "{b64("w")}"}}}} {{"progress_request": {{}}}}',
+        lines=2,
+    ),
+    Step(
+        "watch filters",
+        "/v3/watch",
+        f'{{"create_request": {{"key": "{FOO}", "start_revision": 3, "filters": ["NOPUT"]}}}}'
+        f' {{"progress_request": {{}}}}',
+        lines=2,
+    ),
+    Step(
+        "watch compacted",
+        "/v3/watch",
+        f'{{"create_request": {{"key": "{FOO}", "start_revision": "1"}}}}',
+        lines=2,
+    ),
+    Step(
+        "watch range and id",
+        "/v3/watch",
+        f'{{"create_request": {{"key": "{A}", "range_end": "{Z}", "watch_id": "7", "start_revision": "4"}}}}',
+        lines=2,
+    ),
     Step("watch bad first", "/v3/watch", "{bad"),
     Step("watch bad enum", "/v3/watch", f'{{"create_request": {{"key": "{FOO}", "filters": ["NOPE"]}}}}'),
     Step("lock", "/v3/lock/lock", f'{{"name": "{b64("mylock")}", "lease": "{LEASE}"}}'),
     Step("unlock", "/v3/lock/unlock", f'{{"key": "{b64("mylock/3e8")}"}}'),
     Step("lock short path", "/v3/lock", f'{{"name": "{b64("mylock")}"}}'),
-    Step("campaign", "/v3/election/campaign",
-         f'{{"name": "{b64("elec")}", "lease": "{LEASE}", "value": "{b64("v1")}"}}'),
+    Step(
+        "campaign",
+        "/v3/election/campaign",
+        f'{{"name": "{b64("elec")}", "lease": "{LEASE}", "value": "{b64("v1")}"}}',
+    ),
     Step("leader", "/v3/election/leader", f'{{"name": "{b64("elec")}"}}'),
     Step("leader none", "/v3/election/leader", f'{{"name": "{b64("none")}"}}'),
     Step("observe", "/v3/election/observe", f'{{"name": "{b64("elec")}"}}', lines=1),
-    Step("proclaim", "/v3/election/proclaim", json.dumps({
-        "leader": {"name": b64("elec"), "key": b64("elec/3e8"), "rev": "{rev}", "lease": LEASE}, "value": b64("v2")})),
-    Step("proclaim not leader", "/v3/election/proclaim", json.dumps({
-        "leader": {"name": b64("elec"), "key": b64("elec/1"), "rev": "1", "lease": LEASE}, "value": b64("v2")})),
-    Step("resign", "/v3/election/resign", json.dumps({
-        "leader": {"name": b64("elec"), "key": b64("elec/3e8"), "rev": "{rev}", "lease": LEASE}})),
+    Step(
+        "proclaim",
+        "/v3/election/proclaim",
+        json.dumps(
+            {
+                "leader": {"name": b64("elec"), "key": b64("elec/3e8"), "rev": "{rev}", "lease": LEASE},
+                "value": b64("v2"),
+            }
+        ),
+    ),
+    Step(
+        "proclaim not leader",
+        "/v3/election/proclaim",
+        json.dumps(
+            {
+                "leader": {"name": b64("elec"), "key": b64("elec/1"), "rev": "1", "lease": LEASE},
+                "value": b64("v2"),
+            }
+        ),
+    ),
+    Step(
+        "resign",
+        "/v3/election/resign",
+        json.dumps({"leader": {"name": b64("elec"), "key": b64("elec/3e8"), "rev": "{rev}", "lease": LEASE}}),
+    ),
     Step("member list", "/v3/cluster/member/list", "{}"),
-    Step("member add learner", "/v3/cluster/member/add", '{"peerURLs": ["http://127.0.0.1:9"], "isLearner": true}'),
+    Step(
+        "member add learner",
+        "/v3/cluster/member/add",
+        '{"peerURLs": ["http://127.0.0.1:9"], "isLearner": true}',
+    ),
     Step("member add bad url", "/v3/cluster/member/add", '{"peerURLs": ["bad"]}'),
     Step("member remove unknown", "/v3/cluster/member/remove", '{"ID": "5"}'),
-    Step("member update unknown", "/v3/cluster/member/update", '{"ID": "5", "peerURLs": ["http://127.0.0.1:8"]}'),
+    Step(
+        "member update unknown",
+        "/v3/cluster/member/update",
+        '{"ID": "5", "peerURLs": ["http://127.0.0.1:8"]}',
+    ),
     Step("member promote unknown", "/v3/cluster/member/promote", '{"ID": "5"}'),
     Step("status", "/v3/maintenance/status", "{}"),
     Step("alarm list", "/v3/maintenance/alarm", "{}"),
@@ -234,7 +311,7 @@ def request(port: int, step: Step, timeout: float = 10.0) -> tuple[int, dict[str
         head = {k.lower(): v for k, v in resp.getheaders()}
         if step.lines is None:
             return resp.status, head, [resp.read()]
-        lines = []
+        lines: list[bytes] = []
         deadline = time.monotonic() + timeout
         while len(lines) < step.lines and time.monotonic() < deadline:
             line = resp.readline()

@@ -451,8 +451,8 @@ class EtcdFlags:
     #: URLs then serve gRPC only (minietcd/server/client_listeners.py).
     listen_client_http_urls: tuple[URL, ...] = UNLISTED.flag(
         Kind.URLS, (), "''",
-        "List of URLs to listen on for http only client traffic. Enabling this flag removes http services from "
-        "--listen-client-urls. (etcd 3.5)", implemented=True,
+        "List of URLs to listen on for http only client traffic. Enabling this flag removes http services "
+        "from --listen-client-urls. (etcd 3.5)", implemented=True,
     )
     discovery_request_timeout: timedelta = UNLISTED.flag(
         Kind.DURATION, _5S, "'5s'",

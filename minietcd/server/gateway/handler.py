@@ -20,6 +20,7 @@ like a unary error, one after it is a last line ``{"error": {...}}`` (:mod:`.sta
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
@@ -34,6 +35,7 @@ from minietcd.server.gateway import jsonpb
 from minietcd.server.gateway.gojson import GoJSONError, Incomplete, value_end
 from minietcd.server.gateway.routes import BY_PATH, Kind, Route
 from minietcd.server.gateway.status import HTTP_STATUS, GatewayStatus, error_body, status_of, stream_error
+from minietcd.server.rpcmetrics import RPC_METRICS, Rpc
 
 log = logging.getLogger("minietcd.server.gateway")
 
@@ -48,10 +50,6 @@ TOKEN_HEADER: Final = "Grpc-Metadata-Token"
 AUTHORIZATION_HEADER: Final = "Authorization"
 #: Read this many bytes of a stream's body at a time.
 _CHUNK: Final = 64 * 1024
-
-#: Called around every served call: (route, gRPC code) -> None. The member counts them as
-#: etcd's go-grpc-prometheus does (etcd's gateway calls its own gRPC server).
-Observer = Callable[[Route, GrpcCode | None], None]
 
 
 def text_response(status: int, text: str) -> web.Response:
@@ -85,15 +83,17 @@ def request_context(request: web.Request) -> RequestContext:
 class Gateway:
     """etcd 3.4's JSON gateway over one member's application API (see the module docstring)."""
 
-    def __init__(self, api: Api, *, max_request_bytes: int, observe: Observer | None = None) -> None:
+    def __init__(self, api: Api, *, max_request_bytes: int) -> None:
         #: grpc-go refuses a request message larger than this (--max-request-bytes + 512 KiB).
         self.max_request_bytes = max_request_bytes
-        self._observe = observe
         self._methods: dict[str, Callable[..., Any]] = {}
+        #: etcd's gateway calls etcd's gRPC server: its calls are in the gRPC metrics.
+        self._rpcs: dict[str, Rpc] = {}
         for route in BY_PATH.values():
             facet = getattr(api, route.facet, None)
             if facet is not None:  # the Auth facet may not exist yet
                 self._methods[route.path] = getattr(facet, route.method)
+                self._rpcs[route.path] = RPC_METRICS.rpc(f"/{route.grpc_service}/{route.grpc_method}")
 
     def routes(self) -> list[str]:
         """The paths this gateway serves."""
@@ -111,15 +111,19 @@ class Gateway:
         try:
             msg = await self._decode_body(request, route)
         except GatewayStatus as e:
-            return self._error(route, e)
+            return self._error(route, e, called=False)
         ctx = request_context(request)
+        rpc = self._rpcs[route.path]
+        rpc.started += 1
+        rpc.received += 1
         if route.kind is Kind.SERVER_STREAM:
             return await self._stream(request, route, method(ctx, msg))
         try:
             resp = await method(ctx, msg)
         except Exception as e:
             return self._error(route, e)
-        self._count(route, GrpcCode.OK)
+        rpc.sent += 1
+        rpc.handle(GrpcCode.OK)
         return web.Response(body=jsonpb.encode(resp), content_type=JSON, headers=SERVER_METADATA)
 
     def _lookup(self, path: str) -> tuple[Route | None, Callable[..., Any] | None]:
@@ -157,7 +161,9 @@ class Gateway:
 
     # -- streams ---------------------------------------------------------------------------------
 
-    async def _bidi(self, request: web.Request, route: Route, method: Callable[..., Any]) -> web.StreamResponse:
+    async def _bidi(
+        self, request: web.Request, route: Route, method: Callable[..., Any]
+    ) -> web.StreamResponse:
         values = _JSONValues(request)
         try:
             first = await values.next()
@@ -165,13 +171,17 @@ class Gateway:
             if first_msg is not None:
                 self._check_size(first_msg)
         except GoJSONError as e:  # returned unwrapped by etcd's handler: UNKNOWN
-            return self._error(route, GatewayStatus(GrpcCode.UNKNOWN, str(e)))
+            return self._error(route, GatewayStatus(GrpcCode.UNKNOWN, str(e)), called=False)
         except GatewayStatus as e:
-            return self._error(route, e)
+            return self._error(route, e, called=False)
+
+        rpc = self._rpcs[route.path]
+        rpc.started += 1
 
         async def requests() -> AsyncIterator[Message]:
             if first_msg is None:
                 return
+            rpc.received += 1
             yield first_msg
             while True:
                 try:
@@ -183,6 +193,7 @@ class Gateway:
                 except (GoJSONError, GatewayStatus) as e:
                     log.debug("gateway: %s: failed to decode request: %s", route.path, e)
                     return  # etcd's gateway stops sending (CloseSend); the stream goes on
+                rpc.received += 1
                 yield msg
 
         return await self._stream(request, route, method(request_context(request), requests()))
@@ -190,11 +201,12 @@ class Gateway:
     async def _stream(
         self, request: web.Request, route: Route, responses: AsyncGenerator[Message, None]
     ) -> web.StreamResponse:
+        rpc = self._rpcs[route.path]
         async with contextlib.aclosing(responses):
             try:
                 first = await anext(responses)
             except StopAsyncIteration:
-                self._count(route, GrpcCode.OK)
+                rpc.handle(GrpcCode.OK)
                 resp = web.StreamResponse(headers={"Content-Type": JSON})
                 resp.enable_chunked_encoding()
                 await resp.prepare(request)
@@ -205,32 +217,35 @@ class Gateway:
             resp.enable_chunked_encoding()
             await resp.prepare(request)
             await resp.write(_line(first))
+            rpc.sent += 1
             try:
                 async for msg in responses:
                     await resp.write(_line(msg))
+                    rpc.sent += 1
             except Exception as e:
                 if not isinstance(e, MinietcdError | GatewayStatus):
                     log.error("gateway: %s: unexpected error", route.path, exc_info=e)
                 code, text = status_of(e)
-                self._count(route, code)
+                rpc.handle(code)
                 await resp.write(jsonpb.dumps(stream_error(code, text)))
                 return resp
-            self._count(route, GrpcCode.OK)
+            except asyncio.CancelledError:
+                rpc.handle(GrpcCode.CANCELLED)  # the client went away
+                raise
+            rpc.handle(GrpcCode.OK)
             return resp
 
     # -- errors and counts -----------------------------------------------------------------------
 
-    def _error(self, route: Route, exc: BaseException) -> web.Response:
+    def _error(self, route: Route, exc: BaseException, *, called: bool = True) -> web.Response:
+        """The error answer; ``called``: the API was called (the call is counted as handled)."""
         if not isinstance(exc, MinietcdError | GatewayStatus):
             log.error("gateway: %s: unexpected error", route.path, exc_info=exc)
         code, text = status_of(exc)
-        self._count(route, code)
+        if called:
+            self._rpcs[route.path].handle(code)
         status, _ = HTTP_STATUS[code]
         return web.Response(status=status, body=jsonpb.dumps(error_body(code, text)), content_type=JSON)
-
-    def _count(self, route: Route, code: GrpcCode) -> None:
-        if self._observe is not None:
-            self._observe(route, code)
 
 
 def _line(msg: Message) -> bytes:

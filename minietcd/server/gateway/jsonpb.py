@@ -23,7 +23,7 @@ from __future__ import annotations
 import base64
 import json
 import re
-from typing import Any, Final, TypeVar
+from typing import Any, Final, TypeVar, cast
 
 from google.protobuf import json_format
 from google.protobuf.descriptor import Descriptor, EnumDescriptor, FieldDescriptor
@@ -100,7 +100,8 @@ def decode(raw: bytes | None, cls: type[M]) -> M:
         return msg
     if not isinstance(value, dict):
         raise _type_error(_kind(value), _OBJECT)
-    json_format.ParseDict(_message(value, cls.DESCRIPTOR), msg, ignore_unknown_fields=True)
+    desc = cast(Descriptor, msg.DESCRIPTOR)  # upb's descriptor type is the same class to us
+    json_format.ParseDict(_message(value, desc), msg, ignore_unknown_fields=True)
     return msg
 
 
@@ -145,8 +146,10 @@ def _single(f: FieldDescriptor, value: Any) -> Any:
             return {}
         if not isinstance(value, dict):
             raise _type_error(_kind(value), _OBJECT)
+        assert f.message_type is not None  # a message field has its type
         return _message(value, f.message_type)
     if kind == FieldDescriptor.TYPE_ENUM:
+        assert f.enum_type is not None
         return _enum(f.enum_type, value)
     if kind in _INTS:
         return _integer(value, *_INTS[kind])
@@ -221,4 +224,3 @@ def encode(msg: Message) -> bytes:
 def dumps(value: Any) -> bytes:
     """Compact JSON with Go's escapes (keys and values here come from protobuf messages)."""
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False).translate(_GO_ESCAPES).encode()
-
