@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import ssl
 from collections.abc import Callable
 from typing import TYPE_CHECKING
@@ -57,7 +58,6 @@ class ClientHttp:
         self._splicer: Splicer | None = None
 
     async def start(self) -> None:
-        import os
 
         splicer = (
             Splicer() if self._listeners.muxed and os.environ.get("MINIETCD_SPLICE") == "thread" else None

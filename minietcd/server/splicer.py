@@ -39,13 +39,15 @@ class _Direction:
 
 
 class _Pair:
-    __slots__ = ("a", "ab", "b", "ba", "closed")
+    __slots__ = ("a", "ab", "b", "ba", "closed", "masks")
 
     def __init__(self, a: socket.socket, b: socket.socket) -> None:
         self.a, self.b = a, b
         self.ab = _Direction(a, b)
         self.ba = _Direction(b, a)
         self.closed = False
+        #: The epoll mask each socket is registered with (changed only when it must be).
+        self.masks = {a.fileno(): _IN, b.fileno(): _IN}
 
 
 class Splicer:
@@ -100,6 +102,9 @@ class Splicer:
                     except OSError as e:
                         log.debug("splicer: connection closed: %s", e)
                         self._close(pair)
+                    except Exception:  # a bug: drop this pair, keep serving the others
+                        log.exception("splicer: unexpected error; closing the connection")
+                        self._close(pair)
         finally:
             for pair in list(self._by_fd.values()):
                 self._close(pair)
@@ -124,7 +129,9 @@ class Splicer:
             try:
                 self._pump(pair, pair.ab)
                 self._pump(pair, pair.ba)
-            except OSError:
+            except Exception as e:
+                if not isinstance(e, OSError):
+                    log.exception("splicer: unexpected error; closing the connection")
                 self._close(pair)
         return stopping
 
@@ -141,11 +148,11 @@ class Splicer:
             self._pump(pair, outgoing)
         if events & (select.EPOLLIN | select.EPOLLRDHUP):
             self._pump(pair, incoming)
-        if not pair.closed:
-            self._interest(pair)
 
     def _pump(self, pair: _Pair, d: _Direction) -> None:
-        """Move what can be moved along ``d`` without blocking."""
+        """Move what can be moved along ``d`` without blocking: one read of ``src`` (epoll is
+        level-triggered: more bytes wake us again), then write until ``dst`` is full."""
+        read = False
         while not pair.closed:
             if d.buffered:
                 try:
@@ -154,12 +161,13 @@ class Splicer:
                     d.waiting_out = True
                     break
                 continue
-            if d.eof:
+            if d.eof or read:
                 break
             try:
                 n = os.splice(d.src, d.pipe_w, _CHUNK, flags=_FLAGS)
             except BlockingIOError:
                 break
+            read = True
             if n == 0:  # src finished sending: pass the end on
                 d.eof = True
                 with contextlib.suppress(OSError):
@@ -178,8 +186,10 @@ class Splicer:
             mask = 0 if (d.waiting_out or d.eof) else _IN
             if other.waiting_out:
                 mask |= _OUT
-            with contextlib.suppress(OSError):
-                self._epoll.modify(d.src, mask)
+            if pair.masks[d.src] != mask:
+                pair.masks[d.src] = mask
+                with contextlib.suppress(OSError):
+                    self._epoll.modify(d.src, mask)
 
     def _close(self, pair: _Pair) -> None:
         if pair.closed:

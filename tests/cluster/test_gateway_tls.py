@@ -31,7 +31,9 @@ def _post(url: str, body: dict[str, str], ctx: ssl.SSLContext) -> tuple[int, dic
         return r.status, json.loads(r.read())
 
 
-def test_gateway_over_https_needs_a_client_certificate(process_cluster: ClusterFactory, tmp_path: Path) -> None:
+def test_gateway_over_https_needs_a_client_certificate(
+    process_cluster: ClusterFactory, tmp_path: Path
+) -> None:
     certs = make_test_certs(tmp_path)
     ca, crt, key = certs["ca.pem"], certs["client.pem"], certs["client.key"]
     c = process_cluster(
@@ -59,9 +61,11 @@ def test_gateway_over_https_needs_a_client_certificate(process_cluster: ClusterF
                            "value": "YmFy"}]  # fmt: skip
     with urllib.request.urlopen(base + "/health", timeout=10, context=good) as r:
         assert r.read() == b'{"health":"true"}'
-    with socket.create_connection(("127.0.0.1", c.members[0].client_port), timeout=10) as raw:
-        with good.wrap_socket(raw, server_hostname="127.0.0.1") as tls:
-            assert tls.selected_alpn_protocol() == "http/1.1"
+    with (
+        socket.create_connection(("127.0.0.1", c.members[0].client_port), timeout=10) as raw,
+        good.wrap_socket(raw, server_hostname="127.0.0.1") as tls,
+    ):
+        assert tls.selected_alpn_protocol() == "http/1.1"
 
     # gRPC on the same URL, with the client certificate (etcdctl offers h2 only).
     assert c.etcdctl_ok("get", "foo", "--print-value-only").strip() == "bar"

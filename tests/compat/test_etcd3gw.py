@@ -23,7 +23,7 @@ def _etcd3gw() -> Any:
         import etcd3gw
     except ImportError:
         if os.environ.get("CI"):
-            pytest.fail("etcd3gw is not installed; CI must have it (pyproject.toml dev extras)", pytrace=False)
+            pytest.fail("etcd3gw is not installed; CI must have it (the dev extras)", pytrace=False)
         pytest.skip("etcd3gw is not installed (pip install etcd3gw)")
     return etcd3gw
 
