@@ -5,6 +5,7 @@ fresh 1-member etcd and a fresh 1-member minietcd; both give the same observatio
 
 from __future__ import annotations
 
+import importlib
 import os
 import threading
 import time
@@ -19,13 +20,13 @@ pytestmark = [pytest.mark.compat, pytest.mark.cluster]
 
 
 def _etcd3gw() -> Any:
+    """The etcd3gw module (optional: a dev extra), or skip (fail in CI)."""
     try:
-        import etcd3gw
+        return importlib.import_module("etcd3gw")
     except ImportError:
         if os.environ.get("CI"):
             pytest.fail("etcd3gw is not installed; CI must have it (the dev extras)", pytrace=False)
         pytest.skip("etcd3gw is not installed (pip install etcd3gw)")
-    return etcd3gw
 
 
 def scenario(port: int) -> list[Any]:
