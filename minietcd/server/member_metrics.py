@@ -3,6 +3,7 @@ member ID, learner or not, the backend quota, the store's revisions, file descri
 
 from __future__ import annotations
 
+import logging
 import os
 import resource
 from collections.abc import Iterator
@@ -12,6 +13,8 @@ from prometheus_client.registry import Collector
 
 from minietcd import ETCD_API_VERSION
 from minietcd.server.etcd_server import EtcdServer
+
+log = logging.getLogger("minietcd.server")
 
 
 class MemberMetrics(Collector):
@@ -25,6 +28,14 @@ class MemberMetrics(Collector):
         s = self.server
         if s is None:
             return
+        try:
+            metrics = list(self._metrics(s))
+        except Exception:  # a scrape never fails for one family; say why in the log
+            log.warning("metrics: cannot compute the member's gauges", exc_info=True)
+            return
+        yield from metrics
+
+    def _metrics(self, s: EtcdServer) -> Iterator[Metric]:
         yield _info(
             "etcd_server_version",
             "Which version is running. 1 for 'server_version' label with current version.",
