@@ -292,12 +292,12 @@ class EtcdFlags:
     cors: tuple[str, ...] = SECURITY.flag(
         Kind.CORS, ("*",), "'*'",
         "Comma-separated whitelist of origins for CORS, or cross-origin resource sharing, (empty or * means "
-        "allow all).",
+        "allow all).", implemented=True,
     )
     host_whitelist: tuple[str, ...] = SECURITY.flag(
         Kind.UNIQUE_STRINGS, ("*",), "'*'",
         "Acceptable hostnames from HTTP client requests, if server is not secure (empty or * means allow "
-        "all).",
+        "all).", implemented=True,
     )
 
     # --- Auth:
@@ -428,7 +428,7 @@ class EtcdFlags:
     version: bool = UNLISTED.flag(Kind.BOOL, False, "", yaml=None, implemented=True)
     #: Deprecated spelling of log-outputs; reconciled with it as etcd 3.4 does.
     log_output: tuple[str, ...] = UNLISTED.flag(Kind.UNIQUE_STRINGS, (LOG_OUTPUT_DEFAULT,), "")
-    enable_grpc_gateway: bool = UNLISTED.flag(Kind.BOOL, True, "")
+    enable_grpc_gateway: bool = UNLISTED.flag(Kind.BOOL, True, "", implemented=True)
     experimental_enable_lease_checkpoint_persist: bool = UNLISTED.flag(Kind.BOOL, False, "")
     unsafe_no_fsync: bool = UNLISTED.flag(Kind.BOOL, False, "")
     #: etcd 3.6's v3 discovery (``--discovery-endpoints`` / ``--discovery-token``); etcd 3.4 has
