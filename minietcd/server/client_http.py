@@ -58,10 +58,10 @@ class ClientHttp:
         self._splicer: Splicer | None = None
 
     async def start(self) -> None:
-
-        splicer = (
-            Splicer() if self._listeners.muxed and os.environ.get("MINIETCD_SPLICE") == "thread" else None
-        )
+        # gRPC connections are spliced in a thread of their own; MINIETCD_SPLICE=loop forwards
+        # them on the event loop instead (benchmarks/client_mux.py compares the two).
+        in_loop = os.environ.get("MINIETCD_SPLICE") == "loop"
+        splicer = Splicer() if self._listeners.muxed and not in_loop else None
         self._splicer = splicer
         for u, sock, grpc_address in self._listeners.muxed:
             mux = ClientMux(

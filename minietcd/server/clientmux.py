@@ -164,10 +164,12 @@ class _Splice(asyncio.Protocol):
             self.pending.append(data)
 
     def eof_received(self) -> bool:
+        # HTTP/2 has no half-close: one side's end is the connection's. (Passing a half-close
+        # on left grpcio holding its end of the internal socket.) close() flushes what is queued.
         peer = self.peer
-        if peer is not None and peer.transport is not None and peer.transport.can_write_eof():
-            peer.transport.write_eof()
-        return True  # keep our sending side open until the peer finishes too
+        if peer is not None and peer.transport is not None:
+            peer.transport.close()
+        return False
 
     def pause_writing(self) -> None:
         if self.peer is not None and self.peer.transport is not None:

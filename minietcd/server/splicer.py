@@ -5,8 +5,9 @@ beats forwarding in the event loop).
 One :class:`Splicer` thread serves every joined pair of a member. Each direction of a pair has
 its own pipe: ``splice(src -> pipe)`` then ``splice(pipe -> dst)``; when ``dst`` cannot take more,
 its direction waits for ``EPOLLOUT`` and stops reading ``src`` (backpressure); an end of stream
-is passed on with ``shutdown(SHUT_WR)``; an error or both ends closed closes the pair. The
-system calls release the GIL; the Python between them is a few lines per wake-up.
+or an error on either side closes the pair (HTTP/2 has no half-close, and grpcio keeps its end
+of a half-closed internal socket open). The system calls release the GIL; the Python between
+them is a few lines per wake-up.
 """
 
 from __future__ import annotations
@@ -28,10 +29,10 @@ _OUT: Final = select.EPOLLOUT
 
 
 class _Direction:
-    __slots__ = ("buffered", "dst", "dst_socket", "eof", "pipe_r", "pipe_w", "src", "waiting_out")
+    __slots__ = ("buffered", "dst", "eof", "pipe_r", "pipe_w", "src", "waiting_out")
 
     def __init__(self, src: socket.socket, dst: socket.socket) -> None:
-        self.src, self.dst, self.dst_socket = src.fileno(), dst.fileno(), dst
+        self.src, self.dst = src.fileno(), dst.fileno()
         self.pipe_r, self.pipe_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         self.buffered = 0  # bytes in the pipe not yet written to dst
         self.eof = False  # src ended and everything was passed on
@@ -168,12 +169,9 @@ class Splicer:
             except BlockingIOError:
                 break
             read = True
-            if n == 0:  # src finished sending: pass the end on
+            if n == 0:  # src finished: HTTP/2 has no half-close, so the connection is over
                 d.eof = True
-                with contextlib.suppress(OSError):
-                    d.dst_socket.shutdown(socket.SHUT_WR)
-                if pair.ab.eof and pair.ba.eof:
-                    self._close(pair)
+                self._close(pair)
                 break
             d.buffered = n
         if not pair.closed:
