@@ -67,7 +67,7 @@ def make_cluster(name: str, args: argparse.Namespace, tmp: Path) -> ProcessClust
             for i, p in enumerate(free_ports(args.members))
         }
         flags = cluster.flags
-        cluster.flags = lambda i: [*flags(i), *http[i]]  # type: ignore[method-assign]
+        cluster.flags = lambda i: [*flags(i), *http[i]]  # type: ignore[method-assign]  # the harness has no hook for per-member flags
     return cluster
 
 

@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import http.client
 import json
+import os
 import re
 import socket
 import subprocess
+import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -68,6 +70,29 @@ def test_one_port_serves_grpc_and_http_and_counts_both(process_cluster: ClusterF
     r = conn.getresponse()
     assert r.status == 200 and r.getheader("Access-Control-Allow-Origin") is None
     conn.close()
+
+
+def test_closed_connections_leave_nothing_open(process_cluster: ClusterFactory) -> None:
+    """Every gRPC connection spliced to grpcio, and every HTTP one, is closed on both sides
+    when its client goes (a half-closed internal socket once kept grpcio's end open)."""
+    c = process_cluster(minietcd_binary(), 1).start()
+    c.wait_healthy(30)
+    proc = c.members[0].proc
+    assert proc is not None
+    pid = proc.pid
+    c.etcdctl_ok("put", "k", "v")
+
+    def open_fds() -> int:
+        return len(os.listdir(f"/proc/{pid}/fd"))
+
+    before = open_fds()
+    for _ in range(20):
+        c.etcdctl_ok("get", "k")  # a new gRPC connection each time
+        _http(c.endpoint(0) + "/v3/kv/range", '{"key": "aw=="}')
+    deadline = time.monotonic() + 10
+    while open_fds() > before + 2 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert open_fds() <= before + 2, (before, open_fds())
 
 
 def test_listen_client_http_urls_splits_the_protocols(process_cluster: ClusterFactory) -> None:
