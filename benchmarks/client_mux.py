@@ -7,10 +7,10 @@ Starts one minietcd cluster per variant, side by side:
 
 * ``direct``: started with ``--listen-client-http-urls`` (etcd 3.5's flag), so grpcio listens on
   the client URLs itself, exactly as before the multiplexer;
-* ``mux-thread``: the default, gRPC and HTTP on one client URL, gRPC connections spliced to
-  grpcio with ``splice(2)`` in a thread of their own (minietcd/server/splicer.py);
-* ``mux-loop``: the same, but forwarded by asyncio protocols on the member's event loop
-  (``MINIETCD_SPLICE=loop``, kept for this comparison).
+* ``mux-loop``: the default, gRPC and HTTP on one client URL, gRPC connections forwarded to
+  grpcio by asyncio protocols on the member's event loop (minietcd/server/clientmux.py);
+* ``mux-thread``: the same, but spliced with ``splice(2)`` in a thread of their own
+  (``MINIETCD_SPLICE=thread``, minietcd/server/splicer.py, kept for this comparison).
 
 The same put load (benchmarks/put_load.py's: ``--clients`` writers over ``--conns`` connections
 spread over the members, 256-byte values on random keys among 10,000) runs against each in turn,
@@ -57,7 +57,7 @@ def measure(cluster: ProcessCluster, args: argparse.Namespace) -> tuple[float, f
 
 
 def make_cluster(name: str, args: argparse.Namespace, tmp: Path) -> ProcessCluster:
-    env = {"MINIETCD_SPLICE": "loop"} if name == "mux-loop" else None
+    env = {"MINIETCD_SPLICE": "thread"} if name == "mux-thread" else None
     cluster = ProcessCluster(
         minietcd_binary(), args.members, tmp / name, heartbeat_ms=100, election_ms=1000, env=env
     )
@@ -79,7 +79,7 @@ def main() -> None:
     ap.add_argument("--clients", type=int, default=64)
     ap.add_argument("--conns", type=int, default=8)
     ap.add_argument("--size", type=int, default=256)
-    ap.add_argument("--variants", default="direct,mux-thread,mux-loop")
+    ap.add_argument("--variants", default="direct,mux-loop,mux-thread")
     args = ap.parse_args()
     names = args.variants.split(",")
     results: dict[str, list[tuple[float, float, float]]] = {n: [] for n in names}

@@ -18,8 +18,10 @@ connection it accepts:
   both, then speaks HTTP/1.1).
 
 Nothing is consumed while deciding (``MSG_PEEK``), so either side sees the connection from its
-first byte. Why a splice in the event loop and not something else, and what it costs, is
-measured in docs/benchmarks.md ("One client URL, both protocols").
+first byte. A gRPC connection's bytes are forwarded by two asyncio protocols on the event loop
+(:class:`_Splice`), or, with ``MINIETCD_SPLICE=thread``, by the splicing thread of
+:mod:`.splicer`; what each costs is measured in docs/benchmarks.md ("One client URL, both
+protocols").
 """
 
 from __future__ import annotations

@@ -1,6 +1,8 @@
 """Joins pairs of connected sockets in one thread, with ``splice(2)``: bytes go from one socket
-to the other through a kernel pipe and never enter Python (docs/benchmarks.md says why this
-beats forwarding in the event loop).
+to the other through a kernel pipe and never enter Python. The client URL's multiplexer uses it
+for gRPC connections with ``MINIETCD_SPLICE=thread``; the default forwards them on the event
+loop, which measured better (docs/benchmarks.md: the thread saves the loop's CPU but waits for
+the GIL on every wake-up).
 
 One :class:`Splicer` thread serves every joined pair of a member. Each direction of a pair has
 its own pipe: ``splice(src -> pipe)`` then ``splice(pipe -> dst)``; when ``dst`` cannot take more,
