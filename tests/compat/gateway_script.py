@@ -388,3 +388,50 @@ def run_script(port: int, *, auth: bool = True) -> list[tuple[str, dict[str, Any
     """Every step's outcome (``auth=False``: without the steps that need auth)."""
     found: dict[str, str] = {}
     return [(step.name, outcome(port, step, found)) for step in SCRIPT if auth or not step.needs_auth]
+
+
+#: etcd's wsproxy: (path, messages the client sends, messages to read). Run after SCRIPT.
+WS_SCRIPT: list[tuple[str, list[str], int]] = [
+    ("/v3/kv/put", [f'{{"key": "{b64("ws")}", "value": "{b64("1")}"}}'], 2),
+    ("/v3/kv/range", [f'{{"key": "{b64("ws")}"}}'], 2),
+    ("/v3/watch", [f'{{"create_request": {{"key": "{b64("ws")}", "start_revision": 1}}}}'], 2),
+    ("/v3/lease/keepalive", ['{"ID": "77"}', '{"ID": "78"}'], 2),
+    ("/v3/watch", ["{bad"], 2),
+    ("/v3/kv/range", ["{bad"], 2),
+    ("/v3/nothing", ["{}"], 2),
+]
+
+
+def run_ws_script(port: int) -> list[list[Any]]:
+    """Each WS_SCRIPT step's messages (normalised JSON, or text; "<closed>" when it closed)."""
+    import asyncio
+
+    import aiohttp
+
+    async def step(path: str, send: list[str], n: int) -> list[Any]:
+        out: list[Any] = []
+        async with (
+            aiohttp.ClientSession() as session,
+            session.ws_connect(f"http://127.0.0.1:{port}{path}") as ws,
+        ):
+            for m in send:
+                await ws.send_str(m)
+            for _ in range(n):
+                try:
+                    msg = await asyncio.wait_for(ws.receive(), 5)
+                except TimeoutError:
+                    out.append("<no message>")
+                    break
+                if msg.type != aiohttp.WSMsgType.TEXT:
+                    out.append("<closed>")
+                    break
+                try:
+                    out.append(normalise(json.loads(msg.data)))
+                except ValueError:
+                    out.append(msg.data)
+        return out
+
+    async def run() -> list[list[Any]]:
+        return [await step(*s) for s in WS_SCRIPT]
+
+    return asyncio.run(run())

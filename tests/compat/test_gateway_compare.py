@@ -3,7 +3,8 @@
 The same HTTP script (gateway_script.SCRIPT: every gateway path, both streams, errors, bad
 bodies, unknown paths, /health, /version...) runs against a fresh 1-member etcd 3.4 and a fresh
 1-member minietcd, on their client URLs; after normalising what must differ (IDs, ports, terms,
-sizes, hashes), every step's status, content type, gRPC metadata header and JSON are equal.
+sizes, hashes), every step's status, content type, gRPC metadata header and JSON are equal. Then
+the same few calls over WebSockets (etcd's wsproxy on /v3/) give the same messages.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from tests.cluster.harness import ProcessCluster, etcd_binary, minietcd_binary
-from tests.compat.gateway_script import run_script
+from tests.compat.gateway_script import WS_SCRIPT, run_script, run_ws_script
 
 pytestmark = [pytest.mark.compat, pytest.mark.cluster]
 
@@ -38,14 +39,23 @@ def _wait_version_decided(cluster: ProcessCluster, timeout: float = 20.0) -> Non
 
 def test_minietcd_answers_the_http_script_as_etcd(tmp_path: Path) -> None:
     results = {}
+    ws = {}
     for name, binary in (("etcd", etcd_binary()), ("minietcd", minietcd_binary())):
         with ProcessCluster(binary, 1, tmp_path / name) as cluster:
             cluster.start()
             cluster.wait_healthy(30)
             _wait_version_decided(cluster)
             results[name] = run_script(cluster.members[0].client_port, auth=HAS_AUTH)
+            ws[name] = run_ws_script(cluster.members[0].client_port)
     diffs = []
     for (step, want), (_, got) in zip(results["etcd"], results["minietcd"], strict=True):
         if want != got:
             diffs.append(f"{step}:\n  etcd:     {json.dumps(want)}\n  minietcd: {json.dumps(got)}")
-    assert not diffs, f"{len(diffs)} of {len(results['etcd'])} steps differ:\n" + "\n".join(diffs)
+    for (path, _, _), ws_want, ws_got in zip(WS_SCRIPT, ws["etcd"], ws["minietcd"], strict=True):
+        if ws_want != ws_got:
+            diffs.append(
+                f"websocket {path}:\n  etcd:     {json.dumps(ws_want)}\n  minietcd: {json.dumps(ws_got)}"
+            )
+    assert not diffs, f"{len(diffs)} of {len(results['etcd']) + len(WS_SCRIPT)} steps differ:\n" + "\n".join(
+        diffs
+    )

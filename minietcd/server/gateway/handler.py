@@ -16,6 +16,10 @@ generated handlers do:
 
 The HTTP status of a stream is sent with its first response: an error before it is answered
 like a unary error, one after it is a last line ``{"error": {...}}`` (:mod:`.status`).
+
+A WebSocket upgrade on any path is etcd's wsproxy: the client's messages are the body's lines,
+each line of the answer goes back as a text message, then the socket closes
+(:class:`_WebSocketExchange`; plain HTTP is :class:`_HttpExchange`).
 """
 
 from __future__ import annotations
@@ -23,10 +27,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from typing import Any, Final
 
-from aiohttp import web
+from aiohttp import WSMsgType, web
 from google.protobuf.message import Message
 
 from minietcd.errors import GrpcCode, MinietcdError
@@ -86,6 +90,8 @@ class Gateway:
     def __init__(self, api: Api, *, max_request_bytes: int) -> None:
         #: grpc-go refuses a request message larger than this (--max-request-bytes + 512 KiB).
         self.max_request_bytes = max_request_bytes
+        #: The most JSON one request may take (base64 is 4/3 of the bytes, plus the JSON around).
+        self.body_limit = 2 * max_request_bytes + 64 * 1024
         self._methods: dict[str, Callable[..., Any]] = {}
         #: etcd's gateway calls etcd's gRPC server: its calls are in the gRPC metrics.
         self._rpcs: dict[str, Rpc] = {}
@@ -100,31 +106,37 @@ class Gateway:
         return sorted(self._methods)
 
     async def handle(self, request: web.Request, path: str) -> web.StreamResponse:
-        """Serve ``path`` (under /v3/, already cleaned and rewritten from /v3beta/)."""
+        """Serve ``path`` (under /v3/, already cleaned and rewritten from /v3beta/), over plain
+        HTTP or, for a WebSocket upgrade, over the WebSocket (etcd's wsproxy)."""
         route, method = self._lookup(path)
+        ex: _Exchange
+        if _is_websocket(request):
+            ex = await _WebSocketExchange.accept(request, self.body_limit)
+        else:
+            ex = _HttpExchange(request, self.body_limit)
+            if route is not None and method is not None and request.method != "POST":
+                return await ex.text(405, "Method Not Allowed")
         if route is None or method is None:
-            return text_response(404, "Not Found")
-        if request.method != "POST":
-            return text_response(405, "Method Not Allowed")
-        if route.kind is Kind.BIDI_STREAM:
-            return await self._bidi(request, route, method)
-        try:
-            msg = await self._decode_body(request, route)
-        except GatewayStatus as e:
-            return self._error(route, e, called=False)
+            return await ex.text(404, "Not Found")
         ctx = request_context(request)
+        if route.kind is Kind.BIDI_STREAM:
+            return await self._bidi(ex, ctx, route, method)
+        try:
+            msg = await self._first_request(ex, route)
+        except GatewayStatus as e:
+            return await self._error(ex, route, e, called=False)
         rpc = self._rpcs[route.path]
         rpc.started += 1
         rpc.received += 1
         if route.kind is Kind.SERVER_STREAM:
-            return await self._stream(request, route, method(ctx, msg))
+            return await self._stream(ex, route, method(ctx, msg))
         try:
             resp = await method(ctx, msg)
         except Exception as e:
-            return self._error(route, e)
+            return await self._error(ex, route, e)
         rpc.sent += 1
         rpc.handle(GrpcCode.OK)
-        return web.Response(body=jsonpb.encode(resp), content_type=JSON, headers=SERVER_METADATA)
+        return await ex.reply(200, jsonpb.encode(resp), metadata=True)
 
     def _lookup(self, path: str) -> tuple[Route | None, Callable[..., Any] | None]:
         # grpc-gateway splits a ":verb" off the last segment; no etcd route has one, so a path
@@ -140,11 +152,10 @@ class Gateway:
 
     # -- bodies ----------------------------------------------------------------------------------
 
-    async def _decode_body(self, request: web.Request, route: Route) -> Message:
-        body = await request.read()
+    async def _first_request(self, ex: _Exchange, route: Route) -> Message:
+        """A unary or server-stream call's request: the body's first JSON value (none: empty)."""
         try:
-            start = _skip_space(body)
-            raw = None if start == len(body) else body[start : value_end(body, start)]
+            raw = await ex.values.next()
             msg = jsonpb.decode(raw, route.request)
         except GoJSONError as e:
             raise GatewayStatus(GrpcCode.INVALID_ARGUMENT, str(e)) from None
@@ -162,18 +173,18 @@ class Gateway:
     # -- streams ---------------------------------------------------------------------------------
 
     async def _bidi(
-        self, request: web.Request, route: Route, method: Callable[..., Any]
+        self, ex: _Exchange, ctx: RequestContext, route: Route, method: Callable[..., Any]
     ) -> web.StreamResponse:
-        values = _JSONValues(request)
+        values = ex.values
         try:
             first = await values.next()
             first_msg = None if first is None else jsonpb.decode(first, route.request)
             if first_msg is not None:
                 self._check_size(first_msg)
         except GoJSONError as e:  # returned unwrapped by etcd's handler: UNKNOWN
-            return self._error(route, GatewayStatus(GrpcCode.UNKNOWN, str(e)), called=False)
+            return await self._error(ex, route, GatewayStatus(GrpcCode.UNKNOWN, str(e)), called=False)
         except GatewayStatus as e:
-            return self._error(route, e, called=False)
+            return await self._error(ex, route, e, called=False)
 
         rpc = self._rpcs[route.path]
         rpc.started += 1
@@ -196,10 +207,10 @@ class Gateway:
                 rpc.received += 1
                 yield msg
 
-        return await self._stream(request, route, method(request_context(request), requests()))
+        return await self._stream(ex, route, method(ctx, requests()))
 
     async def _stream(
-        self, request: web.Request, route: Route, responses: AsyncGenerator[Message, None]
+        self, ex: _Exchange, route: Route, responses: AsyncGenerator[Message, None]
     ) -> web.StreamResponse:
         rpc = self._rpcs[route.path]
         async with contextlib.aclosing(responses):
@@ -207,37 +218,35 @@ class Gateway:
                 first = await anext(responses)
             except StopAsyncIteration:
                 rpc.handle(GrpcCode.OK)
-                resp = web.StreamResponse(headers={"Content-Type": JSON})
-                resp.enable_chunked_encoding()
-                await resp.prepare(request)
-                return resp
+                await ex.open_stream(metadata=False)
+                return await ex.finish()
             except Exception as e:
-                return self._error(route, e)
-            resp = web.StreamResponse(headers={"Content-Type": JSON, **SERVER_METADATA})
-            resp.enable_chunked_encoding()
-            await resp.prepare(request)
-            await resp.write(_line(first))
+                return await self._error(ex, route, e)
+            await ex.open_stream(metadata=True)
+            await ex.line(_line(first))
             rpc.sent += 1
             try:
                 async for msg in responses:
-                    await resp.write(_line(msg))
+                    await ex.line(_line(msg))
                     rpc.sent += 1
             except Exception as e:
                 if not isinstance(e, MinietcdError | GatewayStatus):
                     log.error("gateway: %s: unexpected error", route.path, exc_info=e)
                 code, text = status_of(e)
                 rpc.handle(code)
-                await resp.write(jsonpb.dumps(stream_error(code, text)))
-                return resp
+                await ex.line(jsonpb.dumps(stream_error(code, text)))
+                return await ex.finish()
             except asyncio.CancelledError:
                 rpc.handle(GrpcCode.CANCELLED)  # the client went away
                 raise
             rpc.handle(GrpcCode.OK)
-            return resp
+            return await ex.finish()
 
-    # -- errors and counts -----------------------------------------------------------------------
+    # -- errors ----------------------------------------------------------------------------------
 
-    def _error(self, route: Route, exc: BaseException, *, called: bool = True) -> web.Response:
+    async def _error(
+        self, ex: _Exchange, route: Route, exc: BaseException, *, called: bool = True
+    ) -> web.StreamResponse:
         """The error answer; ``called``: the API was called (the call is counted as handled)."""
         if not isinstance(exc, MinietcdError | GatewayStatus):
             log.error("gateway: %s: unexpected error", route.path, exc_info=exc)
@@ -245,7 +254,7 @@ class Gateway:
         if called:
             self._rpcs[route.path].handle(code)
         status, _ = HTTP_STATUS[code]
-        return web.Response(status=status, body=jsonpb.dumps(error_body(code, text)), content_type=JSON)
+        return await ex.reply(status, jsonpb.dumps(error_body(code, text)))
 
 
 def _line(msg: Message) -> bytes:
@@ -262,8 +271,9 @@ class _JSONValues:
     """Successive JSON values of a request body, each as soon as it has arrived (Go's
     ``json.Decoder`` over the body: ``unexpected EOF`` if the body ends inside one)."""
 
-    def __init__(self, request: web.Request) -> None:
-        self._content = request.content
+    def __init__(self, read: Callable[[], Awaitable[bytes]], limit: int) -> None:
+        self._read = read  # the next bytes of the body; b"" at its end
+        self._limit = limit  # the most bytes one value may take
         self._buf = b""
         self._eof = False
 
@@ -284,8 +294,117 @@ class _JSONValues:
                         raise
             elif self._eof:
                 return None
-            chunk = await self._content.readany()
+            if len(self._buf) > self._limit:  # grpc-go refuses a message this size anyway
+                raise GatewayStatus(
+                    GrpcCode.RESOURCE_EXHAUSTED,
+                    f"grpc: received message larger than max ({len(self._buf)} vs. {self._limit})",
+                )
+            chunk = await self._read()
             if chunk:
                 self._buf += chunk
             else:
                 self._eof = True
+
+
+class _Exchange:
+    """One gateway request's transport: where its JSON values come from, where answers go."""
+
+    values: _JSONValues
+
+    async def reply(self, status: int, body: bytes, *, metadata: bool = False) -> web.StreamResponse:
+        """A whole answer (a unary response, an error): JSON ``body`` with ``status``."""
+        raise NotImplementedError
+
+    async def text(self, status: int, text: str) -> web.StreamResponse:
+        """grpc-gateway's plain-text answers (404, 405)."""
+        raise NotImplementedError
+
+    async def open_stream(self, *, metadata: bool) -> None:
+        """The status line of a stream (200), before its first line."""
+        raise NotImplementedError
+
+    async def line(self, data: bytes) -> None:
+        """One line of a stream: ``{"result": ...}`` or a last ``{"error": ...}``."""
+        raise NotImplementedError
+
+    async def finish(self) -> web.StreamResponse:
+        raise NotImplementedError
+
+
+class _HttpExchange(_Exchange):
+    """The request body in, the HTTP response out (a stream is chunked, a line per message)."""
+
+    def __init__(self, request: web.Request, limit: int) -> None:
+        self._request = request
+        self.values = _JSONValues(request.content.readany, limit)
+        self._stream: web.StreamResponse | None = None
+
+    async def reply(self, status: int, body: bytes, *, metadata: bool = False) -> web.StreamResponse:
+        return web.Response(
+            status=status, body=body, content_type=JSON, headers=SERVER_METADATA if metadata else None
+        )
+
+    async def text(self, status: int, text: str) -> web.StreamResponse:
+        return text_response(status, text)
+
+    async def open_stream(self, *, metadata: bool) -> None:
+        self._stream = web.StreamResponse(
+            headers={"Content-Type": JSON, **(SERVER_METADATA if metadata else {})}
+        )
+        self._stream.enable_chunked_encoding()
+        await self._stream.prepare(self._request)
+
+    async def line(self, data: bytes) -> None:
+        assert self._stream is not None  # opened first
+        await self._stream.write(data)
+
+    async def finish(self) -> web.StreamResponse:
+        assert self._stream is not None
+        return self._stream
+
+
+class _WebSocketExchange(_Exchange):
+    """etcd's wsproxy (tmc/grpc-websocket-proxy): each message the client sends is a line of
+    the request body, each line of the answer is a text message; the socket closes after."""
+
+    def __init__(self, ws: web.WebSocketResponse, limit: int) -> None:
+        self._ws = ws
+        self.values = _JSONValues(self._read, limit)
+
+    @classmethod
+    async def accept(cls, request: web.Request, limit: int) -> _WebSocketExchange:
+        ws = web.WebSocketResponse(max_msg_size=limit)
+        await ws.prepare(request)
+        return cls(ws, limit)
+
+    async def _read(self) -> bytes:
+        msg = await self._ws.receive()
+        if msg.type == WSMsgType.TEXT:
+            return str(msg.data).encode() + b"\n"
+        if msg.type == WSMsgType.BINARY:
+            return bytes(msg.data) + b"\n"
+        return b""  # closed: the end of the body
+
+    async def reply(self, status: int, body: bytes, *, metadata: bool = False) -> web.StreamResponse:
+        await self.line(body)
+        return await self.finish()
+
+    async def text(self, status: int, text: str) -> web.StreamResponse:
+        return await self.reply(status, text.encode())
+
+    async def open_stream(self, *, metadata: bool) -> None:
+        pass
+
+    async def line(self, data: bytes) -> None:
+        if not self._ws.closed:
+            await self._ws.send_str(data.decode().rstrip("\n"))
+
+    async def finish(self) -> web.StreamResponse:
+        await self._ws.close()
+        return self._ws
+
+
+def _is_websocket(request: web.Request) -> bool:
+    """gorilla/websocket's IsWebSocketUpgrade: Connection has "upgrade", Upgrade is websocket."""
+    connection = [t.strip().lower() for t in request.headers.get("Connection", "").split(",")]
+    return "upgrade" in connection and request.headers.get("Upgrade", "").lower() == "websocket"
