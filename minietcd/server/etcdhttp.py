@@ -6,8 +6,8 @@
 * Go's ``http.ServeMux``: an unclean path (``//health``, ``/v3/kv/../kv/range``) and ``/v3`` are
   redirected (301) to their clean form, ``/v3/...`` goes to the JSON gateway (unless
   ``--enable-grpc-gateway=false``), ``/health``, ``/version``, ``/metrics`` and ``/debug/vars``
-  to the handlers the metrics URLs share (server/http.py), anything else is ``404 page not
-  found``.
+  to the handlers the metrics URLs share (server/http.py), ``PUT /config/local/log`` sets the
+  log level (etcd 3.4's, deprecated in 3.5), anything else is ``404 page not found``.
 
 ``/health`` answers as etcd 3.4 does: ``{"health":"true"}``, or ``{"health":"false"}`` with 503
 (an alarm not excluded by ``?exclude=``, no leader, or a quorum read failing within a second),
@@ -17,6 +17,7 @@ as plain text; only GET.
 from __future__ import annotations
 
 import json
+import logging
 import posixpath
 from collections.abc import Awaitable, Callable
 from typing import Final
@@ -28,10 +29,13 @@ from minietcd.server.api import Api
 from minietcd.server.config import Config
 from minietcd.server.etcd_server import EtcdServer
 from minietcd.server.gateway import Gateway
+from minietcd.server.gateway.gojson import GoJSONError, value_end
 from minietcd.server.gateway.handler import text_response
 from minietcd.server.http import check_health, debug_vars_body, metrics_response, version_body, watch_db_size
+from minietcd.server.logsetup import NOTICE
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+log = logging.getLogger("minietcd.server")
 
 #: The gRPC server's limit over --max-request-bytes (etcd: grpcOverheadBytes).
 GRPC_OVERHEAD: Final = 512 * 1024
@@ -101,6 +105,7 @@ class ClientApp:
             "/version": self.version,
             "/metrics": self.metrics,
             "/debug/vars": self.debug_vars,
+            "/config/local/log": self.log_level,
         }
 
     def application(self) -> web.Application:
@@ -166,10 +171,65 @@ class ClientApp:
     async def metrics(self, request: web.Request) -> web.StreamResponse:
         return metrics_response()
 
+    async def log_level(self, request: web.Request) -> web.StreamResponse:
+        """etcd 3.4's PUT /config/local/log ``{"Level": "DEBUG"}``: the log level of the member."""
+        if request.method != "PUT":
+            return _method_not_allowed("PUT")
+        level = _log_level_of(await request.read())
+        if level is None:
+            return _json_message(400, "Invalid json body")
+        found = _CAPNSLOG_LEVELS.get(level.upper())
+        if found is None:
+            return _json_message(400, f"Invalid log level {level}")
+        name, value = found
+        logging.getLogger().setLevel(value)
+        log.log(NOTICE, "etcdserver/api/etcdhttp: globalLogLevel set to %s", json.dumps(name))
+        return web.Response(status=204)
+
     async def debug_vars(self, request: web.Request) -> web.StreamResponse:
         if request.method != "GET":
             return _method_not_allowed("GET")
         return web.json_response(debug_vars_body(self.server))
+
+
+#: capnslog's levels by name and initial (capnslog.ParseLevel), as Python logging levels.
+_CAPNSLOG_LEVELS: Final = {
+    "CRITICAL": ("CRITICAL", logging.CRITICAL), "C": ("CRITICAL", logging.CRITICAL),
+    "ERROR": ("ERROR", logging.ERROR), "E": ("ERROR", logging.ERROR),
+    "WARNING": ("WARNING", logging.WARNING), "W": ("WARNING", logging.WARNING),
+    "NOTICE": ("NOTICE", NOTICE), "N": ("NOTICE", NOTICE),
+    "INFO": ("INFO", logging.INFO), "I": ("INFO", logging.INFO),
+    "DEBUG": ("DEBUG", logging.DEBUG), "D": ("DEBUG", logging.DEBUG),
+    "TRACE": ("TRACE", logging.DEBUG), "T": ("TRACE", logging.DEBUG),
+}  # fmt: skip
+
+
+def _json_message(status: int, message: str) -> web.Response:
+    """etcd's httptypes.HTTPError: ``{"message": ...}``."""
+    return web.Response(
+        status=status, body=json.dumps({"message": message}).encode(), content_type="application/json"
+    )
+
+
+def _log_level_of(body: bytes) -> str | None:
+    """The Level of etcd's ``{"Level": "debug"}`` body (Go's decoder: the key in any case), or
+    None when the body is not that JSON."""
+    try:
+        start = len(body) - len(body.lstrip())
+        if start == len(body):
+            return None
+        value = json.loads(body[start : value_end(body, start)])
+    except (GoJSONError, ValueError):
+        return None
+    if value is None:
+        return ""
+    if not isinstance(value, dict):
+        return None
+    level: object = ""
+    for key, v in value.items():
+        if key.lower() == "level":
+            level = v
+    return level if isinstance(level, str) else None
 
 
 def make_client_app(server: EtcdServer, api: Api, cfg: Config) -> web.Application:

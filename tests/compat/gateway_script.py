@@ -297,6 +297,12 @@ SCRIPT: list[Step] = [
     Step("root", "/", method="GET"),
     Step("options", "/v3/kv/put", method="OPTIONS"),
     Step("health slash", "/health/", method="GET"),
+    Step("log level", "/config/local/log", '{"Level": "INFO"}', method="PUT"),
+    Step("log level bad json", "/config/local/log", "{bad", method="PUT"),
+    Step("log level unknown", "/config/local/log", '{"Level": "nope"}', method="PUT"),
+    Step("log level key in lower case", "/config/local/log", '{"level": "n"}', method="PUT"),
+    Step("log level get", "/config/local/log", method="GET"),
+    Step("log level back to info", "/config/local/log", '{"Level": "info"}', method="PUT"),
 ]
 
 
