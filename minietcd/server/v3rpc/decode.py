@@ -32,7 +32,7 @@ from google.protobuf.message import DecodeError
 from minietcd.api.etcdserverpb import rpc_pb2
 from minietcd.errors import GrpcCode, MinietcdError
 from minietcd.server.nesting import parse_request
-from minietcd.server.rpcmetrics import RPC_METRICS
+from minietcd.server.rpcmetrics import RPC_METRICS, Rpc
 from minietcd.server.v3rpc.errors import to_grpc_status
 
 log = logging.getLogger("minietcd.server.v3rpc")
@@ -149,10 +149,7 @@ class DecodeGuard(grpc.aio.ServerInterceptor):  # type: ignore[misc]  # grpc has
                         rpc.sent += 1
                         yield response
                 except _BadStreamMessage as e:
-                    try:
-                        await _refuse(context, method, e.bad, STREAM_PREFIX)
-                    finally:
-                        rpc.handle(_code(context, e))
+                    await _refuse_counted(context, method, e, rpc)
                 except BaseException as e:
                     rpc.handle(_code(context, e))
                     raise
@@ -166,10 +163,7 @@ class DecodeGuard(grpc.aio.ServerInterceptor):  # type: ignore[misc]  # grpc has
             try:
                 response = await inner(checked(requests), context)
             except _BadStreamMessage as e:
-                try:
-                    await _refuse(context, method, e.bad, STREAM_PREFIX)
-                finally:
-                    rpc.handle(_code(context, e))
+                await _refuse_counted(context, method, e, rpc)
             except BaseException as e:
                 rpc.handle(_code(context, e))
                 raise
@@ -178,6 +172,16 @@ class DecodeGuard(grpc.aio.ServerInterceptor):  # type: ignore[misc]  # grpc has
             return response
 
         return handler._replace(request_deserializer=deserializer, stream_unary=stream_unary)
+
+
+async def _refuse_counted(
+    context: grpc.aio.ServicerContext, method: str, e: _BadStreamMessage, rpc: Rpc
+) -> None:
+    """Refuse a stream's undecodable message; the call ends with the refusal's code."""
+    try:
+        await _refuse(context, method, e.bad, STREAM_PREFIX)
+    finally:
+        rpc.handle(_code(context, e))
 
 
 def _code(context: grpc.aio.ServicerContext, exc: BaseException) -> int:
