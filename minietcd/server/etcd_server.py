@@ -454,7 +454,10 @@ class EtcdServer:
         """--strict-reconfig-check for adding a voter (etcd's mayAddMember)."""
         voters = self.sm.membership.voters()
         started = sum(1 for v in voters if self._started(v))
-        if started < (len(voters) + 1) // 2 + 1:
+        # etcd's IsReadyToAddVotingMember lets a 1-member cluster grow (its recovery guide
+        # restores one member, then adds the others) though the new quorum is not started.
+        growing_one = started == 1 and len(voters) == 1
+        if started < (len(voters) + 1) // 2 + 1 and not growing_one:
             raise MemberNotEnoughStartedError()
         if self._connected_since(voters, time.monotonic() - HEALTH_INTERVAL) < len(voters):
             raise UnhealthyError()

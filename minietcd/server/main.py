@@ -37,11 +37,13 @@ from minietcd.server.api import Api, ApiOptions
 from minietcd.server.apply import StateMachine
 from minietcd.server.auth.tokens import SimpleTokens, parse_auth_token
 from minietcd.server.bootstrap import Start, bootstrap_new, restart, start_networked
+from minietcd.server.client_http import ClientHttp
+from minietcd.server.client_listeners import ClientListeners, bind_client_listeners, close_unstarted
 from minietcd.server.config import USAGE_LINE, Config, UsageError, help_text, parse_config, version_text
 from minietcd.server.etcd_server import EtcdServer
 from minietcd.server.failstop import error_text
 from minietcd.server.firststart import FirstStart, check_data_dir, discard_blank_wal
-from minietcd.server.listeners import bind_grpc, bind_sockets, close_grpc
+from minietcd.server.listeners import bind_sockets, close_grpc
 from minietcd.server.logsetup import setup_logging
 from minietcd.server.raft_node import RaftNode
 from minietcd.server.recovery import recover
@@ -122,10 +124,10 @@ def _client_tls(cfg: Config) -> tuple[TLSInfo, grpc.ServerCredentials | None]:
                 "is enabled. Ignored client cert auth for this url.",
                 u,
             )
-    for u in cfg.listen_metrics_urls:
+    for u in (*cfg.listen_metrics_urls, *cfg.listen_client_http_urls):
         if u.is_tls and info.empty():
             raise _no_tls_error(u)
-    tls_urls = [*cfg.listen_client_urls, *cfg.listen_metrics_urls]
+    tls_urls = [*cfg.listen_client_urls, *cfg.listen_metrics_urls, *cfg.listen_client_http_urls]
     creds = info.server_credentials() if any(u.is_tls for u in tls_urls) else None
     return info, creds
 
@@ -162,6 +164,8 @@ class Member:
         self.stop_requested = asyncio.Event()
         self.ready = asyncio.Event()  # set with "ready to serve client requests" (minietcd.embed waits on it)
         self.grpc_server: grpc.aio.Server | None = None
+        self.clients: ClientListeners | None = None  # bound by run()
+        self.client_http: ClientHttp | None = None  # serves HTTP on the client URLs
         self.http_runners: list[web.AppRunner] = []
         self.tasks: list[asyncio.Task[None]] = []
         # Set if the member stopped itself (fail-stop, DESIGN rule 8): the process exits 1.
@@ -181,11 +185,12 @@ class Member:
         # with etcd's words and leaves nothing behind (listeners.py).
         peer_server = bind_peer_server([str(u) for u in cfg.listen_peer_urls], peer_credentials)
         try:
-            self.grpc_server = self._bind_clients()
+            self.clients = self._bind_clients()
+            self.grpc_server = self.clients.grpc
             metrics_sockets = bind_sockets(cfg.listen_metrics_urls)
         except BaseException:
             await close_grpc(peer_server)
-            await close_grpc(self.grpc_server)
+            await close_unstarted(self.clients)
             raise
         first = FirstStart.record(cfg)
         start: Start | None = None
@@ -210,7 +215,7 @@ class Member:
             if first is not None:
                 first.undo()
             await close_grpc(peer_server)
-            await close_grpc(self.grpc_server)
+            await close_unstarted(self.clients)
             for sock in metrics_sockets:
                 sock.close()
             if isinstance(e, _Stopped):
@@ -237,8 +242,12 @@ class Member:
             log.info("etcdserver: stopping member %x", start.member_id)
             for t in self.tasks:
                 t.cancel()
+            if self.client_http is not None:
+                await self.client_http.stop_accepting()  # no new connection while gRPC drains
             if self.grpc_server is not None:
                 await self.grpc_server.stop(grace=1)
+            if self.client_http is not None:
+                await self.client_http.close()
             for r in self.http_runners:
                 await r.cleanup()
             await server.stop()
@@ -346,14 +355,14 @@ class Member:
             ],
         )
 
-    def _bind_clients(self) -> grpc.aio.Server:
-        """The client gRPC server, listening on every client URL, not yet serving."""
+    def _bind_clients(self) -> ClientListeners:
+        """The client gRPC server and the client URLs' sockets, bound, not yet serving."""
         cfg = self.cfg
-        gs = bind_grpc(
+        listeners = bind_client_listeners(
             cfg.listen_client_urls,
+            cfg.listen_client_http_urls,
             credentials=self.client_credentials,
             interceptors=[DecodeGuard()],
-            what="client",
             options=[
                 ("grpc.max_receive_message_length", cfg.max_request_bytes + GRPC_OVERHEAD),
                 ("grpc.max_send_message_length", 2**31 - 1),
@@ -363,7 +372,9 @@ class Member:
         )
         for u in cfg.listen_client_urls:
             log.info("embed: listening for client requests on %s", _host_port(u))
-        return gs
+        for u in cfg.listen_client_http_urls:
+            log.info("embed: listening for client requests on %s", _host_port(u))
+        return listeners
 
     def _api(self, server: EtcdServer, hub: WatchHub) -> Api:
         """The application API every face of this member calls."""
@@ -394,6 +405,10 @@ class Member:
         if not self.client_tls.empty():
             log.info("embed: ClientTLS: %s", self.client_tls)
         await gs.start()
+        assert self.clients is not None
+        ssl_context = self.client_tls.server_ssl_context if not self.client_tls.empty() else None
+        self.client_http = ClientHttp(self.server, api, self.clients, ssl_context, self.cfg)
+        await self.client_http.start()
 
     async def _serve_metrics(self, server: EtcdServer, sockets: list[socket.socket]) -> None:
         if not sockets:

@@ -8,11 +8,11 @@ those, not this.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import AsyncGenerator
 
 from minietcd import ETCD_API_VERSION
 from minietcd.api.etcdserverpb import raft_internal_pb2, rpc_pb2
-from minietcd.mvcc.boltdb import append_sha256
 from minietcd.server.api.admission import Admission, Op, RequestContext
 from minietcd.server.api.authorize import admin_only
 from minietcd.server.etcd_server import EtcdServer
@@ -74,22 +74,21 @@ class Maintenance:
         self._admission.admit(ctx, Op.DEFRAGMENT, req)
         await admin_only(self._admission, ctx, Op.DEFRAGMENT, req)
         self._s.sm.defragment()
-        return rpc_pb2.DefragmentResponse(header=self._s.header())
+        return rpc_pb2.DefragmentResponse()  # no header: etcd's maintenance server sets none
 
     async def snapshot(
         self, ctx: RequestContext, req: rpc_pb2.SnapshotRequest
     ) -> AsyncGenerator[rpc_pb2.SnapshotResponse, None]:
-        """The applied state as the bbolt file a real etcd would hold at this point, in chunks;
-        the stream ends with the file's SHA-256, as etcd's does."""
+        """The applied state as the bbolt file a real etcd would hold at this point, in chunks
+        without a header, then the file's SHA-256 as a chunk of its own, as etcd streams it."""
         self._admission.admit(ctx, Op.SNAPSHOT, req)
         await admin_only(self._admission, ctx, Op.SNAPSHOT, req)
-        data = append_sha256(await self._s.sm.snapshot_db())
-        total = len(data)
+        db = await self._s.sm.snapshot_db()
+        total = len(db)
         for off in range(0, total, SNAPSHOT_CHUNK):
-            blob = data[off : off + SNAPSHOT_CHUNK]
-            yield rpc_pb2.SnapshotResponse(
-                header=self._s.header(), remaining_bytes=total - off - len(blob), blob=blob
-            )
+            blob = db[off : off + SNAPSHOT_CHUNK]
+            yield rpc_pb2.SnapshotResponse(remaining_bytes=total - off - len(blob), blob=blob)
+        yield rpc_pb2.SnapshotResponse(blob=hashlib.sha256(db).digest())  # what etcdctl checks
 
     async def move_leader(
         self, ctx: RequestContext, req: rpc_pb2.MoveLeaderRequest
@@ -97,7 +96,7 @@ class Maintenance:
         self._admission.admit(ctx, Op.MOVE_LEADER, req)
         await self._admission.authorize(ctx, Op.MOVE_LEADER, req)
         await self._s.move_leader(req.targetID)
-        return rpc_pb2.MoveLeaderResponse(header=self._s.header())
+        return rpc_pb2.MoveLeaderResponse()  # no header, as etcd's
 
 
 def _alarm_name(alarm: int) -> str:

@@ -292,12 +292,12 @@ class EtcdFlags:
     cors: tuple[str, ...] = SECURITY.flag(
         Kind.CORS, ("*",), "'*'",
         "Comma-separated whitelist of origins for CORS, or cross-origin resource sharing, (empty or * means "
-        "allow all).",
+        "allow all).", implemented=True,
     )
     host_whitelist: tuple[str, ...] = SECURITY.flag(
         Kind.UNIQUE_STRINGS, ("*",), "'*'",
         "Acceptable hostnames from HTTP client requests, if server is not secure (empty or * means allow "
-        "all).",
+        "all).", implemented=True,
     )
 
     # --- Auth:
@@ -430,7 +430,7 @@ class EtcdFlags:
     version: bool = UNLISTED.flag(Kind.BOOL, False, "", yaml=None, implemented=True)
     #: Deprecated spelling of log-outputs; reconciled with it as etcd 3.4 does.
     log_output: tuple[str, ...] = UNLISTED.flag(Kind.UNIQUE_STRINGS, (LOG_OUTPUT_DEFAULT,), "")
-    enable_grpc_gateway: bool = UNLISTED.flag(Kind.BOOL, True, "")
+    enable_grpc_gateway: bool = UNLISTED.flag(Kind.BOOL, True, "", implemented=True)
     experimental_enable_lease_checkpoint_persist: bool = UNLISTED.flag(Kind.BOOL, False, "")
     unsafe_no_fsync: bool = UNLISTED.flag(Kind.BOOL, False, "")
     #: etcd 3.6's v3 discovery (``--discovery-endpoints`` / ``--discovery-token``); etcd 3.4 has
@@ -448,6 +448,13 @@ class EtcdFlags:
     discovery_dial_timeout: timedelta = UNLISTED.flag(
         Kind.DURATION, _2S, "'2s'",
         "V3 discovery: dial timeout for client connections. (etcd 3.6)", yaml=None, implemented=True,
+    )
+    #: etcd 3.5: HTTP (the JSON gateway, /health, /metrics...) on these URLs only; the client
+    #: URLs then serve gRPC only (minietcd/server/client_listeners.py).
+    listen_client_http_urls: tuple[URL, ...] = UNLISTED.flag(
+        Kind.URLS, (), "''",
+        "List of URLs to listen on for http only client traffic. Enabling this flag removes http services "
+        "from --listen-client-urls. (etcd 3.5)", implemented=True,
     )
     discovery_request_timeout: timedelta = UNLISTED.flag(
         Kind.DURATION, _5S, "'5s'",
