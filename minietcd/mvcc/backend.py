@@ -34,8 +34,10 @@ receives as its snapshot and what :meth:`Backend.defragment` swaps in.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import errno
+import gc
 import os
 import shutil
 import tempfile
@@ -149,6 +151,7 @@ class Backend:
     def temporary(cls) -> Backend:
         """A backend in a private temporary directory, removed when it is closed or collected
         (for tests, and tools that build state before writing it somewhere)."""
+        _remove_garbage()
         tmp = tempfile.mkdtemp(prefix="minietcd-backend-")
         b = cls(os.path.join(tmp, "db"), map_size=TEMPORARY_MAP_SIZE)
         b._finalizer = weakref.finalize(b, _remove_temporary, b._envs, tmp)
@@ -445,6 +448,40 @@ def _fsync_dir(path: str) -> None:
 
 
 def _remove_temporary(envs: list[lmdb.Environment], tmp: str) -> None:
+    """Close and remove a temporary backend: at once when closed by its owner; when it was
+    only garbage collected, later (see _GARBAGE)."""
+    if _in_finalizer_of_gc():
+        _GARBAGE.append((envs, tmp))
+        return
     for env in envs:
         env.close()
     shutil.rmtree(tmp, ignore_errors=True)
+
+
+#: Temporary backends whose owner dropped them without close(). The garbage collector may run a
+#: finalizer in any thread at any allocation, e.g. while that thread, or one it waits for,
+#: holds an LMDB lock: closing an environment there can deadlock (seen: a thread starting while
+#: the collector closed an environment). So they are closed at the next safe point instead:
+#: the next temporary() or the end of the process.
+_GARBAGE: list[tuple[list[lmdb.Environment], str]] = []
+
+
+def _in_finalizer_of_gc() -> bool:
+    return _collecting[0] > 0
+
+
+_collecting = [0]
+
+
+def _gc_callback(phase: str, info: dict[str, int]) -> None:
+    _collecting[0] += 1 if phase == "start" else -1
+
+
+def _remove_garbage() -> None:
+    while _GARBAGE:
+        envs, tmp = _GARBAGE.pop()
+        _remove_temporary(envs, tmp)
+
+
+gc.callbacks.append(_gc_callback)
+atexit.register(_remove_garbage)
