@@ -36,6 +36,7 @@ from minietcd.raft.rawnode import RawNode
 from minietcd.server.api import Api, ApiOptions
 from minietcd.server.apply import StateMachine
 from minietcd.server.bootstrap import Start, bootstrap_new, restart, start_networked
+from minietcd.server.cluster_version import major_minor
 from minietcd.server.config import USAGE_LINE, Config, UsageError, help_text, parse_config, version_text
 from minietcd.server.etcd_server import EtcdServer
 from minietcd.server.failstop import error_text
@@ -216,8 +217,11 @@ class Member:
             log.info("embed: listening for peers on %s", u)
         node.start()
         server.start()
+        stored_version = server.sm.membership.cluster_version  # a restart knows it (etcd: from its snapshot)
         log.info(
-            "etcdserver: starting server... [version: %s, cluster version: to_be_decided]", ETCD_API_VERSION
+            "etcdserver: starting server... [version: %s, cluster version: %s]",
+            ETCD_API_VERSION,
+            major_minor(stored_version) if stored_version else "to_be_decided",
         )
         api = self._api(server, hub)
         try:

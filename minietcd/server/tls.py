@@ -82,6 +82,8 @@ SELF_CERT_VALIDITY: Final = datetime.timedelta(days=365)  # etcd 3.4: 365 * 24h
 FETCH_TIMEOUT: Final = 2.0  # seconds for the certificate-fetching handshake of auto TLS
 CERT_FILE: Final = "cert.pem"
 KEY_FILE: Final = "key.pem"
+#: gRPC's authority for a ``unix:`` target: the host name a unixs certificate must carry.
+UNIX_AUTHORITY: Final = "localhost"
 # Curves whose keys gRPC (BoringSSL) can sign TLS handshakes with.
 _GRPC_CURVES: Final = ("secp256r1", "secp384r1")
 
@@ -368,9 +370,15 @@ def _read(path: str, what: str) -> bytes:
 
 
 async def fetch_server_certificate(
-    host: str, port: int, *, timeout: float = FETCH_TIMEOUT, client: TLSInfo | None = None
+    host: str,
+    port: int,
+    *,
+    timeout: float = FETCH_TIMEOUT,
+    client: TLSInfo | None = None,
+    unix_path: str | None = None,
 ) -> bytes:
-    """The certificate (DER) presented at host:port, *without verifying it*: auto TLS only.
+    """The certificate (DER) presented at host:port (or at the unix socket ``unix_path``),
+    *without verifying it*: auto TLS only.
 
     ``client``'s cert and key are offered if the other end asks for one. Raises OSError (or
     TimeoutError) if no handshake completes.
@@ -382,7 +390,10 @@ async def fetch_server_certificate(
     if client is not None and not client.empty():
         ctx.load_cert_chain(client.cert_file, client.key_file)
     async with asyncio.timeout(timeout):
-        _reader, writer = await asyncio.open_connection(host, port, ssl=ctx)
+        if unix_path is not None:
+            _reader, writer = await asyncio.open_unix_connection(unix_path, ssl=ctx, server_hostname=host)
+        else:
+            _reader, writer = await asyncio.open_connection(host, port, ssl=ctx)
     try:
         sslobj = writer.get_extra_info("ssl_object")
         der = sslobj.getpeercert(binary_form=True) if sslobj is not None else None
@@ -411,17 +422,23 @@ class ChannelOpener:
 
     async def __call__(self, url: str | URL, options: Sequence[tuple[str, Any]] = ()) -> grpc.aio.Channel:
         parsed = parse_url(url) if isinstance(url, str) else url
+        target = parsed.grpc_target
         if not parsed.is_tls:
-            return grpc.aio.insecure_channel(parsed.host, options=list(options))
+            return grpc.aio.insecure_channel(target, options=list(options))
         info = self._info or TLSInfo()
         if not info.self_cert:
             if self._credentials is None:
                 self._credentials = info.channel_credentials()
-            return grpc.aio.secure_channel(parsed.host, self._credentials, options=list(options))
+            return grpc.aio.secure_channel(target, self._credentials, options=list(options))
         host, port = parsed.hostname, parsed.port
         if port is None:
             raise ConfigError(f"URL {url} has no port")
-        der = await fetch_server_certificate(host, port, timeout=self._fetch_timeout, client=info)
+        unix_path = parsed.host if parsed.is_unix else None
+        if unix_path is not None:
+            host = UNIX_AUTHORITY  # the name gRPC checks the certificate against on a unix socket
+        der = await fetch_server_certificate(
+            host, port, timeout=self._fetch_timeout, client=info, unix_path=unix_path
+        )
         from cryptography import x509
         from cryptography.hazmat.primitives import serialization
 
@@ -431,7 +448,7 @@ class ChannelOpener:
         if override is not None:
             opts.append(("grpc.ssl_target_name_override", override))
         roots = cert.public_bytes(serialization.Encoding.PEM)
-        return grpc.aio.secure_channel(parsed.host, info.channel_credentials(roots), options=opts)
+        return grpc.aio.secure_channel(target, info.channel_credentials(roots), options=opts)
 
 
 def _target_name_override(cert: x509.Certificate, host: str) -> str | None:

@@ -613,8 +613,8 @@ def _open_channel(url: str, credentials: grpc.ChannelCredentials | None) -> Any:
     parsed = parse_url(_lab_route(url))
     if parsed.is_tls:
         creds = credentials or grpc.ssl_channel_credentials()
-        return grpc.aio.secure_channel(parsed.host, creds, options=_CHANNEL_OPTIONS)
-    return grpc.aio.insecure_channel(parsed.host, options=_CHANNEL_OPTIONS)
+        return grpc.aio.secure_channel(parsed.grpc_target, creds, options=_CHANNEL_OPTIONS)
+    return grpc.aio.insecure_channel(parsed.grpc_target, options=_CHANNEL_OPTIONS)
 
 
 def _check_urls(urls: list[str]) -> None:
