@@ -36,6 +36,7 @@ from minietcd.raft.rawnode import RawNode
 from minietcd.server.api import Api, ApiOptions
 from minietcd.server.apply import StateMachine
 from minietcd.server.bootstrap import Start, bootstrap_new, restart, start_networked
+from minietcd.server.cert_gate import CertGate
 from minietcd.server.cluster_version import major_minor
 from minietcd.server.config import USAGE_LINE, Config, UsageError, help_text, parse_config, version_text
 from minietcd.server.etcd_server import EtcdServer
@@ -129,6 +130,15 @@ def _client_tls(cfg: Config) -> tuple[TLSInfo, grpc.ServerCredentials | None]:
     return info, creds
 
 
+def _cert_gates(
+    info: TLSInfo, credentials: grpc.ServerCredentials | None, *, hold: bool
+) -> list[grpc.aio.ServerInterceptor]:
+    """The CRL / allowed CN / allowed hostname checks of one side, as the first interceptor
+    of its server; none without TLS on that side or without such a flag (cert_gate.py)."""
+    rules = info.cert_rules()
+    return [CertGate(rules, hold=hold)] if credentials is not None and rules.active else []
+
+
 def _start(cfg: Config) -> Start | None:
     if DiskStorage.exists(cfg.data_dir, cfg.wal_dir):
         if cfg.discovery or cfg.discovery_endpoints:
@@ -176,7 +186,11 @@ class Member:
         check_data_dir(cfg)
         # Every listener is bound before the data dir is touched: a taken port fails the start
         # with etcd's words and leaves nothing behind (listeners.py).
-        peer_server = bind_peer_server([str(u) for u in cfg.listen_peer_urls], peer_credentials)
+        peer_server = bind_peer_server(
+            [str(u) for u in cfg.listen_peer_urls],
+            peer_credentials,
+            interceptors=_cert_gates(self.peer_tls, peer_credentials, hold=False),
+        )
         try:
             self.grpc_server = self._bind_clients()
             metrics_sockets = bind_sockets(cfg.listen_metrics_urls)
@@ -347,7 +361,7 @@ class Member:
         gs = bind_grpc(
             cfg.listen_client_urls,
             credentials=self.client_credentials,
-            interceptors=[DecodeGuard()],
+            interceptors=[*_cert_gates(self.client_tls, self.client_credentials, hold=True), DecodeGuard()],
             what="client",
             options=[
                 ("grpc.max_receive_message_length", cfg.max_request_bytes + GRPC_OVERHEAD),

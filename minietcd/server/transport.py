@@ -544,9 +544,14 @@ class Transport:
         task.add_done_callback(self._background.discard)
 
 
-def bind_peer_server(urls: Sequence[str], credentials: grpc.ServerCredentials | None) -> grpc.aio.Server:
+def bind_peer_server(
+    urls: Sequence[str],
+    credentials: grpc.ServerCredentials | None,
+    interceptors: Sequence[grpc.aio.ServerInterceptor] = (),
+) -> grpc.aio.Server:
     """A server listening on the peer URLs, not started (:meth:`Transport.serve`); ListenError."""
-    return bind_grpc([parse_url(u) for u in urls], credentials=credentials, options=_SERVER_OPTIONS)
+    parsed = [parse_url(u) for u in urls]
+    return bind_grpc(parsed, credentials=credentials, options=_SERVER_OPTIONS, interceptors=interceptors)
 
 
 async def _slices(data: bytes, size: int) -> AsyncIterator[bytes]:
