@@ -39,6 +39,7 @@ from minietcd.server.bootstrap import Start, bootstrap_new, restart, start_netwo
 from minietcd.server.cert_gate import CertGate
 from minietcd.server.cluster_version import major_minor
 from minietcd.server.config import USAGE_LINE, Config, UsageError, help_text, parse_config, version_text
+from minietcd.server.corrupt import check_initial_hash_kv, request_timeout
 from minietcd.server.etcd_server import EtcdServer
 from minietcd.server.failstop import error_text
 from minietcd.server.firststart import FirstStart, check_data_dir, discard_blank_wal
@@ -208,6 +209,8 @@ class Member:
             if start is None:
                 raise _Stopped  # SIGTERM/SIGINT while waiting for the discovery service
             node, transport, server, hub = self._build(start, peer_credentials)
+            if cfg.experimental_initial_corrupt_check and start.restarted:
+                await self._initial_corrupt_check(start, transport)  # before serving anything
             for peer, urls in start.initial_peer_urls.items():
                 transport.add_peer(peer, urls)
             node._sync_peers()
@@ -315,6 +318,7 @@ class Member:
             # Without peer TLS the transport dials as it always has (plain http, system roots).
             channel_factory=None if self.peer_tls.empty() else ChannelOpener(self.peer_tls),
             snapshot_sink=snapshot_sink(sm.backend),  # snapshot databases go beside the backend
+            hash_kv=sm.hash_kv,  # a peer's initial corruption check asks for it
         )
         node = RaftNode(
             rawnode=rawnode,
@@ -338,6 +342,19 @@ class Member:
         )
         self.server = server
         return node, transport, server, hub
+
+    async def _initial_corrupt_check(self, start: Start, transport: Transport) -> None:
+        """--experimental-initial-corrupt-check (corrupt.py): InconsistentDataError fails the start."""
+        assert self.sm is not None  # opened by _build
+        sm = self.sm
+        await check_initial_hash_kv(
+            member_id=start.member_id,
+            cluster_id=start.cluster_id,
+            hash_kv=sm.hash_kv,
+            peers=[(m.id, m.peer_urls) for m in sm.membership.sorted_members() if m.id != start.member_id],
+            open_channel=transport.open_channel,
+            timeout=request_timeout(self.cfg.election_timeout),
+        )
 
     @staticmethod
     def _members_pb(sm: StateMachine, cluster_id: int) -> raft_pb2.MembersResponse:

@@ -58,6 +58,7 @@ from minietcd.server.listeners import bind_grpc
 from minietcd.server.peer_rpc import (
     CLUSTER_VERSION,
     PROTOCOL_VERSION,
+    HashKVProvider,
     PeerService,
     SnapshotSinkFactory,
     clusters_differ,
@@ -179,6 +180,7 @@ class Transport:
         members_provider: Callable[[], raft_pb2.MembersResponse] | None = None,
         channel_factory: ChannelFactory | None = None,
         snapshot_sink: SnapshotSinkFactory | None = None,
+        hash_kv: HashKVProvider | None = None,
     ) -> None:
         self._member_id = member_id
         self._on_message = on_message
@@ -195,6 +197,7 @@ class Transport:
             is_member=self._peers.__contains__,  # as rafthttp: only peers we know may send
             members_provider=members_provider,
             snapshot_sink=snapshot_sink,
+            hash_kv=hash_kv,
         )
         self._server: Any = None  # grpc.aio.Server once started
         self._started = False
@@ -532,6 +535,10 @@ class Transport:
             fn(*args)
         except Exception:
             logger.exception("transport callback %s%r failed", getattr(fn, "__name__", fn), args)
+
+    async def open_channel(self, url: str) -> Any:
+        """A new channel to a peer URL, dialled as the writers dial (TLS, lab routes)."""
+        return await self._open_channel(url)
 
     async def _open_channel(self, url: str) -> Any:
         if self._channel_factory is not None:

@@ -369,7 +369,7 @@ class EtcdFlags:
     # built-in value" (array freelist, 1000-revision batches, 10m progress notify).
     experimental_initial_corrupt_check: bool = EXPERIMENTAL.flag(
         Kind.BOOL, False, "'false'",
-        "Enable to check data corruption before serving any client/peer traffic.",
+        "Enable to check data corruption before serving any client/peer traffic.", implemented=True,
     )
     experimental_corrupt_check_time: timedelta = EXPERIMENTAL.flag(
         Kind.DURATION, _NO_TIME, "'0s'",
