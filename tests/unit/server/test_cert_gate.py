@@ -142,7 +142,7 @@ def test_the_rejection_line_is_etcds(ca: TestCA) -> None:
 # --- the interceptor, on a real TLS server -------------------------------------------------------------
 
 
-class _KV(KV.KVServicer):  # type: ignore[misc]
+class _KV(KV.KVServicer):  # type: ignore[misc]  # the generated servicer base is untyped (Any)
     async def Range(self, request: rpc_pb2.RangeRequest, context: Any) -> rpc_pb2.RangeResponse:
         return rpc_pb2.RangeResponse(count=1)
 
