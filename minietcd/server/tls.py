@@ -48,6 +48,7 @@ import logging
 import os
 import secrets
 import ssl
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
@@ -165,7 +166,11 @@ class TLSInfo:
         return grpc.ssl_server_credentials([(key, cert)])
 
     def server_ssl_context(self) -> ssl.SSLContext:
-        """The same for an HTTP listener (the metrics URLs)."""
+        """The same for an HTTP listener (the metrics URLs). A CRL is checked by OpenSSL in the
+        handshake: a revoked client certificate is refused there, as etcd refuses it; unlike
+        etcd (serials only), OpenSSL also wants the CRL signed by the CA and not expired, and
+        reads it once. The allowed hostname is not checked on HTTP listeners (cert_gate.py
+        checks gRPC calls; an HTTP face can call CertRules.problem on the peer certificate)."""
         self._pair()
         ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         ctx.load_cert_chain(self.cert_file, self.key_file)
@@ -175,6 +180,12 @@ class TLSInfo:
                 ctx.load_verify_locations(cafile=self.trusted_ca_file)
             else:
                 ctx.load_default_certs(ssl.Purpose.CLIENT_AUTH)
+            if self.crl_file:
+                with tempfile.NamedTemporaryFile("w", suffix=".pem") as crl:  # OpenSSL reads CRLs from files
+                    crl.write(_crl_pem(self.crl_file))
+                    crl.flush()
+                    ctx.load_verify_locations(cafile=crl.name)
+                ctx.verify_flags |= ssl.VERIFY_CRL_CHECK_LEAF
         return ctx
 
     def channel_credentials(self, roots: bytes | None = None) -> grpc.ChannelCredentials:
@@ -372,6 +383,19 @@ def _write(path: Path, data: bytes, mode: int) -> None:
         os.close(fd)
     os.chmod(tmp, mode)  # whatever the umask
     os.replace(tmp, path)
+
+
+def _crl_pem(path: str) -> str:
+    """The CRL at ``path`` (PEM or DER, as etcd reads it) as PEM text for OpenSSL."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    data = _read(path, "CRL")
+    try:
+        crl = x509.load_pem_x509_crl(data) if b"-----BEGIN" in data else x509.load_der_x509_crl(data)
+    except ValueError as e:
+        raise ConfigError(f"cannot load CRL file {path}: {e}") from e
+    return crl.public_bytes(Encoding.PEM).decode()
 
 
 def _read(path: str, what: str) -> bytes:

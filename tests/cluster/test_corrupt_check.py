@@ -16,12 +16,12 @@ from __future__ import annotations
 
 import re
 import shutil
-import time
 from pathlib import Path
 
 import pytest
 
 from tests.cluster.conftest import ClusterFactory
+from tests.cluster.discovery_helpers import wait_exit
 from tests.cluster.harness import ProcessCluster, etcd_binary, free_ports, minietcd_binary
 
 pytestmark = [pytest.mark.cluster, pytest.mark.slow]
@@ -44,17 +44,6 @@ def _write_and_stop(c: ProcessCluster, value: str) -> None:
     c.wait_converged()
     for i in range(3):
         c.stop(i)
-
-
-def _wait_exit(c: ProcessCluster, i: int, timeout: float = 60.0) -> int:
-    proc = c.members[i].proc
-    assert proc is not None
-    deadline = time.monotonic() + timeout
-    while proc.poll() is None:
-        if time.monotonic() >= deadline:
-            pytest.fail(f"{c.members[i].name} still runs after {timeout}s:\n{c.log_tails()}")
-        time.sleep(0.1)
-    return proc.returncode
 
 
 @pytest.mark.parametrize("server", ["etcd", "minietcd"])
@@ -83,7 +72,7 @@ def test_a_member_whose_data_differs_refuses_to_start(
 
     # n3 holds the first cluster's key space at the same revision: it refuses to start.
     c.start_member(2)
-    assert _wait_exit(c, 2) != 0
+    assert wait_exit(c, 2) != 0
     log = _log(c, 2).split("==== start #2", 1)[1]
     me = re.search(
         r"I \| etcdserver: ([0-9a-f]+) starting initial corruption check with timeout 6s\.\.\.",

@@ -4,6 +4,7 @@ applies them (real TLS servers on 127.0.0.1 in the test's event loop)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import logging
 import os
@@ -251,3 +252,47 @@ async def test_a_dialled_member_must_have_the_allowed_identity(ca: TestCA, tmp_p
     finally:
         await s.stop(None)
     await asyncio.sleep(0)
+
+
+async def test_an_https_listener_refuses_revoked_certificates_in_the_handshake(ca: TestCA) -> None:
+    """The metrics (HTTP) listener's TLS: OpenSSL checks the CRL (tls.TLSInfo.server_ssl_context)."""
+    import ssl
+
+    srv_pair = ca.issue("https-server", "server", ["127.0.0.1"], serial=0x80)
+    info = TLSInfo(
+        cert_file=str(srv_pair.cert),
+        key_file=str(srv_pair.key),
+        trusted_ca_file=str(ca.cert),
+        client_cert_auth=True,
+        crl_file=str(ca.crl([0x82], name="https-crl.pem")),
+    )
+
+    async def echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(OSError):
+            writer.write(await reader.readline())
+            await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(echo, "127.0.0.1", 0, ssl=info.server_ssl_context())
+    port = server.sockets[0].getsockname()[1]
+
+    async def talk(pair: Pair) -> bytes:
+        ctx = ssl.create_default_context(cafile=str(ca.cert))
+        ctx.load_cert_chain(str(pair.cert), str(pair.key))
+        reader, writer = await asyncio.open_connection("127.0.0.1", port, ssl=ctx)
+        try:
+            writer.write(b"ping\n")
+            return await reader.readline()
+        finally:
+            writer.close()
+
+    try:
+        assert await talk(ca.issue("https-ok", "c", serial=0x81)) == b"ping\n"
+        try:  # TLS 1.3: the client may finish first and then read the server's refusal
+            got = await talk(ca.issue("https-revoked", "c", serial=0x82))
+        except (ssl.SSLError, ConnectionError):
+            got = b""
+        assert got == b""
+    finally:
+        server.close()
+        await server.wait_closed()

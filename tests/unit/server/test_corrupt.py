@@ -47,21 +47,8 @@ class Pair:
 
     def __init__(self, peer_answer: HashKV, peer_cluster: int = CLUSTER) -> None:
         self.url = f"http://127.0.0.1:{_free_port()}"
-        self.me = Transport(
-            cluster_id=CLUSTER,
-            member_id=ME,
-            on_message=_ignore,
-            on_unreachable=_ignore,
-            on_snapshot_status=_ignore2,
-        )
-        self.peer = Transport(
-            cluster_id=peer_cluster,
-            member_id=PEER,
-            on_message=_ignore,
-            on_unreachable=_ignore,
-            on_snapshot_status=_ignore2,
-            hash_kv=peer_answer,
-        )
+        self.me = _transport(CLUSTER, ME)
+        self.peer = _transport(peer_cluster, PEER, hash_kv=peer_answer)
 
     async def check(self, urls: list[str] | None = None) -> None:
         await check_initial_hash_kv(
@@ -72,6 +59,17 @@ class Pair:
             open_channel=self.me.open_channel,
             timeout=5.0,
         )
+
+
+def _transport(cluster_id: int, member_id: int, hash_kv: HashKV | None = None) -> Transport:
+    return Transport(
+        cluster_id=cluster_id,
+        member_id=member_id,
+        on_message=_ignore,
+        on_unreachable=_ignore,
+        on_snapshot_status=_ignore2,
+        hash_kv=hash_kv,
+    )
 
 
 def _ignore(_: object) -> None:
