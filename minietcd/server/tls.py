@@ -181,11 +181,7 @@ class TLSInfo:
             else:
                 ctx.load_default_certs(ssl.Purpose.CLIENT_AUTH)
             if self.crl_file:
-                with tempfile.NamedTemporaryFile("w", suffix=".pem") as crl:  # OpenSSL reads CRLs from files
-                    crl.write(_crl_pem(self.crl_file))
-                    crl.flush()
-                    ctx.load_verify_locations(cafile=crl.name)
-                ctx.verify_flags |= ssl.VERIFY_CRL_CHECK_LEAF
+                _load_crl(ctx, self.crl_file)
         return ctx
 
     def channel_credentials(self, roots: bytes | None = None) -> grpc.ChannelCredentials:
@@ -385,17 +381,24 @@ def _write(path: Path, data: bytes, mode: int) -> None:
     os.replace(tmp, path)
 
 
-def _crl_pem(path: str) -> str:
-    """The CRL at ``path`` (PEM or DER, as etcd reads it) as PEM text for OpenSSL."""
+def _load_crl(ctx: ssl.SSLContext, path: str) -> None:
+    """Make ``ctx`` check client certificates against the CRL at ``path`` (PEM or DER, as etcd
+    reads it). A CRL that cannot be read refuses every client certificate, as in etcd (OpenSSL
+    fails a check it has no CRL for); the start goes on, with a warning."""
     from cryptography import x509
     from cryptography.hazmat.primitives.serialization import Encoding
 
-    data = _read(path, "CRL")
+    ctx.verify_flags |= ssl.VERIFY_CRL_CHECK_LEAF
     try:
+        data = _read(path, "CRL")
         crl = x509.load_pem_x509_crl(data) if b"-----BEGIN" in data else x509.load_der_x509_crl(data)
-    except ValueError as e:
-        raise ConfigError(f"cannot load CRL file {path}: {e}") from e
-    return crl.public_bytes(Encoding.PEM).decode()
+    except (ConfigError, ValueError) as e:
+        log.warning("embed: cannot load CRL file %s (%s): every client certificate is refused", path, e)
+        return
+    with tempfile.NamedTemporaryFile("wb", suffix=".pem") as f:  # OpenSSL reads CRLs from files
+        f.write(crl.public_bytes(Encoding.PEM))
+        f.flush()
+        ctx.load_verify_locations(cafile=f.name)
 
 
 def _read(path: str, what: str) -> bytes:

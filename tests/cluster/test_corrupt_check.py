@@ -93,6 +93,7 @@ def test_a_member_whose_data_differs_refuses_to_start(
     assert "ready to serve client requests" not in log
     assert "no corruption" not in log
 
-    # Nothing was served or written: the others still hold "two", n3's data dir is as it was.
+    # Nothing was served: the others still hold "two"; n3's data dir is left as it was.
+    assert (c.members[2].data_dir / "member" / "wal").is_dir()
     got = c.etcdctl_ok("get", "k0", "--print-value-only", endpoints=c.endpoint(0)).strip()
     assert got == f"two-{WRITES - 3}"

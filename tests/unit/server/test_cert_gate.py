@@ -296,3 +296,18 @@ async def test_an_https_listener_refuses_revoked_certificates_in_the_handshake(c
     finally:
         server.close()
         await server.wait_closed()
+
+
+def test_an_unreadable_crl_refuses_every_https_client(ca: TestCA, tmp_path: Path) -> None:
+    """As etcd, which fails every connection when it cannot read its CRL; the start goes on."""
+    import ssl
+
+    srv_pair = ca.issue("https-server2", "server", ["127.0.0.1"], serial=0x90)
+    ctx = TLSInfo(
+        cert_file=str(srv_pair.cert),
+        key_file=str(srv_pair.key),
+        trusted_ca_file=str(ca.cert),
+        client_cert_auth=True,
+        crl_file=str(tmp_path / "missing.pem"),
+    ).server_ssl_context()
+    assert ctx.verify_flags & ssl.VERIFY_CRL_CHECK_LEAF
