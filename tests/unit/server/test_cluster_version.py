@@ -61,5 +61,8 @@ def test_apply_then_restart(tmp_path: Path, caplog: pytest.LogCaptureFixture) ->
 def test_the_leader_announces_before_proposing(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO)
     sm = StateMachine(clock=lambda: 0.0, min_lease_ttl=1, member_id=1)
-    sm.capabilities.proposing("3.4.0")
-    assert _lines(caplog) == [(logging.INFO, "etcdserver: setting up the initial cluster version to 3.4")]
+    try:
+        sm.capabilities.proposing("3.4.0")
+        assert _lines(caplog) == [(logging.INFO, "etcdserver: setting up the initial cluster version to 3.4")]
+    finally:
+        sm.close()  # a temporary backend: removed now, not by the garbage collector
