@@ -69,7 +69,11 @@ class Endpoint:
     """One endpoint as given (``url``) and where it points.
 
     Accepted forms: ``host:port``, ``http://host:port``, ``https://host:port`` (TLS),
-    ``[::1]:2379``, ``unix:///path/to.sock``; the port defaults to 2379.
+    ``[::1]:2379``; the port defaults to 2379. Unix sockets as etcd's clientv3 reads them
+    (``ParseEndpoint``): ``unix://localhost:2379`` is the socket file ``localhost:2379`` in the
+    working directory (where an etcd started with ``--listen-client-urls
+    unix://localhost:2379`` listens), ``unix:///path/to.sock`` an absolute path, ``unixs://``
+    the same over TLS; gRPC's own ``unix:path`` is taken as is.
     """
 
     url: str
@@ -79,6 +83,9 @@ class Endpoint:
     @classmethod
     def parse(cls, url: str, tls_default: bool = False) -> Endpoint:
         text = url.strip()
+        for scheme in ("unix://", "unixs://"):
+            if text.lower().startswith(scheme):
+                return cls(url, "unix:" + text[len(scheme) :], scheme == "unixs://")
         if text.startswith("unix:"):
             return cls(url, text, False)
         secure = tls_default

@@ -92,6 +92,8 @@ so it names gRPC codes by number, not through grpc.
     │   └── ClusterInfoError           internal: no peer told a joining member the cluster's members
     ├── MemberFailedError              the member stopped itself (fail-stop, DESIGN rule 8): it can
     │                                  no longer persist, apply or step; names the stage and cause
+    ├── InconsistentDataError          the initial corruption check found a peer with another hash
+    │                                  at the same revision: the member refuses to start
     ├── ConfigError                    bad flags or environment (clear message, exit code 1)
     │   ├── ListenError                a listener could not be bound, in Go's words ("listen tcp
     │   │                              127.0.0.1:2379: bind: address already in use")
@@ -231,6 +233,9 @@ from minietcd.errors.process import (
 )
 from minietcd.errors.process import (
     DataDirError as DataDirError,
+)
+from minietcd.errors.process import (
+    InconsistentDataError as InconsistentDataError,
 )
 from minietcd.errors.process import (
     LabError as LabError,

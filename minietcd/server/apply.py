@@ -50,6 +50,7 @@ from minietcd.server import apply_snapshot, apply_state
 from minietcd.server.apply_auth import NOT_AUTH, AuthApplier
 from minietcd.server.apply_kv import KVApplier
 from minietcd.server.auth.store import AuthStore
+from minietcd.server.cluster_version import CapabilityLog
 from minietcd.server.membership import Member, Membership, decode_conf_context
 from minietcd.server.nesting import deep_messages, parse_request
 
@@ -95,6 +96,8 @@ class StateMachine:
         self.membership = Membership()
         self.alarms: set[tuple[int, int]] = set()  # (member id, AlarmType) active cluster-wide
         self.applied_index = 0  # index of the last entry applied (etcd's consistent index)
+        # The cluster version's log lines, which tools wait for on every member (cluster_version.py).
+        self.capabilities = CapabilityLog()
         # Called after restore() replaced the store: the watch hub re-syncs its watchers.
         self.restore_hooks: list[Callable[[], None]] = []
         #: Freeze the GC's view after the index grows (see _freeze_gc); a member's own
@@ -131,6 +134,7 @@ class StateMachine:
         self.alarms = stored.alarms
         self.applied_index = stored.applied_index
         self.auth.load()
+        self.capabilities.recovered(self.membership.cluster_version)
 
     def settle_memory(self) -> None:
         """After the key index grew a lot or was rebuilt: see _freeze_gc."""
@@ -288,7 +292,8 @@ class StateMachine:
             attrs = json.loads(val)
             self.membership.set_attributes(mid, attrs.get("name", ""), attrs.get("clientURLs", []))
         elif path == "/0/version":
-            self.membership.cluster_version = val
+            old, self.membership.cluster_version = self.membership.cluster_version, val
+            self.capabilities.applied(old, val)
         else:
             return None
         apply_state.save_membership(self.backend, self.membership)

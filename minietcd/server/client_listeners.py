@@ -83,7 +83,7 @@ def bind_client_listeners(
                 _add_port(server, grpc_addr, u.is_tls, credentials, u)
             out.muxed.append((u, sock, internal[u.is_tls]))
         for u in direct:
-            _add_port(server, u.host, u.is_tls, credentials, u)
+            _add_port(server, u.grpc_target, u.is_tls, credentials, u)
     except BaseException:
         for sock in muxed_sockets:
             sock.close()
@@ -102,7 +102,7 @@ def _add_port(
         else:
             server.add_insecure_port(address)
     except RuntimeError as e:  # lost a race for the port since check_bindable
-        raise ListenError(f"listen tcp {url.host}: bind: {e}") from None
+        raise ListenError(f"listen {'unix' if url.is_unix else 'tcp'} {url.host}: bind: {e}") from None
 
 
 async def close_unstarted(listeners: ClientListeners | None) -> None:

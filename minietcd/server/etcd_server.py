@@ -547,24 +547,24 @@ class EtcdServer:
                 await asyncio.sleep(0.5)
 
     async def ensure_cluster_version(self) -> None:
-        """The leader records the cluster version once (etcd 3.4 logs these two lines)."""
+        """The leader records the cluster version once (etcd's monitorVersions); every member
+        logs it when it applies the entry (StateMachine, cluster_version.py)."""
+        announced = False
         while not self.stopped.is_set():
             await asyncio.sleep(0.2)
-            if not self.node.is_leader or self.sm.membership.cluster_version:
-                if self.sm.membership.cluster_version:
-                    return
+            if self.sm.membership.cluster_version:
+                return
+            if not self.node.is_leader:
                 continue
             version = ".".join(ETCD_API_VERSION.split(".")[:2]) + ".0"
+            if not announced:
+                self.sm.capabilities.proposing(version)
+                announced = True
             req = raft_internal_pb2.InternalRaftRequest(
                 v2=etcdserver_pb2.Request(Method="PUT", Path="/0/version", Val=version)
             )
-            try:
+            with contextlib.suppress(MinietcdError):
                 await self.propose(req)
-                log.info("etcdserver/membership: set the initial cluster version to %s", version[:-2])
-                log.info("etcdserver/api: enabled capabilities for version %s", version[:-2])
-                return
-            except MinietcdError:
-                continue
 
 
 def _shared_future() -> asyncio.Future[int]:

@@ -37,9 +37,12 @@ from minietcd.server.api import Api, ApiOptions
 from minietcd.server.apply import StateMachine
 from minietcd.server.auth.tokens import SimpleTokens, parse_auth_token
 from minietcd.server.bootstrap import Start, bootstrap_new, restart, start_networked
+from minietcd.server.cert_gate import CertGate
 from minietcd.server.client_http import ClientHttp
 from minietcd.server.client_listeners import ClientListeners, bind_client_listeners, close_unstarted
+from minietcd.server.cluster_version import major_minor
 from minietcd.server.config import USAGE_LINE, Config, UsageError, help_text, parse_config, version_text
+from minietcd.server.corrupt import check_initial_hash_kv, request_timeout
 from minietcd.server.etcd_server import EtcdServer
 from minietcd.server.failstop import error_text
 from minietcd.server.firststart import FirstStart, check_data_dir, discard_blank_wal
@@ -132,6 +135,15 @@ def _client_tls(cfg: Config) -> tuple[TLSInfo, grpc.ServerCredentials | None]:
     return info, creds
 
 
+def _cert_gates(
+    info: TLSInfo, credentials: grpc.ServerCredentials | None, *, hold: bool
+) -> list[grpc.aio.ServerInterceptor]:
+    """The CRL / allowed CN / allowed hostname checks of one side, as the first interceptor
+    of its server; none without TLS on that side or without such a flag (cert_gate.py)."""
+    rules = info.cert_rules()
+    return [CertGate(rules, hold=hold)] if credentials is not None and rules.active else []
+
+
 def _start(cfg: Config) -> Start | None:
     if DiskStorage.exists(cfg.data_dir, cfg.wal_dir):
         if cfg.discovery or cfg.discovery_endpoints:
@@ -183,7 +195,11 @@ class Member:
         check_data_dir(cfg)
         # Every listener is bound before the data dir is touched: a taken port fails the start
         # with etcd's words and leaves nothing behind (listeners.py).
-        peer_server = bind_peer_server([str(u) for u in cfg.listen_peer_urls], peer_credentials)
+        peer_server = bind_peer_server(
+            [str(u) for u in cfg.listen_peer_urls],
+            peer_credentials,
+            interceptors=_cert_gates(self.peer_tls, peer_credentials, hold=False),
+        )
         try:
             self.clients = self._bind_clients()
             self.grpc_server = self.clients.grpc
@@ -202,6 +218,8 @@ class Member:
             if start is None:
                 raise _Stopped  # SIGTERM/SIGINT while waiting for the discovery service
             node, transport, server, hub = self._build(start, peer_credentials)
+            if cfg.experimental_initial_corrupt_check and start.restarted:
+                await self._initial_corrupt_check(start, transport)  # before serving anything
             for peer, urls in start.initial_peer_urls.items():
                 transport.add_peer(peer, urls)
             node._sync_peers()
@@ -225,8 +243,11 @@ class Member:
             log.info("embed: listening for peers on %s", u)
         node.start()
         server.start()
+        stored_version = server.sm.membership.cluster_version  # a restart knows it (etcd: from its snapshot)
         log.info(
-            "etcdserver: starting server... [version: %s, cluster version: to_be_decided]", ETCD_API_VERSION
+            "etcdserver: starting server... [version: %s, cluster version: %s]",
+            ETCD_API_VERSION,
+            major_minor(stored_version) if stored_version else "to_be_decided",
         )
         api = self._api(server, hub)
         try:
@@ -310,6 +331,7 @@ class Member:
             # Without peer TLS the transport dials as it always has (plain http, system roots).
             channel_factory=None if self.peer_tls.empty() else ChannelOpener(self.peer_tls),
             snapshot_sink=snapshot_sink(sm.backend),  # snapshot databases go beside the backend
+            hash_kv=sm.hash_kv,  # a peer's initial corruption check asks for it
         )
         node = RaftNode(
             rawnode=rawnode,
@@ -339,6 +361,19 @@ class Member:
         self.server = server
         return node, transport, server, hub
 
+    async def _initial_corrupt_check(self, start: Start, transport: Transport) -> None:
+        """--experimental-initial-corrupt-check (corrupt.py): InconsistentDataError fails the start."""
+        assert self.sm is not None  # opened by _build
+        sm = self.sm
+        await check_initial_hash_kv(
+            member_id=start.member_id,
+            cluster_id=start.cluster_id,
+            hash_kv=sm.hash_kv,
+            peers=[(m.id, m.peer_urls) for m in sm.membership.sorted_members() if m.id != start.member_id],
+            open_channel=transport.open_channel,
+            timeout=request_timeout(self.cfg.election_timeout),
+        )
+
     @staticmethod
     def _members_pb(sm: StateMachine, cluster_id: int) -> raft_pb2.MembersResponse:
         return raft_pb2.MembersResponse(
@@ -362,7 +397,7 @@ class Member:
             cfg.listen_client_urls,
             cfg.listen_client_http_urls,
             credentials=self.client_credentials,
-            interceptors=[DecodeGuard()],
+            interceptors=[*_cert_gates(self.client_tls, self.client_credentials, hold=True), DecodeGuard()],
             options=[
                 ("grpc.max_receive_message_length", cfg.max_request_bytes + GRPC_OVERHEAD),
                 ("grpc.max_send_message_length", 2**31 - 1),

@@ -13,6 +13,7 @@ from collections.abc import AsyncGenerator
 
 from minietcd import ETCD_API_VERSION
 from minietcd.api.etcdserverpb import raft_internal_pb2, rpc_pb2
+from minietcd.errors import NoLeaderError
 from minietcd.server.api.admission import Admission, Op, RequestContext
 from minietcd.server.api.authorize import admin_only
 from minietcd.server.etcd_server import EtcdServer
@@ -31,12 +32,16 @@ class Maintenance:
         s = self._s
         st = s.node.rawnode.status()
         size, in_use = s.sm.db_sizes()
-        errors = [f"memberID:{mid} alarm:{_alarm_name(a)} " for mid, a in sorted(s.sm.alarms)]
+        leader = s.leader
+        # As etcd's maintenanceServer.Status: no leader first, then one line per alarm (Go's
+        # String() of the Alarm message); `etcdctl endpoint status` shows them as ERRORS.
+        errors = [NoLeaderError.etcd_message] if leader == 0 else []
+        errors += [f"memberID:{mid} alarm:{_alarm_name(a)} " for mid, a in sorted(s.sm.alarms)]
         return rpc_pb2.StatusResponse(
             header=s.header(),
             version=ETCD_API_VERSION,
             dbSize=size,
-            leader=s.leader,
+            leader=leader,
             raftIndex=st.hard_state.commit,
             raftTerm=st.hard_state.term,
             raftAppliedIndex=s.node.applied_index,

@@ -236,11 +236,11 @@ class EtcdFlags:
     )
     client_crl_file: str = SECURITY.flag(
         Kind.STRING, "", "''",
-        "Path to the client certificate revocation list file.", yaml=None,
+        "Path to the client certificate revocation list file.", yaml=None, implemented=True,
     )
     client_cert_allowed_hostname: str = SECURITY.flag(
         Kind.STRING, "", "''",
-        "Allowed TLS hostname for client cert authentication.", yaml=None,
+        "Allowed TLS hostname for client cert authentication.", yaml=None, implemented=True,
     )
     trusted_ca_file: str = SECURITY.flag(
         Kind.STRING, "", "''",
@@ -269,11 +269,11 @@ class EtcdFlags:
     )
     peer_cert_allowed_cn: str = SECURITY.flag(
         Kind.STRING, "", "''",
-        "Required CN for client certs connecting to the peer endpoint.", yaml=None,
+        "Required CN for client certs connecting to the peer endpoint.", yaml=None, implemented=True,
     )
     peer_cert_allowed_hostname: str = SECURITY.flag(
         Kind.STRING, "", "''",
-        "Allowed TLS hostname for inter peer authentication.", yaml=None,
+        "Allowed TLS hostname for inter peer authentication.", yaml=None, implemented=True,
     )
     peer_auto_tls: bool = SECURITY.flag(
         Kind.BOOL, False, "'false'",
@@ -282,7 +282,7 @@ class EtcdFlags:
     )
     peer_crl_file: str = SECURITY.flag(
         Kind.STRING, "", "''",
-        "Path to the peer certificate revocation list file.", yaml=None,
+        "Path to the peer certificate revocation list file.", yaml=None, implemented=True,
     )
     cipher_suites: tuple[str, ...] = SECURITY.flag(
         Kind.STRINGS, (), "''",
@@ -371,7 +371,7 @@ class EtcdFlags:
     # built-in value" (array freelist, 1000-revision batches, 10m progress notify).
     experimental_initial_corrupt_check: bool = EXPERIMENTAL.flag(
         Kind.BOOL, False, "'false'",
-        "Enable to check data corruption before serving any client/peer traffic.",
+        "Enable to check data corruption before serving any client/peer traffic.", implemented=True,
     )
     experimental_corrupt_check_time: timedelta = EXPERIMENTAL.flag(
         Kind.DURATION, _NO_TIME, "'0s'",
