@@ -39,6 +39,7 @@ the line always shows ``""``, which is what etcd shows for clients that dial an 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import ipaddress
 import logging
 import os
@@ -51,6 +52,7 @@ import grpc.aio
 
 from minietcd.errors import ConfigError
 from minietcd.golang import quote, quote_list
+from minietcd.server.clientmux import client_address
 
 if TYPE_CHECKING:
     from cryptography import x509
@@ -258,6 +260,9 @@ def _crl_problem(path: str, serial: int) -> str | None:
 def _remote(context: grpc.aio.ServicerContext) -> str:
     """gRPC's peer ("ipv4:127.0.0.1:52744", "ipv6:[::1]:5", "unix:...") as Go's RemoteAddr."""
     peer = str(context.peer())
+    spliced = client_address(peer)  # a call through the client-port multiplexer
+    if spliced is not None:
+        return spliced
     kind, _, address = peer.partition(":")
     return address if kind in ("ipv4", "ipv6") else peer
 
@@ -281,10 +286,14 @@ class CertGate(grpc.aio.ServerInterceptor):  # type: ignore[misc]  # grpc has no
         if problem is None:
             return
         remote = _remote(context)
-        if remote not in self._logged:
+        # Once per connection, as etcd logs it; behind the client-port multiplexer every
+        # connection has the same (internal) address, so the certificate and the reason tell
+        # connections apart too.
+        key = f"{remote} {hashlib.sha256(pem).hexdigest()} {problem}"
+        if key not in self._logged:
             if len(self._logged) >= _MAX_REMEMBERED:
                 self._logged.clear()
-            self._logged.add(remote)
+            self._logged.add(key)
             log.info("%s", self.rules.describe_rejection(pem, remote, problem))
         if self.hold:
             remaining = context.time_remaining()

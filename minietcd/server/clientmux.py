@@ -135,6 +135,28 @@ def alpn_protocols(hello: bytes) -> list[bytes]:
     return []
 
 
+#: The client address behind each spliced gRPC connection, by the abstract unix name its inner
+#: connection is bound to: grpcio only sees the inner connection, and reports it as
+#: ``unix-abstract:<name>`` (what :func:`client_address` translates back).
+_CLIENTS: dict[str, str] = {}
+_PEER_PREFIX = "unix-abstract:"
+
+
+def client_address(grpc_peer: str) -> str | None:
+    """The client's ``host:port`` for gRPC's peer string of a spliced connection, else None."""
+    if not grpc_peer.startswith(_PEER_PREFIX):
+        return None
+    return _CLIENTS.get(grpc_peer[len(_PEER_PREFIX) :])
+
+
+def _go_address(addr: object) -> str:
+    """A socket address as Go's RemoteAddr().String() prints it (``[::1]:5`` for IPv6)."""
+    if isinstance(addr, tuple) and len(addr) >= 2:
+        host, port = addr[0], addr[1]
+        return f"[{host}]:{port}" if ":" in str(host) else f"{host}:{port}"
+    return str(addr)
+
+
 def internal_grpc_address() -> tuple[str, str]:
     """A fresh abstract unix socket for grpcio behind a mux: (grpc's address, Python's)."""
     name = f"minietcd-{os.getpid()}-{secrets.token_hex(6)}"
@@ -144,9 +166,10 @@ def internal_grpc_address() -> tuple[str, str]:
 class _Splice(asyncio.Protocol):
     """One direction's reader: what it reads is written to ``peer``. Backpressure both ways."""
 
-    __slots__ = ("closed", "mux", "peer", "pending", "transport")
+    __slots__ = ("closed", "mux", "on_close", "peer", "pending", "transport")
 
-    def __init__(self, mux: ClientMux | None) -> None:
+    def __init__(self, mux: ClientMux | None, on_close: Callable[[], object] = lambda: None) -> None:
+        self.on_close = on_close  # called once this half's connection is gone
         self.transport: asyncio.Transport | None = None
         self.peer: _Splice | None = None
         self.pending: list[bytes] = []  # read before the peer was connected
@@ -183,6 +206,7 @@ class _Splice(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
+        self.on_close()
         if self.mux is not None:
             self.mux._open.discard(self)
         if self.peer is not None and self.peer.transport is not None and not self.peer.closed:
@@ -287,20 +311,31 @@ class ClientMux:
         """Join ``conn`` to a new connection to grpcio's internal socket."""
         loop = asyncio.get_running_loop()
         inner = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        # Named, so that grpcio's peer for the call names this connection and the client's
+        # address can be found again (client_address): logs and checks show the real client.
+        name = f"minietcd-{os.getpid()}-client-{secrets.token_hex(8)}"
         try:
+            inner.bind("\0" + name)
             inner.setblocking(False)
             await loop.sock_connect(inner, self.grpc_address)
         except BaseException:
             inner.close()
             conn.close()
             raise
+        with contextlib.suppress(OSError):  # the client is gone already: the splice finds out
+            _CLIENTS[name] = _go_address(conn.getpeername())
+
+        def forget() -> None:
+            _CLIENTS.pop(name, None)
+
         if self.splicer is not None:
-            self.splicer.join(conn, inner)
+            self.splicer.join(conn, inner, forget)
             return
-        back = _Splice(None)
+        back = _Splice(None, forget)
         try:
             await loop.create_unix_connection(lambda: back, sock=inner)
         except BaseException:
+            forget()
             conn.close()
             raise
         front = _Splice(self)

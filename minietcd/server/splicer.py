@@ -20,6 +20,7 @@ import os
 import select
 import socket
 import threading
+from collections.abc import Callable
 from typing import Final
 
 log = logging.getLogger("minietcd.server.splicer")
@@ -42,10 +43,11 @@ class _Direction:
 
 
 class _Pair:
-    __slots__ = ("a", "ab", "b", "ba", "closed", "masks")
+    __slots__ = ("a", "ab", "b", "ba", "closed", "masks", "on_close")
 
-    def __init__(self, a: socket.socket, b: socket.socket) -> None:
+    def __init__(self, a: socket.socket, b: socket.socket, on_close: Callable[[], object]) -> None:
         self.a, self.b = a, b
+        self.on_close = on_close
         self.ab = _Direction(a, b)
         self.ba = _Direction(b, a)
         self.closed = False
@@ -67,12 +69,13 @@ class Splicer:
         self._thread = threading.Thread(target=self._run, name="minietcd-splicer", daemon=True)
         self._thread.start()
 
-    def join(self, a: socket.socket, b: socket.socket) -> None:
-        """Splice ``a`` and ``b`` both ways until either closes; the splicer owns them now."""
+    def join(self, a: socket.socket, b: socket.socket, on_close: Callable[[], object] = lambda: None) -> None:
+        """Splice ``a`` and ``b`` both ways until either closes (then ``on_close()``, in the
+        splicer's thread); the splicer owns them now."""
         a.setblocking(False)
         b.setblocking(False)
         with self._lock:
-            self._new.append(_Pair(a, b))
+            self._new.append(_Pair(a, b, on_close))
         os.write(self._wake_w, b"j")
 
     def close(self) -> None:
@@ -195,6 +198,7 @@ class Splicer:
         if pair.closed:
             return
         pair.closed = True
+        pair.on_close()
         for s in (pair.a, pair.b):
             fd = s.fileno()
             if self._by_fd.pop(fd, None) is not None:
