@@ -1,8 +1,10 @@
 """The lab on a machine several people share: port ranges (``--port-base`` / ``--port-range`` and
 their env vars), lab dirs of their own, runs that refuse to trample each other.
 
-The clusters here use ports 45200-45599 (the range this test suite is given for port-base tests;
-nothing else in the suite picks ports there by hand).
+The clusters here use ports 7200-7599: the range this test suite keeps for port-base tests.
+It lies below both the kernel's ephemeral ports (32768-60999 on Linux, where every other test's
+free ports and every outgoing connection come from) and the lab's own random choices
+(10000-32767), so nothing else in a run can be holding one of them by chance.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from minietcd.lab.ports import PORT_BASE_ENV, PORT_RANGE_ENV, PortPlan, cluster_
 from minietcd.lab.state import LabState
 from tests.lab.lab_cli import LabCli, local_env
 
-BASE_A, BASE_B, BASE_C = 45200, 45300, 45400
+BASE_A, BASE_B, BASE_C = 7200, 7300, 7400
 
 
 @pytest.fixture
