@@ -74,6 +74,7 @@ class Ctl:
         self._printer: Printer | None = None
         self._clients: list[Client] = []
         self._login: list[Client] = []  # clients with credentials that have not logged in yet
+        inv.on_exit.append(self.close)
 
     @property
     def printer(self) -> Printer:

@@ -191,6 +191,8 @@ class Invocation:
     raw_args: list[str]
     #: How many positional arguments came before a "--" (None if there was none).
     args_len_at_dash: int | None = None
+    #: Run when the command ends however it ends (closing its clients' channels).
+    on_exit: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
     def __getitem__(self, name: str) -> Any:
         return self.values[name]

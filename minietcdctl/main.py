@@ -189,6 +189,21 @@ async def _run_command(inv: Invocation) -> None:
         await inv.command.run(inv)
     except asyncio.CancelledError:
         raise Exit(EXIT_ERROR) from None
+    finally:
+        await _close(inv)
+
+
+async def _close(inv: Invocation) -> None:
+    """Close what the command opened, whatever way it ended, each part within a bound: gRPC's
+    channels (and their background tasks, e.g. a lock's lease keep-alive) must be closed while
+    the event loop still runs; left to asyncio.run's teardown and the interpreter's exit, an
+    open channel once kept the process from ever exiting."""
+    for close in inv.on_exit:
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(close(), _CLOSE_WITHIN)
+
+
+_CLOSE_WITHIN = 2.0  # seconds per part: closing a channel is local work
 
 
 def main(argv: Sequence[str] | None = None) -> NoReturn:

@@ -280,6 +280,30 @@ class Normaliser:
         return out
 
 
+def _run_to_end(tool: list[str], args: list[str], stdin: str, env: dict[str, str], timeout: float) -> Result:
+    """Run a command to its end. One that hangs is sent SIGABRT first: a Python tool
+    (PYTHONFAULTHANDLER) then prints every thread's stack, which the failure shows."""
+    proc = subprocess.Popen(
+        [*tool, *args], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        env={**env, "PYTHONFAULTHANDLER": "1"}, cwd=ROOT, start_new_session=True,
+    )  # fmt: skip
+    try:
+        out, err = proc.communicate(stdin.encode(), timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.send_signal(signal.SIGABRT)
+        try:
+            out, err = proc.communicate(timeout=10)
+        finally:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+        raise AssertionError(
+            f"{args} did not end within {timeout} s; its stderr after SIGABRT:\n"
+            + err.decode(errors="replace")
+        ) from None
+    return Result(args, proc.returncode, out, err)
+
+
 def run_tool(
     tool: list[str],
     args: list[str],
@@ -290,10 +314,7 @@ def run_tool(
 ) -> Result:
     full_env = clean_env({"ETCDCTL_API": "3", "PYTHONPATH": str(ROOT), **env})
     if until is None:
-        proc = subprocess.run(
-            [*tool, *args], input=stdin.encode(), capture_output=True, env=full_env, timeout=timeout, cwd=ROOT
-        )
-        return Result(args, proc.returncode, proc.stdout, proc.stderr)
+        return _run_to_end(tool, args, stdin, full_env, timeout)
     # Long-running (watch, lock, elect, keep-alive): wait for the marker, then interrupt.
     proc2 = subprocess.Popen(
         [*tool, *args], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
