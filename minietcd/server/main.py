@@ -24,10 +24,7 @@ from typing import TYPE_CHECKING
 import grpc
 
 from minietcd import ETCD_API_VERSION, __version__
-from minietcd.api.etcdserverpb import rpc_pb2_grpc
 from minietcd.api.raftpb import raft_pb2
-from minietcd.api.v3electionpb import v3election_pb2_grpc
-from minietcd.api.v3lockpb import v3lock_pb2_grpc
 from minietcd.errors import ConfigError, MemberFailedError
 from minietcd.lease.lessor import min_lease_ttl
 from minietcd.mvcc.watch import WatchHub
@@ -47,14 +44,7 @@ from minietcd.server.recovery import recover
 from minietcd.server.snapshot_files import snapshot_sink
 from minietcd.server.tls import ChannelOpener, TLSInfo, client_tls_info, peer_tls_info
 from minietcd.server.transport import Transport, bind_peer_server
-from minietcd.server.v3rpc.cluster import ClusterService
-from minietcd.server.v3rpc.decode import DecodeGuard
-from minietcd.server.v3rpc.election import ElectionService
-from minietcd.server.v3rpc.kv import KVService
-from minietcd.server.v3rpc.lease import LeaseService
-from minietcd.server.v3rpc.lock import LockService
-from minietcd.server.v3rpc.maintenance import MaintenanceService
-from minietcd.server.v3rpc.watch import WatchService
+from minietcd.server.v3rpc.services import add_client_services
 from minietcd.storage.raft_storage import DiskStorage
 
 if TYPE_CHECKING:
@@ -343,7 +333,6 @@ class Member:
         gs = bind_grpc(
             cfg.listen_client_urls,
             credentials=self.client_credentials,
-            interceptors=[DecodeGuard()],
             what="client",
             options=[
                 ("grpc.max_receive_message_length", cfg.max_request_bytes + GRPC_OVERHEAD),
@@ -368,16 +357,11 @@ class Member:
         return Api(server, hub, options)
 
     async def _serve_clients(self, api: Api) -> None:
-        """The gRPC face: one servicer per etcd service, each an adapter of the API."""
+        """The gRPC face: one servicer per etcd service, each an adapter of the API, served
+        through one generic handler with no interceptor (v3rpc/services.py says why)."""
         gs = self.grpc_server
         assert gs is not None  # bound by run()
-        rpc_pb2_grpc.add_KVServicer_to_server(KVService(api.kv), gs)
-        rpc_pb2_grpc.add_ClusterServicer_to_server(ClusterService(api.cluster), gs)
-        rpc_pb2_grpc.add_MaintenanceServicer_to_server(MaintenanceService(api.maintenance), gs)
-        rpc_pb2_grpc.add_LeaseServicer_to_server(LeaseService(api.lease), gs)
-        rpc_pb2_grpc.add_WatchServicer_to_server(WatchService(api.watch), gs)
-        v3lock_pb2_grpc.add_LockServicer_to_server(LockService(api.lock), gs)
-        v3election_pb2_grpc.add_ElectionServicer_to_server(ElectionService(api.election), gs)
+        add_client_services(gs, api)
         if not self.client_tls.empty():
             log.info("embed: ClientTLS: %s", self.client_tls)
         await gs.start()

@@ -2,7 +2,7 @@
 
 One asyncio task runs the Ready loop in the order the core's contract gives (rawnode.py):
 
-    tick -> ready -> persist (fsync in a worker thread) -> send -> apply -> advance
+    tick -> ready -> persist (fsync on the WAL syncer's thread) -> send -> apply -> advance
 
 While the fsync runs, the event loop keeps serving: proposals and peer messages are stepped into
 the core, and they all come out in the next Ready, so one fsync covers many writes (group
@@ -45,6 +45,7 @@ from minietcd.server.apply_snapshot import encode_header
 from minietcd.server.failstop import error_text, failpoint
 from minietcd.server.observe import EventLog, MessageTrace
 from minietcd.server.snapshot_files import SnapshotBody
+from minietcd.server.wal_syncer import WalSyncer
 from minietcd.storage.raft_storage import DiskStorage
 
 log = logging.getLogger("minietcd.raft")
@@ -118,6 +119,7 @@ class RaftNode:
         self.events = EventLog()  # explained Raft events, for /debug/raft/events (observe.py)
         self.messages = MessageTrace()  # sampled sent messages, for /debug/raft/messages
         self._wake = asyncio.Event()
+        self._syncer = WalSyncer()  # fsyncs the WAL off the loop (wal_syncer.py)
         self._tasks: list[asyncio.Task[None]] = []
         self._stopped = False
         self._proposals: list[tuple[bytes, int]] = []  # (data, request id) not yet stepped
@@ -212,6 +214,7 @@ class RaftNode:
         for t in self._tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await t
+        self._syncer.close()
 
     async def _ticker(self) -> None:
         while not self._stopped:
@@ -300,7 +303,7 @@ class RaftNode:
         if rd.must_sync or rd.snapshot is not None:
             failpoint("raftBeforeSync")
             start = time.perf_counter()
-            await asyncio.to_thread(self.storage.sync)
+            await self._syncer.run(self.storage.sync)
             WAL_FSYNC.observe(time.perf_counter() - start)
 
         # 3. Everyone else speaks only once durable (votes, append acknowledgements).
