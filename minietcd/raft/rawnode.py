@@ -212,7 +212,7 @@ class RawNode:
         r = self.raft
         return bool(
             r.msgs
-            or r.read_round_needed
+            or r.read_round_due()
             or r.read_states
             or r.events
             or r.snapshot_needed

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 import os
@@ -209,13 +210,6 @@ class EtcdServer:
             # A ReadIndex in flight may be lost with the old leader: fail fast, readers retry.
             self._read_round.set_exception(LeaderChangedError())
 
-    async def wait_applied(self, index: int) -> None:
-        if self.node.applied_index >= index:
-            return
-        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._applied_waiters.append((index, fut))
-        await fut
-
     async def wait_leader(self, timeout: float) -> int:
         """The current leader, waiting up to ``timeout`` for one to be elected."""
         deadline = time.monotonic() + timeout
@@ -313,28 +307,38 @@ class EtcdServer:
 
     async def read_barrier(self) -> None:
         """Return once a read on this member would see every write committed before the call
-        (thesis 6.4: ReadIndex, then wait for the state machine to apply up to it)."""
+        (thesis 6.4: ReadIndex, then wait for the state machine to apply up to it).
+
+        Per reader: one future for the round it joins and one timer for its deadline (no
+        ``wait_for``, which would wrap each wait in a task of its own), and no wait at all
+        for the apply when the state machine is already there, the usual case."""
         if self.UNSAFE_LOCAL_READS:  # !!! TEST-ONLY, UNSAFE: see above
             return
-        deadline = time.monotonic() + self.request_timeout
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.request_timeout
         while True:
             try:
-                index = await asyncio.wait_for(self._join_read_round(), deadline - time.monotonic())
+                index = await self._join_read_round(loop, deadline)
                 break
-            except TimeoutError:
-                raise RequestTimeoutError() from None
             except LeaderChangedError:  # no leader or stopped: the reader gets it
-                if time.monotonic() >= deadline:
+                if loop.time() >= deadline:
                     raise
                 await asyncio.sleep(0.01)  # the leader changed mid-round: try again
+        if self.node.applied_index >= index:
+            return
+        fut: asyncio.Future[None] = loop.create_future()
+        self._applied_waiters.append((index, fut))
+        timer = loop.call_at(deadline, _time_out, fut)
         try:
-            await asyncio.wait_for(self.wait_applied(index), max(0.0, deadline - time.monotonic()))
-        except TimeoutError:
-            raise RequestTimeoutError() from None
+            await fut
+        finally:
+            timer.cancel()
 
-    async def _join_read_round(self) -> int:
-        """The read index of the next ReadIndex round, which starts after this call (a round
-        already in flight may predate the write this reader must see)."""
+    def _join_read_round(self, loop: asyncio.AbstractEventLoop, deadline: float) -> asyncio.Future[int]:
+        """A future of the read index of the next ReadIndex round, which starts after this call
+        (a round already in flight may predate the write this reader must see). The reader's
+        own future: the round is shared, so one reader giving up (its client's deadline passed
+        and gRPC cancelled the handler) must not cancel it for the others."""
         if self._read_next is None:
             self._read_next = _shared_future()
         nxt = self._read_next
@@ -343,9 +347,10 @@ class EtcdServer:
             self._read_loop_task = asyncio.create_task(self._read_loop())
             self._background.add(self._read_loop_task)
             self._read_loop_task.add_done_callback(self._background.discard)
-        # Shielded: the round is shared, so one reader giving up (its client's deadline passed
-        # and gRPC cancelled the handler) must not cancel it for the others.
-        return await asyncio.shield(nxt)
+        mine: asyncio.Future[int] = loop.create_future()
+        timer = loop.call_at(deadline, _time_out, mine)
+        nxt.add_done_callback(functools.partial(_relay, mine, timer))
+        return mine
 
     async def _read_loop(self) -> None:
         """etcd's linearizableReadLoop: take everyone waiting, run one round for all of them,
@@ -577,10 +582,23 @@ class _Pending:
 PROPOSALS_PENDING.set_function(lambda: _Pending.count)
 
 
-def _time_out(fut: asyncio.Future[object]) -> None:
-    """A proposal's deadline passed: its caller gets etcd's "request timed out"."""
+def _time_out(fut: asyncio.Future[Any]) -> None:
+    """A request's deadline passed: its caller gets etcd's "request timed out"."""
     if not fut.done():
         fut.set_exception(RequestTimeoutError())
+
+
+def _relay(mine: asyncio.Future[int], timer: asyncio.TimerHandle, shared: asyncio.Future[int]) -> None:
+    """Pass a read round's outcome on to one reader waiting for it (unless it gave up)."""
+    timer.cancel()
+    if mine.done():
+        return
+    if shared.cancelled():
+        mine.set_exception(StoppedError())
+    elif (error := shared.exception()) is not None:
+        mine.set_exception(error)
+    else:
+        mine.set_result(shared.result())
 
 
 def _shared_future() -> asyncio.Future[int]:

@@ -8,6 +8,7 @@ from minietcd.errors import ConfChangePendingError, ProposalDroppedError, StepEr
 from minietcd.raft import describe
 from minietcd.raft.confchange import decode_conf_change, encode_conf_change
 from minietcd.raft.progress import ProgressState
+from minietcd.raft.rawnode import RawNode, Ready
 from minietcd.raft.types import (
     ConfChange,
     ConfChangeType,
@@ -182,6 +183,49 @@ def test_reads_share_one_heartbeat_round() -> None:
     rd = n.ready()
     assert [rs.request_ctx for rs in rd.read_states] == [b"r%d" % i for i in range(50)]
     assert {rs.index for rs in rd.read_states} == {1}
+
+
+def _persist_and_advance(n: RawNode, rd: Ready) -> None:
+    n.raft.raft_log.storage.append(list(rd.entries))
+    n.advance(rd)
+
+
+def test_reads_arriving_during_a_round_share_the_next_one() -> None:
+    """One heartbeat round at a time (read_only.py): reads that arrive while a round is
+    unconfirmed wait for it, then share one round that started after they arrived."""
+    n = rawnode()
+    make_leader(n.raft)
+    commit_noop(n.raft)
+    n.read_index(b"a")
+    rd = n.ready()
+    assert {m.context for m in rd.messages if m.type == MT.MsgHeartbeat} == {b"a"}
+    _persist_and_advance(n, rd)
+    for ctx in (b"b", b"c"):
+        n.read_index(ctx)
+    assert not n.has_ready()  # b and c wait: no new broadcast while a's round is in flight
+    n.step(Message(type=MT.MsgHeartbeatResp, from_=2, to=1, term=1, context=b"a"))
+    rd = n.ready()
+    assert [rs.request_ctx for rs in rd.read_states] == [b"a"]  # a's round confirms a only
+    assert {m.context for m in rd.messages if m.type == MT.MsgHeartbeat} == {b"c"}
+    _persist_and_advance(n, rd)
+    n.step(Message(type=MT.MsgHeartbeatResp, from_=3, to=1, term=1, context=b"c"))
+    assert [rs.request_ctx for rs in n.ready().read_states] == [b"b", b"c"]
+
+
+def test_a_lost_read_round_is_sent_again_with_the_next_heartbeat() -> None:
+    n = rawnode()
+    make_leader(n.raft)
+    commit_noop(n.raft)
+    n.read_index(b"a")
+    _persist_and_advance(n, n.ready())  # its heartbeats are lost
+    n.read_index(b"b")
+    assert not n.has_ready()
+    n.raft.step(Message(type=MT.MsgBeat))  # the periodic heartbeat carries the newest read
+    rd = n.ready()
+    assert {m.context for m in rd.messages if m.type == MT.MsgHeartbeat} == {b"b"}
+    _persist_and_advance(n, rd)
+    n.step(Message(type=MT.MsgHeartbeatResp, from_=2, to=1, term=1, context=b"b"))
+    assert [rs.request_ctx for rs in n.ready().read_states] == [b"a", b"b"]
 
 
 def test_read_waits_for_leader_to_commit_in_its_term() -> None:
