@@ -9,6 +9,7 @@ from minietcd.raft import describe
 from minietcd.raft.confchange import decode_conf_change, encode_conf_change
 from minietcd.raft.progress import ProgressState
 from minietcd.raft.rawnode import RawNode, Ready
+from minietcd.raft.storage import MemoryStorage
 from minietcd.raft.types import (
     ConfChange,
     ConfChangeType,
@@ -186,7 +187,9 @@ def test_reads_share_one_heartbeat_round() -> None:
 
 
 def _persist_and_advance(n: RawNode, rd: Ready) -> None:
-    n.raft.raft_log.storage.append(list(rd.entries))
+    st = n.raft.raft_log.storage
+    assert isinstance(st, MemoryStorage)
+    st.append(list(rd.entries))
     n.advance(rd)
 
 
