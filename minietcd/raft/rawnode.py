@@ -35,7 +35,6 @@ from minietcd.raft.events import RaftEvent
 from minietcd.raft.progress import ProgressState
 from minietcd.raft.raft import Raft
 from minietcd.raft.types import (
-    EMPTY_HARD_STATE,
     LOCAL_MESSAGES,
     NONE,
     RESPONSE_MESSAGES,
@@ -219,13 +218,19 @@ class RawNode:
             or r.raft_log.unstable.entries
             or r.raft_log.unstable.snapshot is not None
             or r.raft_log.has_next_committed_entries()
-            or r.soft_state() != self._prev_soft
+            or r.lead != self._prev_soft.lead
+            or r.state != self._prev_soft.role
             or self._hard_changed()
         )
 
     def _hard_changed(self) -> bool:
-        hs = self.raft.hard_state()
-        return hs != self._prev_hard and hs != EMPTY_HARD_STATE
+        # Field by field: has_ready runs after every input, and building a HardState to compare
+        # would allocate each time.
+        r, prev = self.raft, self._prev_hard
+        term, vote, commit = r.term, r.vote, r.raft_log.committed
+        if term == prev.term and vote == prev.vote and commit == prev.commit:
+            return False
+        return not (term == 0 and vote == NONE and commit == 0)  # EMPTY_HARD_STATE
 
     def ready(self) -> Ready:
         if self._ready_outstanding:

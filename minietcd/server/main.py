@@ -11,6 +11,7 @@ acknowledged write was fsynced by a majority before it was acknowledged).
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import os
 import random
@@ -433,6 +434,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     log.info("etcdserver: heartbeat = %dms", cfg.heartbeat_interval)
     log.info("etcdserver: election = %dms", cfg.election_timeout)
     log.info("etcdserver: snapshot count = %d", cfg.snapshot_count)
+    # The cyclic collector's default young generation (700 objects) runs a collection every few
+    # requests: each RPC leaves tasks, futures and frames behind until they die by reference
+    # count. Measured under put load: 11 us of collections per request by default, 3.4 us at
+    # 10,000 (pauses of 2-3 ms, far below a heartbeat). The key index stays out of it anyway
+    # (apply.py's _freeze_gc). The command only: an embedded member leaves its host's GC alone.
+    gc.set_threshold(10_000, 10, 10)
     try:
         import uvloop
 

@@ -6,7 +6,7 @@ Sending (one writer task per peer)::
 
     send(msgs) --(one list per peer per call)--> bounded queue --> writer task
         writer: new channel -> Hello (same cluster? right member?) -> open Send stream
-                -> one MessageBatch per queued list ... until the stream breaks
+                -> one MessageBatch of all lists queued since the last write ... until the stream breaks
                 -> drop what is queued, report the peer unreachable, back off, next URL
 
 ``send()`` never blocks and never raises: a message that cannot be queued (the peer is not
@@ -278,7 +278,8 @@ class Transport:
     # --- sending -----------------------------------------------------------------------------
 
     def send(self, msgs: list[Message]) -> None:
-        """Queue ``msgs`` for their peers: one MessageBatch per peer. Never blocks or raises."""
+        """Queue ``msgs`` for their peers (the writer sends what queued up as one MessageBatch
+        per peer). Never blocks or raises."""
         by_peer: dict[int, list[Message]] = {}
         for m in msgs:
             if m.type == MessageType.MsgSnap:
@@ -350,6 +351,14 @@ class Transport:
                     if call.done():
                         return peer.reset_reason or await _call_status(call)
                     continue
+                # What queued up while the last write was in flight goes in the same batch:
+                # each stream message costs a gRPC write here and a read at the peer.
+                while not peer.queue.empty():
+                    more = peer.queue.get_nowait()
+                    if more is None:
+                        peer.queue.put_nowait(None)  # handled on the next turn, in order
+                        break
+                    item = item + more
                 peer.queued -= len(item)
                 for batch in self._batches(peer.id, item):
                     await call.write(batch)

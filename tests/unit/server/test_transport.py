@@ -229,7 +229,9 @@ async def test_messages_arrive_in_order_and_intact(nodes: list[Node]) -> None:
     assert n1.unreachable == []
 
 
-async def test_one_batch_per_send_call() -> None:
+async def test_what_queued_up_goes_in_one_batch() -> None:
+    """Every send() call's messages go in order; the calls made before the writer ran share
+    one batch (one stream message), a later call gets one of its own."""
     async with fake_peer(2) as (peer, url):
         t = Node(1, free_port())
         await t.start()
@@ -239,10 +241,12 @@ async def test_one_batch_per_send_call() -> None:
             t.transport.send([heartbeat(1, 2, 1), heartbeat(1, 2, 2), app(1, 2, 5, b"x")])
             t.transport.send([heartbeat(1, 2, 3)])
             t.transport.send([heartbeat(1, 3, 3)])  # unknown peer: dropped, not batched
+            await wait_until(lambda: len(peer.batches) == 1, "one batch")
+            t.transport.send([heartbeat(1, 2, 4)])
             await wait_until(lambda: len(peer.batches) == 2, "two batches")
             first, second = peer.batches
-            assert [m.commit for m in first.messages] == [1, 2, 0]
-            assert [m.commit for m in second.messages] == [3]
+            assert [m.commit for m in first.messages] == [1, 2, 0, 3]
+            assert [m.commit for m in second.messages] == [4]
             assert (first.cluster_id, first.from_member_id, first.to_member_id) == (CLUSTER, 1, 2)
             assert first.messages[2] == message_to_pb(app(1, 2, 5, b"x"))
         finally:
