@@ -8,7 +8,7 @@ from minietcd.errors import ConfChangePendingError, ProposalDroppedError, StepEr
 from minietcd.raft import describe
 from minietcd.raft.confchange import decode_conf_change, encode_conf_change
 from minietcd.raft.progress import ProgressState
-from minietcd.raft.rawnode import RawNode, Ready
+from minietcd.raft.rawnode import RawNode, Ready, coalesce
 from minietcd.raft.storage import MemoryStorage
 from minietcd.raft.types import (
     ConfChange,
@@ -152,6 +152,41 @@ def test_append_respects_byte_limit() -> None:
     apps = [m for m in take(r) if m.to == 2]
     assert all(sum(len(e.data) + 16 for e in m.entries) <= 1000 or len(m.entries) == 1 for m in apps)
     assert sum(len(m.entries) for m in apps) == 30
+
+
+def test_appends_to_one_follower_in_one_ready_are_one_message() -> None:
+    """Proposals stepped one by one each broadcast an append; within one Ready those to the
+    same follower are merged (rawnode.coalesce): one message with every entry, the newest
+    commit index, the follower's state as if it had received them one by one."""
+    n = rawnode()
+    make_leader(n.raft)
+    commit_noop(n.raft)
+    for i in range(5):
+        n.propose(b"p%d" % i)
+    rd = n.ready()
+    apps = [m for m in rd.messages if m.type == MT.MsgApp]
+    assert sorted(m.to for m in apps) == [2, 3]
+    assert all([e.data for e in m.entries] == [b"p%d" % i for i in range(5)] for m in apps)
+    assert {m.index for m in apps} == {n.raft.raft_log.last_index() - 5}  # after the no-op
+
+
+def test_coalesce_keeps_what_is_not_a_continuation() -> None:
+    a = Message(type=MT.MsgApp, to=2, term=1, index=5, entries=(Entry(1, 6, data=b"x"),), commit=4)
+    b = Message(type=MT.MsgApp, to=2, term=1, index=6, entries=(Entry(1, 7, data=b"y"),), commit=5)
+    beat = Message(type=MT.MsgHeartbeat, to=2, term=1)
+    resent = Message(type=MT.MsgApp, to=2, term=1, index=3, entries=(Entry(1, 4, data=b"z"),))
+    merged = coalesce([a, b], max_size=1 << 20)
+    assert len(merged) == 1 and merged[0].index == 5 and merged[0].commit == 5
+    assert [e.index for e in merged[0].entries] == [6, 7]
+    assert coalesce([a, beat, b], 1 << 20) == [a, beat, b]  # another message in between
+    assert coalesce([a, resent], 1 << 20) == [a, resent]  # not where a ends
+    assert coalesce([a, b], max_size=1) == [a, b]  # too large together
+    ok1 = Message(type=MT.MsgAppResp, to=1, term=1, index=6)
+    ok2 = Message(type=MT.MsgAppResp, to=1, term=1, index=7)
+    no = Message(type=MT.MsgAppResp, to=1, term=1, index=7, reject=True, reject_hint=5)
+    assert coalesce([ok1, ok2], 1 << 20) == [ok2]  # acknowledgements are cumulative
+    assert coalesce([ok1, no], 1 << 20) == [ok1, no]  # a rejection is kept
+    assert coalesce([ok2, ok1], 1 << 20) == [ok2, ok1]
 
 
 def test_inflight_window_bounds_pipelining() -> None:
