@@ -728,3 +728,19 @@ async def test_a_failing_callback_does_not_break_the_stream(nodes: list[Node]) -
         assert n1.transport.active_since(4) is not None
     finally:
         await t.stop()
+
+
+def test_a_batch_too_large_for_one_message_is_split_in_order(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(transport_mod, "BATCH_SPLIT_BYTES", 1000)
+    t = Transport(
+        cluster_id=CLUSTER,
+        member_id=1,
+        on_message=lambda m: None,
+        on_unreachable=lambda _id: None,
+        on_snapshot_status=lambda _id, _ok: None,
+    )
+    big = [app(1, 2, i + 1, bytes(300)) for i in range(10)]
+    batches = t._batches(2, big)
+    assert len(batches) > 1 and all(b.ByteSize() <= 1000 or len(b.messages) == 1 for b in batches)
+    assert [m.index for b in batches for m in b.messages] == list(range(10))  # the entries' previous
+    assert len(t._batches(2, [heartbeat(1, 2, c) for c in range(10)])) == 1  # small: one batch
