@@ -44,6 +44,7 @@ from minietcd.server.apply import Applied, StateMachine
 from minietcd.server.apply_snapshot import encode_header
 from minietcd.server.failstop import error_text, failpoint
 from minietcd.server.observe import EventLog, MessageTrace
+from minietcd.server.proposals import ProposalQueue
 from minietcd.server.snapshot_files import SnapshotBody
 from minietcd.server.wal_syncer import WalSyncer
 from minietcd.storage.raft_storage import DiskStorage
@@ -122,7 +123,7 @@ class RaftNode:
         self._syncer = WalSyncer()  # fsyncs the WAL off the loop (wal_syncer.py)
         self._tasks: list[asyncio.Task[None]] = []
         self._stopped = False
-        self._proposals: list[tuple[bytes, int]] = []  # (data, request id) not yet stepped
+        self.proposals = ProposalQueue(self._wake.set)  # not yet stepped (proposals.py)
         self.advance_ticks_pending = True  # see advance_election_ticks
         # Fail-stop (DESIGN rule 8): set once, by fail(), when this member can no longer
         # persist, apply or step; the member then stops and exits non-zero.
@@ -147,16 +148,16 @@ class RaftNode:
         self._wake.set()
 
     def propose(self, data: bytes, request_id: int) -> None:
-        """Queue a proposal. Everything queued in one turn of the event loop is stepped into
-        the core together (one MsgProp, one append per follower): batching behind the request
-        edge. If the core refuses the batch, ``on_dropped(request_id, error)`` is called."""
-        self._proposals.append((data, request_id))
-        self._wake.set()
+        """Queue a proposal. What is queued enters the core together (one MsgProp, one append
+        per follower, one fsync): batching behind the request edge, with a small batch held
+        back briefly while other proposals are in flight (proposals.py). If the core refuses
+        the batch, ``on_dropped(request_id, error)`` is called."""
+        self.proposals.add(data, request_id)
 
     def _flush_proposals(self) -> None:
-        if not self._proposals:
+        if not self.proposals.due():
             return
-        batch, self._proposals = self._proposals, []
+        batch = self.proposals.take()
         try:
             self.rawnode.propose_many([data for data, _ in batch])
         except ProposalDroppedError as e:
@@ -215,6 +216,7 @@ class RaftNode:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await t
         self._syncer.close()
+        self.proposals.close()
 
     async def _ticker(self) -> None:
         while not self._stopped:
