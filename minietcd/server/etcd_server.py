@@ -5,7 +5,8 @@
   entry carrying that id. Waiting here, not on the leader, means the answer comes from the same
   state machine that the next read on this member sees.
 - A linearizable read asks the core for a ReadIndex, waits until the state machine has applied
-  up to it, then reads locally. Concurrent reads share one ReadIndex round.
+  up to it, then reads locally. Concurrent reads share one ReadIndex round (a round for one
+  or two readers among many waits up to 1 ms for more: proposals.GroupCommit).
 - The leader expires leases by proposing revocations; on becoming leader it refreshes every
   lease's deadline so that a failover never expires a healthy lease.
 """
@@ -46,6 +47,8 @@ from minietcd.errors import (
 from minietcd.raft.types import NONE, ConfChange, ConfChangeType, ReadState
 from minietcd.server.apply import ALARM_NOSPACE, Applied, StateMachine
 from minietcd.server.membership import Member, encode_conf_context
+from minietcd.server.proposals import HOLD as GROUP_HOLD
+from minietcd.server.proposals import GroupCommit
 from minietcd.server.raft_node import PROPOSALS_PENDING, RaftNode
 
 log = logging.getLogger("minietcd.server")
@@ -104,6 +107,8 @@ class EtcdServer:
         self._read_round: asyncio.Future[int] | None = None  # answered by _on_read_state
         self._read_next: asyncio.Future[int] | None = None  # readers waiting for the next round
         self._read_wanted = asyncio.Event()  # set when _read_next has readers
+        self._read_readers = 0  # readers waiting for _read_next
+        self._read_policy = GroupCommit()  # a small round waits briefly for more (proposals.py)
         self._read_loop_task: asyncio.Task[None] | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._background: set[asyncio.Task[None]] = set()  # fire-and-forget work, kept alive
@@ -342,6 +347,8 @@ class EtcdServer:
         if self._read_next is None:
             self._read_next = _shared_future()
         nxt = self._read_next
+        self._read_readers += 1
+        self._read_policy.arrived()
         self._read_wanted.set()
         if self._read_loop_task is None or self._read_loop_task.done():
             self._read_loop_task = asyncio.create_task(self._read_loop())
@@ -357,8 +364,12 @@ class EtcdServer:
         repeat. Rounds never overlap, so a ReadState can only answer the round in flight."""
         while True:
             await self._read_wanted.wait()
+            if self._read_policy.hold(self._read_readers):
+                await asyncio.sleep(GROUP_HOLD)  # a round for one or two: let more join it
             self._read_wanted.clear()
             waiting, self._read_next = self._read_next, None
+            self._read_policy.taken(self._read_readers)
+            self._read_readers = 0
             if waiting is None:
                 continue
             try:

@@ -35,6 +35,29 @@ SHARED = 1.5
 _SMOOTHING = 0.1
 
 
+class GroupCommit:
+    """The policy above, for anything that serves requests in batches (proposals here, the
+    linearizable-read rounds of etcd_server.py): should a batch of ``n`` wait for company?"""
+
+    __slots__ = ("_batch", "_gap", "_last")
+
+    def __init__(self) -> None:
+        self._last = 0.0  # time.monotonic() of the last arrival
+        self._gap = 1.0  # average seconds between arrivals (moving average; sparse at first)
+        self._batch = 1.0  # average batch size taken (moving average)
+
+    def arrived(self) -> None:
+        now = time.monotonic()
+        self._gap += (min(now - self._last, 1.0) - self._gap) * _SMOOTHING
+        self._last = now
+
+    def taken(self, n: int) -> None:
+        self._batch += (n - self._batch) * _SMOOTHING
+
+    def hold(self, n: int) -> bool:
+        return n < BATCH and self._batch >= SHARED and self._gap <= 4 * HOLD
+
+
 class ProposalQueue:
     """(data, request id) pairs not yet stepped into the core."""
 
@@ -43,17 +66,13 @@ class ProposalQueue:
         self._items: list[tuple[bytes, int]] = []
         self._since = 0.0  # loop time the oldest queued proposal arrived
         self._timer: asyncio.TimerHandle | None = None
-        self._last = 0.0  # time.monotonic() of the last proposal
-        self._gap = 1.0  # average seconds between proposals (moving average; sparse at first)
-        self._batch = 1.0  # average proposals per batch taken (moving average)
+        self._policy = GroupCommit()
 
     def __len__(self) -> int:
         return len(self._items)
 
     def add(self, data: bytes, request_id: int) -> None:
-        now = time.monotonic()
-        self._gap += (min(now - self._last, 1.0) - self._gap) * _SMOOTHING
-        self._last = now
+        self._policy.arrived()
         if not self._items:
             self._since = asyncio.get_running_loop().time()
         self._items.append((data, request_id))
@@ -65,7 +84,7 @@ class ProposalQueue:
         n = len(self._items)
         if n == 0:
             return False
-        if n >= BATCH or self._batch < SHARED or self._gap > 4 * HOLD:
+        if not self._policy.hold(n):
             return True
         loop = asyncio.get_running_loop()
         left = self._since + HOLD - loop.time()
@@ -83,7 +102,7 @@ class ProposalQueue:
         """Everything queued, oldest first; the queue is empty after."""
         items, self._items = self._items, []
         if items:
-            self._batch += (len(items) - self._batch) * _SMOOTHING
+            self._policy.taken(len(items))
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None

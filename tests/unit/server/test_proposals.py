@@ -57,3 +57,17 @@ async def test_taking_cancels_the_hold() -> None:
     await asyncio.sleep(proposals.HOLD * 5)
     assert not wakes  # nothing is held any more: no wake-up
     q.close()
+
+
+def test_the_policy_holds_only_small_batches_among_frequent_shared_arrivals() -> None:
+    p = proposals.GroupCommit()
+    p.arrived()
+    assert not p.hold(1)  # one arrival, nothing shared yet: serve it now
+    for _ in range(100):  # a busy stretch: arrivals back to back, batches of 4
+        p.arrived()
+        p.taken(4)
+    assert p.hold(1) and p.hold(proposals.BATCH - 1)
+    assert not p.hold(proposals.BATCH)  # a full batch never waits
+    for _ in range(100):  # one writer: every batch holds exactly one
+        p.taken(1)
+    assert not p.hold(1)
