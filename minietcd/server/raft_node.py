@@ -215,7 +215,7 @@ class RaftNode:
         for t in self._tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await t
-        self._syncer.close()
+        await self._syncer.stop()  # an fsync in flight ends before the storage is closed
         self.proposals.close()
 
     async def _ticker(self) -> None:
@@ -305,7 +305,9 @@ class RaftNode:
         if rd.must_sync or rd.snapshot is not None:
             failpoint("raftBeforeSync")
             start = time.perf_counter()
-            await self._syncer.run(self.storage.sync)
+            job = self.storage.begin_sync()
+            error = await self._syncer.fsync(job.fd)
+            self.storage.end_sync(job, error)
             WAL_FSYNC.observe(time.perf_counter() - start)
 
         # 3. Everyone else speaks only once durable (votes, append acknowledgements).
