@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import getpass
+import inspect
 import math
 import sys
 from collections.abc import Awaitable
@@ -72,6 +73,7 @@ class Ctl:
         self.inv = inv
         self._printer: Printer | None = None
         self._clients: list[Client] = []
+        self._login: list[Client] = []  # clients with credentials that have not logged in yet
 
     @property
     def printer(self) -> Printer:
@@ -154,13 +156,40 @@ class Ctl:
             # etcdctl only finds out when it cannot connect: a plain error, exit code 1.
             raise ExitError(EXIT_ERROR, str(e)) from None
         self._clients.append(c)
+        if auth and self._auth().get("password"):
+            self._login.append(c)
         return c
 
-    async def call(self, aw: Awaitable[T], code: int = EXIT_ERROR, wrap: str = "{}") -> T:
-        """Await a client call; on an error exit with ``code`` and etcd's wording."""
+    async def login(self) -> None:
+        """Log the clients in, as etcdctl's clientv3.New does when it dials: a failed log-in
+        is a failed connection (exit code 2); auth being off on the server is no failure."""
+        while self._login:
+            c = self._login.pop()
+            try:
+                await c.login(timeout=self.inv["dial-timeout"] or 2.0)
+            except Exception as e:
+                raise ExitError(EXIT_BAD_CONNECTION, error_message(e)) from None
+
+    async def call(
+        self,
+        aw: Awaitable[T],
+        code: int = EXIT_ERROR,
+        wrap: str = "{}",
+        reraise: type[Exception] | tuple[type[Exception], ...] = (),
+    ) -> T:
+        """Await a client call (logging in first); on an error exit with ``code`` and etcd's
+        wording, except for ``reraise`` errors, which the caller handles."""
+        try:
+            await self.login()
+        except ExitError:
+            if inspect.iscoroutine(aw):
+                aw.close()  # never started: the log-in failed first
+            raise
         try:
             return await aw
         except ExitError:
+            raise
+        except reraise:
             raise
         except Exception as e:
             raise ExitError(code, wrap.format(error_message(e))) from None

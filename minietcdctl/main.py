@@ -20,6 +20,7 @@ from typing import NoReturn
 
 from minietcd.client.errors import error_message
 from minietcdctl import (
+    cmd_auth,
     cmd_bench,
     cmd_check,
     cmd_cluster,
@@ -58,9 +59,8 @@ def _unsupported(name: str) -> Command:
     return Command(name, "", run)
 
 
-# Commands etcdctl has that minietcdctl lists but does not implement (auth, v2 migration, ...).
+# Commands etcdctl has that minietcdctl lists but does not implement (v2 migration, ...).
 _STUBS: dict[str, list[tuple[str, str]]] = {
-    "auth <enable or disable>": [("disable", "Disables authentication"), ("enable", "Enables authentication")],  # noqa: E501
     "check <subcommand>": [
         ("datascale [options]",
          "Check the memory usage of holding data for different workloads on a given server endpoint."),
@@ -71,27 +71,10 @@ _STUBS: dict[str, list[tuple[str, str]]] = {
         ("powershell", "Generate the autocompletion script for powershell"),
         ("zsh", "Generate the autocompletion script for zsh"),
     ],
-    "role <subcommand>": [
-        ("add <role name>", "Adds a new role"), ("delete <role name>", "Deletes a role"),
-        ("get <role name>", "Gets detailed information of a role"),
-        ("grant-permission [options] <role name> <permission type> <key> [endkey]", "Grants a key to a role"),
-        ("list", "Lists all roles"),
-        ("revoke-permission <role name> <key> [endkey]", "Revokes a key from a role"),
-    ],
-    "user <subcommand>": [
-        ("add <user name or user:password> [options]", "Adds a new user"),
-        ("delete <user name>", "Deletes a user"), ("get <user name> [options]", "Gets detailed information of a user"),  # noqa: E501
-        ("grant-role <user name> <role>", "Grants a role to a user"), ("list", "Lists all users"),
-        ("passwd <user name> [options]", "Changes password of user"),
-        ("revoke-role <user name> <role>", "Revokes a role from a user"),
-    ],
 }  # fmt: skip
 _STUB_SHORTS = {
-    "auth": "Enable or disable authentication",
     "check": "commands for checking properties of the etcd cluster",
     "completion": "Generate the autocompletion script for the specified shell",
-    "role": "Role related commands",
-    "user": "User related commands",
 }
 
 
@@ -99,7 +82,7 @@ def build_root() -> Command:
     root = Command("etcdctl", "A simple command line client for etcd3.", persistent=list(GLOBAL_FLAGS))
     root.add(*cmd_kv.commands())
     root.add(*cmd_lease.commands(), *cmd_cluster.commands(), *cmd_maintenance.commands())
-    root.add(*cmd_watch.commands(), *cmd_concurrency.commands())
+    root.add(*cmd_watch.commands(), *cmd_concurrency.commands(), *cmd_auth.commands())
     root.add(Command("version", "Prints the version of etcdctl", version_command))
     root.add(Command("help [command]", "Help about any command", _help_command))
     for use, subs in _STUBS.items():

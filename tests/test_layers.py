@@ -9,9 +9,10 @@ minietcd is built in layers, bottom to top (README "Architecture"):
     minietcd.storage                    WAL, snapshot files, the core's durable Storage
     minietcd.mvcc, minietcd.lease       the applied state machine
     minietcd.server                     the member process, itself in layers:
-      server.v3rpc                        faces: adapters of the application API
+      server.v3rpc, server.gateway        faces: adapters of the application API (gRPC, HTTP/JSON)
       server.api                          the application API (one method per operation)
       server.etcd_server, raft_node, apply*   what the API drives: proposals, reads, the state machine
+      server.auth                         users, roles, permissions, tokens (driven by apply and the API)
     minietcd.etcdutl                    offline work on a member's files (snapshot restore)
     minietcd.client, minietcd.bench     talk to any etcd over its gRPC API
     minietcd.lab                        runs members as processes or containers, from outside
@@ -45,15 +46,18 @@ PROJECT = ("minietcd", "minietcdctl")
 _BELOW_SERVER = ("minietcd.storage", "minietcd.mvcc", "minietcd.lease", "minietcd.wire")
 _ABOVE_SERVER = ("minietcd.etcdutl", "minietcd.lab", "minietcd.bench", "minietcdctl")
 #: The faces of a member: each adapts a transport to the application API (DESIGN rule 6).
-_FACES = ("minietcd.server.v3rpc",)
+_GRPC_FACE = ("minietcd.server.v3rpc",)
+_GATEWAY_FACE = ("minietcd.server.gateway",)
+_FACES = (*_GRPC_FACE, *_GATEWAY_FACE)
 #: Edge-only helpers a face may use besides the API: how deep a Txn may be parsed (the decode
-#: guard parses requests exactly as apply will, so it must share the rule).
-_FACE_EDGE = ("minietcd.server.nesting",)
+#: guard parses requests exactly as apply will, so it must share the rule), and the gRPC
+#: servers' call counts every face keeps (go-grpc-prometheus's metrics).
+_FACE_EDGE = ("minietcd.server.nesting", "minietcd.server.rpcmetrics")
 #: What the application API drives: these never import the API or a face.
 _BELOW_API = (
     "minietcd.server.etcd_server", "minietcd.server.raft_node", "minietcd.server.apply",
-    "minietcd.server.apply_kv", "minietcd.server.membership", "minietcd.server.transport",
-    "minietcd.server.peer_rpc",
+    "minietcd.server.apply_kv", "minietcd.server.apply_auth", "minietcd.server.auth",
+    "minietcd.server.membership", "minietcd.server.transport", "minietcd.server.peer_rpc",
 )  # fmt: skip
 _SERVER_INTERNALS = (
     "minietcd.server", "minietcd.raft", "minietcd.storage", "minietcd.mvcc", "minietcd.lease",
@@ -91,9 +95,16 @@ RULES: list[Rule] = [
          why="offline tools use the server's code, not the tools built on top of them"),
     Rule("minietcdctl", ("minietcdctl",), never=_SERVER_INTERNALS,
          why="the CLI talks to members through minietcd.client; offline work goes through etcdutl"),
-    Rule("gRPC face", _FACES, only=("minietcd.api", "minietcd.errors", "minietcd.server.api", *_FACE_EDGE),
+    Rule("gRPC face", _GRPC_FACE,
+         only=("minietcd.api", "minietcd.errors", "minietcd.server.api", *_FACE_EDGE),
          why="a face is an adapter: it calls the application API (minietcd.server.api) and maps its typed "
          "errors; it never touches the state machine, the Raft node, mvcc or storage (DESIGN rule 6)"),
+    Rule("gateway face", _GATEWAY_FACE,
+         only=("minietcd.api", "minietcd.errors", "minietcd.golang", "minietcd.server.api",
+               "minietcd.server.rpcmetrics"),
+         why="the HTTP/JSON gateway is a face like the gRPC one: it calls the application API and maps its "
+         "typed errors (Go's quoting from the leaf minietcd.golang); never the state machine, the Raft node, "
+         "mvcc, storage, or the gRPC face"),
     Rule("application API", ("minietcd.server.api",), never=(*_FACES, "minietcd.server.main"),
          why="the application API sits below every face and knows none of them"),
     Rule("below the API", _BELOW_API, never=("minietcd.server.api", *_FACES),
@@ -199,6 +210,7 @@ _RAFT = RULES[1]
 _LAB = next(r for r in RULES if r.name == "lab")
 _STORAGE = next(r for r in RULES if r.name == "below the server")
 _FACE = next(r for r in RULES if r.name == "gRPC face")
+_GATEWAY = next(r for r in RULES if r.name == "gateway face")
 _BELOW = next(r for r in RULES if r.name == "below the API")
 _FAKE_KNOWN = {"minietcd.server", "minietcd.server.ids", "minietcd.server.apply", "minietcd.errors",
                "minietcd.server.v3rpc.errors", "minietcd.server.etcd_server",
@@ -225,6 +237,10 @@ _FAKE_KNOWN = {"minietcd.server", "minietcd.server.ids", "minietcd.server.apply"
         (_FACE, "minietcd.server.v3rpc.kv", "from minietcd.server import etcd_server", "minietcd.server"),
         (_FACE, "minietcd.server.v3rpc.kv", "from minietcd.mvcc import KVStore", "minietcd.mvcc"),
         (_BELOW, "minietcd.server.apply", "from minietcd.server.v3rpc.errors import ERRORS",
+         "minietcd.server.v3rpc.errors"),
+        (_GATEWAY, "minietcd.server.gateway.handler", "from minietcd.server.etcd_server import EtcdServer",
+         "minietcd.server.etcd_server"),
+        (_GATEWAY, "minietcd.server.gateway.handler", "from minietcd.server.v3rpc.errors import ERRORS",
          "minietcd.server.v3rpc.errors"),
     ],
 )  # fmt: skip

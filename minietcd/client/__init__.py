@@ -9,6 +9,7 @@ Public surface (everything else in this package is private)::
       member_list member_add member_remove member_update member_promote  (cluster.py)
       status hash_kv alarm_list alarm_activate alarm_disarm defragment
       snapshot snapshot_stream move_leader find_leader              (maintenance.py)
+      login auth_enable auth_disable authenticate user_* role_*       users, roles (auth.py)
     Compare Op Txn SortOrder SortTarget WatchFilter    building requests
     Session Lock Election                              concurrency recipes (concurrency.py)
     results: GetResponse PutResponse ... KeyValue Event Member ...
@@ -37,6 +38,7 @@ errors.
 
 from __future__ import annotations
 
+from minietcd.client.auth import AuthResponse, Permission, PermissionType, RoleGetResponse
 from minietcd.client.client import Client
 from minietcd.client.concurrency import Election, Lock, Session
 from minietcd.client.errors import (
@@ -97,6 +99,7 @@ __all__ = [
     "AlarmMember",
     "AlarmResponse",
     "AlarmType",
+    "AuthResponse",
     "Client",
     "ClientClosedError",
     "ClientError",
@@ -137,8 +140,11 @@ __all__ = [
     "MoveLeaderResponse",
     "Op",
     "OutcomeUnknownError",
+    "Permission",
+    "PermissionType",
     "PutResponse",
     "ResponseHeader",
+    "RoleGetResponse",
     "Session",
     "SessionExpiredError",
     "SortOrder",

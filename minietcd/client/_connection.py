@@ -42,6 +42,12 @@ from minietcd.client.errors import (
     is_etcd_message,
     never_sent,
 )
+from minietcd.errors import (
+    AuthNotEnabledError,
+    AuthOldRevisionError,
+    InvalidAuthTokenError,
+    UserEmptyError,
+)
 
 T = TypeVar("T")
 
@@ -50,7 +56,12 @@ DEFAULT_PORT = 2379
 DOWN_PENALTY = 1.0
 #: etcd's metadata asking a member to refuse (watch) requests while it has no leader.
 REQUIRE_LEADER = ("hasleader", "true")
-_INVALID_TOKEN = "etcdserver: invalid auth token"
+#: Refusals that mean "log in again" (etcd's shouldRefreshToken): the token expired or died
+#: with a restart, or was minted before the permissions changed. They come before anything is
+#: applied, so the call is safe to retry with a new token.
+_REFRESH_TOKEN = (InvalidAuthTokenError, AuthOldRevisionError, UserEmptyError)
+#: How etcd's auth store words the refusals it sends without a gRPC code of their own.
+AUTH_STORE_PREFIX = "auth: "
 
 
 @dataclass(frozen=True)
@@ -58,7 +69,11 @@ class Endpoint:
     """One endpoint as given (``url``) and where it points.
 
     Accepted forms: ``host:port``, ``http://host:port``, ``https://host:port`` (TLS),
-    ``[::1]:2379``, ``unix:///path/to.sock``; the port defaults to 2379.
+    ``[::1]:2379``; the port defaults to 2379. Unix sockets as etcd's clientv3 reads them
+    (``ParseEndpoint``): ``unix://localhost:2379`` is the socket file ``localhost:2379`` in the
+    working directory (where an etcd started with ``--listen-client-urls
+    unix://localhost:2379`` listens), ``unix:///path/to.sock`` an absolute path, ``unixs://``
+    the same over TLS; gRPC's own ``unix:path`` is taken as is.
     """
 
     url: str
@@ -68,6 +83,9 @@ class Endpoint:
     @classmethod
     def parse(cls, url: str, tls_default: bool = False) -> Endpoint:
         text = url.strip()
+        for scheme in ("unix://", "unixs://"):
+            if text.lower().startswith(scheme):
+                return cls(url, "unix:" + text[len(scheme) :], scheme == "unixs://")
         if text.startswith("unix:"):
             return cls(url, text, False)
         secure = tls_default
@@ -276,23 +294,35 @@ class Connection:
 
     # ----------------------------------------------------------------------------- auth
 
+    @property
+    def logs_in(self) -> bool:
+        """A user and password were given (etcd's client logs in only with both)."""
+        return bool(self._username) and bool(self._password)
+
     async def metadata(self, extra: Sequence[tuple[str, str]] = ()) -> tuple[tuple[str, str], ...]:
         md = list(extra)
-        if self._username is not None:
+        if self.logs_in:
             if self._token is None:
-                await self._authenticate()
+                await self.authenticate()
             if self._token:
                 md.append(("token", self._token))
         return tuple(md)
 
-    async def _authenticate(self) -> None:
+    async def authenticate(self, timeout: float | None = None) -> None:
+        """Log in now (if not logged in yet). Auth being off on the server is no error: calls
+        then go without a token, as etcd's client sends them."""
         async with self._auth_lock:
             if self._token is not None:
                 return
             req = rpc_pb2.AuthenticateRequest(name=self._username or "", password=self._password or "")
-            resp = await self.unary(
-                rpc_pb2_grpc.AuthStub, "Authenticate", req, idempotent=True, authenticate=False
-            )
+            try:
+                resp = await self.unary(
+                    rpc_pb2_grpc.AuthStub, "Authenticate", req, idempotent=True, authenticate=False,
+                    timeout=timeout,
+                )  # fmt: skip
+            except AuthNotEnabledError:
+                self._token = ""
+                return
             self._token = resp.token
 
     # ------------------------------------------------------------------------------ calls
@@ -354,13 +384,12 @@ class Connection:
                 try:
                     result = await attempt(m, remaining)
                 except grpc.aio.AioRpcError as e:
-                    details = e.details() or ""
                     if never_sent(e):
                         last = e
                         m.mark_down()
                         continue
-                    if details == _INVALID_TOKEN and self._username is not None and not reauthed:
-                        # Rejected by the auth layer before anything was applied: safe to retry.
+                    if not reauthed and self.logs_in and isinstance(from_rpc_error(e), _REFRESH_TOKEN):
+                        # Refused by the auth layer before anything was applied: safe to retry.
                         self._token = None
                         reauthed = True
                         last = e
@@ -431,11 +460,14 @@ def _outcome_unknown(e: grpc.aio.AioRpcError) -> bool:
 
 
 def _retryable_read(e: grpc.aio.AioRpcError) -> bool:
-    """Failures of an idempotent call worth trying on another member."""
+    """Failures of an idempotent call worth trying on another member (not the auth store's own
+    refusals, which etcd sends as UNKNOWN "auth: ...": another member answers the same)."""
     code = e.code()
     if code == grpc.StatusCode.UNAVAILABLE:
         return True
     details = e.details() or ""
+    if details.startswith(AUTH_STORE_PREFIX):
+        return False
     return code in (grpc.StatusCode.INTERNAL, grpc.StatusCode.UNKNOWN) and not is_etcd_message(details)
 
 

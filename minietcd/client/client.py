@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from types import TracebackType
 
 from minietcd.client._connection import Connection, TLSConfig
+from minietcd.client.auth import AuthMixin
 from minietcd.client.cluster import ClusterMixin
 from minietcd.client.kv import KVMixin
 from minietcd.client.lease import LeaseMixin
@@ -17,7 +18,7 @@ __all__ = ["Client"]
 DEFAULT_ENDPOINTS = ("127.0.0.1:2379",)
 
 
-class Client(KVMixin, WatchMixin, LeaseMixin, ClusterMixin, MaintenanceMixin):
+class Client(KVMixin, WatchMixin, LeaseMixin, ClusterMixin, MaintenanceMixin, AuthMixin):
     """An asyncio client for etcd v3 (real etcd 3.4 or minietcd).
 
     ``endpoints``: ``host:port`` or ``http(s)://host:port`` of some or all members. Calls are
@@ -79,6 +80,11 @@ class Client(KVMixin, WatchMixin, LeaseMixin, ClusterMixin, MaintenanceMixin):
     def endpoints(self) -> list[str]:
         """The endpoints as given."""
         return self._conn.endpoints
+
+    async def login(self, *, timeout: float | None = None) -> None:
+        """Log in now with ``username`` / ``password`` (otherwise the first call does): raises
+        the server's error (e.g. AuthFailedError). Auth being off on the server is no error."""
+        await self._conn.authenticate(timeout)
 
     async def close(self) -> None:
         """Close every connection; calls still waiting fail with ``ClientClosedError``."""

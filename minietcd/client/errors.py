@@ -31,6 +31,7 @@ import re
 import grpc
 
 from minietcd.errors import (
+    AuthError,
     ClientClosedError,
     ClientError,
     CompactedRevisionError,
@@ -53,6 +54,7 @@ from minietcd.errors import (
     ValueProvidedError,
     WatchCanceledError,
     WatchCompactedError,
+    etcd_errors,
 )
 
 __all__ = [
@@ -99,6 +101,8 @@ _LEAVES: dict[str, type[MinietcdError]] = {
         LeaseTTLTooLargeError,
     )
 }
+# etcd's auth errors too (PermissionDeniedError, InvalidAuthTokenError, ...).
+_LEAVES.update((cls.etcd_message or "", cls) for cls in etcd_errors() if issubclass(cls, AuthError))
 
 # Go's names for gRPC codes (codes.Code.String()), used in "rpc error: code = X desc = Y".
 _GO_CODE_NAMES = {

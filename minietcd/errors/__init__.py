@@ -68,7 +68,10 @@ so it names gRPC codes by number, not through grpc.
     │   │   │   └── MemberIDRemovedError  etcd's membership.ErrIDRemoved, answered as not found
     │   │   └── MemberContextMissingError  UNKNOWN: a ConfChange entry without its member
     │   ├── AuthError                  the 16 auth errors of error.go (RootUserNotExistError ...
-    │   │                              AuthOldRevisionError); codes as etcd's
+    │   │   │                          AuthOldRevisionError); codes as etcd's
+    │   │   ├── NoPasswordUserError    UNKNOWN: a password given for a --no-password user
+    │   │   ├── AuthStoreWordsError    UNKNOWN: a refusal in auth/store.go's words (Maintenance)
+    │   │   └── AuthVerifyOnlyError    UNKNOWN: a JWT provider with only a public key cannot sign
     │   ├── UnavailableError           UNAVAILABLE: this member cannot serve it now (retry)
     │   │   ├── NoLeaderError, LeaderChangedError, NotCapableError, StoppedError,
     │   │   │   UnhealthyError, NotSupportedForLearnerError
@@ -89,6 +92,8 @@ so it names gRPC codes by number, not through grpc.
     │   └── ClusterInfoError           internal: no peer told a joining member the cluster's members
     ├── MemberFailedError              the member stopped itself (fail-stop, DESIGN rule 8): it can
     │                                  no longer persist, apply or step; names the stage and cause
+    ├── InconsistentDataError          the initial corruption check found a peer with another hash
+    │                                  at the same revision: the member refuses to start
     ├── ConfigError                    bad flags or environment (clear message, exit code 1)
     │   ├── ListenError                a listener could not be bound, in Go's words ("listen tcp
     │   │                              127.0.0.1:2379: bind: address already in use")
@@ -230,6 +235,9 @@ from minietcd.errors.process import (
     DataDirError as DataDirError,
 )
 from minietcd.errors.process import (
+    InconsistentDataError as InconsistentDataError,
+)
+from minietcd.errors.process import (
     LabError as LabError,
 )
 from minietcd.errors.process import (
@@ -279,6 +287,12 @@ from minietcd.errors.server import (
 )
 from minietcd.errors.server import (
     AuthOldRevisionError as AuthOldRevisionError,
+)
+from minietcd.errors.server import (
+    AuthStoreWordsError as AuthStoreWordsError,
+)
+from minietcd.errors.server import (
+    AuthVerifyOnlyError as AuthVerifyOnlyError,
 )
 from minietcd.errors.server import (
     BadLeaderTransfereeError as BadLeaderTransfereeError,
@@ -348,6 +362,9 @@ from minietcd.errors.server import (
 )
 from minietcd.errors.server import (
     NoLeaderError as NoLeaderError,
+)
+from minietcd.errors.server import (
+    NoPasswordUserError as NoPasswordUserError,
 )
 from minietcd.errors.server import (
     NoSpaceError as NoSpaceError,

@@ -15,6 +15,12 @@ class MemberFailedError(MinietcdError):
     message is the one log line that names the stage and the cause."""
 
 
+class InconsistentDataError(MinietcdError):
+    """--experimental-initial-corrupt-check found a peer whose key space hashes differently at
+    the same revision and compact revision: the member refuses to start (etcd's
+    ``<id> found data inconsistency with peers``)."""
+
+
 class ConfigError(MinietcdError):
     pass
 

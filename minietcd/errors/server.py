@@ -224,6 +224,41 @@ class AuthOldRevisionError(AuthError):
     go_name = "ErrGRPCAuthOldRevision"
 
 
+# auth/store.go errors that togRPCError has no row for: UNKNOWN with the store's own words.
+
+
+class NoPasswordUserError(AuthError):
+    """Authenticate with a password for a user created with ``--no-password`` (CN auth only)."""
+
+    grpc_code = GrpcCode.UNKNOWN
+    etcd_message = "auth: authentication failed, password was given for no password user"
+
+
+class AuthStoreWordsError(AuthError):
+    """An auth refusal sent in the auth store's own words, as etcd's maintenance server sends
+    them (it returns the store's error without togRPCError): ``UNKNOWN`` with "auth: permission
+    denied" for what is elsewhere PERMISSION_DENIED "etcdserver: permission denied". ``.cause``
+    is the refusal."""
+
+    grpc_code = GrpcCode.UNKNOWN
+    #: auth/store.go's words for the refusals an admin check can give.
+    WORDS: dict[type[AuthError], str] = {}
+
+    def __init__(self, cause: AuthError) -> None:
+        text = self.WORDS.get(type(cause), "auth: permission denied")
+        super().__init__(text)
+        self.etcd_message = text
+        self.cause = cause
+
+
+class AuthVerifyOnlyError(AuthError):
+    """Authenticate on a member whose JWT provider has only a public key (it verifies tokens
+    signed elsewhere, and signs none)."""
+
+    grpc_code = GrpcCode.UNKNOWN
+    etcd_message = "auth: token signing attempted with verify-only key"
+
+
 # Availability: the request may succeed later or on another member.
 
 
@@ -357,3 +392,14 @@ class StateSnapshotError(ServerError):
 
 class ClusterInfoError(ServerError):
     """No peer URL answered a joining member with the cluster's id and members."""
+
+
+AuthStoreWordsError.WORDS.update(
+    {
+        PermissionDeniedError: "auth: permission denied",
+        UserEmptyError: "auth: user name is empty",
+        UserNotFoundError: "auth: user not found",
+        InvalidAuthTokenError: "auth: invalid auth token",
+        AuthOldRevisionError: "auth: revision in header is old",
+    }
+)

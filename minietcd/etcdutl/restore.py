@@ -22,7 +22,9 @@ etcd's:
 - **leases** are kept with their TTLs and keys, as etcd's lessor recovers them; they start
   counting again when the restored cluster elects a leader (etcd refreshes every lease on
   promotion);
-- alarms recorded in the file are kept (etcd keeps its ``alarm`` bucket too).
+- alarms recorded in the file are kept (etcd keeps its ``alarm`` bucket too);
+- **auth** is kept as it is: users, roles, permissions, whether auth is on, the auth revision
+  (etcd keeps its auth buckets).
 
 Every member of the new cluster is restored from the same file with its own ``--name`` and
 ``--initial-advertise-peer-urls``, then started with the same ``--initial-cluster`` and token
@@ -39,6 +41,8 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+
+from google.protobuf.message import DecodeError
 
 from minietcd.errors import ConfigError, MvccSnapshotError, SnapshotFileError
 from minietcd.golang import quote
@@ -242,6 +246,12 @@ def _write_state(
         for mid, name in by_id:
             sm.membership.add(Member(mid, name, [str(u) for u in urls[name]]))
         sm.alarms = set(bolt.alarms)
+        try:
+            sm.auth.replace_records(bolt.auth)
+        except DecodeError as e:
+            raise SnapshotFileError(
+                f"snapshot file integrity check failed. 1 errors found. auth: {e}"
+            ) from None
         sm.applied_index = commit
         apply_state.save_leases(sm.backend, sm.lessor.leases())
         apply_state.save_membership(sm.backend, sm.membership)

@@ -11,6 +11,9 @@ encodings, so the file maps one to one onto the bbolt file ``etcdctl snapshot sa
     members          member id in hex -> member JSON;  members_removed: id in hex -> b"removed"
     cluster          clusterVersion
     alarm            etcdserverpb.AlarmMember bytes -> b""
+    auth             authEnabled (0x01 / 0x00), authRevision (u64 BE)
+    authUsers        user name -> authpb.User;  authRoles: role name -> authpb.Role
+                     (minietcd.server.auth.store; names over 511 bytes get a shortened key)
 
 Memory holds only the key index (and the lessor): values stay in the file, and the page cache
 serves them.
@@ -31,8 +34,10 @@ receives as its snapshot and what :meth:`Backend.defragment` swaps in.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import errno
+import gc
 import os
 import shutil
 import tempfile
@@ -54,7 +59,13 @@ B_MEMBERS = b"members"
 B_MEMBERS_REMOVED = b"members_removed"
 B_CLUSTER = b"cluster"
 B_ALARM = b"alarm"
-BUCKETS = (B_KEY, B_META, B_LEASE, B_MEMBERS, B_MEMBERS_REMOVED, B_CLUSTER, B_ALARM)
+B_AUTH = b"auth"
+B_AUTH_USERS = b"authUsers"
+B_AUTH_ROLES = b"authRoles"
+BUCKETS = (
+    B_KEY, B_META, B_LEASE, B_MEMBERS, B_MEMBERS_REMOVED, B_CLUSTER, B_ALARM,
+    B_AUTH, B_AUTH_USERS, B_AUTH_ROLES,
+)  # fmt: skip
 
 K_CONSISTENT_INDEX = b"consistent_index"
 
@@ -140,6 +151,7 @@ class Backend:
     def temporary(cls) -> Backend:
         """A backend in a private temporary directory, removed when it is closed or collected
         (for tests, and tools that build state before writing it somewhere)."""
+        _remove_garbage()
         tmp = tempfile.mkdtemp(prefix="minietcd-backend-")
         b = cls(os.path.join(tmp, "db"), map_size=TEMPORARY_MAP_SIZE)
         b._finalizer = weakref.finalize(b, _remove_temporary, b._envs, tmp)
@@ -436,6 +448,40 @@ def _fsync_dir(path: str) -> None:
 
 
 def _remove_temporary(envs: list[lmdb.Environment], tmp: str) -> None:
+    """Close and remove a temporary backend: at once when closed by its owner; when it was
+    only garbage collected, later (see _GARBAGE)."""
+    if _in_finalizer_of_gc():
+        _GARBAGE.append((envs, tmp))
+        return
     for env in envs:
         env.close()
     shutil.rmtree(tmp, ignore_errors=True)
+
+
+#: Temporary backends whose owner dropped them without close(). The garbage collector may run a
+#: finalizer in any thread at any allocation, e.g. while that thread, or one it waits for,
+#: holds an LMDB lock: closing an environment there can deadlock (seen: a thread starting while
+#: the collector closed an environment). So they are closed at the next safe point instead:
+#: the next temporary() or the end of the process.
+_GARBAGE: list[tuple[list[lmdb.Environment], str]] = []
+
+
+def _in_finalizer_of_gc() -> bool:
+    return _collecting[0] > 0
+
+
+_collecting = [0]
+
+
+def _gc_callback(phase: str, info: dict[str, int]) -> None:
+    _collecting[0] += 1 if phase == "start" else -1
+
+
+def _remove_garbage() -> None:
+    while _GARBAGE:
+        envs, tmp = _GARBAGE.pop()
+        _remove_temporary(envs, tmp)
+
+
+gc.callbacks.append(_gc_callback)
+atexit.register(_remove_garbage)

@@ -90,6 +90,8 @@ K_CLUSTER_VERSION = b"clusterVersion"
 K_AUTH_REVISION = b"authRevision"
 #: etcd's NewAuthStore commits auth revision 1 into a fresh backend; we write the same.
 AUTH_REVISION = 1
+#: The buckets of etcd's auth store (auth/store.go), copied as they are.
+AUTH_BUCKETS = (B_AUTH, B_AUTH_USERS, B_AUTH_ROLES)
 
 
 class LeaseLike(Protocol):
@@ -135,6 +137,9 @@ class BoltSnapshot:
     cluster_version: str
     #: ``(member id, alarm type)`` pairs, as etcdserverpb.AlarmMember.
     alarms: list[tuple[int, int]] = field(default_factory=list)
+    #: The auth store's buckets (``auth``, ``authUsers``, ``authRoles``) as they are: users,
+    #: roles, whether auth is on and the auth revision (names as keys).
+    auth: dict[bytes, dict[bytes, bytes]] = field(default_factory=dict)
 
     def kv_snapshot(self) -> bytes:
         """The records as a :meth:`KVStore.snapshot` (what :meth:`KVStore.restore` takes)."""
@@ -334,20 +339,39 @@ def write_bolt_snapshot(
 def write_bolt_from_view(view: ReadView, *, page_size: int = PAGE_SIZE) -> bytes:
     """A backend's state (a read view of it) as the etcd 3.4 backend file: the buckets have
     etcd's names and encodings already (:mod:`minietcd.mvcc.backend`), so they are copied,
-    plus the empty auth buckets and auth revision a fresh etcd writes. Safe in a worker
-    thread (the view is marked in use)."""
+    the auth buckets with each record under its name (the backend may shorten a long name's
+    key), and auth revision 1 where none was ever written (as a fresh etcd has it). Safe in a
+    worker thread (the view is marked in use)."""
     buckets: dict[bytes, dict[bytes, bytes]] = {name: {} for name in ETCD_BUCKETS}
     with view.in_use():
-        for name in (B_KEY, B_LEASE, B_MEMBERS, B_MEMBERS_REMOVED, B_CLUSTER, B_ALARM):
+        for name in (B_KEY, B_LEASE, B_MEMBERS, B_MEMBERS_REMOVED, B_CLUSTER, B_ALARM, B_AUTH):
             buckets[name] = dict(view.items(name))
+        for name in (B_AUTH_USERS, B_AUTH_ROLES):
+            buckets[name] = {_record_name(k, v): v for k, v in view.items(name)}
         meta = buckets[B_META]
         meta[K_CONSISTENT_INDEX] = view.get(B_META, K_CONSISTENT_INDEX) or _U64_BE.pack(0)
         for key in (K_SCHEDULED_COMPACT, K_FINISHED_COMPACT):
             value = view.get(B_META, key)
             if value is not None:
                 meta[key] = value
-    buckets[B_AUTH][K_AUTH_REVISION] = _U64_BE.pack(AUTH_REVISION)
+    buckets[B_AUTH].setdefault(K_AUTH_REVISION, _U64_BE.pack(AUTH_REVISION))
     return write_bolt(buckets, page_size=page_size)
+
+
+def _record_name(key: bytes, value: bytes) -> bytes:
+    """The name an ``authpb.User`` / ``authpb.Role`` record carries in its field 1 (bytes), which
+    gogo marshals first; ``key`` if the record has none."""
+    if value[:1] != b"\x0a":
+        return key
+    length, shift, pos = 0, 0, 1
+    while pos < len(value) and shift <= 63:
+        b = value[pos]
+        pos += 1
+        length |= (b & 0x7F) << shift
+        if not b & 0x80:
+            return value[pos : pos + length] if pos + length <= len(value) else key
+        shift += 7
+    return key
 
 
 def _compact_rev(meta: Mapping[bytes, bytes], key: bytes) -> int:
@@ -396,6 +420,9 @@ def read_bolt_snapshot(data: bytes) -> BoltSnapshot:
     alarms = []
     for k in buckets.get(B_ALARM, {}):
         alarms.append(decode_alarm(k))
+    auth_revision = buckets.get(B_AUTH, {}).get(K_AUTH_REVISION)
+    if auth_revision is not None and len(auth_revision) != 8:
+        raise BoltFormatError(f"auth/authRevision has {len(auth_revision)} bytes")
     return BoltSnapshot(
         current_revision=max(last_main, finished),
         compact_revision=finished,
@@ -408,6 +435,7 @@ def read_bolt_snapshot(data: bytes) -> BoltSnapshot:
         removed_members=sorted(removed),
         cluster_version=buckets.get(B_CLUSTER, {}).get(K_CLUSTER_VERSION, b"").decode(),
         alarms=alarms,
+        auth={name: dict(buckets.get(name, {})) for name in AUTH_BUCKETS},
     )
 
 

@@ -107,6 +107,12 @@ class WatchStream:
         self._hub._add(w, start_revision)
         return watch_id
 
+    def refuse(self, reason: str) -> None:
+        """Answer a create request that may not be served (e.g. etcd's auth refusals) with a
+        created+canceled response carrying ``reason``, as :meth:`watch` answers a bad one."""
+        rev = self.revision
+        self._push(WatchResponse(INVALID_WATCH_ID, rev, created=True, canceled=True, cancel_reason=reason))
+
     def cancel(self, watch_id: int) -> bool:
         """Remove a watcher, drop its queued events and queue its canceled response. An unknown
         id is ignored and answered with nothing, as etcd does."""

@@ -6,12 +6,13 @@ membership changes, which are CONF_CHANGE entries whose context carries the memb
 ``StateMachine.apply`` returns the request id found in the entry and the response (or the error)
 for whoever is waiting on that id on this member.
 
-State: the MVCC key-value store, the lessor, the membership, the alarms, and the index of the
-last applied entry. All of it lives in one :class:`~minietcd.mvcc.backend.Backend` (an LMDB file,
-etcd's bbolt schema; see ``apply_state``), written in the same batch as the entry that changed
-it, so the file on disk is always the state at its ``consistent_index``. Memory holds the key
-index and the lessor. ``snapshot()`` makes that state durable and names it; ``restore()``
-replaces everything (see ``apply_snapshot``).
+State: the MVCC key-value store, the lessor, the membership, the alarms, users / roles /
+permissions (``server/auth``), and the index of the last applied entry. All of it lives in one
+:class:`~minietcd.mvcc.backend.Backend` (an LMDB file, etcd's bbolt schema; see
+``apply_state``), written in the same batch as the entry that changed it, so the file on disk is
+always the state at its ``consistent_index``. Memory holds the key index and the lessor.
+``snapshot()`` makes that state durable and names it; ``restore()`` replaces everything (see
+``apply_snapshot``).
 """
 
 from __future__ import annotations
@@ -46,7 +47,10 @@ from minietcd.mvcc.backend import Backend, ReadView
 from minietcd.mvcc.boltdb import write_bolt_from_view
 from minietcd.raft.types import ConfChange, ConfChangeType, ConfState, Entry
 from minietcd.server import apply_snapshot, apply_state
+from minietcd.server.apply_auth import NOT_AUTH, AuthApplier
 from minietcd.server.apply_kv import KVApplier
+from minietcd.server.auth.store import AuthStore
+from minietcd.server.cluster_version import CapabilityLog
 from minietcd.server.membership import Member, Membership, decode_conf_context
 from minietcd.server.nesting import deep_messages, parse_request
 
@@ -86,9 +90,14 @@ class StateMachine:
         self.kv = KVStore(backend=self.backend)
         self.lessor = Lessor(clock, min_lease_ttl)
         self.kv_applier = KVApplier(self.kv, self.lessor)
+        #: Users, roles, permissions (server/auth/store.py), and their side of apply.
+        self.auth = AuthStore(self.backend)
+        self.auth_applier = AuthApplier(self.auth, self.lessor, lambda: self.applied_index)
         self.membership = Membership()
         self.alarms: set[tuple[int, int]] = set()  # (member id, AlarmType) active cluster-wide
         self.applied_index = 0  # index of the last entry applied (etcd's consistent index)
+        # The cluster version's log lines, which tools wait for on every member (cluster_version.py).
+        self.capabilities = CapabilityLog()
         # Called after restore() replaced the store: the watch hub re-syncs its watchers.
         self.restore_hooks: list[Callable[[], None]] = []
         #: Freeze the GC's view after the index grows (see _freeze_gc); a member's own
@@ -124,6 +133,8 @@ class StateMachine:
         self.membership = stored.membership
         self.alarms = stored.alarms
         self.applied_index = stored.applied_index
+        self.auth.load()
+        self.capabilities.recovered(self.membership.cluster_version)
 
     def settle_memory(self) -> None:
         """After the key index grew a lot or was rebuilt: see _freeze_gc."""
@@ -185,6 +196,7 @@ class StateMachine:
         req = parse_request(raft_internal_pb2.InternalRaftRequest, entry.data)
         rid = req.header.ID
         try:
+            self.auth_applier.check(req)  # etcd's authApplierV3: a no-op while auth is off
             outcome = Applied(rid, self._dispatch(req))
         except MinietcdError as e:
             outcome = Applied(rid, error=e)
@@ -222,6 +234,9 @@ class StateMachine:
             return self._alarm(req.alarm)
         if req.HasField("v2"):
             return self._v2(req.v2)
+        resp = self.auth_applier.apply(req)
+        if resp is not NOT_AUTH:
+            return resp
         raise UnsupportedRequestError()
 
     def _check_space(self) -> None:
@@ -277,7 +292,8 @@ class StateMachine:
             attrs = json.loads(val)
             self.membership.set_attributes(mid, attrs.get("name", ""), attrs.get("clientURLs", []))
         elif path == "/0/version":
-            self.membership.cluster_version = val
+            old, self.membership.cluster_version = self.membership.cluster_version, val
+            self.capabilities.applied(old, val)
         else:
             return None
         apply_state.save_membership(self.backend, self.membership)

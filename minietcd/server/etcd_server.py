@@ -215,6 +215,18 @@ class EtcdServer:
             # A ReadIndex in flight may be lost with the old leader: fail fast, readers retry.
             self._read_round.set_exception(LeaderChangedError())
 
+    async def wait_applied(self, index: int) -> None:
+        """Return once this member has applied ``index`` (a simple auth token issued by another
+        member at that index is known here only then: auth/tokens.py). The caller bounds it."""
+        if self.node.applied_index < index:
+            await self._applied_future(asyncio.get_running_loop(), index)
+
+    def _applied_future(self, loop: asyncio.AbstractEventLoop, index: int) -> asyncio.Future[None]:
+        """A future resolved by :meth:`_on_applied` once ``index`` is applied."""
+        fut: asyncio.Future[None] = loop.create_future()
+        self._applied_waiters.append((index, fut))
+        return fut
+
     async def wait_leader(self, timeout: float) -> int:
         """The current leader, waiting up to ``timeout`` for one to be elected."""
         deadline = time.monotonic() + timeout
@@ -331,8 +343,7 @@ class EtcdServer:
                 await asyncio.sleep(0.01)  # the leader changed mid-round: try again
         if self.node.applied_index >= index:
             return
-        fut: asyncio.Future[None] = loop.create_future()
-        self._applied_waiters.append((index, fut))
+        fut = self._applied_future(loop, index)
         timer = loop.call_at(deadline, _time_out, fut)
         try:
             await fut
@@ -424,6 +435,8 @@ class EtcdServer:
                 req = raft_internal_pb2.InternalRaftRequest(
                     lease_revoke=rpc_pb2.LeaseRevokeRequest(ID=lease_id)
                 )
+                # As root (etcd's authStore.WithRoot): with auth on, the applier checks revokes.
+                req.header.username, req.header.auth_revision = "root", self.sm.auth.revision
                 self.spawn(self._revoke_expired(req, lease_id))
 
     async def _revoke_expired(self, req: raft_internal_pb2.InternalRaftRequest, lease_id: int) -> None:
@@ -474,7 +487,10 @@ class EtcdServer:
         """--strict-reconfig-check for adding a voter (etcd's mayAddMember)."""
         voters = self.sm.membership.voters()
         started = sum(1 for v in voters if self._started(v))
-        if started < (len(voters) + 1) // 2 + 1:
+        # etcd's IsReadyToAddVotingMember lets a 1-member cluster grow (its recovery guide
+        # restores one member, then adds the others) though the new quorum is not started.
+        growing_one = started == 1 and len(voters) == 1
+        if started < (len(voters) + 1) // 2 + 1 and not growing_one:
             raise MemberNotEnoughStartedError()
         if self._connected_since(voters, time.monotonic() - HEALTH_INTERVAL) < len(voters):
             raise UnhealthyError()
@@ -564,24 +580,24 @@ class EtcdServer:
                 await asyncio.sleep(0.5)
 
     async def ensure_cluster_version(self) -> None:
-        """The leader records the cluster version once (etcd 3.4 logs these two lines)."""
+        """The leader records the cluster version once (etcd's monitorVersions); every member
+        logs it when it applies the entry (StateMachine, cluster_version.py)."""
+        announced = False
         while not self.stopped.is_set():
             await asyncio.sleep(0.2)
-            if not self.node.is_leader or self.sm.membership.cluster_version:
-                if self.sm.membership.cluster_version:
-                    return
+            if self.sm.membership.cluster_version:
+                return
+            if not self.node.is_leader:
                 continue
             version = ".".join(ETCD_API_VERSION.split(".")[:2]) + ".0"
+            if not announced:
+                self.sm.capabilities.proposing(version)
+                announced = True
             req = raft_internal_pb2.InternalRaftRequest(
                 v2=etcdserver_pb2.Request(Method="PUT", Path="/0/version", Val=version)
             )
-            try:
+            with contextlib.suppress(MinietcdError):
                 await self.propose(req)
-                log.info("etcdserver/membership: set the initial cluster version to %s", version[:-2])
-                log.info("etcdserver/api: enabled capabilities for version %s", version[:-2])
-                return
-            except MinietcdError:
-                continue
 
 
 class _Pending:

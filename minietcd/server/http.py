@@ -16,15 +16,20 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import resource
 import sys
+from collections.abc import Collection
 
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, Gauge, generate_latest
+from prometheus_client import Counter, Gauge, generate_latest
 
 from minietcd import ETCD_API_VERSION
+from minietcd.api.etcdserverpb.rpc_pb2 import AlarmType
+from minietcd.errors import MinietcdError
 from minietcd.server.etcd_server import EtcdServer
+from minietcd.server.member_metrics import MEMBER_METRICS
 from minietcd.server.observe import raft_status_json, raft_view_json
 
 DB_TOTAL_SIZE = Gauge(
@@ -36,37 +41,82 @@ MAX_EVENT_WAIT = 30.0  # seconds a /debug/raft/events request may wait for an ev
 KEEP_ALIVE_SECONDS = 15.0  # an idle event stream sends a comment this often
 
 
-def make_app(server: EtcdServer) -> web.Application:
+#: etcd's /health counters (etcdhttp/metrics.go).
+HEALTH_SUCCESS = Counter("etcd_server_health_success", "The total number of successful health checks")
+HEALTH_FAILED = Counter("etcd_server_health_failures", "The total number of failed health checks")
+#: How long the quorum read of a health check may take (etcd's QGET timeout).
+HEALTH_READ_TIMEOUT = 1.0
+
+
+async def check_health(server: EtcdServer, exclude: Collection[str] = ()) -> tuple[bool, str]:
+    """(healthy, why not) as etcd 3.4's checkHealth decides: an alarm (unless its name is in
+    ``exclude``, the ``?exclude=NOSPACE`` query), no leader, or a quorum read (etcd's QGET
+    through Raft) that fails within a second. A member that stopped itself (fail-stop) is never
+    healthy, in the moment before its listeners close. The reason is etcd 3.5's wording."""
+    reason = ""
+    if server.node.failure is not None:
+        reason = "MEMBER FAILED"
+    elif any(AlarmType.Name(alarm) not in exclude for _member, alarm in server.sm.alarms):
+        reason = "NOSPACE" if any(a == AlarmType.NOSPACE for _m, a in server.sm.alarms) else "ALARM"
+    elif server.leader == 0:
+        reason = "RAFT NO LEADER"
+    else:
+        try:
+            await asyncio.wait_for(server.read_barrier(), HEALTH_READ_TIMEOUT)
+        except (TimeoutError, MinietcdError):
+            reason = "QUORUM READ FAILED"
+    (HEALTH_FAILED if reason else HEALTH_SUCCESS).inc()
+    return not reason, reason
+
+
+def version_body(server: EtcdServer) -> dict[str, str]:
+    """etcd's /version: the server's version and the cluster's, once decided."""
+    cluster = server.sm.membership.cluster_version or "not_decided"
+    return {"etcdserver": ETCD_API_VERSION, "etcdcluster": cluster}
+
+
+#: What Go's promhttp says its text exposition is (prometheus_client's own may be newer).
+METRICS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+
+def metrics_response() -> web.Response:
+    return web.Response(body=generate_latest(), headers={"Content-Type": METRICS_CONTENT_TYPE})
+
+
+def debug_vars_body(server: EtcdServer) -> dict[str, object]:
+    """etcd's expvar page, without Go's memstats."""
+    return {
+        "cmdline": sys.argv,
+        "file_descriptor_limit": resource.getrlimit(resource.RLIMIT_NOFILE)[0],
+        "raft.status": raft_status_json(server.node.rawnode.status()),
+    }
+
+
+def watch_db_size(server: EtcdServer) -> None:
+    """Export this member's computed metrics (the latest member started in the process wins)."""
     # Computed when scraped: the store knows its size; nobody needs it between scrapes.
     DB_TOTAL_SIZE.set_function(server.sm.kv.size_bytes)
+    MEMBER_METRICS.server = server
+
+
+def make_app(server: EtcdServer) -> web.Application:
+    """The --listen-metrics-urls application."""
+    watch_db_size(server)
 
     async def health(request: web.Request) -> web.Response:
-        # etcd: healthy when there is a leader and no alarm is raised. A member that stopped
-        # itself (fail-stop) is never healthy, in the moment before its listeners close.
-        failed = server.node.failure is not None
-        ok = server.leader != 0 and not server.sm.alarms and not failed
-        reason = "MEMBER FAILED" if failed else "NOSPACE" if server.sm.alarms else "RAFT NO LEADER"
-        reason = "" if ok else reason
+        ok, reason = await check_health(server, request.query.getall("exclude", []))
+        # etcd 3.4's decision; the body adds etcd 3.5's "reason" (minietcd-lab shows it).
         body = {"health": "true" if ok else "false", "reason": reason}
         return web.Response(text=json.dumps(body), content_type="application/json", status=200 if ok else 503)
 
     async def version(request: web.Request) -> web.Response:
-        cluster = server.sm.membership.cluster_version or "not_decided"
-        body = {"etcdserver": ETCD_API_VERSION, "etcdcluster": cluster}
-        return web.Response(text=json.dumps(body), content_type="application/json")
+        return web.Response(text=json.dumps(version_body(server)), content_type="application/json")
 
     async def metrics(request: web.Request) -> web.Response:
-        resp = web.Response(body=generate_latest())
-        resp.content_type = CONTENT_TYPE_LATEST.split(";")[0]
-        return resp
+        return metrics_response()
 
     async def debug_vars(request: web.Request) -> web.Response:
-        body = {
-            "cmdline": sys.argv,
-            "file_descriptor_limit": resource.getrlimit(resource.RLIMIT_NOFILE)[0],
-            "raft.status": raft_status_json(server.node.rawnode.status()),
-        }
-        return web.json_response(body)
+        return web.json_response(debug_vars_body(server))
 
     def _after(request: web.Request, name: str = "after") -> int:
         try:
@@ -138,3 +188,4 @@ def make_app(server: EtcdServer) -> web.Application:
     app.router.add_get("/debug/raft/messages", raft_messages)
     app.router.add_get("/debug/raft/view", raft_view)
     return app
+

@@ -11,12 +11,21 @@ So each address is first bound here with a plain socket (and closed at once): a 
 reported in Go's words and gRPC never sees it. The gRPC servers are then created with their ports
 added (the sockets listen from then on) and started later, once there is something to serve;
 the metrics sockets are kept open and handed to aiohttp.
+
+``unix://host:port`` and ``unixs://host:port`` URLs listen on the socket file ``host:port`` in
+the working directory, as etcd does. A file there that a live process listens on is a taken
+address (``listen unix localhost:2379: bind: address already in use``); a socket file nobody
+listens on (left by a member that was killed) is replaced. etcd 3.4 replaces it for its peer
+URLs but refuses it for its client URLs, so a killed etcd cannot restart until the file is
+removed by hand; minietcd restarts.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 import socket
+import stat
 from collections.abc import Sequence
 from typing import Any
 
@@ -36,6 +45,11 @@ def _go_addr(sockaddr: Any) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
+def _network(url: URL) -> str:
+    """Go's network name in a listen error."""
+    return "unix" if url.is_unix else "tcp"
+
+
 def _reason(e: OSError) -> str:
     reason = e.strerror or str(e)
     return reason[:1].lower() + reason[1:]
@@ -44,8 +58,9 @@ def _reason(e: OSError) -> str:
 def check_bindable(url: URL) -> None:
     """Bind and listen on ``url``'s address with a plain socket, then let it go: raise
     :class:`ListenError` in Go's words if that fails (etcd's ``net.Listen`` error)."""
-    if url.scheme not in ("http", "https"):
-        return  # unix sockets: left to the server that binds them
+    if url.is_unix:
+        _check_unix_path(url.host)
+        return
     host, port = url.hostname.strip("[]"), url.port
     try:
         infos = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
@@ -61,6 +76,32 @@ def check_bindable(url: URL) -> None:
                 s.listen(1)
             except OSError as e:
                 raise ListenError(f"listen tcp {_go_addr(sockaddr)}: bind: {_reason(e)}") from None
+
+
+def _check_unix_path(path: str) -> None:
+    """The unix twin of the TCP check: ListenError if ``path`` cannot become our socket."""
+    taken = ListenError(f"listen unix {path}: bind: address already in use")
+    try:
+        mode = os.lstat(path).st_mode
+    except FileNotFoundError:
+        mode = None
+    except OSError as e:
+        raise ListenError(f"listen unix {path}: bind: {_reason(e)}") from None
+    if mode is not None:
+        if not stat.S_ISSOCK(mode):
+            raise taken  # never replace a file that is not a socket
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+            try:
+                probe.connect(path)
+            except OSError:
+                return  # a stale socket: nobody listens, the bind replaces it
+        raise taken
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        try:
+            s.bind(path)  # e.g. a missing directory or no write permission fails here
+        except OSError as e:
+            raise ListenError(f"listen unix {path}: bind: {_reason(e)}") from None
+        os.unlink(path)
 
 
 def bind_grpc(
@@ -82,11 +123,11 @@ def bind_grpc(
         try:
             if u.is_tls:
                 assert credentials is not None  # checked above
-                server.add_secure_port(u.host, credentials)
+                server.add_secure_port(u.grpc_target, credentials)
             else:
-                server.add_insecure_port(u.host)
+                server.add_insecure_port(u.grpc_target)
         except RuntimeError as e:  # lost a race for the port since check_bindable
-            raise ListenError(f"listen tcp {u.host}: bind: {e}") from None
+            raise ListenError(f"listen {_network(u)} {u.host}: bind: {e}") from None
     return server
 
 
@@ -96,6 +137,9 @@ def bind_sockets(urls: Sequence[URL]) -> list[socket.socket]:
     try:
         for u in urls:
             check_bindable(u)
+            if u.is_unix:
+                socks.append(_unix_server(u.host))
+                continue
             host = u.hostname.strip("[]")
             family = socket.AF_INET6 if ":" in host else socket.AF_INET
             if not host:
@@ -106,12 +150,28 @@ def bind_sockets(urls: Sequence[URL]) -> list[socket.socket]:
     except OSError as e:
         for s in socks:
             s.close()
-        raise ListenError(f"listen tcp {u.host}: bind: {_reason(e)}") from None
+        raise ListenError(f"listen {_network(u)} {u.host}: bind: {_reason(e)}") from None
     except BaseException:
         for s in socks:
             s.close()
         raise
     return socks
+
+
+def _unix_server(path: str) -> socket.socket:
+    """A listening unix socket at ``path`` (a stale socket file there is replaced)."""
+    with contextlib.suppress(FileNotFoundError):
+        if stat.S_ISSOCK(os.lstat(path).st_mode):  # checked stale by check_bindable
+            os.unlink(path)
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        s.bind(path)
+        s.listen(socket.SOMAXCONN)
+        s.setblocking(False)
+    except BaseException:
+        s.close()
+        raise
+    return s
 
 
 async def close_grpc(server: grpc.aio.Server | None) -> None:

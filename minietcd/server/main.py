@@ -33,12 +33,18 @@ from minietcd.raft.config import Config as RaftConfig
 from minietcd.raft.rawnode import RawNode
 from minietcd.server.api import Api, ApiOptions
 from minietcd.server.apply import StateMachine
+from minietcd.server.auth.tokens import SimpleTokens, parse_auth_token
 from minietcd.server.bootstrap import Start, bootstrap_new, restart, start_networked
+from minietcd.server.cert_gate import CertGate
+from minietcd.server.client_http import ClientHttp
+from minietcd.server.client_listeners import ClientListeners, bind_client_listeners, close_unstarted
+from minietcd.server.cluster_version import major_minor
 from minietcd.server.config import USAGE_LINE, Config, UsageError, help_text, parse_config, version_text
+from minietcd.server.corrupt import check_initial_hash_kv, request_timeout
 from minietcd.server.etcd_server import EtcdServer
 from minietcd.server.failstop import error_text
 from minietcd.server.firststart import FirstStart, check_data_dir, discard_blank_wal
-from minietcd.server.listeners import bind_grpc, bind_sockets, close_grpc
+from minietcd.server.listeners import bind_sockets, close_grpc
 from minietcd.server.logsetup import setup_logging
 from minietcd.server.raft_node import RaftNode
 from minietcd.server.recovery import recover
@@ -111,12 +117,21 @@ def _client_tls(cfg: Config) -> tuple[TLSInfo, grpc.ServerCredentials | None]:
                 "is enabled. Ignored client cert auth for this url.",
                 u,
             )
-    for u in cfg.listen_metrics_urls:
+    for u in (*cfg.listen_metrics_urls, *cfg.listen_client_http_urls):
         if u.is_tls and info.empty():
             raise _no_tls_error(u)
-    tls_urls = [*cfg.listen_client_urls, *cfg.listen_metrics_urls]
+    tls_urls = [*cfg.listen_client_urls, *cfg.listen_metrics_urls, *cfg.listen_client_http_urls]
     creds = info.server_credentials() if any(u.is_tls for u in tls_urls) else None
     return info, creds
+
+
+def _cert_gates(
+    info: TLSInfo, credentials: grpc.ServerCredentials | None, *, hold: bool
+) -> list[grpc.aio.ServerInterceptor]:
+    """The CRL / allowed CN / allowed hostname checks of one side, as the first interceptor
+    of its server; none without TLS on that side or without such a flag (cert_gate.py)."""
+    rules = info.cert_rules()
+    return [CertGate(rules, hold=hold)] if credentials is not None and rules.active else []
 
 
 def _start(cfg: Config) -> Start | None:
@@ -151,6 +166,8 @@ class Member:
         self.stop_requested = asyncio.Event()
         self.ready = asyncio.Event()  # set with "ready to serve client requests" (minietcd.embed waits on it)
         self.grpc_server: grpc.aio.Server | None = None
+        self.clients: ClientListeners | None = None  # bound by run()
+        self.client_http: ClientHttp | None = None  # serves HTTP on the client URLs
         self.http_runners: list[web.AppRunner] = []
         self.tasks: list[asyncio.Task[None]] = []
         # Set if the member stopped itself (fail-stop, DESIGN rule 8): the process exits 1.
@@ -163,16 +180,23 @@ class Member:
         # data is written.
         self.peer_tls, peer_credentials = _peer_tls(cfg)
         self.client_tls, self.client_credentials = _client_tls(cfg)
+        # --auth-token too: a malformed one fails the start before anything is written.
+        self.tokens = parse_auth_token(cfg.auth_token, float(cfg.auth_token_ttl))
         check_data_dir(cfg)
         # Every listener is bound before the data dir is touched: a taken port fails the start
         # with etcd's words and leaves nothing behind (listeners.py).
-        peer_server = bind_peer_server([str(u) for u in cfg.listen_peer_urls], peer_credentials)
+        peer_server = bind_peer_server(
+            [str(u) for u in cfg.listen_peer_urls],
+            peer_credentials,
+            interceptors=_cert_gates(self.peer_tls, peer_credentials, hold=False),
+        )
         try:
-            self.grpc_server = self._bind_clients()
+            self.clients = self._bind_clients()
+            self.grpc_server = self.clients.grpc
             metrics_sockets = bind_sockets(cfg.listen_metrics_urls)
         except BaseException:
             await close_grpc(peer_server)
-            await close_grpc(self.grpc_server)
+            await close_unstarted(self.clients)
             raise
         first = FirstStart.record(cfg)
         start: Start | None = None
@@ -184,6 +208,8 @@ class Member:
             if start is None:
                 raise _Stopped  # SIGTERM/SIGINT while waiting for the discovery service
             node, transport, server, hub = self._build(start, peer_credentials)
+            if cfg.experimental_initial_corrupt_check and start.restarted:
+                await self._initial_corrupt_check(start, transport)  # before serving anything
             for peer, urls in start.initial_peer_urls.items():
                 transport.add_peer(peer, urls)
             node._sync_peers()
@@ -197,7 +223,7 @@ class Member:
             if first is not None:
                 first.undo()
             await close_grpc(peer_server)
-            await close_grpc(self.grpc_server)
+            await close_unstarted(self.clients)
             for sock in metrics_sockets:
                 sock.close()
             if isinstance(e, _Stopped):
@@ -207,8 +233,11 @@ class Member:
             log.info("embed: listening for peers on %s", u)
         node.start()
         server.start()
+        stored_version = server.sm.membership.cluster_version  # a restart knows it (etcd: from its snapshot)
         log.info(
-            "etcdserver: starting server... [version: %s, cluster version: to_be_decided]", ETCD_API_VERSION
+            "etcdserver: starting server... [version: %s, cluster version: %s]",
+            ETCD_API_VERSION,
+            major_minor(stored_version) if stored_version else "to_be_decided",
         )
         api = self._api(server, hub)
         try:
@@ -224,8 +253,12 @@ class Member:
             log.info("etcdserver: stopping member %x", start.member_id)
             for t in self.tasks:
                 t.cancel()
+            if self.client_http is not None:
+                await self.client_http.stop_accepting()  # no new connection while gRPC drains
             if self.grpc_server is not None:
                 await self.grpc_server.stop(grace=1)
+            if self.client_http is not None:
+                await self.client_http.close()
             for r in self.http_runners:
                 await r.cleanup()
             await server.stop()
@@ -288,6 +321,7 @@ class Member:
             # Without peer TLS the transport dials as it always has (plain http, system roots).
             channel_factory=None if self.peer_tls.empty() else ChannelOpener(self.peer_tls),
             snapshot_sink=snapshot_sink(sm.backend),  # snapshot databases go beside the backend
+            hash_kv=sm.hash_kv,  # a peer's initial corruption check asks for it
         )
         node = RaftNode(
             rawnode=rawnode,
@@ -298,6 +332,11 @@ class Member:
             snapshot_count=cfg.snapshot_count,
             on_removed=self.stop_requested.set,
         )
+        server: EtcdServer
+        sm.auth.attach_tokens(self.tokens)
+        if isinstance(self.tokens, SimpleTokens):  # a token from another member may be ahead
+            self.tokens.applied_index = lambda: node.applied_index
+            self.tokens.wait_applied = lambda index: server.wait_applied(index)
         server = EtcdServer(
             member_id=mid,
             cluster_id=cid,
@@ -311,6 +350,19 @@ class Member:
         )
         self.server = server
         return node, transport, server, hub
+
+    async def _initial_corrupt_check(self, start: Start, transport: Transport) -> None:
+        """--experimental-initial-corrupt-check (corrupt.py): InconsistentDataError fails the start."""
+        assert self.sm is not None  # opened by _build
+        sm = self.sm
+        await check_initial_hash_kv(
+            member_id=start.member_id,
+            cluster_id=start.cluster_id,
+            hash_kv=sm.hash_kv,
+            peers=[(m.id, m.peer_urls) for m in sm.membership.sorted_members() if m.id != start.member_id],
+            open_channel=transport.open_channel,
+            timeout=request_timeout(self.cfg.election_timeout),
+        )
 
     @staticmethod
     def _members_pb(sm: StateMachine, cluster_id: int) -> raft_pb2.MembersResponse:
@@ -328,13 +380,16 @@ class Member:
             ],
         )
 
-    def _bind_clients(self) -> grpc.aio.Server:
-        """The client gRPC server, listening on every client URL, not yet serving."""
+    def _bind_clients(self) -> ClientListeners:
+        """The client gRPC server and the client URLs' sockets, bound, not yet serving."""
         cfg = self.cfg
-        gs = bind_grpc(
+        listeners = bind_client_listeners(
             cfg.listen_client_urls,
+            cfg.listen_client_http_urls,
             credentials=self.client_credentials,
-            what="client",
+            # No decode guard here: it is part of every method's handler (v3rpc/services.py).
+            # The certificate checks stay an interceptor: only with TLS and a CRL/allowed-name flag.
+            interceptors=_cert_gates(self.client_tls, self.client_credentials, hold=True),
             options=[
                 ("grpc.max_receive_message_length", cfg.max_request_bytes + GRPC_OVERHEAD),
                 ("grpc.max_send_message_length", 2**31 - 1),
@@ -344,7 +399,9 @@ class Member:
         )
         for u in cfg.listen_client_urls:
             log.info("embed: listening for client requests on %s", _host_port(u))
-        return gs
+        for u in cfg.listen_client_http_urls:
+            log.info("embed: listening for client requests on %s", _host_port(u))
+        return listeners
 
     def _api(self, server: EtcdServer, hub: WatchHub) -> Api:
         """The application API every face of this member calls."""
@@ -354,18 +411,26 @@ class Member:
             strict_reconfig_check=cfg.strict_reconfig_check,
             # Lease calls forwarded to the leader's client URL use this member's client TLS.
             open_channel=ChannelOpener(None if self.client_tls.empty() else self.client_tls),
+            bcrypt_cost=cfg.bcrypt_cost,
+            # As etcd: the CN counts only where client certificates are verified.
+            client_cert_auth=self.client_tls.client_cert_auth,
         )
         return Api(server, hub, options)
 
     async def _serve_clients(self, api: Api) -> None:
-        """The gRPC face: one servicer per etcd service, each an adapter of the API, served
-        through one generic handler with no interceptor (v3rpc/services.py says why)."""
+        """The gRPC face and the HTTP one: one servicer per etcd service, each an adapter of
+        the API, served through one generic handler (v3rpc/services.py says why), with no
+        interceptor unless client certificates are checked beyond the CA (cert_gate.py)."""
         gs = self.grpc_server
         assert gs is not None  # bound by run()
         add_client_services(gs, api)
         if not self.client_tls.empty():
             log.info("embed: ClientTLS: %s", self.client_tls)
         await gs.start()
+        assert self.clients is not None
+        ssl_context = self.client_tls.server_ssl_context if not self.client_tls.empty() else None
+        self.client_http = ClientHttp(self.server, api, self.clients, ssl_context, self.cfg)
+        await self.client_http.start()
 
     async def _serve_metrics(self, server: EtcdServer, sockets: list[socket.socket]) -> None:
         if not sockets:

@@ -10,6 +10,9 @@ snapshot stream with DATA_LOSS) instead of an opaque error; terms and indexes ab
 as garbage (raft_codec). Accepted messages go to ``deliver`` one by one, in the order the sender
 produced them.
 
+``HashKV`` is etcd's GET /members/hashkv: the hash of this member's key space at a revision,
+for a member running the initial corruption check (corrupt.py); members only.
+
 ``Members`` is etcd's GET /members on the peer port: a joining member learns the cluster id and
 member list from it. Unlike etcd, it answers only a caller that names the peer URLs of a member
 added but not yet started (see MembersRequest in raft.proto). The sending half is
@@ -31,6 +34,8 @@ from google.protobuf.message import Message as PbMessage
 
 from minietcd import ETCD_API_VERSION, __version__
 from minietcd.api.raftpb import raft_pb2
+from minietcd.errors import CompactedRevisionError, FutureRevisionError
+from minietcd.mvcc import HashKVResult
 from minietcd.raft.types import LOCAL_MESSAGES, Message, MessageType, Snapshot
 from minietcd.server.ids import format_id
 from minietcd.server.snapshot_files import FileSink
@@ -38,6 +43,8 @@ from minietcd.wire.raft_codec import message_from_pb
 
 #: Where the database of an incoming snapshot goes, given its MsgSnap (see snapshot_files).
 SnapshotSinkFactory = Callable[[Message], FileSink]
+#: The member's HashKV at a revision (StateMachine.hash_kv); raises the mvcc revision errors.
+HashKVProvider = Callable[[int], Awaitable[HashKVResult]]
 
 __all__ = ["CLUSTER_VERSION", "PROTOCOL_VERSION", "SERVICE", "PeerService", "clusters_differ"]
 
@@ -71,6 +78,7 @@ class PeerService:
         is_member: Callable[[int], bool],
         members_provider: Callable[[], raft_pb2.MembersResponse] | None = None,
         snapshot_sink: SnapshotSinkFactory | None = None,
+        hash_kv: HashKVProvider | None = None,
     ) -> None:
         self.cluster_id = cluster_id  # 0 = not known yet (accepts any cluster)
         self.removed: set[int] = set()  # members removed from the cluster: refused forever
@@ -80,6 +88,7 @@ class PeerService:
         self._members_provider = members_provider
         self._warned: set[tuple[str, int]] = set()  # (reason, sender) refusals already logged
         self._snapshot_sink = snapshot_sink
+        self._hash_kv = hash_kv
 
     def handlers(self) -> grpc.GenericRpcHandler:
         """RaftPeer's methods. Requests arrive as raw bytes (no request_deserializer) so that
@@ -110,6 +119,7 @@ class PeerService:
                 "SendSnapshot": stream(self._serve_snapshot),
                 "Hello": unary(self._serve_hello),
                 "Members": unary(self._serve_members),
+                "HashKV": unary(self._serve_hash_kv),
             },
         )
 
@@ -239,6 +249,23 @@ class PeerService:
                 grpc.StatusCode.PERMISSION_DENIED,
                 "the member list is served only to a member added to the cluster and not yet started",
             )
+        return response
+
+    async def _serve_hash_kv(self, raw: bytes) -> raft_pb2.PeerHashKVResponse:
+        request = _parse(raft_pb2.PeerHashKVRequest, raw, "PeerHashKVRequest")
+        self._check_route(request.cluster_id, request.from_member_id, request.to_member_id)
+        if self._hash_kv is None:
+            raise _Refused(grpc.StatusCode.UNAVAILABLE, "this member does not serve HashKV")
+        response = raft_pb2.PeerHashKVResponse(member_id=self._member_id)
+        try:
+            r = await self._hash_kv(request.revision)
+        except CompactedRevisionError:
+            response.problem = raft_pb2.PeerHashKVCompacted
+        except FutureRevisionError:
+            response.problem = raft_pb2.PeerHashKVFutureRev
+        else:
+            response.revision, response.hash = r.revision, r.hash
+            response.compact_revision = r.compact_revision
         return response
 
     def _route_problem(self, cluster_id: int, from_id: int, to_id: int) -> str | None:

@@ -58,6 +58,7 @@ from minietcd.server.listeners import bind_grpc
 from minietcd.server.peer_rpc import (
     CLUSTER_VERSION,
     PROTOCOL_VERSION,
+    HashKVProvider,
     PeerService,
     SnapshotSinkFactory,
     clusters_differ,
@@ -179,6 +180,7 @@ class Transport:
         members_provider: Callable[[], raft_pb2.MembersResponse] | None = None,
         channel_factory: ChannelFactory | None = None,
         snapshot_sink: SnapshotSinkFactory | None = None,
+        hash_kv: HashKVProvider | None = None,
     ) -> None:
         self._member_id = member_id
         self._on_message = on_message
@@ -195,6 +197,7 @@ class Transport:
             is_member=self._peers.__contains__,  # as rafthttp: only peers we know may send
             members_provider=members_provider,
             snapshot_sink=snapshot_sink,
+            hash_kv=hash_kv,
         )
         self._server: Any = None  # grpc.aio.Server once started
         self._started = False
@@ -546,6 +549,10 @@ class Transport:
         except Exception:
             logger.exception("transport callback %s%r failed", getattr(fn, "__name__", fn), args)
 
+    async def open_channel(self, url: str) -> Any:
+        """A new channel to a peer URL, dialled as the writers dial (TLS, lab routes)."""
+        return await self._open_channel(url)
+
     async def _open_channel(self, url: str) -> Any:
         if self._channel_factory is not None:
             return await self._channel_factory(url, _CHANNEL_OPTIONS)
@@ -557,9 +564,14 @@ class Transport:
         task.add_done_callback(self._background.discard)
 
 
-def bind_peer_server(urls: Sequence[str], credentials: grpc.ServerCredentials | None) -> grpc.aio.Server:
+def bind_peer_server(
+    urls: Sequence[str],
+    credentials: grpc.ServerCredentials | None,
+    interceptors: Sequence[grpc.aio.ServerInterceptor] = (),
+) -> grpc.aio.Server:
     """A server listening on the peer URLs, not started (:meth:`Transport.serve`); ListenError."""
-    return bind_grpc([parse_url(u) for u in urls], credentials=credentials, options=_SERVER_OPTIONS)
+    parsed = [parse_url(u) for u in urls]
+    return bind_grpc(parsed, credentials=credentials, options=_SERVER_OPTIONS, interceptors=interceptors)
 
 
 async def _slices(data: bytes, size: int) -> AsyncIterator[bytes]:
@@ -632,8 +644,8 @@ def _open_channel(url: str, credentials: grpc.ChannelCredentials | None) -> Any:
     parsed = parse_url(_lab_route(url))
     if parsed.is_tls:
         creds = credentials or grpc.ssl_channel_credentials()
-        return grpc.aio.secure_channel(parsed.host, creds, options=_CHANNEL_OPTIONS)
-    return grpc.aio.insecure_channel(parsed.host, options=_CHANNEL_OPTIONS)
+        return grpc.aio.secure_channel(parsed.grpc_target, creds, options=_CHANNEL_OPTIONS)
+    return grpc.aio.insecure_channel(parsed.grpc_target, options=_CHANNEL_OPTIONS)
 
 
 def _check_urls(urls: list[str]) -> None:

@@ -85,6 +85,13 @@ class URL:
     def is_tls(self) -> bool:
         return self.scheme in ("https", "unixs")
 
+    @property
+    def grpc_target(self) -> str:
+        """Where gRPC binds or dials this URL: ``host:port``; for ``unix``/``unixs`` the socket
+        file named ``host:port`` in the working directory, as etcd binds it
+        (``pkg/transport.NewUnixListener(u.Host)``) and etcdctl dials it (``unix:<path>``)."""
+        return f"unix:{self.host}" if self.is_unix else self.host
+
 
 def split_host_port(hostport: str) -> tuple[str, str]:
     """Go's ``net.SplitHostPort`` (``minietcd.golang``), failing with a ConfigError."""

@@ -48,6 +48,8 @@ _SCRUBBED_ENV_PREFIXES = ("ETCD_", "ETCDCTL_")
 RECONFIG_NOT_READY = "etcdserver: unhealthy cluster"
 # What etcd answers to member promote while the learner's log lags the leader's.
 LEARNER_NOT_READY = "can only promote a learner member which is in sync with leader"
+# What a member answers an anonymous read with while auth is on: it is up and serving.
+AUTH_REFUSALS = ("etcdserver: user name is empty", "etcdserver: permission denied")
 # Ports handed out by free_ports() in this process, never handed out twice.
 _handed_out: set[int] = set()
 
@@ -405,8 +407,13 @@ class ProcessCluster:
                 if st.leader == 0:
                     return _Health(False, f"{m.name}: no leader", member_id=st.header.member_id)
                 if not st.isLearner:
-                    # What `etcdctl endpoint health` does: a linearizable read of key "health".
-                    rpc_pb2_grpc.KVStub(ch).Range(rpc_pb2.RangeRequest(key=b"health"), timeout=timeout)
+                    # What `etcdctl endpoint health` does: a linearizable read of key "health"
+                    # (an auth refusal, with auth on, is an answer: healthy, as etcdctl counts it).
+                    try:
+                        rpc_pb2_grpc.KVStub(ch).Range(rpc_pb2.RangeRequest(key=b"health"), timeout=timeout)
+                    except grpc.RpcError as e:
+                        if e.details() not in AUTH_REFUSALS:
+                            raise
                 return _Health(
                     True,
                     f"{m.name}: ok, leader {st.leader:x}",

@@ -8,23 +8,19 @@ label, type_name and oneof), every enum value, and every service method (input a
 types, streaming flags). Same descriptors means same bytes on the wire and same gRPC paths,
 which is what lets etcdctl, etcd3 and aetcd talk to minietcd.
 
-Where the reference comes from, in order:
-  1. $MINIETCD_ETCD_SRC (the go.etcd.io/etcd directory of an unpacked package),
-  2. /tmp/etcdsrc/usr/share/gocode/src/go.etcd.io/etcd,
-  3. `apt-get download golang-etcd-server-dev` + `dpkg-deb -x` into a temporary directory.
-If none works the test is skipped, except in CI ($CI set), where it fails.
+Where the reference comes from: tests/etcd_source.py (the installed golang-etcd-server-dev,
+$MINIETCD_ETCD_SRC, or a download). If none works the test is skipped, except in CI ($CI set),
+where it fails.
 """
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
 import subprocess
 import sys
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 import pytest
 from google.protobuf import descriptor_pb2
@@ -34,13 +30,11 @@ from minietcd.api.etcdserverpb import etcdserver_pb2, raft_internal_pb2, rpc_pb2
 from minietcd.api.mvccpb import kv_pb2
 from minietcd.api.v3electionpb import v3election_pb2
 from minietcd.api.v3lockpb import v3lock_pb2
+from tests.etcd_source import find_etcd_source, unavailable
 
 pytestmark = pytest.mark.compat
 
 ETCD_VERSION_PREFIX = "3.4."
-PACKAGE = "golang-etcd-server-dev"
-DEFAULT_SRC = Path("/tmp/etcdsrc/usr/share/gocode/src/go.etcd.io/etcd")
-GO_SRC_IN_DEB = Path("usr/share/gocode/src/go.etcd.io/etcd")
 
 # etcd's API protos, relative to go.etcd.io/etcd. They import each other as "etcd/<path>".
 REFERENCE_FILES = (
@@ -72,31 +66,6 @@ OUR_MODULES = [
 # --------------------------------------------------------------------------- reference
 
 
-def _unavailable(reason: str) -> NoReturn:
-    if os.environ.get("CI"):
-        pytest.fail(f"etcd reference protos unavailable in CI: {reason}", pytrace=False)
-    pytest.skip(f"etcd reference protos unavailable: {reason}")
-
-
-def _has_reference(root: Path) -> bool:
-    return all((root / rel).is_file() for rel in REFERENCE_FILES)
-
-
-def _download(dest: Path) -> Path:
-    apt, dpkg = shutil.which("apt-get"), shutil.which("dpkg-deb")
-    if not apt or not dpkg:
-        _unavailable("no apt-get/dpkg-deb to fetch golang-etcd-server-dev")
-    dl = subprocess.run(
-        [apt, "download", PACKAGE], cwd=dest, capture_output=True, text=True, check=False
-    )
-    debs = sorted(dest.glob(f"{PACKAGE}_*.deb"))
-    if dl.returncode != 0 or not debs:
-        _unavailable(f"`apt-get download {PACKAGE}` failed: {dl.stderr.strip()[-500:]}")
-    unpacked = dest / "root"
-    subprocess.run([dpkg, "-x", str(debs[0]), str(unpacked)], check=True)
-    return unpacked / GO_SRC_IN_DEB
-
-
 def _etcd_version(root: Path) -> str:
     text = (root / "version" / "version.go").read_text(encoding="utf-8")
     m = re.search(r'\bVersion\s*=\s*"([^"]+)"', text)
@@ -105,18 +74,10 @@ def _etcd_version(root: Path) -> str:
 
 @pytest.fixture(scope="module")
 def etcd_src(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    candidates = [Path(p) for p in [os.environ.get("MINIETCD_ETCD_SRC", "")] if p]
-    candidates.append(DEFAULT_SRC)
-    for root in candidates:
-        if _has_reference(root):
-            break
-    else:
-        root = _download(tmp_path_factory.mktemp("etcd-deb"))
-        if not _has_reference(root):
-            _unavailable(f"{PACKAGE} unpacked without etcd 3.4's proto layout")
+    root = find_etcd_source(tmp_path_factory.mktemp("etcd-deb"), REFERENCE_FILES)
     version = _etcd_version(root)
     if not version.startswith(ETCD_VERSION_PREFIX):
-        _unavailable(f"reference at {root} is etcd {version}, want {ETCD_VERSION_PREFIX}x")
+        unavailable(f"reference at {root} is etcd {version}, want {ETCD_VERSION_PREFIX}x")
     return root
 
 

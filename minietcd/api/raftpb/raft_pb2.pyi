@@ -41,6 +41,12 @@ class MessageType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     MsgReadIndexResp: _ClassVar[MessageType]
     MsgPreVote: _ClassVar[MessageType]
     MsgPreVoteResp: _ClassVar[MessageType]
+
+class PeerHashKVProblem(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    PeerHashKVOK: _ClassVar[PeerHashKVProblem]
+    PeerHashKVCompacted: _ClassVar[PeerHashKVProblem]
+    PeerHashKVFutureRev: _ClassVar[PeerHashKVProblem]
 EntryNormal: EntryType
 EntryConfChange: EntryType
 ConfChangeAddNode: ConfChangeType
@@ -66,6 +72,9 @@ MsgReadIndex: MessageType
 MsgReadIndexResp: MessageType
 MsgPreVote: MessageType
 MsgPreVoteResp: MessageType
+PeerHashKVOK: PeerHashKVProblem
+PeerHashKVCompacted: PeerHashKVProblem
+PeerHashKVFutureRev: PeerHashKVProblem
 
 class Entry(_message.Message):
     __slots__ = ("type", "term", "index", "data")
@@ -268,3 +277,29 @@ class MembersResponse(_message.Message):
     cluster_id: int
     members: _containers.RepeatedCompositeFieldContainer[Member]
     def __init__(self, cluster_id: _Optional[int] = ..., members: _Optional[_Iterable[_Union[Member, _Mapping]]] = ...) -> None: ...
+
+class PeerHashKVRequest(_message.Message):
+    __slots__ = ("cluster_id", "from_member_id", "to_member_id", "revision")
+    CLUSTER_ID_FIELD_NUMBER: _ClassVar[int]
+    FROM_MEMBER_ID_FIELD_NUMBER: _ClassVar[int]
+    TO_MEMBER_ID_FIELD_NUMBER: _ClassVar[int]
+    REVISION_FIELD_NUMBER: _ClassVar[int]
+    cluster_id: int
+    from_member_id: int
+    to_member_id: int
+    revision: int
+    def __init__(self, cluster_id: _Optional[int] = ..., from_member_id: _Optional[int] = ..., to_member_id: _Optional[int] = ..., revision: _Optional[int] = ...) -> None: ...
+
+class PeerHashKVResponse(_message.Message):
+    __slots__ = ("member_id", "revision", "hash", "compact_revision", "problem")
+    MEMBER_ID_FIELD_NUMBER: _ClassVar[int]
+    REVISION_FIELD_NUMBER: _ClassVar[int]
+    HASH_FIELD_NUMBER: _ClassVar[int]
+    COMPACT_REVISION_FIELD_NUMBER: _ClassVar[int]
+    PROBLEM_FIELD_NUMBER: _ClassVar[int]
+    member_id: int
+    revision: int
+    hash: int
+    compact_revision: int
+    problem: PeerHashKVProblem
+    def __init__(self, member_id: _Optional[int] = ..., revision: _Optional[int] = ..., hash: _Optional[int] = ..., compact_revision: _Optional[int] = ..., problem: _Optional[_Union[PeerHashKVProblem, str]] = ...) -> None: ...

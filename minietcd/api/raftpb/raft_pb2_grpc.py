@@ -66,6 +66,11 @@ class RaftPeerStub:
                 request_serializer=minietcd_dot_api_dot_raftpb_dot_raft__pb2.MembersRequest.SerializeToString,
                 response_deserializer=minietcd_dot_api_dot_raftpb_dot_raft__pb2.MembersResponse.FromString,
                 _registered_method=True)
+        self.HashKV = channel.unary_unary(
+                '/minietcd.raftpb.RaftPeer/HashKV',
+                request_serializer=minietcd_dot_api_dot_raftpb_dot_raft__pb2.PeerHashKVRequest.SerializeToString,
+                response_deserializer=minietcd_dot_api_dot_raftpb_dot_raft__pb2.PeerHashKVResponse.FromString,
+                _registered_method=True)
 
 
 class RaftPeerServicer:
@@ -122,6 +127,17 @@ class RaftPeerServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def HashKV(self, request, context):
+        """HashKV is etcd's GET /members/hashkv on the peer port (etcdserver/corrupt.go): the hash
+        of the callee's key space at a revision. A member started with
+        --experimental-initial-corrupt-check asks each peer for it at its own revision before it
+        serves anything, and refuses to start if a peer with the same compact revision has
+        another hash. The caller must be a member of the callee's cluster (FAILED_PRECONDITION).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_RaftPeerServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -144,6 +160,11 @@ def add_RaftPeerServicer_to_server(servicer, server):
                     servicer.Members,
                     request_deserializer=minietcd_dot_api_dot_raftpb_dot_raft__pb2.MembersRequest.FromString,
                     response_serializer=minietcd_dot_api_dot_raftpb_dot_raft__pb2.MembersResponse.SerializeToString,
+            ),
+            'HashKV': grpc.unary_unary_rpc_method_handler(
+                    servicer.HashKV,
+                    request_deserializer=minietcd_dot_api_dot_raftpb_dot_raft__pb2.PeerHashKVRequest.FromString,
+                    response_serializer=minietcd_dot_api_dot_raftpb_dot_raft__pb2.PeerHashKVResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -265,6 +286,33 @@ class RaftPeer:
             '/minietcd.raftpb.RaftPeer/Members',
             minietcd_dot_api_dot_raftpb_dot_raft__pb2.MembersRequest.SerializeToString,
             minietcd_dot_api_dot_raftpb_dot_raft__pb2.MembersResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def HashKV(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/minietcd.raftpb.RaftPeer/HashKV',
+            minietcd_dot_api_dot_raftpb_dot_raft__pb2.PeerHashKVRequest.SerializeToString,
+            minietcd_dot_api_dot_raftpb_dot_raft__pb2.PeerHashKVResponse.FromString,
             options,
             channel_credentials,
             insecure,

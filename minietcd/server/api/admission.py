@@ -11,10 +11,12 @@ in the same order, so the same request fails with the same error whichever face 
    clients' ``WithRequireLeader``) fails fast with "etcdserver: no leader" while this member
    knows none.
 
-**Auth goes here.** When authentication lands, its check is one more step of :meth:`admit`
-(the token and the client certificate's CN are already in :class:`RequestContext`; the
-operation and its request message say what is touched), and every operation of every face is
-covered without another line anywhere.
+3. auth (:meth:`authorize`, ``authorize.py``): who the request is (its token, or the client
+   certificate's CN) and whether that user may do it. etcd checks auth after the request's own
+   validity (``v3rpc/key.go``), so an operation calls :meth:`admit` first, validates, then awaits
+   :meth:`authorize` (async: a simple token issued by another member may name a Raft index this
+   member is still applying, and etcd waits for it). A write stamps the user it returns into its
+   log entry's header, where the applier checks it again.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from google.protobuf.message import Message
 
 from minietcd.api.etcdserverpb import rpc_pb2
 from minietcd.errors import NoLeaderError, NotSupportedForLearnerError
+from minietcd.server.auth.info import AuthInfo
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +80,22 @@ class Op(enum.Enum):
     RESIGN = "Resign"
     LEADER = "Leader"
     OBSERVE = "Observe"
+    AUTH_ENABLE = "AuthEnable"
+    AUTH_DISABLE = "AuthDisable"
+    AUTHENTICATE = "Authenticate"
+    AUTH_USER_ADD = "UserAdd"
+    AUTH_USER_GET = "UserGet"
+    AUTH_USER_LIST = "UserList"
+    AUTH_USER_DELETE = "UserDelete"
+    AUTH_USER_CHANGE_PASSWORD = "UserChangePassword"
+    AUTH_USER_GRANT_ROLE = "UserGrantRole"
+    AUTH_USER_REVOKE_ROLE = "UserRevokeRole"
+    AUTH_ROLE_ADD = "RoleAdd"
+    AUTH_ROLE_GET = "RoleGet"
+    AUTH_ROLE_LIST = "RoleList"
+    AUTH_ROLE_DELETE = "RoleDelete"
+    AUTH_ROLE_GRANT_PERMISSION = "RoleGrantPermission"
+    AUTH_ROLE_REVOKE_PERMISSION = "RoleRevokePermission"
 
 
 #: What a learner serves whatever the request (Range only when serializable, see admit).
@@ -95,13 +114,20 @@ class MemberView(Protocol):
     def is_learner(self) -> bool: ...
 
 
+class Authorization(Protocol):
+    """The auth step (``authorize.Authorizer``): the request's user, if the operation may run."""
+
+    async def authorize(self, ctx: RequestContext, op: Op, request: Message | None) -> AuthInfo | None: ...
+
+
 class Admission:
     """The gate of every operation (see the module docstring)."""
 
-    __slots__ = ("_member",)
+    __slots__ = ("_auth", "_member")
 
-    def __init__(self, member: MemberView) -> None:
+    def __init__(self, member: MemberView, auth: Authorization | None = None) -> None:
         self._member = member
+        self._auth = auth
 
     def admit(self, ctx: RequestContext, op: Op, request: Message | None = None) -> None:
         """Raise the error etcd answers before serving ``op`` for ``ctx``; return if it may run.
@@ -110,7 +136,13 @@ class Admission:
             raise NotSupportedForLearnerError()
         if ctx.requires_leader and op not in _LEADER_NOT_REQUIRED and self._member.leader == 0:
             raise NoLeaderError()
-        # Auth: check ctx.auth_token / ctx.client_cn against op and request here.
+
+    async def authorize(self, ctx: RequestContext, op: Op, request: Message | None = None) -> AuthInfo | None:
+        """Raise etcd's auth error unless ``ctx``'s user may run ``op`` on ``request``; return
+        that user (None: no credentials, or none needed), for a write to stamp in its entry."""
+        if self._auth is None:
+            return None
+        return await self._auth.authorize(ctx, op, request)
 
 
 def _learner_serves(op: Op, request: Message | None) -> bool:

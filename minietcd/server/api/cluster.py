@@ -38,6 +38,7 @@ class Cluster:
         self, ctx: RequestContext, req: rpc_pb2.MemberListRequest
     ) -> rpc_pb2.MemberListResponse:
         self._admission.admit(ctx, Op.MEMBER_LIST, req)
+        await self._admission.authorize(ctx, Op.MEMBER_LIST, req)
         return rpc_pb2.MemberListResponse(header=self._s.cluster_header(), members=self._members())
 
     async def member_add(
@@ -45,6 +46,7 @@ class Cluster:
     ) -> rpc_pb2.MemberAddResponse:
         self._admission.admit(ctx, Op.MEMBER_ADD, req)
         urls = _peer_urls(req.peerURLs)
+        await self._admission.authorize(ctx, Op.MEMBER_ADD, req)
         if not req.isLearner and self._strict:
             self._s.check_add_voter()
         # Like etcd: an added member's id hashes its peer URLs and the time of the request.
@@ -59,6 +61,7 @@ class Cluster:
         self, ctx: RequestContext, req: rpc_pb2.MemberRemoveRequest
     ) -> rpc_pb2.MemberRemoveResponse:
         self._admission.admit(ctx, Op.MEMBER_REMOVE, req)
+        await self._admission.authorize(ctx, Op.MEMBER_REMOVE, req)
         m = self._member(req.ID)
         if self._strict and not m.is_learner:
             self._s.check_remove_voter(req.ID)
@@ -69,6 +72,7 @@ class Cluster:
         self, ctx: RequestContext, req: rpc_pb2.MemberUpdateRequest
     ) -> rpc_pb2.MemberUpdateResponse:
         self._admission.admit(ctx, Op.MEMBER_UPDATE, req)
+        await self._admission.authorize(ctx, Op.MEMBER_UPDATE, req)
         m = self._member(req.ID)
         new = Member(m.id, m.name, _peer_urls(req.peerURLs), list(m.client_urls), m.is_learner)
         members = await self._s.propose_conf_change(ConfChangeType.UPDATE_NODE, new)
@@ -78,6 +82,7 @@ class Cluster:
         self, ctx: RequestContext, req: rpc_pb2.MemberPromoteRequest
     ) -> rpc_pb2.MemberPromoteResponse:
         self._admission.admit(ctx, Op.MEMBER_PROMOTE, req)
+        await self._admission.authorize(ctx, Op.MEMBER_PROMOTE, req)
         self._s.check_promote(req.ID)
         m = self._s.sm.membership.members[req.ID]
         members = await self._s.propose_conf_change(

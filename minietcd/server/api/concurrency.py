@@ -37,6 +37,7 @@ from typing import Any, TypeVar
 from minietcd.api.etcdserverpb import rpc_pb2
 from minietcd.api.mvccpb import kv_pb2
 from minietcd.errors import (
+    AuthError,
     CompactedRevisionError,
     ConcurrencyError,
     MinietcdError,
@@ -359,6 +360,10 @@ async def as_etcd(call: Awaitable[T]) -> T:
     try:
         return await call
     except (asyncio.CancelledError, ConcurrencyError):
+        raise
+    except AuthError:
+        # An auth refusal of the recipe's KV calls keeps its code: etcd's in-process client
+        # hands on the KV server's gRPC status ("rpc error: code = PermissionDenied ...").
         raise
     except TimeoutError as e:  # a wait that ran out, as etcd's context deadline
         raise RecipeError(RequestTimeoutError()) from e

@@ -26,6 +26,7 @@ class Election:
 
     async def campaign(self, ctx: RequestContext, req: pb.CampaignRequest) -> pb.CampaignResponse:
         self._admission.admit(ctx, Op.CAMPAIGN, req)
+        await self._admission.authorize(ctx, Op.CAMPAIGN, req)
         c = self._client_for(ctx)
         header, key, rev, lease = await concurrency.as_etcd(
             concurrency.campaign(c, req.name, req.lease, req.value)
@@ -36,6 +37,7 @@ class Election:
 
     async def proclaim(self, ctx: RequestContext, req: pb.ProclaimRequest) -> pb.ProclaimResponse:
         self._admission.admit(ctx, Op.PROCLAIM, req)
+        await self._admission.authorize(ctx, Op.PROCLAIM, req)
         header = await concurrency.as_etcd(self._proclaim(self._client_for(ctx), req))
         return pb.ProclaimResponse(header=header)
 
@@ -46,6 +48,7 @@ class Election:
 
     async def resign(self, ctx: RequestContext, req: pb.ResignRequest) -> pb.ResignResponse:
         self._admission.admit(ctx, Op.RESIGN, req)
+        await self._admission.authorize(ctx, Op.RESIGN, req)
         header = await concurrency.as_etcd(self._resign(self._client_for(ctx), req))
         return pb.ResignResponse(header=header)
 
@@ -56,6 +59,7 @@ class Election:
 
     async def leader(self, ctx: RequestContext, req: pb.LeaderRequest) -> pb.LeaderResponse:
         self._admission.admit(ctx, Op.LEADER, req)
+        await self._admission.authorize(ctx, Op.LEADER, req)
         header, kv = await concurrency.as_etcd(concurrency.leader(self._client_for(ctx), req.name))
         return pb.LeaderResponse(header=header, kv=kv)
 
@@ -64,6 +68,7 @@ class Election:
     ) -> AsyncGenerator[pb.LeaderResponse, None]:
         """The leader now and every later one; ends quietly if a read or watch fails, as etcd's."""
         self._admission.admit(ctx, Op.OBSERVE, req)
+        await self._admission.authorize(ctx, Op.OBSERVE, req)
         async with contextlib.aclosing(concurrency.observe(self._client_for(ctx), req.name)) as leaders:
             async for header, kv in leaders:
                 yield pb.LeaderResponse(header=header, kv=kv)

@@ -18,6 +18,7 @@ from minietcd.errors import (
     RequestTimeoutError,
 )
 from minietcd.server.api.admission import Admission, Op, RequestContext
+from minietcd.server.api.authorize import stamp
 from minietcd.server.api.forward import FORWARD_TIMEOUT, LeaderForwarder
 from minietcd.server.etcd_server import EtcdServer
 
@@ -34,11 +35,14 @@ class Lease:
 
     async def grant(self, ctx: RequestContext, req: rpc_pb2.LeaseGrantRequest) -> rpc_pb2.LeaseGrantResponse:
         self._admission.admit(ctx, Op.LEASE_GRANT, req)
+        info = await self._admission.authorize(ctx, Op.LEASE_GRANT, req)
         self._s.check_quota(grows=True)
         if req.ID == 0:
             # The proposer picks the id (a positive int64), so every member applies the same.
             req.ID = self._s.ids.next() & ((1 << 63) - 1)
-        resp = await self._s.propose_for(_Request(lease_grant=req), rpc_pb2.LeaseGrantResponse)
+        entry = _Request(lease_grant=req)
+        stamp(entry.header, info)
+        resp = await self._s.propose_for(entry, rpc_pb2.LeaseGrantResponse)
         resp.header.CopyFrom(self._s.header())
         return resp
 
@@ -46,7 +50,10 @@ class Lease:
         self, ctx: RequestContext, req: rpc_pb2.LeaseRevokeRequest
     ) -> rpc_pb2.LeaseRevokeResponse:
         self._admission.admit(ctx, Op.LEASE_REVOKE, req)
-        resp = await self._s.propose_for(_Request(lease_revoke=req), rpc_pb2.LeaseRevokeResponse)
+        info = await self._admission.authorize(ctx, Op.LEASE_REVOKE, req)
+        entry = _Request(lease_revoke=req)
+        stamp(entry.header, info)
+        resp = await self._s.propose_for(entry, rpc_pb2.LeaseRevokeResponse)
         resp.header.CopyFrom(self._s.header(resp.header.revision or None))
         return resp
 
@@ -57,6 +64,7 @@ class Lease:
     ) -> AsyncGenerator[rpc_pb2.LeaseKeepAliveResponse, None]:
         """One keep-alive stream: a response for each request, until the requests end."""
         self._admission.admit(ctx, Op.LEASE_KEEP_ALIVE)
+        await self._admission.authorize(ctx, Op.LEASE_KEEP_ALIVE)
         async for req in requests:
             ttl = await self.renew(req.ID)
             yield rpc_pb2.LeaseKeepAliveResponse(header=self._s.header(), ID=req.ID, TTL=ttl)
@@ -89,14 +97,21 @@ class Lease:
         self, ctx: RequestContext, req: rpc_pb2.LeaseTimeToLiveRequest
     ) -> rpc_pb2.LeaseTimeToLiveResponse:
         self._admission.admit(ctx, Op.LEASE_TIME_TO_LIVE, req)
+        await self._admission.authorize(ctx, Op.LEASE_TIME_TO_LIVE, req)
         try:
             t = self._s.sm.lessor.time_to_live(req.ID)
         except LeaseNotFoundError:
             # etcd answers an unknown lease with TTL -1 (etcdctl prints "already expired").
             return rpc_pb2.LeaseTimeToLiveResponse(header=self._s.header(), ID=req.ID, TTL=-1)
         except LeaseNotPrimaryError:
-            resp = await self._forward.time_to_live(req)
+            # The leader is asked for the deadline only: the keys were checked here, against
+            # this member's copy of the lease, and are answered from it (a forwarded request
+            # carries no credentials for the leader to check them again).
+            resp = await self._forward.time_to_live(rpc_pb2.LeaseTimeToLiveRequest(ID=req.ID))
             resp.header.CopyFrom(self._s.header())
+            if req.keys and resp.TTL != -1:
+                lease = self._s.sm.lessor.lookup(req.ID)
+                resp.keys.extend(lease.keys if lease is not None else ())
             return resp
         return rpc_pb2.LeaseTimeToLiveResponse(
             header=self._s.header(),
@@ -110,5 +125,6 @@ class Lease:
         self, ctx: RequestContext, req: rpc_pb2.LeaseLeasesRequest
     ) -> rpc_pb2.LeaseLeasesResponse:
         self._admission.admit(ctx, Op.LEASE_LEASES, req)
+        await self._admission.authorize(ctx, Op.LEASE_LEASES, req)
         leases = [rpc_pb2.LeaseStatus(ID=lease.id) for lease in self._s.sm.lessor.leases()]
         return rpc_pb2.LeaseLeasesResponse(header=self._s.header(), leases=leases)

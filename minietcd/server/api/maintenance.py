@@ -8,12 +8,14 @@ those, not this.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import AsyncGenerator
 
 from minietcd import ETCD_API_VERSION
 from minietcd.api.etcdserverpb import raft_internal_pb2, rpc_pb2
-from minietcd.mvcc.boltdb import append_sha256
+from minietcd.errors import NoLeaderError
 from minietcd.server.api.admission import Admission, Op, RequestContext
+from minietcd.server.api.authorize import admin_only
 from minietcd.server.etcd_server import EtcdServer
 
 SNAPSHOT_CHUNK = 32 * 1024  # etcd streams its snapshot in 32 KiB blobs
@@ -26,15 +28,20 @@ class Maintenance:
 
     async def status(self, ctx: RequestContext, req: rpc_pb2.StatusRequest) -> rpc_pb2.StatusResponse:
         self._admission.admit(ctx, Op.STATUS, req)
+        await self._admission.authorize(ctx, Op.STATUS, req)
         s = self._s
         st = s.node.rawnode.status()
         size, in_use = s.sm.db_sizes()
-        errors = [f"memberID:{mid} alarm:{_alarm_name(a)} " for mid, a in sorted(s.sm.alarms)]
+        leader = s.leader
+        # As etcd's maintenanceServer.Status: no leader first, then one line per alarm (Go's
+        # String() of the Alarm message); `etcdctl endpoint status` shows them as ERRORS.
+        errors = [NoLeaderError.etcd_message] if leader == 0 else []
+        errors += [f"memberID:{mid} alarm:{_alarm_name(a)} " for mid, a in sorted(s.sm.alarms)]
         return rpc_pb2.StatusResponse(
             header=s.header(),
             version=ETCD_API_VERSION,
             dbSize=size,
-            leader=s.leader,
+            leader=leader,
             raftIndex=st.hard_state.commit,
             raftTerm=st.hard_state.term,
             raftAppliedIndex=s.node.applied_index,
@@ -45,11 +52,13 @@ class Maintenance:
 
     async def hash(self, ctx: RequestContext, req: rpc_pb2.HashRequest) -> rpc_pb2.HashResponse:
         self._admission.admit(ctx, Op.HASH, req)
+        await admin_only(self._admission, ctx, Op.HASH, req)
         r = await self._s.sm.hash_kv(0)
         return rpc_pb2.HashResponse(header=self._s.header(), hash=r.hash)
 
     async def hash_kv(self, ctx: RequestContext, req: rpc_pb2.HashKVRequest) -> rpc_pb2.HashKVResponse:
         self._admission.admit(ctx, Op.HASH_KV, req)
+        await admin_only(self._admission, ctx, Op.HASH_KV, req)
         r = await self._s.sm.hash_kv(req.revision)
         return rpc_pb2.HashKVResponse(
             header=self._s.header(r.revision), hash=r.hash, compact_revision=r.compact_revision
@@ -57,6 +66,7 @@ class Maintenance:
 
     async def alarm(self, ctx: RequestContext, req: rpc_pb2.AlarmRequest) -> rpc_pb2.AlarmResponse:
         self._admission.admit(ctx, Op.ALARM, req)
+        await self._admission.authorize(ctx, Op.ALARM, req)
         # As etcd: every alarm action, GET included, goes through the log, and the answer
         # carries no header (etcd's maintenance server returns the applier's response as is).
         return await self._s.propose_for(
@@ -67,29 +77,31 @@ class Maintenance:
         self, ctx: RequestContext, req: rpc_pb2.DefragmentRequest
     ) -> rpc_pb2.DefragmentResponse:
         self._admission.admit(ctx, Op.DEFRAGMENT, req)
+        await admin_only(self._admission, ctx, Op.DEFRAGMENT, req)
         self._s.sm.defragment()
-        return rpc_pb2.DefragmentResponse(header=self._s.header())
+        return rpc_pb2.DefragmentResponse()  # no header: etcd's maintenance server sets none
 
     async def snapshot(
         self, ctx: RequestContext, req: rpc_pb2.SnapshotRequest
     ) -> AsyncGenerator[rpc_pb2.SnapshotResponse, None]:
-        """The applied state as the bbolt file a real etcd would hold at this point, in chunks;
-        the stream ends with the file's SHA-256, as etcd's does."""
+        """The applied state as the bbolt file a real etcd would hold at this point, in chunks
+        without a header, then the file's SHA-256 as a chunk of its own, as etcd streams it."""
         self._admission.admit(ctx, Op.SNAPSHOT, req)
-        data = append_sha256(await self._s.sm.snapshot_db())
-        total = len(data)
+        await admin_only(self._admission, ctx, Op.SNAPSHOT, req)
+        db = await self._s.sm.snapshot_db()
+        total = len(db)
         for off in range(0, total, SNAPSHOT_CHUNK):
-            blob = data[off : off + SNAPSHOT_CHUNK]
-            yield rpc_pb2.SnapshotResponse(
-                header=self._s.header(), remaining_bytes=total - off - len(blob), blob=blob
-            )
+            blob = db[off : off + SNAPSHOT_CHUNK]
+            yield rpc_pb2.SnapshotResponse(remaining_bytes=total - off - len(blob), blob=blob)
+        yield rpc_pb2.SnapshotResponse(blob=hashlib.sha256(db).digest())  # what etcdctl checks
 
     async def move_leader(
         self, ctx: RequestContext, req: rpc_pb2.MoveLeaderRequest
     ) -> rpc_pb2.MoveLeaderResponse:
         self._admission.admit(ctx, Op.MOVE_LEADER, req)
+        await self._admission.authorize(ctx, Op.MOVE_LEADER, req)
         await self._s.move_leader(req.targetID)
-        return rpc_pb2.MoveLeaderResponse(header=self._s.header())
+        return rpc_pb2.MoveLeaderResponse()  # no header, as etcd's
 
 
 def _alarm_name(alarm: int) -> str:

@@ -23,16 +23,26 @@ import asyncio
 import contextlib
 import logging
 import random
-from collections.abc import AsyncGenerator, AsyncIterable, Callable, Iterator
+from collections.abc import AsyncGenerator, AsyncIterable, Awaitable, Callable, Iterator
 
 from minietcd.api.etcdserverpb import rpc_pb2
 from minietcd.api.mvccpb import kv_pb2
+from minietcd.errors import (
+    AuthError,
+    AuthOldRevisionError,
+    InvalidAuthTokenError,
+    PermissionDeniedError,
+    UserEmptyError,
+)
 from minietcd.mvcc.types import Event, EventType
 from minietcd.mvcc.watch import WatchHub, WatchResponse, WatchStream
 from minietcd.server.api.admission import Admission, Op, RequestContext
 from minietcd.server.apply_kv import kv_to_pb
 
 log = logging.getLogger("minietcd.server.api.watch")
+
+#: Raises an auth error unless the stream's user may create this watch.
+Authorize = Callable[[rpc_pb2.WatchCreateRequest], Awaitable[None]]
 
 #: etcd clamps --experimental-watch-progress-notify-interval to at least this (seconds).
 MIN_PROGRESS_INTERVAL = 0.1
@@ -76,9 +86,17 @@ class Watch:
 
     def open(self, ctx: RequestContext) -> WatchSession:
         """A new watch stream for ``ctx``, if admitted (a learner refuses every stream but
-        Snapshot; ``hasleader`` needs a leader). Run it, or close it."""
+        Snapshot; ``hasleader`` needs a leader). Run it, or close it. Each create request is
+        authorized as it comes (etcd checks auth per watch, not per stream)."""
         self._admission.admit(ctx, Op.WATCH)
-        return WatchSession(self._hub.new_stream(), self.messages, self._progress_interval, self._rng)
+        admission = self._admission
+
+        async def authorize(creq: rpc_pb2.WatchCreateRequest) -> None:
+            await admission.authorize(ctx, Op.WATCH, creq)
+
+        return WatchSession(
+            self._hub.new_stream(), self.messages, self._progress_interval, self._rng, authorize
+        )
 
     async def stream(
         self, ctx: RequestContext, requests: AsyncIterable[rpc_pb2.WatchRequest]
@@ -108,7 +126,7 @@ class Watch:
 class WatchSession:
     """One client's watch stream (etcd's serverWatchStream): requests in, responses out."""
 
-    __slots__ = ("_messages", "_progress_interval", "_rng", "_stream")
+    __slots__ = ("_authorize", "_messages", "_progress_interval", "_rng", "_stream")
 
     def __init__(
         self,
@@ -116,11 +134,13 @@ class WatchSession:
         messages: Callable[[WatchResponse], Iterator[rpc_pb2.WatchResponse]],
         progress_interval: float,
         rng: random.Random,
+        authorize: Authorize | None = None,
     ) -> None:
         self._stream = stream
         self._messages = messages
         self._progress_interval = progress_interval
         self._rng = rng
+        self._authorize = authorize
 
     async def run(
         self, requests: AsyncIterable[rpc_pb2.WatchRequest]
@@ -132,7 +152,7 @@ class WatchSession:
         ready = asyncio.Event()  # something was queued, or the reader ended
         room = asyncio.Event()  # the sender took a response: the reader may go on
         stream.on_ready = ready.set
-        reader = asyncio.create_task(_read(requests, stream, room))
+        reader = asyncio.create_task(_read(requests, stream, room, self._authorize))
         reader.add_done_callback(lambda _: ready.set())
         ticker = asyncio.create_task(self._tick())
         try:
@@ -164,7 +184,10 @@ class WatchSession:
 
 
 async def _read(
-    requests: AsyncIterable[rpc_pb2.WatchRequest], stream: WatchStream, room: asyncio.Event
+    requests: AsyncIterable[rpc_pb2.WatchRequest],
+    stream: WatchStream,
+    room: asyncio.Event,
+    authorize: Authorize | None = None,
 ) -> None:
     """etcd's recvLoop. Returns at the client's half-close; the stream stays open (etcd)."""
     async for req in requests:
@@ -173,12 +196,30 @@ async def _read(
             await room.wait()
         kind = req.WhichOneof("request_union")
         if kind == "create_request":
+            if authorize is not None:
+                try:
+                    await authorize(req.create_request)
+                except AuthError as e:
+                    stream.refuse(_refusal(e))
+                    continue
             _create(stream, req.create_request)
         elif kind == "cancel_request":
             stream.cancel(req.cancel_request.watch_id)
         elif kind == "progress_request":
             stream.request_progress_all()
         # Anything else is ignored, as etcd does, rather than ending the stream.
+
+
+def _refusal(e: AuthError) -> str:
+    """The cancel reason of a watch auth refused (v3rpc/watch.go: three errors say what they
+    are, anything else is "permission denied"). etcd sends the text of its gRPC error value,
+    "rpc error: code = PermissionDenied desc = etcdserver: permission denied", and its client
+    compares it whole (shouldRetryWatch)."""
+    cls: type[AuthError] = PermissionDeniedError
+    if isinstance(e, InvalidAuthTokenError | AuthOldRevisionError | UserEmptyError):
+        cls = type(e)
+    go_code = "".join(w.capitalize() for w in cls.grpc_code.name.split("_"))
+    return f"rpc error: code = {go_code} desc = {cls.etcd_message}"
 
 
 def _create(stream: WatchStream, creq: rpc_pb2.WatchCreateRequest) -> None:

@@ -236,11 +236,11 @@ class EtcdFlags:
     )
     client_crl_file: str = SECURITY.flag(
         Kind.STRING, "", "''",
-        "Path to the client certificate revocation list file.", yaml=None,
+        "Path to the client certificate revocation list file.", yaml=None, implemented=True,
     )
     client_cert_allowed_hostname: str = SECURITY.flag(
         Kind.STRING, "", "''",
-        "Allowed TLS hostname for client cert authentication.", yaml=None,
+        "Allowed TLS hostname for client cert authentication.", yaml=None, implemented=True,
     )
     trusted_ca_file: str = SECURITY.flag(
         Kind.STRING, "", "''",
@@ -269,11 +269,11 @@ class EtcdFlags:
     )
     peer_cert_allowed_cn: str = SECURITY.flag(
         Kind.STRING, "", "''",
-        "Required CN for client certs connecting to the peer endpoint.", yaml=None,
+        "Required CN for client certs connecting to the peer endpoint.", yaml=None, implemented=True,
     )
     peer_cert_allowed_hostname: str = SECURITY.flag(
         Kind.STRING, "", "''",
-        "Allowed TLS hostname for inter peer authentication.", yaml=None,
+        "Allowed TLS hostname for inter peer authentication.", yaml=None, implemented=True,
     )
     peer_auto_tls: bool = SECURITY.flag(
         Kind.BOOL, False, "'false'",
@@ -282,7 +282,7 @@ class EtcdFlags:
     )
     peer_crl_file: str = SECURITY.flag(
         Kind.STRING, "", "''",
-        "Path to the peer certificate revocation list file.", yaml=None,
+        "Path to the peer certificate revocation list file.", yaml=None, implemented=True,
     )
     cipher_suites: tuple[str, ...] = SECURITY.flag(
         Kind.STRINGS, (), "''",
@@ -292,25 +292,27 @@ class EtcdFlags:
     cors: tuple[str, ...] = SECURITY.flag(
         Kind.CORS, ("*",), "'*'",
         "Comma-separated whitelist of origins for CORS, or cross-origin resource sharing, (empty or * means "
-        "allow all).",
+        "allow all).", implemented=True,
     )
     host_whitelist: tuple[str, ...] = SECURITY.flag(
         Kind.UNIQUE_STRINGS, ("*",), "'*'",
         "Acceptable hostnames from HTTP client requests, if server is not secure (empty or * means allow "
-        "all).",
+        "all).", implemented=True,
     )
 
     # --- Auth:
     auth_token: str = AUTH.flag(
         Kind.STRING, "simple", "'simple'",
-        "Specify a v3 authentication token type and its options ('simple' or 'jwt').",
+        "Specify a v3 authentication token type and its options ('simple' or 'jwt').", implemented=True,
     )
     bcrypt_cost: int = AUTH.flag(
         Kind.UINT, 10, "10",
         "Specify the cost / strength of the bcrypt algorithm for hashing auth passwords. Valid values are "
-        "between 4 and 31.",
+        "between 4 and 31.", implemented=True,
     )
-    auth_token_ttl: int = AUTH.flag(Kind.UINT, 300, "300", "Time (in seconds) of the auth-token-ttl.")
+    auth_token_ttl: int = AUTH.flag(
+        Kind.UINT, 300, "300", "Time (in seconds) of the auth-token-ttl.", implemented=True
+    )
 
     # --- Profiling and Monitoring:
     enable_pprof: bool = MONITORING.flag(
@@ -369,7 +371,7 @@ class EtcdFlags:
     # built-in value" (array freelist, 1000-revision batches, 10m progress notify).
     experimental_initial_corrupt_check: bool = EXPERIMENTAL.flag(
         Kind.BOOL, False, "'false'",
-        "Enable to check data corruption before serving any client/peer traffic.",
+        "Enable to check data corruption before serving any client/peer traffic.", implemented=True,
     )
     experimental_corrupt_check_time: timedelta = EXPERIMENTAL.flag(
         Kind.DURATION, _NO_TIME, "'0s'",
@@ -428,7 +430,7 @@ class EtcdFlags:
     version: bool = UNLISTED.flag(Kind.BOOL, False, "", yaml=None, implemented=True)
     #: Deprecated spelling of log-outputs; reconciled with it as etcd 3.4 does.
     log_output: tuple[str, ...] = UNLISTED.flag(Kind.UNIQUE_STRINGS, (LOG_OUTPUT_DEFAULT,), "")
-    enable_grpc_gateway: bool = UNLISTED.flag(Kind.BOOL, True, "")
+    enable_grpc_gateway: bool = UNLISTED.flag(Kind.BOOL, True, "", implemented=True)
     experimental_enable_lease_checkpoint_persist: bool = UNLISTED.flag(Kind.BOOL, False, "")
     unsafe_no_fsync: bool = UNLISTED.flag(Kind.BOOL, False, "")
     #: etcd 3.6's v3 discovery (``--discovery-endpoints`` / ``--discovery-token``); etcd 3.4 has
@@ -446,6 +448,13 @@ class EtcdFlags:
     discovery_dial_timeout: timedelta = UNLISTED.flag(
         Kind.DURATION, _2S, "'2s'",
         "V3 discovery: dial timeout for client connections. (etcd 3.6)", yaml=None, implemented=True,
+    )
+    #: etcd 3.5: HTTP (the JSON gateway, /health, /metrics...) on these URLs only; the client
+    #: URLs then serve gRPC only (minietcd/server/client_listeners.py).
+    listen_client_http_urls: tuple[URL, ...] = UNLISTED.flag(
+        Kind.URLS, (), "''",
+        "List of URLs to listen on for http only client traffic. Enabling this flag removes http services "
+        "from --listen-client-urls. (etcd 3.5)", implemented=True,
     )
     discovery_request_timeout: timedelta = UNLISTED.flag(
         Kind.DURATION, _5S, "'5s'",

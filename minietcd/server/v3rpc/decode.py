@@ -23,6 +23,7 @@ grpc-go's, so clients that match on the prefix see what they see from etcd.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -33,8 +34,9 @@ import grpc.aio
 from google.protobuf.message import DecodeError
 
 from minietcd.api.etcdserverpb import rpc_pb2
-from minietcd.errors import MinietcdError
+from minietcd.errors import GrpcCode, MinietcdError
 from minietcd.server.nesting import parse_request
+from minietcd.server.rpcmetrics import RPC_METRICS, Rpc
 from minietcd.server.v3rpc.errors import to_grpc_status
 
 log = logging.getLogger("minietcd.server.v3rpc")
@@ -80,33 +82,53 @@ async def _refuse(context: grpc.aio.ServicerContext, method: str, bad: Undecodab
 
 def guard_handler(method: str, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
     """``handler`` (of the full method name ``method``, e.g. ``/etcdserverpb.KV/Put``) with its
-    request deserializer guarded: see the module docstring."""
+    request deserializer guarded (see the module docstring) and its calls counted in
+    go-grpc-prometheus's ``grpc_server_*`` metrics (rpcmetrics.py): both are done here, in the
+    one wrapper every call goes through, so neither needs an interceptor of its own."""
     if handler.request_deserializer is None:
         return handler
     deserializer = _guarded(method, handler.request_deserializer)
+    rpc = RPC_METRICS.rpc(method)
     if not handler.request_streaming:
         behavior = handler.unary_unary or handler.unary_stream
         streaming = handler.response_streaming
 
         async def unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
-            if request.__class__ is Undecodable:
-                await _refuse(context, method, request, UNARY_PREFIX)
-            return await behavior(request, context)
+            rpc.started += 1
+            rpc.received += 1
+            try:
+                if request.__class__ is Undecodable:
+                    await _refuse(context, method, request, UNARY_PREFIX)
+                response = await behavior(request, context)
+            except BaseException as e:
+                rpc.handle(_code(context, e))
+                raise
+            rpc.sent += 1
+            rpc.handle(0)
+            return response
 
         async def unary_stream(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
-            if request.__class__ is Undecodable:
-                await _refuse(context, method, request, UNARY_PREFIX)
-            async for response in behavior(request, context):
-                yield response
+            rpc.started += 1
+            rpc.received += 1
+            try:
+                if request.__class__ is Undecodable:
+                    await _refuse(context, method, request, UNARY_PREFIX)
+                async for response in behavior(request, context):
+                    rpc.sent += 1
+                    yield response
+            except BaseException as e:
+                rpc.handle(_code(context, e))
+                raise
+            rpc.handle(0)
 
         if streaming:
             return handler._replace(request_deserializer=deserializer, unary_stream=unary_stream)
         return handler._replace(request_deserializer=deserializer, unary_unary=unary)
-    return _guard_stream(method, handler, deserializer)
+    return _guard_stream(method, handler, deserializer, rpc)
 
 
 def _guard_stream(
-    method: str, handler: grpc.RpcMethodHandler, deserializer: Callable[[bytes], Any]
+    method: str, handler: grpc.RpcMethodHandler, deserializer: Callable[[bytes], Any], rpc: Rpc
 ) -> grpc.RpcMethodHandler:
     inner = handler.stream_stream or handler.stream_unary
 
@@ -115,6 +137,7 @@ def _guard_stream(
     # task: aborting from the reading task could race a response being sent.
     async def checked(requests: AsyncIterator[Any]) -> AsyncIterator[Any]:
         async for request in requests:
+            rpc.received += 1
             if isinstance(request, Undecodable):
                 raise _BadStreamMessage(request)
             yield request
@@ -124,21 +147,53 @@ def _guard_stream(
         async def stream_stream(
             requests: AsyncIterator[Any], context: grpc.aio.ServicerContext
         ) -> AsyncIterator[Any]:
+            rpc.started += 1
             try:
                 async for response in inner(checked(requests), context):
+                    rpc.sent += 1
                     yield response
             except _BadStreamMessage as e:
-                await _refuse(context, method, e.bad, STREAM_PREFIX)
+                await _refuse_counted(context, method, e, rpc)
+            except BaseException as e:
+                rpc.handle(_code(context, e))
+                raise
+            else:
+                rpc.handle(0)
 
         return handler._replace(request_deserializer=deserializer, stream_stream=stream_stream)
 
     async def stream_unary(requests: AsyncIterator[Any], context: grpc.aio.ServicerContext) -> Any:
+        rpc.started += 1
         try:
-            return await inner(checked(requests), context)
+            response = await inner(checked(requests), context)
         except _BadStreamMessage as e:
-            await _refuse(context, method, e.bad, STREAM_PREFIX)
+            await _refuse_counted(context, method, e, rpc)
+        except BaseException as e:
+            rpc.handle(_code(context, e))
+            raise
+        rpc.sent += 1
+        rpc.handle(0)
+        return response
 
     return handler._replace(request_deserializer=deserializer, stream_unary=stream_unary)
+
+
+async def _refuse_counted(
+    context: grpc.aio.ServicerContext, method: str, e: _BadStreamMessage, rpc: Rpc
+) -> None:
+    """Refuse a stream's undecodable message; the call ends with the refusal's code."""
+    try:
+        await _refuse(context, method, e.bad, STREAM_PREFIX)
+    finally:
+        rpc.handle(_code(context, e))
+
+
+def _code(context: grpc.aio.ServicerContext, exc: BaseException) -> int:
+    """The gRPC code a call that raised ``exc`` ends with (an abort set it on the context)."""
+    code = context.code()
+    if isinstance(code, grpc.StatusCode):
+        return int(code.value[0])
+    return GrpcCode.CANCELLED if isinstance(exc, asyncio.CancelledError) else GrpcCode.UNKNOWN
 
 
 class _BadStreamMessage(Exception):

@@ -8,9 +8,10 @@ and the server gets the table as one generic handler.
 Why not let the generated code register on the server directly (it registers every method as
 a *registered method* too): grpc.aio's server keeps one pending "next call" future per
 registered method and waits on all of them with ``asyncio.wait`` after every call it accepts.
-With etcd's 32 methods that is 33 futures' callbacks added and removed per accepted call, in
-Python, on the loop; a single generic handler keeps one. Together with no interceptor (the
-decode guard used to be one), that is a measurable share of a unary call's cost
+With etcd's 46 methods (Auth's 16 included) that is 47 futures' callbacks added and removed
+per accepted call, in Python, on the loop; a single generic handler keeps one. Together with
+no interceptor (the decode guard and the grpc_server_* counting live in each method's one
+wrapper: v3rpc/decode.py), that is a measurable share of a unary call's cost
 (docs/benchmarks.md, issue 15).
 """
 
@@ -25,6 +26,7 @@ from minietcd.api.etcdserverpb import rpc_pb2_grpc
 from minietcd.api.v3electionpb import v3election_pb2_grpc
 from minietcd.api.v3lockpb import v3lock_pb2_grpc
 from minietcd.server.api import Api
+from minietcd.server.v3rpc.auth import AuthService
 from minietcd.server.v3rpc.cluster import ClusterService
 from minietcd.server.v3rpc.decode import guard_handler
 from minietcd.server.v3rpc.election import ElectionService
@@ -66,6 +68,7 @@ _SERVICES: list[tuple[Callable[[Any, Any], None], Callable[[Any], Any], Callable
     (rpc_pb2_grpc.add_ClusterServicer_to_server, ClusterService, lambda api: api.cluster),
     (rpc_pb2_grpc.add_MaintenanceServicer_to_server, MaintenanceService, lambda api: api.maintenance),
     (rpc_pb2_grpc.add_LeaseServicer_to_server, LeaseService, lambda api: api.lease),
+    (rpc_pb2_grpc.add_AuthServicer_to_server, AuthService, lambda api: api.auth),
     (rpc_pb2_grpc.add_WatchServicer_to_server, WatchService, lambda api: api.watch),
     (v3lock_pb2_grpc.add_LockServicer_to_server, LockService, lambda api: api.lock),
     (v3election_pb2_grpc.add_ElectionServicer_to_server, ElectionService, lambda api: api.election),
@@ -73,7 +76,7 @@ _SERVICES: list[tuple[Callable[[Any, Any], None], Callable[[Any], Any], Callable
 
 
 def client_services(api: Api) -> MethodTable:
-    """etcd's KV, Cluster, Maintenance, Lease, Watch, Lock and Election services on ``api``."""
+    """etcd's KV, Cluster, Maintenance, Lease, Auth, Watch, Lock and Election services on ``api``."""
     table = MethodTable()
     for register, servicer, part in _SERVICES:
         register(servicer(part(api)), table)

@@ -36,6 +36,7 @@ from minietcd.client import (
     SessionExpiredError,
     WatchCompactedError,
 )
+from minietcd.errors import AuthFailedError, UserEmptyError
 from tests.cluster.harness import ClientTLS, ProcessCluster, client_test_cluster, make_test_certs
 
 pytestmark = pytest.mark.compat
@@ -449,11 +450,11 @@ async def test_authentication(tmp_path: Path, prefix: str) -> None:
             await c.put(prefix + "k", "v")
             assert (await c.get(prefix + "k")).kvs[0].value == b"v"
         async with Client(cluster.endpoints) as anonymous:
-            with pytest.raises(EtcdServerError) as info:
+            with pytest.raises(UserEmptyError) as info:  # etcd's auth errors are typed
                 await anonymous.get(prefix + "k")
             assert info.value.etcd_message == "etcdserver: user name is empty"
         async with Client(cluster.endpoints, username="root", password="wrong") as bad:
-            with pytest.raises(EtcdServerError, match="authentication failed"):
+            with pytest.raises(AuthFailedError, match="authentication failed"):
                 await bad.get(prefix + "k")
         ep = f"--endpoints={cluster.endpoints[0]}"
         for args in (["--user=root:secret", "get", prefix + "k", "-w", "fields"],

@@ -37,6 +37,11 @@ def rpc_error(code: grpc.StatusCode, details: str) -> grpc.aio.AioRpcError:
         ("https://example.com:2379", "example.com:2379", True),
         ("localhost", "localhost:2379", False),
         ("[::1]:2379", "[::1]:2379", False),
+        # etcd's clientv3 ParseEndpoint: the socket file named host:port (or the path) of the URL.
+        ("unix://localhost:2379", "unix:localhost:2379", False),
+        ("unix:///run/etcd.sock", "unix:/run/etcd.sock", False),
+        ("unixs://localhost:2379", "unix:localhost:2379", True),
+        ("unix:relative.sock", "unix:relative.sock", False),  # gRPC's own form, as is
     ],
 )
 def test_endpoint_parse(url: str, target: str, secure: bool) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import AsyncIterator
+from types import SimpleNamespace
 from typing import Any
 
 import grpc
@@ -20,10 +21,13 @@ from minietcd.errors import (
     NotSupportedForLearnerError,
     RequestTimeoutError,
 )
+from minietcd.lease.lessor import Lessor
 from minietcd.mvcc import KVStore, WatchHub
+from minietcd.mvcc.backend import Backend
 from minietcd.server.api import Api, Op, RequestContext
 from minietcd.server.api.admission import Admission
 from minietcd.server.api.forward import reply_error
+from minietcd.server.auth.store import AuthStore
 
 
 class Member:
@@ -32,6 +36,7 @@ class Member:
     def __init__(self, *, learner: bool = False, leader: int = 1) -> None:
         self.learner = learner
         self.leader = leader
+        self.sm = SimpleNamespace(lessor=Lessor(lambda: 0.0, 1), auth=AuthStore(Backend.temporary()))
 
     def is_learner(self) -> bool:
         return self.learner
@@ -83,12 +88,28 @@ REQUESTS: dict[tuple[str, str], Message] = {
     ("election", "resign"): v3election_pb2.ResignRequest(),
     ("election", "leader"): v3election_pb2.LeaderRequest(name=b"e"),
     ("election", "observe"): v3election_pb2.LeaderRequest(name=b"e"),
+    ("auth", "auth_enable"): rpc_pb2.AuthEnableRequest(),
+    ("auth", "auth_disable"): rpc_pb2.AuthDisableRequest(),
+    ("auth", "authenticate"): rpc_pb2.AuthenticateRequest(name="u", password="p"),
+    ("auth", "user_add"): rpc_pb2.AuthUserAddRequest(name="u", password="p"),
+    ("auth", "user_get"): rpc_pb2.AuthUserGetRequest(name="u"),
+    ("auth", "user_list"): rpc_pb2.AuthUserListRequest(),
+    ("auth", "user_delete"): rpc_pb2.AuthUserDeleteRequest(name="u"),
+    ("auth", "user_change_password"): rpc_pb2.AuthUserChangePasswordRequest(name="u", password="p"),
+    ("auth", "user_grant_role"): rpc_pb2.AuthUserGrantRoleRequest(user="u", role="r"),
+    ("auth", "user_revoke_role"): rpc_pb2.AuthUserRevokeRoleRequest(name="u", role="r"),
+    ("auth", "role_add"): rpc_pb2.AuthRoleAddRequest(name="r"),
+    ("auth", "role_get"): rpc_pb2.AuthRoleGetRequest(role="r"),
+    ("auth", "role_list"): rpc_pb2.AuthRoleListRequest(),
+    ("auth", "role_delete"): rpc_pb2.AuthRoleDeleteRequest(role="r"),
+    ("auth", "role_grant_permission"): rpc_pb2.AuthRoleGrantPermissionRequest(name="r"),
+    ("auth", "role_revoke_permission"): rpc_pb2.AuthRoleRevokePermissionRequest(role="r", key=b"k"),
 }
 #: Stream methods: their argument is the client's request stream.
 STREAMS = {("lease", "keep_alive"), ("watch", "stream")}
 #: Public methods that are not operations of their own.
 HELPERS = {("lease", "renew"), ("watch", "open"), ("watch", "messages")}
-FACETS = ("kv", "lease", "watch", "cluster", "maintenance", "lock", "election")
+FACETS = ("kv", "lease", "watch", "cluster", "maintenance", "lock", "election", "auth")
 
 
 def _api(member: Member) -> Api:
@@ -131,6 +152,30 @@ async def test_every_operation_is_admitted_first_under_its_own_op(monkeypatch: p
         assert info.value.op not in seen, (facet, name, seen.get(info.value.op))
         seen[info.value.op] = (facet, name)
     assert set(seen) == set(Op)  # every Op names exactly one method
+
+
+class Authorized(Exception):
+    def __init__(self, op: Op) -> None:
+        self.op = op
+
+
+async def test_every_operation_is_authorized_after_admission(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No operation can skip the auth step: each awaits ``authorize`` under its own Op (a
+    watch stream per create request, checked in test_auth_api.py)."""
+
+    async def authorize(self: Admission, ctx: RequestContext, op: Op, request: Message | None = None) -> None:
+        raise Authorized(op)
+
+    monkeypatch.setattr(Admission, "authorize", authorize)
+    api = _api(Member())
+    seen: set[Op] = set()
+    for facet, name in sorted(set(REQUESTS) | STREAMS):
+        if (facet, name) == ("watch", "stream"):
+            continue
+        with pytest.raises(Authorized) as info:
+            await _call(api, facet, name)
+        seen.add(info.value.op)
+    assert seen == set(Op) - {Op.WATCH}
 
 
 @pytest.mark.parametrize(

@@ -125,7 +125,9 @@ def test_the_client_face_serves_every_etcd_method() -> None:
         register(servicer(None), table)
     methods = table.methods()
     services = {m.split("/")[1] for m in methods}
-    assert {"etcdserverpb.KV", "etcdserverpb.Watch", "v3lockpb.Lock", "v3electionpb.Election"} <= services
+    wanted = {"etcdserverpb.KV", "etcdserverpb.Watch", "etcdserverpb.Auth", "v3lockpb.Lock"}
+    wanted.add("v3electionpb.Election")
+    assert wanted <= services
     pool = rpc_pb2.DESCRIPTOR.pool
     for name in services:  # every method of every service served, from the .proto files
         want = {f"/{name}/{m.name}" for m in pool.FindServiceByName(name).methods}
@@ -133,6 +135,24 @@ def test_the_client_face_serves_every_etcd_method() -> None:
     put = table.service(_Details("/etcdserverpb.KV/Put"))
     assert put is not None and put.request_deserializer(GARBAGE).__class__.__name__ == "Undecodable"
     assert table.service(_Details("/etcdserverpb.KV/Nope")) is None
+
+
+async def test_every_call_through_the_table_is_counted_as_go_grpc_prometheus_counts_it(server: Any) -> None:
+    """The grpc_server_* counts (rpcmetrics.py) are kept by the same wrapper as the guard: a
+    served call, a refused one, and a stream's messages."""
+    from minietcd.server.rpcmetrics import CODE_NAMES, RPC_METRICS
+
+    put, watch = RPC_METRICS.rpc("/etcdserverpb.KV/Put"), RPC_METRICS.rpc("/etcdserverpb.Watch/Watch")
+    ok, internal = CODE_NAMES.index("OK"), CODE_NAMES.index("Internal")
+    before = (put.started, put.sent, put.handled[ok], put.handled[internal], watch.received, watch.sent)
+    channel, _ = server
+    await channel.unary_unary("/etcdserverpb.KV/Put")(rpc_pb2.PutRequest(key=b"k").SerializeToString())
+    await status_of(channel.unary_unary("/etcdserverpb.KV/Put")(GARBAGE))
+    good = rpc_pb2.WatchRequest(create_request=rpc_pb2.WatchCreateRequest(key=b"k")).SerializeToString()
+    call = channel.stream_stream("/etcdserverpb.Watch/Watch")(iter([good, good]))
+    assert len([r async for r in call]) == 2
+    after = (put.started, put.sent, put.handled[ok], put.handled[internal], watch.received, watch.sent)
+    assert [a - b for a, b in zip(after, before, strict=True)] == [2, 1, 1, 1, 2, 2]
 
 
 class _Details:
