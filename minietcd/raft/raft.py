@@ -148,13 +148,18 @@ class Raft:
                 m.term = self.term
         self.msgs.append(m)
 
+    def read_round_due(self) -> bool:
+        """ReadIndex requests wait for a heartbeat round and none is in flight (read_only.py)."""
+        return self.read_round_needed and not self.read_only.in_flight
+
     def flush_read_round(self) -> None:
         """Start one heartbeat round for every ReadIndex request that arrived since the last
-        one (called when output is collected, so a burst of reads shares a single round)."""
-        if self.read_round_needed:
+        one (called when output is collected, so a burst of reads shares a single round), once
+        the round in flight, if any, is confirmed."""
+        if self.read_round_due():
             self.read_round_needed = False
             if self.state == StateRole.LEADER:
-                replication.bcast_heartbeat(self, self.read_only.last_pending_request_ctx())
+                replication.bcast_heartbeat(self, self.read_only.start_round())
 
     # -- committing ---------------------------------------------------------------------------
 

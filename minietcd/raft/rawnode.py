@@ -26,7 +26,7 @@ not be called again before ``advance()``.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from minietcd.errors import RaftInvariantError, StepError
 from minietcd.raft.confchange import encode_conf_change
@@ -35,7 +35,6 @@ from minietcd.raft.events import RaftEvent
 from minietcd.raft.progress import ProgressState
 from minietcd.raft.raft import Raft
 from minietcd.raft.types import (
-    EMPTY_HARD_STATE,
     LOCAL_MESSAGES,
     NONE,
     RESPONSE_MESSAGES,
@@ -212,20 +211,26 @@ class RawNode:
         r = self.raft
         return bool(
             r.msgs
-            or r.read_round_needed
+            or r.read_round_due()
             or r.read_states
             or r.events
             or r.snapshot_needed
             or r.raft_log.unstable.entries
             or r.raft_log.unstable.snapshot is not None
             or r.raft_log.has_next_committed_entries()
-            or r.soft_state() != self._prev_soft
+            or r.lead != self._prev_soft.lead
+            or r.state != self._prev_soft.role
             or self._hard_changed()
         )
 
     def _hard_changed(self) -> bool:
-        hs = self.raft.hard_state()
-        return hs != self._prev_hard and hs != EMPTY_HARD_STATE
+        # Field by field: has_ready runs after every input, and building a HardState to compare
+        # would allocate each time.
+        r, prev = self.raft, self._prev_hard
+        term, vote, commit = r.term, r.vote, r.raft_log.committed
+        if term == prev.term and vote == prev.vote and commit == prev.commit:
+            return False
+        return not (term == 0 and vote == NONE and commit == 0)  # EMPTY_HARD_STATE
 
     def ready(self) -> Ready:
         if self._ready_outstanding:
@@ -235,7 +240,7 @@ class RawNode:
         rd = Ready(
             entries=r.raft_log.unstable_entries(),
             committed_entries=r.raft_log.next_committed_entries(),
-            messages=r.msgs,
+            messages=coalesce(r.msgs, r.max_msg_size),
             read_states=r.read_states,
             snapshot=r.raft_log.unstable.snapshot,
             events=r.events,
@@ -294,3 +299,44 @@ class RawNode:
             conf_state=r.conf_state(),
             progress=progress,
         )
+
+
+def coalesce(msgs: list[Message], max_size: int) -> list[Message]:
+    """The messages of one Ready with the appends that follow one another merged.
+
+    Each input the leader steps (a proposal forwarded by a follower, an acknowledgement that
+    moves the commit index) sends its own MsgApp; within one Ready those to the same follower
+    are contiguous pieces of one log, and a follower's answers to them are cumulative. So a
+    MsgApp that continues the previous message to the same peer joins it (entries appended,
+    the newer commit index; up to ``max_size`` bytes of entries), and an accepting MsgAppResp
+    replaces the accepting MsgAppResp before it. The receiver ends in the state the separate
+    messages would have left it in; the cost of a message (encoding, transport, a step, an
+    answer) is paid once instead of for every piece. Order per destination is kept."""
+    if len(msgs) < 2:
+        return msgs
+    out: list[Message] = []
+    last: dict[int, int] = {}  # destination -> position in out of the last message to it
+    for m in msgs:
+        i = last.get(m.to)
+        if i is not None:
+            merged = _merged(out[i], m, max_size)
+            if merged is not None:
+                out[i] = merged
+                continue
+        last[m.to] = len(out)
+        out.append(m)
+    return out
+
+
+def _merged(a: Message, b: Message, max_size: int) -> Message | None:
+    if a.type != b.type or a.term != b.term:
+        return None
+    if a.type == MT.MsgApp:
+        if b.index != a.index + len(a.entries):
+            return None  # not the continuation (a probe resent from further back)
+        if a.entries and b.entries and sum(len(e.data) for e in (*a.entries, *b.entries)) > max_size:
+            return None
+        return replace(a, entries=a.entries + b.entries, commit=max(a.commit, b.commit))
+    if a.type == MT.MsgAppResp and not a.reject and not b.reject and b.index >= a.index:
+        return b
+    return None

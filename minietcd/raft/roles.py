@@ -37,7 +37,9 @@ MT = MessageType
 def step_leader(r: Raft, m: Message) -> None:
     t = m.type
     if t == MT.MsgBeat:
-        replication.bcast_heartbeat(r, r.read_only.last_pending_request_ctx())
+        # Also a new round for every pending read (a lost acknowledgement must not hold them).
+        r.read_round_needed = False
+        replication.bcast_heartbeat(r, r.read_only.start_round())
     elif t == MT.MsgCheckQuorum:
         _check_quorum(r)
     elif t == MT.MsgProp:

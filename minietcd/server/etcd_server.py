@@ -5,7 +5,8 @@
   entry carrying that id. Waiting here, not on the leader, means the answer comes from the same
   state machine that the next read on this member sees.
 - A linearizable read asks the core for a ReadIndex, waits until the state machine has applied
-  up to it, then reads locally. Concurrent reads share one ReadIndex round.
+  up to it, then reads locally. Concurrent reads share one ReadIndex round (a round for one
+  or two readers among many waits up to 1 ms for more: proposals.GroupCommit).
 - The leader expires leases by proposing revocations; on becoming leader it refreshes every
   lease's deadline so that a failover never expires a healthy lease.
 """
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 import os
@@ -45,6 +47,8 @@ from minietcd.errors import (
 from minietcd.raft.types import NONE, ConfChange, ConfChangeType, ReadState
 from minietcd.server.apply import ALARM_NOSPACE, Applied, StateMachine
 from minietcd.server.membership import Member, encode_conf_context
+from minietcd.server.proposals import HOLD as GROUP_HOLD
+from minietcd.server.proposals import GroupCommit
 from minietcd.server.raft_node import PROPOSALS_PENDING, RaftNode
 
 log = logging.getLogger("minietcd.server")
@@ -103,6 +107,8 @@ class EtcdServer:
         self._read_round: asyncio.Future[int] | None = None  # answered by _on_read_state
         self._read_next: asyncio.Future[int] | None = None  # readers waiting for the next round
         self._read_wanted = asyncio.Event()  # set when _read_next has readers
+        self._read_readers = 0  # readers waiting for _read_next
+        self._read_policy = GroupCommit()  # a small round waits briefly for more (proposals.py)
         self._read_loop_task: asyncio.Task[None] | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._background: set[asyncio.Task[None]] = set()  # fire-and-forget work, kept alive
@@ -210,11 +216,16 @@ class EtcdServer:
             self._read_round.set_exception(LeaderChangedError())
 
     async def wait_applied(self, index: int) -> None:
-        if self.node.applied_index >= index:
-            return
-        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        """Return once this member has applied ``index`` (a simple auth token issued by another
+        member at that index is known here only then: auth/tokens.py). The caller bounds it."""
+        if self.node.applied_index < index:
+            await self._applied_future(asyncio.get_running_loop(), index)
+
+    def _applied_future(self, loop: asyncio.AbstractEventLoop, index: int) -> asyncio.Future[None]:
+        """A future resolved by :meth:`_on_applied` once ``index`` is applied."""
+        fut: asyncio.Future[None] = loop.create_future()
         self._applied_waiters.append((index, fut))
-        await fut
+        return fut
 
     async def wait_leader(self, timeout: float) -> int:
         """The current leader, waiting up to ``timeout`` for one to be elected."""
@@ -232,34 +243,40 @@ class EtcdServer:
     # -- writes ---------------------------------------------------------------------------------
 
     async def propose(self, req: raft_internal_pb2.InternalRaftRequest) -> object:
-        """Propose ``req`` and return what applying it produced on this member."""
+        """Propose ``req`` and return what applying it produced on this member.
+
+        The hot path of every write, so it is lean: one future per request, answered by
+        ``_on_applied``, and one timer for the deadline (no ``wait_for``/``shield`` pair, which
+        costs a task, two more futures and their callbacks per request)."""
         rid = self.ids.next()
         req.header.ID = rid
         data = req.SerializeToString()
         if len(data) > self.max_request_bytes:  # etcd checks the marshalled request, no slack
             raise RequestTooLargeError()
         loop = asyncio.get_running_loop()
-        PROPOSALS_PENDING.inc()
-        deadline = time.monotonic() + self.request_timeout
+        deadline = loop.time() + self.request_timeout
+        _Pending.count += 1
         try:
             while True:
-                await self.wait_leader(deadline - time.monotonic())
+                if self.node.lead == NONE:
+                    await self.wait_leader(deadline - loop.time())
                 fut: asyncio.Future[object] = loop.create_future()
                 self._waiting[rid] = fut
                 self.node.propose(data, rid)
+                timer = loop.call_at(deadline, _time_out, fut)
                 try:
-                    return await asyncio.wait_for(asyncio.shield(fut), deadline - time.monotonic())
-                except TimeoutError:
-                    raise RequestTimeoutError() from None
+                    return await fut
                 except ProposalDroppedError:
                     # Nothing was appended (a batch is taken whole or not at all). The leader was
                     # lost or is transferring: wait for the next one, within the same deadline.
-                    await asyncio.sleep(min(0.05, max(0.0, deadline - time.monotonic())))
-                    if time.monotonic() >= deadline:
+                    await asyncio.sleep(min(0.05, max(0.0, deadline - loop.time())))
+                    if loop.time() >= deadline:
                         raise RequestTimeoutError() from None
+                finally:
+                    timer.cancel()
         finally:
             self._waiting.pop(rid, None)
-            PROPOSALS_PENDING.dec()
+            _Pending.count -= 1
 
     async def propose_for(self, req: raft_internal_pb2.InternalRaftRequest, kind: type[_T]) -> _T:
         """:meth:`propose`, for a request whose applier answers with a ``kind``."""
@@ -307,47 +324,63 @@ class EtcdServer:
 
     async def read_barrier(self) -> None:
         """Return once a read on this member would see every write committed before the call
-        (thesis 6.4: ReadIndex, then wait for the state machine to apply up to it)."""
+        (thesis 6.4: ReadIndex, then wait for the state machine to apply up to it).
+
+        Per reader: one future for the round it joins and one timer for its deadline (no
+        ``wait_for``, which would wrap each wait in a task of its own), and no wait at all
+        for the apply when the state machine is already there, the usual case."""
         if self.UNSAFE_LOCAL_READS:  # !!! TEST-ONLY, UNSAFE: see above
             return
-        deadline = time.monotonic() + self.request_timeout
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.request_timeout
         while True:
             try:
-                index = await asyncio.wait_for(self._join_read_round(), deadline - time.monotonic())
+                index = await self._join_read_round(loop, deadline)
                 break
-            except TimeoutError:
-                raise RequestTimeoutError() from None
             except LeaderChangedError:  # no leader or stopped: the reader gets it
-                if time.monotonic() >= deadline:
+                if loop.time() >= deadline:
                     raise
                 await asyncio.sleep(0.01)  # the leader changed mid-round: try again
+        if self.node.applied_index >= index:
+            return
+        fut = self._applied_future(loop, index)
+        timer = loop.call_at(deadline, _time_out, fut)
         try:
-            await asyncio.wait_for(self.wait_applied(index), max(0.0, deadline - time.monotonic()))
-        except TimeoutError:
-            raise RequestTimeoutError() from None
+            await fut
+        finally:
+            timer.cancel()
 
-    async def _join_read_round(self) -> int:
-        """The read index of the next ReadIndex round, which starts after this call (a round
-        already in flight may predate the write this reader must see)."""
+    def _join_read_round(self, loop: asyncio.AbstractEventLoop, deadline: float) -> asyncio.Future[int]:
+        """A future of the read index of the next ReadIndex round, which starts after this call
+        (a round already in flight may predate the write this reader must see). The reader's
+        own future: the round is shared, so one reader giving up (its client's deadline passed
+        and gRPC cancelled the handler) must not cancel it for the others."""
         if self._read_next is None:
             self._read_next = _shared_future()
         nxt = self._read_next
+        self._read_readers += 1
+        self._read_policy.arrived()
         self._read_wanted.set()
         if self._read_loop_task is None or self._read_loop_task.done():
             self._read_loop_task = asyncio.create_task(self._read_loop())
             self._background.add(self._read_loop_task)
             self._read_loop_task.add_done_callback(self._background.discard)
-        # Shielded: the round is shared, so one reader giving up (its client's deadline passed
-        # and gRPC cancelled the handler) must not cancel it for the others.
-        return await asyncio.shield(nxt)
+        mine: asyncio.Future[int] = loop.create_future()
+        timer = loop.call_at(deadline, _time_out, mine)
+        nxt.add_done_callback(functools.partial(_relay, mine, timer))
+        return mine
 
     async def _read_loop(self) -> None:
         """etcd's linearizableReadLoop: take everyone waiting, run one round for all of them,
         repeat. Rounds never overlap, so a ReadState can only answer the round in flight."""
         while True:
             await self._read_wanted.wait()
+            if self._read_policy.hold(self._read_readers):
+                await asyncio.sleep(GROUP_HOLD)  # a round for one or two: let more join it
             self._read_wanted.clear()
             waiting, self._read_next = self._read_next, None
+            self._read_policy.taken(self._read_readers)
+            self._read_readers = 0
             if waiting is None:
                 continue
             try:
@@ -565,6 +598,34 @@ class EtcdServer:
             )
             with contextlib.suppress(MinietcdError):
                 await self.propose(req)
+
+
+class _Pending:
+    """Proposals of this process waiting for their outcome (etcd_server_proposals_pending)."""
+
+    count = 0
+
+
+PROPOSALS_PENDING.set_function(lambda: _Pending.count)
+
+
+def _time_out(fut: asyncio.Future[Any]) -> None:
+    """A request's deadline passed: its caller gets etcd's "request timed out"."""
+    if not fut.done():
+        fut.set_exception(RequestTimeoutError())
+
+
+def _relay(mine: asyncio.Future[int], timer: asyncio.TimerHandle, shared: asyncio.Future[int]) -> None:
+    """Pass a read round's outcome on to one reader waiting for it (unless it gave up)."""
+    timer.cancel()
+    if mine.done():
+        return
+    if shared.cancelled():
+        mine.set_exception(StoppedError())
+    elif (error := shared.exception()) is not None:
+        mine.set_exception(error)
+    else:
+        mine.set_result(shared.result())
 
 
 def _shared_future() -> asyncio.Future[int]:

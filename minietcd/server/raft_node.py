@@ -2,7 +2,7 @@
 
 One asyncio task runs the Ready loop in the order the core's contract gives (rawnode.py):
 
-    tick -> ready -> persist (fsync in a worker thread) -> send -> apply -> advance
+    tick -> ready -> persist (fsync on the WAL syncer's thread) -> send -> apply -> advance
 
 While the fsync runs, the event loop keeps serving: proposals and peer messages are stepped into
 the core, and they all come out in the next Ready, so one fsync covers many writes (group
@@ -44,7 +44,9 @@ from minietcd.server.apply import Applied, StateMachine
 from minietcd.server.apply_snapshot import encode_header
 from minietcd.server.failstop import error_text, failpoint
 from minietcd.server.observe import EventLog, MessageTrace
+from minietcd.server.proposals import ProposalQueue
 from minietcd.server.snapshot_files import SnapshotBody
+from minietcd.server.wal_syncer import WalSyncer
 from minietcd.storage.raft_storage import DiskStorage
 
 log = logging.getLogger("minietcd.raft")
@@ -118,9 +120,10 @@ class RaftNode:
         self.events = EventLog()  # explained Raft events, for /debug/raft/events (observe.py)
         self.messages = MessageTrace()  # sampled sent messages, for /debug/raft/messages
         self._wake = asyncio.Event()
+        self._syncer = WalSyncer()  # fsyncs the WAL off the loop (wal_syncer.py)
         self._tasks: list[asyncio.Task[None]] = []
         self._stopped = False
-        self._proposals: list[tuple[bytes, int]] = []  # (data, request id) not yet stepped
+        self.proposals = ProposalQueue(self._wake.set)  # not yet stepped (proposals.py)
         self.advance_ticks_pending = True  # see advance_election_ticks
         # Fail-stop (DESIGN rule 8): set once, by fail(), when this member can no longer
         # persist, apply or step; the member then stops and exits non-zero.
@@ -145,16 +148,16 @@ class RaftNode:
         self._wake.set()
 
     def propose(self, data: bytes, request_id: int) -> None:
-        """Queue a proposal. Everything queued in one turn of the event loop is stepped into
-        the core together (one MsgProp, one append per follower): batching behind the request
-        edge. If the core refuses the batch, ``on_dropped(request_id, error)`` is called."""
-        self._proposals.append((data, request_id))
-        self._wake.set()
+        """Queue a proposal. What is queued enters the core together (one MsgProp, one append
+        per follower, one fsync): batching behind the request edge, with a small batch held
+        back briefly while other proposals are in flight (proposals.py). If the core refuses
+        the batch, ``on_dropped(request_id, error)`` is called."""
+        self.proposals.add(data, request_id)
 
     def _flush_proposals(self) -> None:
-        if not self._proposals:
+        if not self.proposals.due():
             return
-        batch, self._proposals = self._proposals, []
+        batch = self.proposals.take()
         try:
             self.rawnode.propose_many([data for data, _ in batch])
         except ProposalDroppedError as e:
@@ -212,6 +215,8 @@ class RaftNode:
         for t in self._tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await t
+        await self._syncer.stop()  # an fsync in flight ends before the storage is closed
+        self.proposals.close()
 
     async def _ticker(self) -> None:
         while not self._stopped:
@@ -300,7 +305,9 @@ class RaftNode:
         if rd.must_sync or rd.snapshot is not None:
             failpoint("raftBeforeSync")
             start = time.perf_counter()
-            await asyncio.to_thread(self.storage.sync)
+            job = self.storage.begin_sync()
+            error = await self._syncer.fsync(job.fd)
+            self.storage.end_sync(job, error)
             WAL_FSYNC.observe(time.perf_counter() - start)
 
         # 3. Everyone else speaks only once durable (votes, append acknowledgements).

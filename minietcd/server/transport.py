@@ -6,7 +6,7 @@ Sending (one writer task per peer)::
 
     send(msgs) --(one list per peer per call)--> bounded queue --> writer task
         writer: new channel -> Hello (same cluster? right member?) -> open Send stream
-                -> one MessageBatch per queued list ... until the stream breaks
+                -> one MessageBatch of all lists queued since the last write ... until the stream breaks
                 -> drop what is queued, report the peer unreachable, back off, next URL
 
 ``send()`` never blocks and never raises: a message that cannot be queued (the peer is not
@@ -281,7 +281,8 @@ class Transport:
     # --- sending -----------------------------------------------------------------------------
 
     def send(self, msgs: list[Message]) -> None:
-        """Queue ``msgs`` for their peers: one MessageBatch per peer. Never blocks or raises."""
+        """Queue ``msgs`` for their peers (the writer sends what queued up as one MessageBatch
+        per peer). Never blocks or raises."""
         by_peer: dict[int, list[Message]] = {}
         for m in msgs:
             if m.type == MessageType.MsgSnap:
@@ -353,6 +354,14 @@ class Transport:
                     if call.done():
                         return peer.reset_reason or await _call_status(call)
                     continue
+                # What queued up while the last write was in flight goes in the same batch:
+                # each stream message costs a gRPC write here and a read at the peer.
+                while not peer.queue.empty():
+                    more = peer.queue.get_nowait()
+                    if more is None:
+                        peer.queue.put_nowait(None)  # handled on the next turn, in order
+                        break
+                    item = item + more
                 peer.queued -= len(item)
                 for batch in self._batches(peer.id, item):
                     await call.write(batch)
@@ -398,7 +407,11 @@ class Transport:
             cluster_id=self._rpc.cluster_id, from_member_id=self._member_id, to_member_id=to
         )
         batch.messages.extend(message_to_pb(m) for m in msgs)
-        if len(msgs) == 1 or batch.ByteSize() <= BATCH_SPLIT_BYTES:
+        # Measuring the batch costs about as much as serialising it: only when its entries
+        # alone come near the limit (a message adds tens of bytes besides its entries' data).
+        # (At most QUEUE_MESSAGES messages are queued, so half the limit leaves ample room.)
+        small = _entry_bytes(msgs) <= BATCH_SPLIT_BYTES // 2
+        if len(msgs) == 1 or small or batch.ByteSize() <= BATCH_SPLIT_BYTES:
             return [batch]
         half = len(msgs) // 2
         return self._batches(to, msgs[:half]) + self._batches(to, msgs[half:])
@@ -602,6 +615,12 @@ async def fetch_cluster_members(
     raise ClusterInfoError(
         "cannot fetch cluster info from peer urls: could not retrieve cluster information "
         f"from the given URLs ({'; '.join(failures) or 'no URLs given'})"
+    )
+
+
+def _entry_bytes(msgs: list[Message]) -> int:
+    return sum(len(e.data) for m in msgs for e in m.entries) + sum(
+        len(m.snapshot.data) for m in msgs if m.snapshot is not None
     )
 
 

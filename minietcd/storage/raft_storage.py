@@ -25,6 +25,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from minietcd.errors import SnapshotOutOfDateError, WalBehindSnapshotError
 from minietcd.raft.storage import NO_LIMIT, MemoryStorage
@@ -212,6 +213,20 @@ class DiskStorage:
         for path in pending:
             self._snapshotter.finalize(path)
 
+    def begin_sync(self) -> SyncJob:
+        """:meth:`sync` in three steps, for the Ready loop: this (on the loop), an
+        ``os.fdatasync(job.fd)`` anywhere, then :meth:`end_sync` (on the loop). Nothing may be
+        saved in between (see WAL.sync_target)."""
+        pending, self._pending = self._pending, []
+        return SyncJob(self._wal.sync_target(), pending)
+
+    def end_sync(self, job: SyncJob, error: BaseException | None) -> None:
+        """Finish :meth:`begin_sync` with the fsync's outcome; raise if it failed."""
+        if error is not None:
+            raise self._wal.sync_failed(error) from error
+        for path in job.pending:
+            self._snapshotter.finalize(path)
+
     def create_snapshot(self, index: int, conf_state: ConfState | None, data: bytes) -> Snapshot:
         """Record a snapshot of the applied state at ``index``: file, WAL marker, synced.
 
@@ -246,6 +261,15 @@ class DiskStorage:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+@dataclass(frozen=True, slots=True)
+class SyncJob:
+    """An fsync the Ready loop runs off the loop: the descriptor, and the snapshot files that
+    get their final names once it succeeded."""
+
+    fd: int
+    pending: list[str]
 
 
 def _check_not_behind(wal_path: str, snapshotter: Snapshotter, start: int, last: int) -> None:

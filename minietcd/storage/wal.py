@@ -428,16 +428,29 @@ class WAL:
         try:
             _fdatasync(fd)
         except BaseException as exc:
-            # After a failed fsync the kernel may have dropped the dirty pages: retrying would
-            # "succeed" without the data (fsyncgate). Refuse further use.
-            with self._mu:
-                self._failed = exc
-                path = self._segments[-1].path
-            if isinstance(exc, OSError):
-                raise StorageError(go_error_text(exc, "sync", path)) from exc
-            raise
+            raise self.sync_failed(exc) from exc
         finally:
             os.close(fd)
+
+    def sync_target(self) -> int:
+        """The descriptor a sync of everything saved so far must fsync, for a caller that runs
+        the fsync elsewhere (the Ready loop's syncer thread: a bare ``os.fdatasync``, as little
+        of the GIL as possible) and reports the outcome with :meth:`sync_failed`. The caller
+        must not save (a save may cut a segment and close it) or close until that fsync is
+        done; the Ready loop never does, it waits for the fsync."""
+        with self._mu:
+            return self._writable_fd()
+
+    def sync_failed(self, exc: BaseException) -> BaseException:
+        """Record that a sync failed; the error to raise, in Go's words for an OSError."""
+        # After a failed fsync the kernel may have dropped the dirty pages: retrying would
+        # "succeed" without the data (fsyncgate). Refuse further use.
+        with self._mu:
+            self._failed = exc
+            path = self._segments[-1].path
+        if isinstance(exc, OSError):
+            return StorageError(go_error_text(exc, "sync", path))
+        return exc
 
     def _cut(self) -> None:
         """Start a new segment (holding _mu). The old one is complete and durable first."""

@@ -8,6 +8,8 @@ from minietcd.errors import ConfChangePendingError, ProposalDroppedError, StepEr
 from minietcd.raft import describe
 from minietcd.raft.confchange import decode_conf_change, encode_conf_change
 from minietcd.raft.progress import ProgressState
+from minietcd.raft.rawnode import RawNode, Ready, coalesce
+from minietcd.raft.storage import MemoryStorage
 from minietcd.raft.types import (
     ConfChange,
     ConfChangeType,
@@ -152,6 +154,41 @@ def test_append_respects_byte_limit() -> None:
     assert sum(len(m.entries) for m in apps) == 30
 
 
+def test_appends_to_one_follower_in_one_ready_are_one_message() -> None:
+    """Proposals stepped one by one each broadcast an append; within one Ready those to the
+    same follower are merged (rawnode.coalesce): one message with every entry, the newest
+    commit index, the follower's state as if it had received them one by one."""
+    n = rawnode()
+    make_leader(n.raft)
+    commit_noop(n.raft)
+    for i in range(5):
+        n.propose(b"p%d" % i)
+    rd = n.ready()
+    apps = [m for m in rd.messages if m.type == MT.MsgApp]
+    assert sorted(m.to for m in apps) == [2, 3]
+    assert all([e.data for e in m.entries] == [b"p%d" % i for i in range(5)] for m in apps)
+    assert {m.index for m in apps} == {n.raft.raft_log.last_index() - 5}  # after the no-op
+
+
+def test_coalesce_keeps_what_is_not_a_continuation() -> None:
+    a = Message(type=MT.MsgApp, to=2, term=1, index=5, entries=(Entry(1, 6, data=b"x"),), commit=4)
+    b = Message(type=MT.MsgApp, to=2, term=1, index=6, entries=(Entry(1, 7, data=b"y"),), commit=5)
+    beat = Message(type=MT.MsgHeartbeat, to=2, term=1)
+    resent = Message(type=MT.MsgApp, to=2, term=1, index=3, entries=(Entry(1, 4, data=b"z"),))
+    merged = coalesce([a, b], max_size=1 << 20)
+    assert len(merged) == 1 and merged[0].index == 5 and merged[0].commit == 5
+    assert [e.index for e in merged[0].entries] == [6, 7]
+    assert coalesce([a, beat, b], 1 << 20) == [a, beat, b]  # another message in between
+    assert coalesce([a, resent], 1 << 20) == [a, resent]  # not where a ends
+    assert coalesce([a, b], max_size=1) == [a, b]  # too large together
+    ok1 = Message(type=MT.MsgAppResp, to=1, term=1, index=6)
+    ok2 = Message(type=MT.MsgAppResp, to=1, term=1, index=7)
+    no = Message(type=MT.MsgAppResp, to=1, term=1, index=7, reject=True, reject_hint=5)
+    assert coalesce([ok1, ok2], 1 << 20) == [ok2]  # acknowledgements are cumulative
+    assert coalesce([ok1, no], 1 << 20) == [ok1, no]  # a rejection is kept
+    assert coalesce([ok2, ok1], 1 << 20) == [ok2, ok1]
+
+
 def test_inflight_window_bounds_pipelining() -> None:
     r = raft(max_inflight_msgs=3, max_size_per_msg=1)
     make_leader(r)
@@ -182,6 +219,51 @@ def test_reads_share_one_heartbeat_round() -> None:
     rd = n.ready()
     assert [rs.request_ctx for rs in rd.read_states] == [b"r%d" % i for i in range(50)]
     assert {rs.index for rs in rd.read_states} == {1}
+
+
+def _persist_and_advance(n: RawNode, rd: Ready) -> None:
+    st = n.raft.raft_log.storage
+    assert isinstance(st, MemoryStorage)
+    st.append(list(rd.entries))
+    n.advance(rd)
+
+
+def test_reads_arriving_during_a_round_share_the_next_one() -> None:
+    """One heartbeat round at a time (read_only.py): reads that arrive while a round is
+    unconfirmed wait for it, then share one round that started after they arrived."""
+    n = rawnode()
+    make_leader(n.raft)
+    commit_noop(n.raft)
+    n.read_index(b"a")
+    rd = n.ready()
+    assert {m.context for m in rd.messages if m.type == MT.MsgHeartbeat} == {b"a"}
+    _persist_and_advance(n, rd)
+    for ctx in (b"b", b"c"):
+        n.read_index(ctx)
+    assert not n.has_ready()  # b and c wait: no new broadcast while a's round is in flight
+    n.step(Message(type=MT.MsgHeartbeatResp, from_=2, to=1, term=1, context=b"a"))
+    rd = n.ready()
+    assert [rs.request_ctx for rs in rd.read_states] == [b"a"]  # a's round confirms a only
+    assert {m.context for m in rd.messages if m.type == MT.MsgHeartbeat} == {b"c"}
+    _persist_and_advance(n, rd)
+    n.step(Message(type=MT.MsgHeartbeatResp, from_=3, to=1, term=1, context=b"c"))
+    assert [rs.request_ctx for rs in n.ready().read_states] == [b"b", b"c"]
+
+
+def test_a_lost_read_round_is_sent_again_with_the_next_heartbeat() -> None:
+    n = rawnode()
+    make_leader(n.raft)
+    commit_noop(n.raft)
+    n.read_index(b"a")
+    _persist_and_advance(n, n.ready())  # its heartbeats are lost
+    n.read_index(b"b")
+    assert not n.has_ready()
+    n.raft.step(Message(type=MT.MsgBeat))  # the periodic heartbeat carries the newest read
+    rd = n.ready()
+    assert {m.context for m in rd.messages if m.type == MT.MsgHeartbeat} == {b"b"}
+    _persist_and_advance(n, rd)
+    n.step(Message(type=MT.MsgHeartbeatResp, from_=2, to=1, term=1, context=b"b"))
+    assert [rs.request_ctx for rs in n.ready().read_states] == [b"a", b"b"]
 
 
 def test_read_waits_for_leader_to_commit_in_its_term() -> None:

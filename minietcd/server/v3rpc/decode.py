@@ -3,10 +3,14 @@
 grpc-go, under etcd 3.4, answers a request it cannot unmarshal with ``INTERNAL`` and
 ``grpc: error unmarshalling request: <why>`` (a streamed message: ``grpc: failed to unmarshal
 the received message <why>``), and the server logs nothing. grpc's Python server instead logs a
-traceback per request and answers ``UNKNOWN``. :class:`DecodeGuard` (the first interceptor)
-restores grpc-go's answer: it wraps each method's deserializer so that a failure becomes a
-value, and the method answers that value's status before the service sees anything. One short
-warning line is logged per refused request.
+traceback per request and answers ``UNKNOWN``. :func:`guard_handler` restores grpc-go's
+answer: it wraps a method's deserializer so that a failure becomes a value, and the method
+answers that value's status before the service sees anything. One short warning line is logged
+per refused request.
+
+The wrapping is done once, when the services are registered (``v3rpc/services.py``), not per
+call: a grpc.aio server interceptor runs a coroutine chain and rebuilds the handler for every
+call, a measurable share of a unary call's cost (docs/benchmarks.md).
 
 It also parses Txn requests through :func:`minietcd.server.nesting.parse_request`, so a Txn
 nested as deep as etcd serves (127 levels by default) is parsed, and a deeper one gets etcd's
@@ -21,7 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -76,94 +80,26 @@ async def _refuse(context: grpc.aio.ServicerContext, method: str, bad: Undecodab
     await context.abort(code, message)
 
 
-class DecodeGuard(grpc.aio.ServerInterceptor):  # type: ignore[misc]  # grpc has no type hints: the base is Any
-    """See the module docstring. Put it first: later interceptors may look at the request."""
+def guard_handler(method: str, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
+    """``handler`` (of the full method name ``method``, e.g. ``/etcdserverpb.KV/Put``) with its
+    request deserializer guarded (see the module docstring) and its calls counted in
+    go-grpc-prometheus's ``grpc_server_*`` metrics (rpcmetrics.py): both are done here, in the
+    one wrapper every call goes through, so neither needs an interceptor of its own."""
+    if handler.request_deserializer is None:
+        return handler
+    deserializer = _guarded(method, handler.request_deserializer)
+    rpc = RPC_METRICS.rpc(method)
+    if not handler.request_streaming:
+        behavior = handler.unary_unary or handler.unary_stream
+        streaming = handler.response_streaming
 
-    async def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
-        details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler:
-        handler = await continuation(details)
-        if handler is None or handler.request_deserializer is None:
-            return handler
-        method = details.method
-        deserializer = _guarded(method, handler.request_deserializer)
-        rpc = RPC_METRICS.rpc(method)  # go-grpc-prometheus's counts, kept here: no interceptor of their own
-        if not handler.request_streaming:
-            behavior = handler.unary_unary or handler.unary_stream
-            streaming = handler.response_streaming
-
-            async def unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
-                rpc.started += 1
-                rpc.received += 1
-                try:
-                    if isinstance(request, Undecodable):
-                        await _refuse(context, method, request, UNARY_PREFIX)
-                    response = await behavior(request, context)
-                except BaseException as e:
-                    rpc.handle(_code(context, e))
-                    raise
-                rpc.sent += 1
-                rpc.handle(0)
-                return response
-
-            async def unary_stream(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
-                rpc.started += 1
-                rpc.received += 1
-                try:
-                    if isinstance(request, Undecodable):
-                        await _refuse(context, method, request, UNARY_PREFIX)
-                    async for response in behavior(request, context):
-                        rpc.sent += 1
-                        yield response
-                except BaseException as e:
-                    rpc.handle(_code(context, e))
-                    raise
-                rpc.handle(0)
-
-            if streaming:
-                return handler._replace(request_deserializer=deserializer, unary_stream=unary_stream)
-            return handler._replace(request_deserializer=deserializer, unary_unary=unary)
-
-        inner = handler.stream_stream or handler.stream_unary
-
-        # A bad message in a request stream is raised through the service (which may read its
-        # requests in a task of its own, as Watch does) and answered here, in the RPC's own
-        # task: aborting from the reading task could race a response being sent.
-        async def checked(requests: AsyncIterator[Any]) -> AsyncIterator[Any]:
-            async for request in requests:
-                rpc.received += 1
-                if isinstance(request, Undecodable):
-                    raise _BadStreamMessage(request)
-                yield request
-
-        if handler.response_streaming:
-
-            async def stream_stream(
-                requests: AsyncIterator[Any], context: grpc.aio.ServicerContext
-            ) -> AsyncIterator[Any]:
-                rpc.started += 1
-                try:
-                    async for response in inner(checked(requests), context):
-                        rpc.sent += 1
-                        yield response
-                except _BadStreamMessage as e:
-                    await _refuse_counted(context, method, e, rpc)
-                except BaseException as e:
-                    rpc.handle(_code(context, e))
-                    raise
-                else:
-                    rpc.handle(0)
-
-            return handler._replace(request_deserializer=deserializer, stream_stream=stream_stream)
-
-        async def stream_unary(requests: AsyncIterator[Any], context: grpc.aio.ServicerContext) -> Any:
+        async def unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
             rpc.started += 1
+            rpc.received += 1
             try:
-                response = await inner(checked(requests), context)
-            except _BadStreamMessage as e:
-                await _refuse_counted(context, method, e, rpc)
+                if request.__class__ is Undecodable:
+                    await _refuse(context, method, request, UNARY_PREFIX)
+                response = await behavior(request, context)
             except BaseException as e:
                 rpc.handle(_code(context, e))
                 raise
@@ -171,7 +107,75 @@ class DecodeGuard(grpc.aio.ServerInterceptor):  # type: ignore[misc]  # grpc has
             rpc.handle(0)
             return response
 
-        return handler._replace(request_deserializer=deserializer, stream_unary=stream_unary)
+        async def unary_stream(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+            rpc.started += 1
+            rpc.received += 1
+            try:
+                if request.__class__ is Undecodable:
+                    await _refuse(context, method, request, UNARY_PREFIX)
+                async for response in behavior(request, context):
+                    rpc.sent += 1
+                    yield response
+            except BaseException as e:
+                rpc.handle(_code(context, e))
+                raise
+            rpc.handle(0)
+
+        if streaming:
+            return handler._replace(request_deserializer=deserializer, unary_stream=unary_stream)
+        return handler._replace(request_deserializer=deserializer, unary_unary=unary)
+    return _guard_stream(method, handler, deserializer, rpc)
+
+
+def _guard_stream(
+    method: str, handler: grpc.RpcMethodHandler, deserializer: Callable[[bytes], Any], rpc: Rpc
+) -> grpc.RpcMethodHandler:
+    inner = handler.stream_stream or handler.stream_unary
+
+    # A bad message in a request stream is raised through the service (which may read its
+    # requests in a task of its own, as Watch does) and answered here, in the RPC's own
+    # task: aborting from the reading task could race a response being sent.
+    async def checked(requests: AsyncIterator[Any]) -> AsyncIterator[Any]:
+        async for request in requests:
+            rpc.received += 1
+            if isinstance(request, Undecodable):
+                raise _BadStreamMessage(request)
+            yield request
+
+    if handler.response_streaming:
+
+        async def stream_stream(
+            requests: AsyncIterator[Any], context: grpc.aio.ServicerContext
+        ) -> AsyncIterator[Any]:
+            rpc.started += 1
+            try:
+                async for response in inner(checked(requests), context):
+                    rpc.sent += 1
+                    yield response
+            except _BadStreamMessage as e:
+                await _refuse_counted(context, method, e, rpc)
+            except BaseException as e:
+                rpc.handle(_code(context, e))
+                raise
+            else:
+                rpc.handle(0)
+
+        return handler._replace(request_deserializer=deserializer, stream_stream=stream_stream)
+
+    async def stream_unary(requests: AsyncIterator[Any], context: grpc.aio.ServicerContext) -> Any:
+        rpc.started += 1
+        try:
+            response = await inner(checked(requests), context)
+        except _BadStreamMessage as e:
+            await _refuse_counted(context, method, e, rpc)
+        except BaseException as e:
+            rpc.handle(_code(context, e))
+            raise
+        rpc.sent += 1
+        rpc.handle(0)
+        return response
+
+    return handler._replace(request_deserializer=deserializer, stream_unary=stream_unary)
 
 
 async def _refuse_counted(

@@ -229,7 +229,9 @@ async def test_messages_arrive_in_order_and_intact(nodes: list[Node]) -> None:
     assert n1.unreachable == []
 
 
-async def test_one_batch_per_send_call() -> None:
+async def test_what_queued_up_goes_in_one_batch() -> None:
+    """Every send() call's messages go in order; the calls made before the writer ran share
+    one batch (one stream message), a later call gets one of its own."""
     async with fake_peer(2) as (peer, url):
         t = Node(1, free_port())
         await t.start()
@@ -239,10 +241,12 @@ async def test_one_batch_per_send_call() -> None:
             t.transport.send([heartbeat(1, 2, 1), heartbeat(1, 2, 2), app(1, 2, 5, b"x")])
             t.transport.send([heartbeat(1, 2, 3)])
             t.transport.send([heartbeat(1, 3, 3)])  # unknown peer: dropped, not batched
+            await wait_until(lambda: len(peer.batches) == 1, "one batch")
+            t.transport.send([heartbeat(1, 2, 4)])
             await wait_until(lambda: len(peer.batches) == 2, "two batches")
             first, second = peer.batches
-            assert [m.commit for m in first.messages] == [1, 2, 0]
-            assert [m.commit for m in second.messages] == [3]
+            assert [m.commit for m in first.messages] == [1, 2, 0, 3]
+            assert [m.commit for m in second.messages] == [4]
             assert (first.cluster_id, first.from_member_id, first.to_member_id) == (CLUSTER, 1, 2)
             assert first.messages[2] == message_to_pb(app(1, 2, 5, b"x"))
         finally:
@@ -724,3 +728,19 @@ async def test_a_failing_callback_does_not_break_the_stream(nodes: list[Node]) -
         assert n1.transport.active_since(4) is not None
     finally:
         await t.stop()
+
+
+def test_a_batch_too_large_for_one_message_is_split_in_order(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(transport_mod, "BATCH_SPLIT_BYTES", 1000)
+    t = Transport(
+        cluster_id=CLUSTER,
+        member_id=1,
+        on_message=lambda m: None,
+        on_unreachable=lambda _id: None,
+        on_snapshot_status=lambda _id, _ok: None,
+    )
+    big = [app(1, 2, i + 1, bytes(300)) for i in range(10)]
+    batches = t._batches(2, big)
+    assert len(batches) > 1 and all(b.ByteSize() <= 1000 or len(b.messages) == 1 for b in batches)
+    assert [m.index for b in batches for m in b.messages] == list(range(10))  # the entries' previous
+    assert len(t._batches(2, [heartbeat(1, 2, c) for c in range(10)])) == 1  # small: one batch

@@ -245,3 +245,25 @@ def test_random_histories_survive_restarts(seed: int) -> None:
         s = DiskStorage.open(d, segment_size=400, keep_snapshots=2)
         s = _random_history(s, random.Random(seed), 60)
         s.close()
+
+
+def test_a_sync_run_elsewhere_finishes_on_the_caller(tmp_path: Path) -> None:
+    """begin_sync / fdatasync anywhere / end_sync (the Ready loop's split of sync()): the data is
+    durable and a restart sees it; a failed fsync leaves the WAL refusing writes, in Go's words."""
+    import errno
+
+    from minietcd.errors import StorageError
+
+    s = DiskStorage.open(str(tmp_path))
+    s.save_ready(HardState(term=1, vote=1, commit=0), ents(1, 3), None)
+    job = s.begin_sync()
+    os.fdatasync(job.fd)
+    s.end_sync(job, None)
+    s = restart(s)
+    s.save_ready(HardState(term=1, vote=1, commit=0), ents(4, 4), None)
+    job = s.begin_sync()
+    with pytest.raises(StorageError, match=r"^sync .*\.wal: input/output error$"):
+        s.end_sync(job, OSError(errno.EIO, os.strerror(errno.EIO)))
+    with pytest.raises(StorageError, match="failed earlier"):
+        s.save_ready(HardState(term=1, vote=1, commit=0), ents(5, 5), None)
+    s.close()
