@@ -28,14 +28,9 @@ import secrets
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
 
-import jwt
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
-
-from minietcd.errors import AuthFailedError, AuthVerifyOnlyError, ConfigError
-from minietcd.golang import parse_duration
+from minietcd.errors import AuthFailedError, ConfigError
 from minietcd.server.auth.info import AuthInfo
 
 log = logging.getLogger("minietcd.auth")
@@ -46,14 +41,6 @@ SIMPLE_TOKEN_LETTERS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
 SIMPLE_TOKEN_LENGTH = 16
 #: etcd's error for a malformed --auth-token (auth.ErrInvalidAuthOpts).
 INVALID_AUTH_OPTS = "auth: invalid auth options"
-#: The sign methods etcd 3.4's jwt provider can key (options.go's Key()).
-JWT_METHODS = {
-    **{f"HS{n}": "hmac" for n in (256, 384, 512)},
-    **{f"RS{n}": "rsa" for n in (256, 384, 512)},
-    **{f"PS{n}": "rsa" for n in (256, 384, 512)},
-    **{f"ES{n}": "ec" for n in (256, 384, 512)},
-}
-_KNOWN_JWT_OPTIONS = ("sign-method", "pub-key", "priv-key", "ttl")
 
 WaitApplied = Callable[[int], Awaitable[None]]
 
@@ -185,49 +172,6 @@ def _token_index(token: str) -> int | None:
         return None
 
 
-class JWTTokens:
-    """``--auth-token jwt,...`` (see the module docstring)."""
-
-    kind = "jwt"
-
-    def __init__(self, method: str, signing_key: Any, verify_key: Any, ttl: float) -> None:
-        self.method = method
-        self._signing_key = signing_key  # None: verify only
-        self._verify_key = verify_key
-        self.ttl = ttl
-
-    def gen_prefix(self) -> str:
-        return ""
-
-    def register(self, token: str, username: str) -> None:
-        pass
-
-    def assign(self, username: str, revision: int, simple_token: str) -> str:
-        if self._signing_key is None:
-            raise AuthVerifyOnlyError()
-        # Go's MapClaims marshal with sorted keys; the same order here gives the same bytes.
-        claims = {"exp": int(time.time() + self.ttl), "revision": revision, "username": username}
-        return jwt.encode(claims, self._signing_key, algorithm=self.method)
-
-    async def info(self, token: str, revision: int) -> AuthInfo | None:
-        try:
-            claims = jwt.decode(token, self._verify_key, algorithms=[self.method])
-        except jwt.PyJWTError as e:
-            log.warning("auth: failed to parse jwt token: %s", e)
-            return None
-        username, rev = claims.get("username"), claims.get("revision")
-        if not isinstance(username, str) or not isinstance(rev, int | float) or isinstance(rev, bool):
-            log.warning("auth: invalid jwt token: %s", token)
-            return None
-        return AuthInfo(username, int(rev))
-
-    def invalidate_user(self, username: str) -> None:
-        pass  # a JWT outlives nothing: its revision is old once the user changed
-
-    def set_enabled(self, on: bool) -> None:
-        pass
-
-
 class NoTokens:
     """``--auth-token ''``: etcd's nop provider (no token is ever valid or issued)."""
 
@@ -265,7 +209,11 @@ def parse_auth_token(
         log.warning("auth: simple token is not cryptographically signed")
         return SimpleTokens(ttl)
     if kind == "jwt":
-        return _jwt_provider(opts, read_file or _read_file)
+        # Imported only here: PyJWT and cryptography's key types cost every member about
+        # 10 MiB of memory, and most members never use JWTs.
+        from minietcd.server.auth.jwt_tokens import jwt_provider
+
+        return jwt_provider(opts, read_file or _read_file)
     if kind == "":
         return NoTokens()
     log.error("auth: unknown token type: %s", kind)
@@ -288,58 +236,3 @@ def _decompose(spec: str) -> tuple[str, dict[str, str]]:
 def _read_file(path: str) -> bytes:
     with open(path, "rb") as f:
         return f.read()
-
-
-def _jwt_provider(opts: dict[str, str], read_file: Callable[[str], bytes]) -> JWTTokens:
-    try:
-        ttl = parse_duration(opts["ttl"]) if opts.get("ttl") else DEFAULT_TTL
-        pub = read_file(opts["pub-key"]) if opts.get("pub-key") else b""
-        priv = read_file(opts["priv-key"]) if opts.get("priv-key") else b""
-    except (ValueError, OSError) as e:
-        log.error("auth: problem loading JWT options: %s", e)
-        raise ConfigError(INVALID_AUTH_OPTS) from None
-    method = opts.get("sign-method", "")
-    family = JWT_METHODS.get(method)
-    if family is None:
-        log.error("auth: problem loading JWT options: auth: invalid auth signature method")
-        raise ConfigError(INVALID_AUTH_OPTS)
-    unknown = [k for k in opts if k not in _KNOWN_JWT_OPTIONS]
-    if unknown:
-        log.warning("auth: unknown JWT options: %s", unknown)
-    if family == "hmac":
-        if not priv:
-            raise ConfigError("auth: missing key data")
-        return JWTTokens(method, priv, priv, ttl)
-    private = _load_private(priv, family) if priv else None
-    public = _load_public(pub, family) if pub else None
-    if private is None:
-        if public is None:
-            raise ConfigError("auth: missing key data")
-        return JWTTokens(method, None, public, ttl)  # verify only
-    # As etcd: with a private key, tokens are verified with its own public half.
-    return JWTTokens(method, private, private.public_key(), ttl)
-
-
-_PRIVATE_TYPES = {"rsa": rsa.RSAPrivateKey, "ec": ec.EllipticCurvePrivateKey}
-_PUBLIC_TYPES = {"rsa": rsa.RSAPublicKey, "ec": ec.EllipticCurvePublicKey}
-_KIND_NAME = {"rsa": "RSA", "ec": "ECDSA"}
-
-
-def _load_private(data: bytes, family: str) -> Any:
-    try:
-        key = serialization.load_pem_private_key(data, password=None)
-    except (ValueError, TypeError):
-        raise ConfigError("Invalid Key: Key must be PEM encoded PKCS1 or PKCS8 private key") from None
-    if not isinstance(key, _PRIVATE_TYPES[family]):
-        raise ConfigError(f"Key is not a valid {_KIND_NAME[family]} private key")
-    return key
-
-
-def _load_public(data: bytes, family: str) -> Any:
-    try:
-        key = serialization.load_pem_public_key(data)
-    except (ValueError, TypeError):
-        raise ConfigError("Invalid Key: Key must be PEM encoded PKCS1 or PKCS8 private key") from None
-    if not isinstance(key, _PUBLIC_TYPES[family]):
-        raise ConfigError(f"Key is not a valid {_KIND_NAME[family]} public key")
-    return key

@@ -14,7 +14,8 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from minietcd.errors import AuthVerifyOnlyError, ConfigError
 from minietcd.server.auth.info import AuthInfo
-from minietcd.server.auth.tokens import INVALID_AUTH_OPTS, JWTTokens, SimpleTokens, parse_auth_token
+from minietcd.server.auth.jwt_tokens import JWTTokens
+from minietcd.server.auth.tokens import INVALID_AUTH_OPTS, SimpleTokens, parse_auth_token
 
 
 class Clock:
