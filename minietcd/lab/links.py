@@ -29,7 +29,7 @@ from minietcd.errors import LabError
 from minietcd.lab.state import HOST, LabState, LinkState, MemberState
 from minietcd.lab.toxiproxy import configure_client
 
-ROUTES_ENV = "MINIETCD_LAB_PEER_ROUTES"  # = minietcd.server.transport.LAB_PEER_ROUTES_ENV
+ROUTES_ENV = "MINIETCD_LAB_PEER_ROUTES"  # = minietcd.server.peer_channels.LAB_PEER_ROUTES_ENV
 
 
 @dataclass(slots=True)

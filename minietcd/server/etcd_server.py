@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import json
 import logging
 import os
@@ -44,17 +43,15 @@ from minietcd.errors import (
     StoppedError,
     UnhealthyError,
 )
-from minietcd.raft.types import NONE, ConfChange, ConfChangeType, ReadState
+from minietcd.raft.types import NONE, ConfChange, ConfChangeType
 from minietcd.server.apply import ALARM_NOSPACE, Applied, StateMachine
 from minietcd.server.membership import Member, encode_conf_context
-from minietcd.server.proposals import HOLD as GROUP_HOLD
-from minietcd.server.proposals import GroupCommit
 from minietcd.server.raft_node import PROPOSALS_PENDING, RaftNode
+from minietcd.server.read_rounds import ReadRounds, time_out
 
 log = logging.getLogger("minietcd.server")
 _T = TypeVar("_T")
 
-READ_INDEX_RETRY = 0.5  # seconds before a ReadIndex request without an answer is sent again (etcd 3.5)
 HEALTH_INTERVAL = 5.0  # seconds all peers must have been connected before a reconfiguration
 
 LEASE_REVOKE_RATE = 1000  # lease revocations proposed per second at most (etcd's leaseRevokeRate)
@@ -101,20 +98,13 @@ class EtcdServer:
         self._waiting: dict[int, asyncio.Future[object]] = {}
         self._applied_waiters: list[tuple[int, asyncio.Future[None]]] = []
         self._leader_changed = asyncio.Event()
-        # Linearizable reads (read_barrier): one ReadIndex round in flight at a time, run by
-        # _read_loop; readers who arrive meanwhile share the next round's future.
-        self._read_ctx: bytes | None = None  # context of the ReadIndex round in flight
-        self._read_round: asyncio.Future[int] | None = None  # answered by _on_read_state
-        self._read_next: asyncio.Future[int] | None = None  # readers waiting for the next round
-        self._read_wanted = asyncio.Event()  # set when _read_next has readers
-        self._read_readers = 0  # readers waiting for _read_next
-        self._read_policy = GroupCommit()  # a small round waits briefly for more (proposals.py)
-        self._read_loop_task: asyncio.Task[None] | None = None
+        # Linearizable reads (read_barrier): ReadIndex rounds shared by concurrent readers.
+        self.reads = ReadRounds(node, self.wait_leader, lambda: self.request_timeout, self._keep)
         self._tasks: list[asyncio.Task[None]] = []
         self._background: set[asyncio.Task[None]] = set()  # fire-and-forget work, kept alive
         self.stopped = asyncio.Event()
         node.on_applied = self._on_applied
-        node.on_read_state = self._on_read_state
+        node.on_read_state = self.reads.on_read_state
         node.on_leader_change = self._on_leader_change
         node.on_dropped = self._on_dropped
 
@@ -134,10 +124,7 @@ class EtcdServer:
     async def stop(self) -> None:
         for t in self._tasks:
             t.cancel()
-        if self._read_loop_task is not None:
-            self._read_loop_task.cancel()  # its readers get StoppedError (see _read_loop)
-        if self._read_next is not None and not self._read_next.done():
-            self._read_next.set_exception(StoppedError())
+        self.reads.stop()
         for fut in self._waiting.values():
             if not fut.done():
                 fut.set_exception(StoppedError())
@@ -145,7 +132,9 @@ class EtcdServer:
 
     def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         """Run ``coro`` in the background, holding a reference until it ends."""
-        task = asyncio.create_task(coro)
+        self._keep(asyncio.create_task(coro))
+
+    def _keep(self, task: asyncio.Task[None]) -> None:
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
@@ -196,11 +185,6 @@ class EtcdServer:
                     keep.append((want, f))
             self._applied_waiters = keep
 
-    def _on_read_state(self, rs: ReadState) -> None:
-        rnd = self._read_round
-        if rnd is not None and rs.request_ctx == self._read_ctx and not rnd.done():
-            rnd.set_result(rs.index)
-
     def _on_leader_change(self, lead: int, term: int) -> None:
         self._leader_changed.set()
         self._leader_changed = asyncio.Event()
@@ -211,9 +195,7 @@ class EtcdServer:
             lessor.promote(self.election_timeout)
         elif lessor.is_primary:
             lessor.demote()
-        if self._read_round is not None and not self._read_round.done():
-            # A ReadIndex in flight may be lost with the old leader: fail fast, readers retry.
-            self._read_round.set_exception(LeaderChangedError())
+        self.reads.on_leader_change()
 
     async def wait_applied(self, index: int) -> None:
         """Return once this member has applied ``index`` (a simple auth token issued by another
@@ -263,7 +245,7 @@ class EtcdServer:
                 fut: asyncio.Future[object] = loop.create_future()
                 self._waiting[rid] = fut
                 self.node.propose(data, rid)
-                timer = loop.call_at(deadline, _time_out, fut)
+                timer = loop.call_at(deadline, time_out, fut)
                 try:
                     return await fut
                 except ProposalDroppedError:
@@ -335,7 +317,7 @@ class EtcdServer:
         deadline = loop.time() + self.request_timeout
         while True:
             try:
-                index = await self._join_read_round(loop, deadline)
+                index = await self.reads.join(loop, deadline)
                 break
             except LeaderChangedError:  # no leader or stopped: the reader gets it
                 if loop.time() >= deadline:
@@ -344,85 +326,11 @@ class EtcdServer:
         if self.node.applied_index >= index:
             return
         fut = self._applied_future(loop, index)
-        timer = loop.call_at(deadline, _time_out, fut)
+        timer = loop.call_at(deadline, time_out, fut)
         try:
             await fut
         finally:
             timer.cancel()
-
-    def _join_read_round(self, loop: asyncio.AbstractEventLoop, deadline: float) -> asyncio.Future[int]:
-        """A future of the read index of the next ReadIndex round, which starts after this call
-        (a round already in flight may predate the write this reader must see). The reader's
-        own future: the round is shared, so one reader giving up (its client's deadline passed
-        and gRPC cancelled the handler) must not cancel it for the others."""
-        if self._read_next is None:
-            self._read_next = _shared_future()
-        nxt = self._read_next
-        self._read_readers += 1
-        self._read_policy.arrived()
-        self._read_wanted.set()
-        if self._read_loop_task is None or self._read_loop_task.done():
-            self._read_loop_task = asyncio.create_task(self._read_loop())
-            self._background.add(self._read_loop_task)
-            self._read_loop_task.add_done_callback(self._background.discard)
-        mine: asyncio.Future[int] = loop.create_future()
-        timer = loop.call_at(deadline, _time_out, mine)
-        nxt.add_done_callback(functools.partial(_relay, mine, timer))
-        return mine
-
-    async def _read_loop(self) -> None:
-        """etcd's linearizableReadLoop: take everyone waiting, run one round for all of them,
-        repeat. Rounds never overlap, so a ReadState can only answer the round in flight."""
-        while True:
-            await self._read_wanted.wait()
-            if self._read_policy.hold(self._read_readers):
-                await asyncio.sleep(GROUP_HOLD)  # a round for one or two: let more join it
-            self._read_wanted.clear()
-            waiting, self._read_next = self._read_next, None
-            self._read_policy.taken(self._read_readers)
-            self._read_readers = 0
-            if waiting is None:
-                continue
-            try:
-                waiting.set_result(await self._read_index_round())
-            except asyncio.CancelledError:  # the member is stopping
-                waiting.set_exception(StoppedError())
-                raise
-            except Exception as e:  # no leader, leader changed, timed out: the readers decide
-                waiting.set_exception(e)
-
-    async def _read_index_round(self) -> int:
-        await self.wait_leader(self.request_timeout)
-        self._read_ctx = ctx = os.urandom(8)
-        rnd: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-        self._read_round = rnd
-        try:
-            # Dropped (this member is campaigning, or lost its leader just now): like etcd, keep
-            # asking until the request timeout instead of failing a read an election would serve.
-            with contextlib.suppress(ProposalDroppedError):
-                self.node.read_index(ctx)
-            await self._retry_read_round(rnd, ctx)
-            return rnd.result()
-        finally:
-            self._read_ctx = self._read_round = None
-
-    async def _retry_read_round(self, rnd: asyncio.Future[int], ctx: bytes) -> None:
-        """Wait for the round's answer. etcd 3.5's read index retry: the request or its answer
-        can be lost on the way (a follower's forwarded MsgReadIndex dropped with a broken peer
-        stream) with no leader change to fail the round. Ask again with the same context every
-        READ_INDEX_RETRY seconds (the leader ignores a context it already holds), and fail the
-        round after the request timeout, so that the readers queued for the next round move on."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.request_timeout
-        while True:
-            await asyncio.wait([rnd], timeout=READ_INDEX_RETRY)
-            if rnd.done():
-                return
-            if loop.time() >= deadline:
-                rnd.set_exception(RequestTimeoutError())
-                return
-            with contextlib.suppress(ProposalDroppedError):  # no leader now: the next try may
-                self.node.read_index(ctx)
 
     # -- leases: only the leader expires them ------------------------------------------------------
 
@@ -607,31 +515,3 @@ class _Pending:
 
 
 PROPOSALS_PENDING.set_function(lambda: _Pending.count)
-
-
-def _time_out(fut: asyncio.Future[Any]) -> None:
-    """A request's deadline passed: its caller gets etcd's "request timed out"."""
-    if not fut.done():
-        fut.set_exception(RequestTimeoutError())
-
-
-def _relay(mine: asyncio.Future[int], timer: asyncio.TimerHandle, shared: asyncio.Future[int]) -> None:
-    """Pass a read round's outcome on to one reader waiting for it (unless it gave up)."""
-    timer.cancel()
-    if mine.done():
-        return
-    if shared.cancelled():
-        mine.set_exception(StoppedError())
-    elif (error := shared.exception()) is not None:
-        mine.set_exception(error)
-    else:
-        mine.set_result(shared.result())
-
-
-def _shared_future() -> asyncio.Future[int]:
-    """A future that readers wait on through asyncio.shield. When every one of them has given
-    up, nobody retrieves a failure, and asyncio would log "Future exception was never
-    retrieved" for a read round that simply failed: retrieve it here."""
-    f: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-    f.add_done_callback(lambda done: done.cancelled() or done.exception())
-    return f

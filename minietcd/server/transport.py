@@ -27,8 +27,8 @@ Receiving is :class:`minietcd.server.peer_rpc.PeerService` (the ``RaftPeer`` gRP
 ``--listen-peer-urls``), which this class owns and serves: it checks cluster and member ids,
 parses input itself and hands accepted messages to ``on_message`` in the sender's order.
 
-Also here: :func:`fetch_cluster_members` (the client of ``Members``, etcd's GET /members),
-with which a member joining an existing cluster learns the cluster id and member list.
+The channels and options both halves use, and :func:`fetch_cluster_members` (how a joining
+member learns the cluster), are in :mod:`minietcd.server.peer_channels`.
 """
 
 from __future__ import annotations
@@ -37,11 +37,9 @@ import asyncio
 import contextlib
 import dataclasses
 import hashlib
-import json
 import logging
-import os
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Callable
 from typing import Any, Final
 
 import grpc
@@ -50,11 +48,22 @@ from prometheus_client import Histogram
 
 from minietcd import __version__
 from minietcd.api.raftpb import raft_pb2
-from minietcd.api.raftpb.raft_pb2_grpc import RaftPeerStub
-from minietcd.errors import ClusterInfoError, ConfigError
+from minietcd.errors import ConfigError
 from minietcd.raft.types import Message, MessageType, Snapshot
 from minietcd.server.ids import format_id
-from minietcd.server.listeners import bind_grpc
+from minietcd.server.peer_channels import (
+    BACKOFF_MAX,
+    BACKOFF_MIN,
+    CHANNEL_OPTIONS,
+    HANDSHAKE_TIMEOUT_MS,
+    LAB_PEER_ROUTES_ENV,
+    ChannelFactory,
+    bind_peer_server,
+    describe_error,
+    fetch_cluster_members,
+    open_peer_channel,
+    peer_stub,
+)
 from minietcd.server.peer_rpc import (
     CLUSTER_VERSION,
     PROTOCOL_VERSION,
@@ -68,6 +77,8 @@ from minietcd.server.urls import parse_url
 from minietcd.wire.raft_codec import message_to_pb
 
 __all__ = [
+    "HANDSHAKE_TIMEOUT_MS",
+    "LAB_PEER_ROUTES_ENV",
     "PEER_RTT",
     "PROTOCOL_VERSION",
     "ChannelFactory",
@@ -84,18 +95,11 @@ MembersResponse = raft_pb2.MembersResponse
 
 QUEUE_MESSAGES: Final = 4096  # per-peer send queue bound, in messages (etcd's streamBufSize)
 BATCH_SPLIT_BYTES: Final = 16 << 20  # a send() list bigger than this goes in several batches
-MAX_GRPC_MESSAGE_BYTES: Final = 64 << 20  # gRPC message limit both ways (default 4 MiB is too small)
 SNAPSHOT_CHUNK_BYTES: Final = 1 << 20
 SNAPSHOT_TIMEOUT_BASE: Final = 30.0  # seconds, plus one per MiB: a stuck transfer must end
 SNAPSHOT_MIN_BYTES_PER_SECOND: Final = 1 << 20
-BACKOFF_MIN: Final = 0.05  # seconds between reconnect attempts, doubling up to BACKOFF_MAX
-BACKOFF_MAX: Final = 1.0
 PROBE_INTERVAL: Final = 1.0
 HELLO_TIMEOUT: Final = 2.0
-
-# Lab-only hook (minietcd-lab, docs/lab.md): a JSON object {peer URL: URL to dial instead}, so each
-# outgoing peer connection can go through a fault proxy of its own. Unset: peers are dialled as is.
-LAB_PEER_ROUTES_ENV: Final = "MINIETCD_LAB_PEER_ROUTES"
 
 # etcd's metric (rafthttp/metrics.go): same name, label and buckets, so dashboards carry over.
 PEER_RTT: Final = Histogram(
@@ -104,32 +108,6 @@ PEER_RTT: Final = Histogram(
     ["To"],
     buckets=[0.0001 * 2**i for i in range(14)],
 )
-
-_CHANNEL_OPTIONS: Final = [
-    ("grpc.max_send_message_length", MAX_GRPC_MESSAGE_BYTES),
-    ("grpc.max_receive_message_length", MAX_GRPC_MESSAGE_BYTES),
-    # Our own loop reconnects with backoff; gRPC's (up to 2 minutes) must not stack on top,
-    # and a fresh channel must mean a fresh TCP connection, not a shared subchannel.
-    ("grpc.use_local_subchannel_pool", 1),
-    ("grpc.initial_reconnect_backoff_ms", int(BACKOFF_MIN * 1000)),
-    ("grpc.max_reconnect_backoff_ms", int(BACKOFF_MAX * 1000)),
-    ("grpc.enable_retries", 0),
-]
-# Strangers that connect and never finish TLS + HTTP/2 setup, or never call, are dropped (gRPC's
-# defaults: 2 minutes, and never). A peer's connection always carries its Send stream.
-HANDSHAKE_TIMEOUT_MS: Final = 10_000  # generous: a lab link may add seconds of latency to TLS
-IDLE_CONNECTION_MS: Final = 60_000
-_SERVER_OPTIONS: Final = [
-    ("grpc.max_send_message_length", MAX_GRPC_MESSAGE_BYTES),
-    ("grpc.max_receive_message_length", MAX_GRPC_MESSAGE_BYTES),
-    ("grpc.server_handshake_timeout_ms", HANDSHAKE_TIMEOUT_MS),
-    ("grpc.max_connection_idle_ms", IDLE_CONNECTION_MS),
-]
-
-#: ``await factory(url, options)``: a new grpc.aio channel to a peer URL (e.g.
-#: minietcd.server.tls.ChannelOpener, which handles auto TLS). May raise OSError.
-ChannelFactory = Callable[[str, Sequence[tuple[str, Any]]], Awaitable[Any]]
-
 
 class _PeerRejected(Exception):
     """The peer answered Hello but is not the member we want to talk to (or refuses us)."""
@@ -315,14 +293,14 @@ class Transport:
             try:
                 channel = await self._open_channel(url)
             except Exception as e:  # the factory could not connect (auto TLS fetches a certificate)
-                self._deactivate(peer, url, _describe(e))
+                self._deactivate(peer, url, describe_error(e))
             else:
                 reason = "transport stopped"
                 try:
                     reason = await self._stream(peer, url, channel)
                 except Exception as e:  # a bug; keep the writer alive, it is the peer's only one
                     logger.exception("stream writer for peer %s failed", peer.name)
-                    reason = _describe(e)
+                    reason = describe_error(e)
                 finally:
                     was_active = peer.active_since is not None
                     self._deactivate(peer, url, reason)
@@ -336,11 +314,11 @@ class Transport:
 
     async def _stream(self, peer: _Peer, url: str, channel: Any) -> str:
         """Hello, then pump the queue into one Send stream; return why the stream ended."""
-        stub = _stub(channel)
+        stub = peer_stub(channel)
         try:
             await self._hello(peer, stub)
         except Exception as e:  # AioRpcError (unreachable, timeout) or _PeerRejected
-            return _describe(e)
+            return describe_error(e)
         call = stub.Send()
         call.add_done_callback(lambda _call: peer.queue.put_nowait(None))  # wake the writer
         peer.url, peer.channel, peer.call, peer.reset_reason = url, channel, call, ""
@@ -372,7 +350,7 @@ class Transport:
             # call.cancel() (by the prober or update_peer) makes a pending write raise this
             return peer.reset_reason or "stream cancelled"
         except Exception as e:  # AioRpcError, or InvalidStateError on a finished call
-            return peer.reset_reason or (await _call_status(call) if call.done() else _describe(e))
+            return peer.reset_reason or (await _call_status(call) if call.done() else describe_error(e))
         finally:
             call.cancel()
             peer.url = peer.channel = peer.call = None
@@ -446,10 +424,10 @@ class Transport:
                 continue
             started = time.monotonic()
             try:
-                await self._hello(peer, _stub(channel))
+                await self._hello(peer, peer_stub(channel))
             except Exception as e:  # also UsageError if the writer closed the channel meanwhile
                 if peer.call is call:  # still the stream we probed
-                    peer.reset(f"probe failed: {_describe(e)}")
+                    peer.reset(f"probe failed: {describe_error(e)}")
                 continue
             PEER_RTT.labels(To=peer.name).observe(time.monotonic() - started)
 
@@ -480,7 +458,7 @@ class Transport:
                 raise ValueError("MsgSnap without a snapshot")
             size = await self._stream_snapshot(peer, m, m.snapshot, url, body)
         except Exception as e:  # AioRpcError, or ValueError from the checks
-            logger.warning("failed to send %s: %s", what, _describe(e))
+            logger.warning("failed to send %s: %s", what, describe_error(e))
             self._report_unreachable(peer.id)
             self._report_snapshot(peer.id, False)
             return
@@ -515,7 +493,7 @@ class Transport:
         channel = await self._open_channel(url)
         try:
             timeout = SNAPSHOT_TIMEOUT_BASE + total / SNAPSHOT_MIN_BYTES_PER_SECOND
-            call = _stub(channel).SendSnapshot(timeout=timeout)
+            call = peer_stub(channel).SendSnapshot(timeout=timeout)
             await call.write(raft_pb2.SnapshotChunk(header=header))
             digest = hashlib.sha256()
             async for chunk in chunks:
@@ -555,8 +533,8 @@ class Transport:
 
     async def _open_channel(self, url: str) -> Any:
         if self._channel_factory is not None:
-            return await self._channel_factory(url, _CHANNEL_OPTIONS)
-        return _open_channel(url, self._channel_credentials)
+            return await self._channel_factory(url, CHANNEL_OPTIONS)
+        return open_peer_channel(url, self._channel_credentials)
 
     def _keep(self, task: asyncio.Task[None]) -> None:
         """Hold a reference to a background task until it ends (stop() cancels the rest)."""
@@ -564,58 +542,9 @@ class Transport:
         task.add_done_callback(self._background.discard)
 
 
-def bind_peer_server(
-    urls: Sequence[str],
-    credentials: grpc.ServerCredentials | None,
-    interceptors: Sequence[grpc.aio.ServerInterceptor] = (),
-) -> grpc.aio.Server:
-    """A server listening on the peer URLs, not started (:meth:`Transport.serve`); ListenError."""
-    parsed = [parse_url(u) for u in urls]
-    return bind_grpc(parsed, credentials=credentials, options=_SERVER_OPTIONS, interceptors=interceptors)
-
-
 async def _slices(data: bytes, size: int) -> AsyncIterator[bytes]:
     for offset in range(0, len(data), size):
         yield data[offset : offset + size]
-
-
-async def fetch_cluster_members(
-    peer_urls: Sequence[str],
-    channel_credentials: grpc.ChannelCredentials | None = None,
-    timeout: float = 5.0,
-    channel_factory: ChannelFactory | None = None,
-    own_peer_urls: Sequence[str] = (),
-) -> raft_pb2.MembersResponse:
-    """Ask the members at ``peer_urls`` (first answer wins) for the cluster id and member list.
-
-    For a member started with ``--initial-cluster-state existing``, like etcd's GET /members;
-    ``own_peer_urls`` are its advertised peer URLs, without which it is refused (MembersRequest).
-    Raises ClusterInfoError if none answers. ``channel_factory`` (as for :class:`Transport`) replaces
-    ``channel_credentials``.
-    """
-    failures: list[str] = []
-    for url in peer_urls:
-        try:
-            if channel_factory is not None:
-                channel = await channel_factory(url, _CHANNEL_OPTIONS)
-            else:
-                channel = _open_channel(url, channel_credentials)
-        except (ConfigError, OSError) as e:  # OSError: auto TLS could not fetch the certificate
-            failures.append(f"{url}: {_describe(e)}")
-            continue
-        try:
-            response: raft_pb2.MembersResponse = await _stub(channel).Members(
-                raft_pb2.MembersRequest(peer_urls=list(own_peer_urls)), timeout=timeout
-            )
-            return response
-        except grpc.aio.AioRpcError as e:
-            failures.append(f"{url}: {_describe(e)}")
-        finally:
-            await channel.close(grace=None)
-    raise ClusterInfoError(
-        "cannot fetch cluster info from peer urls: could not retrieve cluster information "
-        f"from the given URLs ({'; '.join(failures) or 'no URLs given'})"
-    )
 
 
 def _entry_bytes(msgs: list[Message]) -> int:
@@ -624,42 +553,11 @@ def _entry_bytes(msgs: list[Message]) -> int:
     )
 
 
-def _stub(channel: Any) -> Any:
-    return RaftPeerStub(channel)
-
-
-def _lab_route(url: str) -> str:
-    """The URL to dial for peer URL ``url``: itself, or its route in $MINIETCD_LAB_PEER_ROUTES."""
-    routes = os.environ.get(LAB_PEER_ROUTES_ENV)
-    if not routes:
-        return url
-    try:
-        return str(json.loads(routes).get(url.rstrip("/"), url))
-    except (ValueError, AttributeError) as e:
-        raise ConfigError(f"${LAB_PEER_ROUTES_ENV} must be a JSON object of URL -> URL: {e}") from e
-
-
-def _open_channel(url: str, credentials: grpc.ChannelCredentials | None) -> Any:
-    """A new grpc.aio channel (hence a new TCP connection) to a peer URL (or its lab route)."""
-    parsed = parse_url(_lab_route(url))
-    if parsed.is_tls:
-        creds = credentials or grpc.ssl_channel_credentials()
-        return grpc.aio.secure_channel(parsed.grpc_target, creds, options=_CHANNEL_OPTIONS)
-    return grpc.aio.insecure_channel(parsed.grpc_target, options=_CHANNEL_OPTIONS)
-
-
 def _check_urls(urls: list[str]) -> None:
     if not urls:
         raise ConfigError("a peer needs at least one peer URL")
     for url in urls:
         parse_url(url)
-
-
-def _describe(e: Exception) -> str:
-    """An error in one line for the log: gRPC's code and details, or the exception's text."""
-    if isinstance(e, grpc.aio.AioRpcError):
-        return f"{e.code().name}: {e.details()}"
-    return str(e) or repr(e)
 
 
 async def _call_status(call: Any) -> str:

@@ -14,7 +14,8 @@ import pytest
 
 from minietcd.errors import ServerError
 from minietcd.raft.types import ReadState
-from minietcd.server.etcd_server import READ_INDEX_RETRY, EtcdServer
+from minietcd.server.etcd_server import EtcdServer
+from minietcd.server.read_rounds import READ_INDEX_RETRY
 
 
 class _Node:
@@ -108,7 +109,7 @@ def test_a_failed_round_nobody_waits_for_logs_no_unretrieved_exception() -> None
         node.lead = 0  # the leader is lost: round 1 fails, and round 2 finds no leader
         server._on_leader_change(0, 3)
         await asyncio.sleep(0.4)  # past the request timeout of round 2's wait for a leader
-        server._read_round = server._read_next = None
+        server.reads.in_flight = server.reads.next = None
 
     asyncio.run(scenario())
     gc.collect()
@@ -206,7 +207,7 @@ def test_a_dropped_read_index_is_asked_again_and_leaves_nothing_behind() -> None
         assert node.pending == [] and not reader.done()
         await asyncio.sleep(READ_INDEX_RETRY + 0.1)
         await _answer_until_done(node, [reader], 1.0)
-        assert server._read_round is None and server._read_ctx is None
+        assert server.reads.in_flight is None and server.reads.ctx is None
 
     asyncio.run(scenario())
 
