@@ -338,6 +338,17 @@ def status(err: Any) -> grpc.StatusCode:
     return code
 
 
+def assert_deadline(err: Any) -> None:
+    """A call that outlived its deadline. Either side may notice first: the client's own timer
+    (DEADLINE_EXCEEDED), or the server's copy of the deadline, which etcd's handler returns as
+    the plain error of its context (grpc-go then sends UNKNOWN "context deadline exceeded");
+    under load etcd 3.4 was seen to answer both ways."""
+    assert (err.code(), err.details()) in (
+        (grpc.StatusCode.DEADLINE_EXCEEDED, "Deadline Exceeded"),
+        (grpc.StatusCode.UNKNOWN, "context deadline exceeded"),
+    ), err
+
+
 def unknown_error(call: Callable[[], object]) -> str:
     """The message of the UNKNOWN status ``call`` fails with (etcd sends recipe errors so)."""
     with pytest.raises(grpc.RpcError) as info:
@@ -394,7 +405,7 @@ def test_lock_service(
     # A waiter whose call ends (deadline) takes its key out of the queue.
     with pytest.raises(grpc.RpcError) as info:
         s.lock[0].Lock(lpb.LockRequest(name=b"lk", lease=lc), timeout=1.0)
-    assert status(info.value) == grpc.StatusCode.DEADLINE_EXCEEDED
+    assert_deadline(info.value)
     poll(lambda: s.keys(b"lk/") == [r2.key], "the abandoned waiter's key to go")
 
     # The holder's lease ends: the next waiter holds the lock.
@@ -516,7 +527,7 @@ def test_election_service(
         # A campaign abandoned while it waits resigns (its key goes).
         with pytest.raises(grpc.RpcError) as info:
             e[0].Campaign(epb.CampaignRequest(name=name, lease=la, value=b"a3"), timeout=1.0)
-        assert status(info.value) == grpc.StatusCode.DEADLINE_EXCEEDED
+        assert_deadline(info.value)
         poll(lambda: s.keys(b"el/") == [cb.leader.key], "the abandoned campaign's key to go")
 
         # The leader's lease ends: the next campaign leads, observers follow.

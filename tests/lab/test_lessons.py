@@ -46,11 +46,12 @@ def web_page(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[WebServ
 @pytest.mark.parametrize("lesson", [x.id for x in LESSONS])
 def test_every_lesson_can_be_followed_to_its_end(web_page: tuple[WebServer, Any], lesson: str) -> None:
     web, page = web_page
-    ended = run_lesson(page, lesson)
+    why: list[str] = []
+    ended = run_lesson(page, lesson, why=why)
     steps = next(x for x in LESSONS if x.id == lesson).steps
     assert len(ended) == len(steps)
     assert ended[:-1] == ["done"] * (len(steps) - 1) and ended[-1] == "finished", (
-        f"{lesson}: steps ended {ended}; the page says: {page.inner_text('#lesson')}"
+        f"{lesson}: steps ended {ended}; " + "\n".join(why)
     )
     with urllib.request.urlopen(web.url + "api/cluster", timeout=5) as r:
         state = json.loads(r.read())["lesson"]

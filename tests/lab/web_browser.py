@@ -140,11 +140,16 @@ def lesson_state(page: Any) -> dict[str, str]:
 
 
 def run_lesson(
-    page: Any, lesson_id: str, shots: Path | None = None, step_timeout: float = 240.0
+    page: Any,
+    lesson_id: str,
+    shots: Path | None = None,
+    step_timeout: float = 240.0,
+    why: list[str] | None = None,
 ) -> list[str]:
     """Start lesson ``lesson_id`` on the page and press next through it, as a person would;
     returns how each step ended. With ``shots``, screenshots of its first and last step are
-    saved there as ``lesson-<id>-first.png`` and ``-last.png``."""
+    saved there as ``lesson-<id>-first.png`` and ``-last.png``. With ``why``, what the page
+    said at the end of each step that did not end well is added to it."""
     page.select_option("#lesson-select", lesson_id)
     page.click("#lesson-start")
     page.wait_for_function(f"document.getElementById('lesson-panel').dataset.lesson === '{lesson_id}'")
@@ -159,6 +164,8 @@ def run_lesson(
         )
         state = lesson_state(page)
         ended.append(state["status"])
+        if why is not None and state["status"] not in ("done", "finished"):
+            why.append(f"step {step + 1} {state['status']}: {page.inner_text('#lesson')}")
         time.sleep(1.0)  # let the picture catch up (the page draws 0.6 s behind)
         if shots is not None and step == 0:
             page.screenshot(path=str(shots / f"lesson-{lesson_id}-first.png"))
