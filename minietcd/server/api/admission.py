@@ -137,6 +137,12 @@ class Admission:
         if ctx.requires_leader and op not in _LEADER_NOT_REQUIRED and self._member.leader == 0:
             raise NoLeaderError()
 
+    async def check(self, ctx: RequestContext, op: Op, request: Message | None = None) -> AuthInfo | None:
+        """:meth:`admit`, then :meth:`authorize`: the whole gate, for an operation that does
+        nothing between the two (KV validates its request in between, in etcd's order)."""
+        self.admit(ctx, op, request)
+        return await self.authorize(ctx, op, request)
+
     async def authorize(self, ctx: RequestContext, op: Op, request: Message | None = None) -> AuthInfo | None:
         """Raise etcd's auth error unless ``ctx``'s user may run ``op`` on ``request``; return
         that user (None: no credentials, or none needed), for a write to stamp in its entry."""

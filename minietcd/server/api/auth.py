@@ -56,22 +56,19 @@ class Auth:
     async def auth_enable(
         self, ctx: RequestContext, req: rpc_pb2.AuthEnableRequest
     ) -> rpc_pb2.AuthEnableResponse:
-        self._admission.admit(ctx, Op.AUTH_ENABLE, req)
-        info = await self._admission.authorize(ctx, Op.AUTH_ENABLE, req)
+        info = await self._admission.check(ctx, Op.AUTH_ENABLE, req)
         return await self._change(_Request(auth_enable=req), info, rpc_pb2.AuthEnableResponse)
 
     async def auth_disable(
         self, ctx: RequestContext, req: rpc_pb2.AuthDisableRequest
     ) -> rpc_pb2.AuthDisableResponse:
-        self._admission.admit(ctx, Op.AUTH_DISABLE, req)
-        info = await self._admission.authorize(ctx, Op.AUTH_DISABLE, req)
+        info = await self._admission.check(ctx, Op.AUTH_DISABLE, req)
         return await self._change(_Request(auth_disable=req), info, rpc_pb2.AuthDisableResponse)
 
     async def authenticate(
         self, ctx: RequestContext, req: rpc_pb2.AuthenticateRequest
     ) -> rpc_pb2.AuthenticateResponse:
-        self._admission.admit(ctx, Op.AUTHENTICATE, req)
-        info = await self._admission.authorize(ctx, Op.AUTHENTICATE, req)
+        info = await self._admission.check(ctx, Op.AUTHENTICATE, req)
         await self._s.read_barrier()
         store = self._s.sm.auth
         while True:
@@ -97,8 +94,7 @@ class Auth:
     async def user_add(
         self, ctx: RequestContext, req: rpc_pb2.AuthUserAddRequest
     ) -> rpc_pb2.AuthUserAddResponse:
-        self._admission.admit(ctx, Op.AUTH_USER_ADD, req)
-        info = await self._admission.authorize(ctx, Op.AUTH_USER_ADD, req)
+        info = await self._admission.check(ctx, Op.AUTH_USER_ADD, req)
         if not req.name:
             raise UserEmptyError()
         entry = _Request(auth_user_add=req)
@@ -111,8 +107,7 @@ class Auth:
     async def user_get(
         self, ctx: RequestContext, req: rpc_pb2.AuthUserGetRequest
     ) -> rpc_pb2.AuthUserGetResponse:
-        self._admission.admit(ctx, Op.AUTH_USER_GET, req)
-        info = await self._admission.authorize(ctx, Op.AUTH_USER_GET, req)
+        info = await self._admission.check(ctx, Op.AUTH_USER_GET, req)
         await self._s.read_barrier()
         roles = self._s.sm.auth.user_get(req.name)
         stale_auth(self._s, info)
@@ -121,8 +116,7 @@ class Auth:
     async def user_list(
         self, ctx: RequestContext, req: rpc_pb2.AuthUserListRequest
     ) -> rpc_pb2.AuthUserListResponse:
-        self._admission.admit(ctx, Op.AUTH_USER_LIST, req)
-        info = await self._admission.authorize(ctx, Op.AUTH_USER_LIST, req)
+        info = await self._admission.check(ctx, Op.AUTH_USER_LIST, req)
         await self._s.read_barrier()
         users = self._s.sm.auth.user_list()
         stale_auth(self._s, info)
@@ -131,15 +125,13 @@ class Auth:
     async def user_delete(
         self, ctx: RequestContext, req: rpc_pb2.AuthUserDeleteRequest
     ) -> rpc_pb2.AuthUserDeleteResponse:
-        self._admission.admit(ctx, Op.AUTH_USER_DELETE, req)
-        info = await self._admission.authorize(ctx, Op.AUTH_USER_DELETE, req)
+        info = await self._admission.check(ctx, Op.AUTH_USER_DELETE, req)
         return await self._change(_Request(auth_user_delete=req), info, rpc_pb2.AuthUserDeleteResponse)
 
     async def user_change_password(
         self, ctx: RequestContext, req: rpc_pb2.AuthUserChangePasswordRequest
     ) -> rpc_pb2.AuthUserChangePasswordResponse:
-        self._admission.admit(ctx, Op.AUTH_USER_CHANGE_PASSWORD, req)
-        info = await self._admission.authorize(ctx, Op.AUTH_USER_CHANGE_PASSWORD, req)
+        info = await self._admission.check(ctx, Op.AUTH_USER_CHANGE_PASSWORD, req)
         entry = _Request(auth_user_change_password=req)
         hashed = await passwords.hash_off_loop(req.password, self._cost)
         entry.auth_user_change_password.password = hashed.decode()
@@ -148,15 +140,13 @@ class Auth:
     async def user_grant_role(
         self, ctx: RequestContext, req: rpc_pb2.AuthUserGrantRoleRequest
     ) -> rpc_pb2.AuthUserGrantRoleResponse:
-        self._admission.admit(ctx, Op.AUTH_USER_GRANT_ROLE, req)
-        info = await self._admission.authorize(ctx, Op.AUTH_USER_GRANT_ROLE, req)
+        info = await self._admission.check(ctx, Op.AUTH_USER_GRANT_ROLE, req)
         return await self._change(_Request(auth_user_grant_role=req), info, rpc_pb2.AuthUserGrantRoleResponse)
 
     async def user_revoke_role(
         self, ctx: RequestContext, req: rpc_pb2.AuthUserRevokeRoleRequest
     ) -> rpc_pb2.AuthUserRevokeRoleResponse:
-        self._admission.admit(ctx, Op.AUTH_USER_REVOKE_ROLE, req)
-        info = await self._admission.authorize(ctx, Op.AUTH_USER_REVOKE_ROLE, req)
+        info = await self._admission.check(ctx, Op.AUTH_USER_REVOKE_ROLE, req)
         return await self._change(
             _Request(auth_user_revoke_role=req), info, rpc_pb2.AuthUserRevokeRoleResponse
         )
@@ -166,8 +156,7 @@ class Auth:
     async def role_add(
         self, ctx: RequestContext, req: rpc_pb2.AuthRoleAddRequest
     ) -> rpc_pb2.AuthRoleAddResponse:
-        self._admission.admit(ctx, Op.AUTH_ROLE_ADD, req)
-        info = await self._admission.authorize(ctx, Op.AUTH_ROLE_ADD, req)
+        info = await self._admission.check(ctx, Op.AUTH_ROLE_ADD, req)
         if not req.name:
             raise RoleEmptyError()
         return await self._change(_Request(auth_role_add=req), info, rpc_pb2.AuthRoleAddResponse)
@@ -175,8 +164,7 @@ class Auth:
     async def role_get(
         self, ctx: RequestContext, req: rpc_pb2.AuthRoleGetRequest
     ) -> rpc_pb2.AuthRoleGetResponse:
-        self._admission.admit(ctx, Op.AUTH_ROLE_GET, req)
-        info = await self._admission.authorize(ctx, Op.AUTH_ROLE_GET, req)
+        info = await self._admission.check(ctx, Op.AUTH_ROLE_GET, req)
         await self._s.read_barrier()
         perms = self._s.sm.auth.role_get(req.role)
         stale_auth(self._s, info)
@@ -185,8 +173,7 @@ class Auth:
     async def role_list(
         self, ctx: RequestContext, req: rpc_pb2.AuthRoleListRequest
     ) -> rpc_pb2.AuthRoleListResponse:
-        self._admission.admit(ctx, Op.AUTH_ROLE_LIST, req)
-        info = await self._admission.authorize(ctx, Op.AUTH_ROLE_LIST, req)
+        info = await self._admission.check(ctx, Op.AUTH_ROLE_LIST, req)
         await self._s.read_barrier()
         roles = self._s.sm.auth.role_list()
         stale_auth(self._s, info)
@@ -195,23 +182,20 @@ class Auth:
     async def role_delete(
         self, ctx: RequestContext, req: rpc_pb2.AuthRoleDeleteRequest
     ) -> rpc_pb2.AuthRoleDeleteResponse:
-        self._admission.admit(ctx, Op.AUTH_ROLE_DELETE, req)
-        info = await self._admission.authorize(ctx, Op.AUTH_ROLE_DELETE, req)
+        info = await self._admission.check(ctx, Op.AUTH_ROLE_DELETE, req)
         return await self._change(_Request(auth_role_delete=req), info, rpc_pb2.AuthRoleDeleteResponse)
 
     async def role_grant_permission(
         self, ctx: RequestContext, req: rpc_pb2.AuthRoleGrantPermissionRequest
     ) -> rpc_pb2.AuthRoleGrantPermissionResponse:
-        self._admission.admit(ctx, Op.AUTH_ROLE_GRANT_PERMISSION, req)
-        info = await self._admission.authorize(ctx, Op.AUTH_ROLE_GRANT_PERMISSION, req)
+        info = await self._admission.check(ctx, Op.AUTH_ROLE_GRANT_PERMISSION, req)
         entry = _Request(auth_role_grant_permission=req)
         return await self._change(entry, info, rpc_pb2.AuthRoleGrantPermissionResponse)
 
     async def role_revoke_permission(
         self, ctx: RequestContext, req: rpc_pb2.AuthRoleRevokePermissionRequest
     ) -> rpc_pb2.AuthRoleRevokePermissionResponse:
-        self._admission.admit(ctx, Op.AUTH_ROLE_REVOKE_PERMISSION, req)
-        info = await self._admission.authorize(ctx, Op.AUTH_ROLE_REVOKE_PERMISSION, req)
+        info = await self._admission.check(ctx, Op.AUTH_ROLE_REVOKE_PERMISSION, req)
         entry = _Request(auth_role_revoke_permission=req)
         return await self._change(entry, info, rpc_pb2.AuthRoleRevokePermissionResponse)
 

@@ -37,8 +37,7 @@ class Cluster:
     async def member_list(
         self, ctx: RequestContext, req: rpc_pb2.MemberListRequest
     ) -> rpc_pb2.MemberListResponse:
-        self._admission.admit(ctx, Op.MEMBER_LIST, req)
-        await self._admission.authorize(ctx, Op.MEMBER_LIST, req)
+        await self._admission.check(ctx, Op.MEMBER_LIST, req)
         return rpc_pb2.MemberListResponse(header=self._s.cluster_header(), members=self._members())
 
     async def member_add(
@@ -60,8 +59,7 @@ class Cluster:
     async def member_remove(
         self, ctx: RequestContext, req: rpc_pb2.MemberRemoveRequest
     ) -> rpc_pb2.MemberRemoveResponse:
-        self._admission.admit(ctx, Op.MEMBER_REMOVE, req)
-        await self._admission.authorize(ctx, Op.MEMBER_REMOVE, req)
+        await self._admission.check(ctx, Op.MEMBER_REMOVE, req)
         m = self._member(req.ID)
         if self._strict and not m.is_learner:
             self._s.check_remove_voter(req.ID)
@@ -71,8 +69,7 @@ class Cluster:
     async def member_update(
         self, ctx: RequestContext, req: rpc_pb2.MemberUpdateRequest
     ) -> rpc_pb2.MemberUpdateResponse:
-        self._admission.admit(ctx, Op.MEMBER_UPDATE, req)
-        await self._admission.authorize(ctx, Op.MEMBER_UPDATE, req)
+        await self._admission.check(ctx, Op.MEMBER_UPDATE, req)
         m = self._member(req.ID)
         new = Member(m.id, m.name, _peer_urls(req.peerURLs), list(m.client_urls), m.is_learner)
         members = await self._s.propose_conf_change(ConfChangeType.UPDATE_NODE, new)
@@ -81,8 +78,7 @@ class Cluster:
     async def member_promote(
         self, ctx: RequestContext, req: rpc_pb2.MemberPromoteRequest
     ) -> rpc_pb2.MemberPromoteResponse:
-        self._admission.admit(ctx, Op.MEMBER_PROMOTE, req)
-        await self._admission.authorize(ctx, Op.MEMBER_PROMOTE, req)
+        await self._admission.check(ctx, Op.MEMBER_PROMOTE, req)
         self._s.check_promote(req.ID)
         m = self._s.sm.membership.members[req.ID]
         members = await self._s.propose_conf_change(

@@ -25,8 +25,7 @@ class Election:
         self._client_for = client_for
 
     async def campaign(self, ctx: RequestContext, req: pb.CampaignRequest) -> pb.CampaignResponse:
-        self._admission.admit(ctx, Op.CAMPAIGN, req)
-        await self._admission.authorize(ctx, Op.CAMPAIGN, req)
+        await self._admission.check(ctx, Op.CAMPAIGN, req)
         c = self._client_for(ctx)
         header, key, rev, lease = await concurrency.as_etcd(
             concurrency.campaign(c, req.name, req.lease, req.value)
@@ -36,8 +35,7 @@ class Election:
         )
 
     async def proclaim(self, ctx: RequestContext, req: pb.ProclaimRequest) -> pb.ProclaimResponse:
-        self._admission.admit(ctx, Op.PROCLAIM, req)
-        await self._admission.authorize(ctx, Op.PROCLAIM, req)
+        await self._admission.check(ctx, Op.PROCLAIM, req)
         header = await concurrency.as_etcd(self._proclaim(self._client_for(ctx), req))
         return pb.ProclaimResponse(header=header)
 
@@ -47,8 +45,7 @@ class Election:
         return await concurrency.proclaim(c, lk.key, lk.rev, lease, req.value)
 
     async def resign(self, ctx: RequestContext, req: pb.ResignRequest) -> pb.ResignResponse:
-        self._admission.admit(ctx, Op.RESIGN, req)
-        await self._admission.authorize(ctx, Op.RESIGN, req)
+        await self._admission.check(ctx, Op.RESIGN, req)
         header = await concurrency.as_etcd(self._resign(self._client_for(ctx), req))
         return pb.ResignResponse(header=header)
 
@@ -58,8 +55,7 @@ class Election:
         return await concurrency.resign(c, lk.key, lk.rev)
 
     async def leader(self, ctx: RequestContext, req: pb.LeaderRequest) -> pb.LeaderResponse:
-        self._admission.admit(ctx, Op.LEADER, req)
-        await self._admission.authorize(ctx, Op.LEADER, req)
+        await self._admission.check(ctx, Op.LEADER, req)
         header, kv = await concurrency.as_etcd(concurrency.leader(self._client_for(ctx), req.name))
         return pb.LeaderResponse(header=header, kv=kv)
 
@@ -67,8 +63,7 @@ class Election:
         self, ctx: RequestContext, req: pb.LeaderRequest
     ) -> AsyncGenerator[pb.LeaderResponse, None]:
         """The leader now and every later one; ends quietly if a read or watch fails, as etcd's."""
-        self._admission.admit(ctx, Op.OBSERVE, req)
-        await self._admission.authorize(ctx, Op.OBSERVE, req)
+        await self._admission.check(ctx, Op.OBSERVE, req)
         async with contextlib.aclosing(concurrency.observe(self._client_for(ctx), req.name)) as leaders:
             async for header, kv in leaders:
                 yield pb.LeaderResponse(header=header, kv=kv)

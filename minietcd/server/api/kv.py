@@ -80,8 +80,7 @@ class KV:
     async def compact(
         self, ctx: RequestContext, req: rpc_pb2.CompactionRequest
     ) -> rpc_pb2.CompactionResponse:
-        self._admission.admit(ctx, Op.COMPACT, req)
-        info = await self._admission.authorize(ctx, Op.COMPACT, req)
+        info = await self._admission.check(ctx, Op.COMPACT, req)
         return await self._write(_Request(compaction=req), rpc_pb2.CompactionResponse, info)
 
     async def _write(self, entry: _Request, kind: type[_Resp], info: AuthInfo | None) -> _Resp:

@@ -34,8 +34,7 @@ class Lease:
     # -- through the log ------------------------------------------------------------------------
 
     async def grant(self, ctx: RequestContext, req: rpc_pb2.LeaseGrantRequest) -> rpc_pb2.LeaseGrantResponse:
-        self._admission.admit(ctx, Op.LEASE_GRANT, req)
-        info = await self._admission.authorize(ctx, Op.LEASE_GRANT, req)
+        info = await self._admission.check(ctx, Op.LEASE_GRANT, req)
         self._s.check_quota(grows=True)
         if req.ID == 0:
             # The proposer picks the id (a positive int64), so every member applies the same.
@@ -49,8 +48,7 @@ class Lease:
     async def revoke(
         self, ctx: RequestContext, req: rpc_pb2.LeaseRevokeRequest
     ) -> rpc_pb2.LeaseRevokeResponse:
-        self._admission.admit(ctx, Op.LEASE_REVOKE, req)
-        info = await self._admission.authorize(ctx, Op.LEASE_REVOKE, req)
+        info = await self._admission.check(ctx, Op.LEASE_REVOKE, req)
         entry = _Request(lease_revoke=req)
         stamp(entry.header, info)
         resp = await self._s.propose_for(entry, rpc_pb2.LeaseRevokeResponse)
@@ -63,8 +61,7 @@ class Lease:
         self, ctx: RequestContext, requests: AsyncIterable[rpc_pb2.LeaseKeepAliveRequest]
     ) -> AsyncGenerator[rpc_pb2.LeaseKeepAliveResponse, None]:
         """One keep-alive stream: a response for each request, until the requests end."""
-        self._admission.admit(ctx, Op.LEASE_KEEP_ALIVE)
-        await self._admission.authorize(ctx, Op.LEASE_KEEP_ALIVE)
+        await self._admission.check(ctx, Op.LEASE_KEEP_ALIVE)
         async for req in requests:
             ttl = await self.renew(req.ID)
             yield rpc_pb2.LeaseKeepAliveResponse(header=self._s.header(), ID=req.ID, TTL=ttl)
@@ -96,8 +93,7 @@ class Lease:
     async def time_to_live(
         self, ctx: RequestContext, req: rpc_pb2.LeaseTimeToLiveRequest
     ) -> rpc_pb2.LeaseTimeToLiveResponse:
-        self._admission.admit(ctx, Op.LEASE_TIME_TO_LIVE, req)
-        await self._admission.authorize(ctx, Op.LEASE_TIME_TO_LIVE, req)
+        await self._admission.check(ctx, Op.LEASE_TIME_TO_LIVE, req)
         try:
             t = self._s.sm.lessor.time_to_live(req.ID)
         except LeaseNotFoundError:
@@ -124,7 +120,6 @@ class Lease:
     async def leases(
         self, ctx: RequestContext, req: rpc_pb2.LeaseLeasesRequest
     ) -> rpc_pb2.LeaseLeasesResponse:
-        self._admission.admit(ctx, Op.LEASE_LEASES, req)
-        await self._admission.authorize(ctx, Op.LEASE_LEASES, req)
+        await self._admission.check(ctx, Op.LEASE_LEASES, req)
         leases = [rpc_pb2.LeaseStatus(ID=lease.id) for lease in self._s.sm.lessor.leases()]
         return rpc_pb2.LeaseLeasesResponse(header=self._s.header(), leases=leases)

@@ -22,14 +22,12 @@ class Lock:
         self._client_for = client_for
 
     async def lock(self, ctx: RequestContext, req: v3lock_pb2.LockRequest) -> v3lock_pb2.LockResponse:
-        self._admission.admit(ctx, Op.LOCK, req)
-        await self._admission.authorize(ctx, Op.LOCK, req)
+        await self._admission.check(ctx, Op.LOCK, req)
         c = self._client_for(ctx)
         header, key = await concurrency.as_etcd(concurrency.lock(c, req.name, req.lease))
         return v3lock_pb2.LockResponse(header=header, key=key)
 
     async def unlock(self, ctx: RequestContext, req: v3lock_pb2.UnlockRequest) -> v3lock_pb2.UnlockResponse:
-        self._admission.admit(ctx, Op.UNLOCK, req)
-        await self._admission.authorize(ctx, Op.UNLOCK, req)
+        await self._admission.check(ctx, Op.UNLOCK, req)
         header = await concurrency.as_etcd(concurrency.unlock(self._client_for(ctx), req.key))
         return v3lock_pb2.UnlockResponse(header=header)

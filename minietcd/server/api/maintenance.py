@@ -27,8 +27,7 @@ class Maintenance:
         self._admission = admission
 
     async def status(self, ctx: RequestContext, req: rpc_pb2.StatusRequest) -> rpc_pb2.StatusResponse:
-        self._admission.admit(ctx, Op.STATUS, req)
-        await self._admission.authorize(ctx, Op.STATUS, req)
+        await self._admission.check(ctx, Op.STATUS, req)
         s = self._s
         st = s.node.rawnode.status()
         size, in_use = s.sm.db_sizes()
@@ -65,8 +64,7 @@ class Maintenance:
         )
 
     async def alarm(self, ctx: RequestContext, req: rpc_pb2.AlarmRequest) -> rpc_pb2.AlarmResponse:
-        self._admission.admit(ctx, Op.ALARM, req)
-        await self._admission.authorize(ctx, Op.ALARM, req)
+        await self._admission.check(ctx, Op.ALARM, req)
         # As etcd: every alarm action, GET included, goes through the log, and the answer
         # carries no header (etcd's maintenance server returns the applier's response as is).
         return await self._s.propose_for(
@@ -98,8 +96,7 @@ class Maintenance:
     async def move_leader(
         self, ctx: RequestContext, req: rpc_pb2.MoveLeaderRequest
     ) -> rpc_pb2.MoveLeaderResponse:
-        self._admission.admit(ctx, Op.MOVE_LEADER, req)
-        await self._admission.authorize(ctx, Op.MOVE_LEADER, req)
+        await self._admission.check(ctx, Op.MOVE_LEADER, req)
         await self._s.move_leader(req.targetID)
         return rpc_pb2.MoveLeaderResponse()  # no header, as etcd's
 
