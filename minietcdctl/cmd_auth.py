@@ -128,7 +128,6 @@ async def user_add_command(inv: Invocation) -> None:
     ctl, c = _client(inv)
     resp = await ctl.call(c.user_add(user, password, no_password=no_password, timeout=math.inf))
     _confirm(ctl.printer, resp.raw, f"User {user} created\n")
-    await ctl.close()
 
 
 async def user_delete_command(inv: Invocation) -> None:
@@ -137,7 +136,6 @@ async def user_delete_command(inv: Invocation) -> None:
     ctl, c = _client(inv)
     resp = await ctl.call(c.user_delete(inv.args[0], timeout=math.inf))
     _confirm(ctl.printer, resp.raw, f"User {inv.args[0]} deleted\n")
-    await ctl.close()
 
 
 async def user_get_command(inv: Invocation) -> None:
@@ -155,7 +153,6 @@ async def user_get_command(inv: Invocation) -> None:
     else:
         roles = "".join(f" {r}" for r in resp.names)
         _names(ctl.printer, resp.raw, resp.names, f"User: {name}\nRoles:{roles}\n", None)
-    await ctl.close()
 
 
 async def user_list_command(inv: Invocation) -> None:
@@ -164,7 +161,6 @@ async def user_list_command(inv: Invocation) -> None:
     ctl, c = _client(inv)
     resp = await ctl.call(c.user_list(timeout=math.inf))
     _names(ctl.printer, resp.raw, resp.names, "".join(f"{u}\n" for u in resp.names), None)
-    await ctl.close()
 
 
 async def user_passwd_command(inv: Invocation) -> None:
@@ -174,7 +170,6 @@ async def user_passwd_command(inv: Invocation) -> None:
     ctl, c = _client(inv)
     resp = await ctl.call(c.user_change_password(inv.args[0], password, timeout=math.inf))
     _confirm(ctl.printer, resp.raw, "Password updated\n")
-    await ctl.close()
 
 
 async def user_grant_role_command(inv: Invocation) -> None:
@@ -184,7 +179,6 @@ async def user_grant_role_command(inv: Invocation) -> None:
     ctl, c = _client(inv)
     resp = await ctl.call(c.user_grant_role(user, role, timeout=math.inf))
     _confirm(ctl.printer, resp.raw, f"Role {role} is granted to user {user}\n")
-    await ctl.close()
 
 
 async def user_revoke_role_command(inv: Invocation) -> None:
@@ -194,7 +188,6 @@ async def user_revoke_role_command(inv: Invocation) -> None:
     ctl, c = _client(inv)
     resp = await ctl.call(c.user_revoke_role(user, role, timeout=math.inf))
     _confirm(ctl.printer, resp.raw, f"Role {role} is revoked from user {user}\n")
-    await ctl.close()
 
 
 # ------------------------------------------------------------------------------------ role
@@ -206,7 +199,6 @@ async def role_add_command(inv: Invocation) -> None:
     ctl, c = _client(inv)
     resp = await ctl.call(c.role_add(inv.args[0], timeout=math.inf))
     _confirm(ctl.printer, resp.raw, f"Role {inv.args[0]} created\n")
-    await ctl.close()
 
 
 async def role_delete_command(inv: Invocation) -> None:
@@ -215,7 +207,6 @@ async def role_delete_command(inv: Invocation) -> None:
     ctl, c = _client(inv)
     resp = await ctl.call(c.role_delete(inv.args[0], timeout=math.inf))
     _confirm(ctl.printer, resp.raw, f"Role {inv.args[0]} deleted\n")
-    await ctl.close()
 
 
 async def role_get_command(inv: Invocation) -> None:
@@ -224,7 +215,6 @@ async def role_get_command(inv: Invocation) -> None:
     ctl, c = _client(inv)
     resp = await ctl.call(c.role_get(inv.args[0], timeout=math.inf))
     print_role_get(ctl.printer, inv.args[0], resp.raw)
-    await ctl.close()
 
 
 async def role_list_command(inv: Invocation) -> None:
@@ -233,7 +223,6 @@ async def role_list_command(inv: Invocation) -> None:
     ctl, c = _client(inv)
     resp = await ctl.call(c.role_list(timeout=math.inf))
     _names(ctl.printer, resp.raw, resp.names, "".join(f"{r}\n" for r in resp.names), "Roles")
-    await ctl.close()
 
 
 def _perm_range(inv: Invocation, args: list[str]) -> tuple[bytes, bytes]:
@@ -272,7 +261,6 @@ async def role_grant_permission_command(inv: Invocation) -> None:
     ctl, c = _client(inv)
     resp = await ctl.call(c.role_grant_permission(args[0], key, end, perm, timeout=math.inf))
     _confirm(ctl.printer, resp.raw, f"Role {args[0]} updated\n")
-    await ctl.close()
 
 
 async def role_revoke_permission_command(inv: Invocation) -> None:
@@ -290,7 +278,6 @@ async def role_revoke_permission_command(inv: Invocation) -> None:
     else:
         simple = f"Permission of range [{args[1]}, <open ended> is revoked from role {args[0]}\n"
     _confirm(ctl.printer, resp.raw, simple)
-    await ctl.close()
 
 
 # ------------------------------------------------------------------------------------ auth
@@ -309,7 +296,6 @@ async def auth_enable_command(inv: Invocation) -> None:
             await ctl.call(c.role_add("root", timeout=ctl.command_timeout))
             await ctl.call(c.user_grant_role("root", "root", timeout=ctl.command_timeout))
     write("Authentication Enabled\n")
-    await ctl.close()
 
 
 async def auth_disable_command(inv: Invocation) -> None:
@@ -318,7 +304,6 @@ async def auth_disable_command(inv: Invocation) -> None:
     ctl, c = _client(inv)
     await ctl.call(c.auth_disable(timeout=ctl.command_timeout))
     write("Authentication Disabled\n")
-    await ctl.close()
 
 
 # -------------------------------------------------------------------------------- commands

@@ -50,7 +50,6 @@ async def perf_command(inv: Invocation) -> None:
             write(f"Defragmented {quote(ep)}\n")
     lines, ok = checkperf.verdict(rec.stats(), load.limit)
     write("".join(line + "\n" for line in lines))
-    await ctl.close()
     if not ok:
         raise Exit(EXIT_ERROR)
 

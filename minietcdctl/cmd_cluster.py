@@ -56,7 +56,6 @@ async def member_add_command(inv: Invocation) -> None:
             f"ETCD_INITIAL_ADVERTISE_PEER_URLS={quote(peer_urls)}\n"
             'ETCD_INITIAL_CLUSTER_STATE="existing"\n'
         )
-    await ctl.close()
 
 
 def _one_member_id(inv: Invocation) -> int:
@@ -71,7 +70,6 @@ async def member_remove_command(inv: Invocation) -> None:
     c = ctl.client()
     resp = await ctl.call(c.member_remove(member_id, timeout=ctl.command_timeout))
     ctl.printer.member_remove(member_id, resp.raw)
-    await ctl.close()
 
 
 async def member_update_command(inv: Invocation) -> None:
@@ -84,7 +82,6 @@ async def member_update_command(inv: Invocation) -> None:
         c.member_update(member_id, inv["peer-urls"].split(","), timeout=ctl.command_timeout)
     )
     ctl.printer.member_update(member_id, resp.raw)
-    await ctl.close()
 
 
 async def member_list_command(inv: Invocation) -> None:
@@ -92,7 +89,6 @@ async def member_list_command(inv: Invocation) -> None:
     c = ctl.client()
     resp = await ctl.call(c.member_list(timeout=ctl.command_timeout))
     ctl.printer.member_list(resp.raw)
-    await ctl.close()
 
 
 async def member_promote_command(inv: Invocation) -> None:
@@ -101,7 +97,6 @@ async def member_promote_command(inv: Invocation) -> None:
     c = ctl.client()
     resp = await ctl.call(c.member_promote(member_id, timeout=ctl.command_timeout))
     ctl.printer.member_promote(member_id, resp.raw)
-    await ctl.close()
 
 
 # ---------------------------------------------------------------------------- endpoints
@@ -142,7 +137,6 @@ async def health_command(inv: Invocation) -> None:
     for fut in asyncio.as_completed([check(ep) for ep in eps]):
         results.append(await fut)
     ctl.printer.endpoint_health(results)
-    await ctl.close()
     if any(h.error for h in results):
         raise ExitError(EXIT_ERROR, "unhealthy cluster")
 
@@ -161,7 +155,6 @@ async def status_command(inv: Invocation) -> None:
             continue
         out.append(EpStatus(ep, resp.raw))
     ctl.printer.endpoint_status(out)
-    await ctl.close()
     if failed:
         raise Exit(EXIT_ERROR)
 
@@ -180,7 +173,6 @@ async def hashkv_command(inv: Invocation) -> None:
             continue
         out.append(EpHashKV(ep, resp.raw))
     ctl.printer.endpoint_hashkv(out)
-    await ctl.close()
     if last is not None:
         raise ExitError(EXIT_ERROR, last)
 
@@ -207,7 +199,6 @@ async def move_leader_command(inv: Invocation) -> None:
     c = ctl.client([leader_ep])
     resp = await ctl.call(c.move_leader(target, endpoint=leader_ep, timeout=ctl.command_timeout))
     ctl.printer.move_leader(leader_id, target, resp.raw)
-    await ctl.close()
 
 
 def commands() -> list[Command]:

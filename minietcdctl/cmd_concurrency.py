@@ -65,7 +65,6 @@ async def lock_command(inv: Invocation) -> None:
     signalled = await _wait_cancel_or(asyncio.ensure_future(ka.wait()))
     if signalled:
         await ctl.call(lock.release())
-        await ctl.close()
         raise Exit(0)
     raise ExitError(EXIT_ERROR, "session expired")
 

@@ -208,7 +208,6 @@ async def get_command(inv: Invocation) -> None:
             raise ExitError(EXIT_BAD_ARGS, "print-value-only is only for `--write-out=simple`")
         ctl.printer.value_only = True
     ctl.printer.get(resp.raw)
-    await ctl.close()
 
 
 async def put_command(inv: Invocation) -> None:
@@ -217,7 +216,6 @@ async def put_command(inv: Invocation) -> None:
     c = ctl.client()
     resp = await ctl.call(c.put(key, value, timeout=ctl.command_timeout, **opts))
     ctl.printer.put(resp.raw)
-    await ctl.close()
 
 
 async def del_command(inv: Invocation) -> None:
@@ -226,7 +224,6 @@ async def del_command(inv: Invocation) -> None:
     c = ctl.client()
     resp = await ctl.call(c.delete(key, timeout=ctl.command_timeout, **opts))
     ctl.printer.delete(resp.raw)
-    await ctl.close()
 
 
 async def compaction_command(inv: Invocation) -> None:
@@ -240,7 +237,6 @@ async def compaction_command(inv: Invocation) -> None:
     c = ctl.client()
     await ctl.call(c.compact(rev, physical=inv["physical"], timeout=ctl.command_timeout))
     write(f"compacted revision {rev}\n")
-    await ctl.close()
 
 
 # -------------------------------------------------------------------------------- txn
@@ -434,7 +430,6 @@ async def txn_command(inv: Invocation) -> None:
     txn = c.txn(timeout=math.inf).if_(*compares).then(*success).else_(*failure)
     resp = await ctl.call(txn.commit())
     ctl.printer.txn(resp.raw)
-    await ctl.close()
 
 
 def commands() -> list[Command]:

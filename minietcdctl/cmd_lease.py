@@ -28,7 +28,6 @@ async def grant_command(inv: Invocation) -> None:
     c = ctl.client()
     resp = await ctl.call(c.grant(ttl, timeout=ctl.command_timeout), wrap="failed to grant lease ({})")
     ctl.printer.grant(resp.raw)
-    await ctl.close()
 
 
 async def revoke_command(inv: Invocation) -> None:
@@ -39,7 +38,6 @@ async def revoke_command(inv: Invocation) -> None:
     c = ctl.client()
     resp = await ctl.call(c.revoke(lease_id, timeout=ctl.command_timeout), wrap="failed to revoke lease ({})")
     ctl.printer.revoke(lease_id, resp.raw)
-    await ctl.close()
 
 
 async def timetolive_command(inv: Invocation) -> None:
@@ -50,7 +48,6 @@ async def timetolive_command(inv: Invocation) -> None:
     lease_id = lease_from_arg(inv.args[0])
     resp = await ctl.call(c.time_to_live(lease_id, keys=inv["keys"], timeout=math.inf), EXIT_BAD_CONNECTION)
     ctl.printer.time_to_live(resp.raw, inv["keys"])
-    await ctl.close()
 
 
 async def list_command(inv: Invocation) -> None:
@@ -58,7 +55,6 @@ async def list_command(inv: Invocation) -> None:
     c = ctl.client()
     resp = await ctl.call(c.leases(timeout=math.inf), EXIT_BAD_CONNECTION)
     ctl.printer.leases(resp.raw)
-    await ctl.close()
 
 
 async def keep_alive_command(inv: Invocation) -> None:
@@ -70,7 +66,6 @@ async def keep_alive_command(inv: Invocation) -> None:
     if inv["once"]:
         resp = await ctl.call(c.keep_alive_once(lease_id, timeout=math.inf), EXIT_BAD_CONNECTION)
         ctl.printer.keep_alive(resp.raw)
-        await ctl.close()
         return
     ka = c.keep_alive(lease_id)
     async for r in ka:
@@ -82,7 +77,6 @@ async def keep_alive_command(inv: Invocation) -> None:
             raise ExitError(EXIT_BAD_CONNECTION, str(getattr(e, "etcd_message", None) or e)) from None
     if ctl.printer.fmt == "simple":
         write(f"lease {lease_id & (2**64 - 1):016x} expired or revoked.\n")
-    await ctl.close()
 
 
 def commands() -> list[Command]:

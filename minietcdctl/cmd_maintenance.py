@@ -35,7 +35,6 @@ async def snapshot_save_command(inv: Invocation) -> None:
     path = inv.args[0]
     await ctl.call(c.snapshot(path, endpoint=eps[0], timeout=timeout), EXIT_INTERRUPTED)
     write(f"Snapshot saved at {path}\n")
-    await ctl.close()
 
 
 def _print_db_status(fmt: str, st: SnapshotStatus) -> None:
@@ -92,7 +91,6 @@ async def alarm_disarm_command(inv: Invocation) -> None:
     c = ctl.client()
     resp = await ctl.call(c.alarm_disarm(timeout=ctl.command_timeout))
     ctl.printer.alarm(resp.raw)
-    await ctl.close()
 
 
 async def alarm_list_command(inv: Invocation) -> None:
@@ -102,7 +100,6 @@ async def alarm_list_command(inv: Invocation) -> None:
     c = ctl.client()
     resp = await ctl.call(c.alarm_list(timeout=ctl.command_timeout))
     ctl.printer.alarm(resp.raw)
-    await ctl.close()
 
 
 async def defrag_command(inv: Invocation) -> None:
@@ -123,7 +120,6 @@ async def defrag_command(inv: Invocation) -> None:
             failures += 1
         else:
             write(f"Finished defragmenting etcd member[{ep}]\n")
-    await ctl.close()
     if failures:
         raise Exit(EXIT_ERROR)
 

@@ -130,7 +130,6 @@ async def make_mirror_command(inv: Invocation) -> None:
             reporter.cancel()
     finally:
         await dest.close()
-        await ctl.close()
 
 
 async def _mirror(inv: Invocation, ctl: Ctl, src: Client, dest: Client, m: Mirror) -> None:

@@ -198,7 +198,6 @@ async def watch_command(inv: Invocation) -> None:
     except _ArgsError as e:
         raise ExitError(EXIT_BAD_ARGS, str(e)) from None
     await print_watch(ctl, w, exec_args)
-    await ctl.close()
     raise ExitError(EXIT_INTERRUPTED, "watch is canceled by the server")
 
 

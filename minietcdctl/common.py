@@ -196,6 +196,7 @@ class Ctl:
             raise ExitError(code, wrap.format(error_message(e))) from None
 
     async def close(self) -> None:
+        """Close this command's clients; run for every command when it ends (main._close)."""
         for c in self._clients:
             await c.close()
 
