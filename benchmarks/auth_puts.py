@@ -7,7 +7,7 @@ For each server: a 3-member cluster (tests/cluster/harness.py, heartbeat 100 ms,
 1000 ms), then alternating runs of ``--clients`` writers over ``--conns`` connections: auth off
 (no token), then auth on (simple tokens, etcd's default: user ``bench`` with one role granting
 READWRITE on the prefix ``bench/``; each connection logs in once and sends its token), repeated
-``--rounds`` times so that the machine's other load falls on both alike. Writes are 256-byte
+``--rounds`` times so that the machine's other load falls on both alike. Writes are put_load's: 256-byte
 values on random keys among 10,000 under ``bench/``. Prints puts/s, the members' CPU per put,
 and the ratio on/off. Nothing here is a test: record the output in docs/benchmarks.md.
 """
@@ -17,60 +17,36 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import random
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import grpc
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks import put_load
+from benchmarks.put_load import Metadata
 from minietcd.api.etcdserverpb import rpc_pb2, rpc_pb2_grpc
 from tests.cluster.harness import ETCDCTL, ProcessCluster, etcd_binary, minietcd_binary
 
 
 async def load(eps: list[str], clients: int, conns: int, seconds: float, auth: bool) -> int:
-    channels = [grpc.aio.insecure_channel(eps[i % len(eps)]) for i in range(conns)]
-    metadata: list[tuple[tuple[str, str], ...]] = []
-    for ch in channels:
-        if auth:
+    """put_load's writers; with ``auth``, each connection's puts carry a token of its own."""
+    tokens: list[Metadata] = []
+    for i in range(conns if auth else 0):
+        async with grpc.aio.insecure_channel(eps[i % len(eps)]) as ch:
             resp = await rpc_pb2_grpc.AuthStub(ch).Authenticate(
                 rpc_pb2.AuthenticateRequest(name="bench", password="benchpw"), timeout=10
             )
-            metadata.append((("token", resp.token),))
-        else:
-            metadata.append(())
-    stubs = [rpc_pb2_grpc.KVStub(ch) for ch in channels]
-    value = os.urandom(256)
-    done = 0
-    stop = time.monotonic() + seconds
-
-    async def client(n: int) -> None:
-        nonlocal done
-        stub, md = stubs[n % conns], metadata[n % conns]
-        rng = random.Random(n)
-        while time.monotonic() < stop:
-            key = b"bench/%05d" % rng.randrange(10_000)
-            await stub.Put(rpc_pb2.PutRequest(key=key, value=value), timeout=10, metadata=md)
-            done += 1
-
-    start = time.monotonic()
-    await asyncio.gather(*(client(i) for i in range(clients)))
-    elapsed = time.monotonic() - start
-    for ch in channels:
-        await ch.close()
-    return int(done / elapsed)
+        tokens.append((("token", resp.token),))
+    rate, _ = await put_load.load(eps, clients, conns, seconds, 256, tokens)
+    return rate
 
 
 def cpu_seconds(pids: list[int]) -> float:
-    total = 0.0
-    for pid in pids:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    return total
+    return sum(put_load.cpu_seconds(pid) for pid in pids)
 
 
 def etcdctl(c: ProcessCluster, *args: str) -> None:

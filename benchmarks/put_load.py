@@ -19,6 +19,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import grpc
@@ -28,10 +29,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from minietcd.api.etcdserverpb import rpc_pb2, rpc_pb2_grpc
 from tests.cluster.harness import ProcessCluster, etcd_binary, minietcd_binary
 
+Metadata = tuple[tuple[str, str], ...]
+
 
 async def load(
-    endpoints: list[str], clients: int, conns: int, seconds: float, size: int
+    endpoints: list[str], clients: int, conns: int, seconds: float, size: int,
+    metadata: Sequence[Metadata] = (),
 ) -> tuple[int, list[float]]:
+    """Puts/s and each put's latency; ``metadata[i]`` goes with every put on connection i
+    (an auth token, benchmarks/auth_puts.py)."""
     channels = [grpc.aio.insecure_channel(endpoints[i % len(endpoints)]) for i in range(conns)]
     stubs = [rpc_pb2_grpc.KVStub(ch) for ch in channels]
     value = os.urandom(size)
@@ -41,12 +47,12 @@ async def load(
 
     async def client(n: int) -> None:
         nonlocal done
-        stub = stubs[n % conns]
+        stub, md = stubs[n % conns], metadata[n % conns] if metadata else ()
         rng = random.Random(n)
         while time.monotonic() < stop:
             key = b"bench/%05d" % rng.randrange(10_000)
             t0 = time.perf_counter()
-            await stub.Put(rpc_pb2.PutRequest(key=key, value=value), timeout=10)
+            await stub.Put(rpc_pb2.PutRequest(key=key, value=value), timeout=10, metadata=md)
             latencies.append(time.perf_counter() - t0)
             done += 1
 
