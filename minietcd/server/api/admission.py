@@ -22,6 +22,7 @@ in the same order, so the same request fails with the same error whichever face 
 from __future__ import annotations
 
 import enum
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -137,11 +138,14 @@ class Admission:
         if ctx.requires_leader and op not in _LEADER_NOT_REQUIRED and self._member.leader == 0:
             raise NoLeaderError()
 
-    async def check(self, ctx: RequestContext, op: Op, request: Message | None = None) -> AuthInfo | None:
-        """:meth:`admit`, then :meth:`authorize`: the whole gate, for an operation that does
-        nothing between the two (KV validates its request in between, in etcd's order)."""
+    def check(
+        self, ctx: RequestContext, op: Op, request: Message | None = None
+    ) -> Awaitable[AuthInfo | None]:
+        """:meth:`admit`, then :meth:`authorize` (await the result): the whole gate, for an
+        operation that does nothing between the two (KV validates its request in between, in
+        etcd's order). Not a coroutine itself: no extra frame per request."""
         self.admit(ctx, op, request)
-        return await self.authorize(ctx, op, request)
+        return self.authorize(ctx, op, request)
 
     async def authorize(self, ctx: RequestContext, op: Op, request: Message | None = None) -> AuthInfo | None:
         """Raise etcd's auth error unless ``ctx``'s user may run ``op`` on ``request``; return
