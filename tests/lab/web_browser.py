@@ -9,6 +9,7 @@ downloaded. Both are installed by scripts/setup.sh: a test that needs them fails
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import signal
@@ -139,6 +140,18 @@ def lesson_state(page: Any) -> dict[str, str]:
     return got
 
 
+def server_view(page: Any) -> str:
+    """What the web server says it is doing (its busy action, the lesson, the story's end)."""
+    url = page.url.split("#")[0].rstrip("/") + "/api/cluster"
+    try:
+        with urllib.request.urlopen(url, timeout=10) as r:
+            state = json.loads(r.read())
+    except OSError as e:
+        return f"no answer from {url}: {e}"
+    story = [f"{x.get('kind')}: {x.get('text', '')}" for x in state["timeline"][-12:]]
+    return json.dumps({"busy": state["busy"], "lesson": state["lesson"], "story": story})
+
+
 def run_lesson(
     page: Any,
     lesson_id: str,
@@ -156,12 +169,18 @@ def run_lesson(
     ended: list[str] = []
     while True:
         step = len(ended)
-        page.wait_for_function(
-            "(() => { const d = document.getElementById('lesson-panel').dataset;"
-            f" return d.lesson === '{lesson_id}' && d.step === '{step}'"
-            f" && {list(ENDED)}.includes(d.status); }})()",
-            timeout=step_timeout * 1000,
-        )
+        try:
+            page.wait_for_function(
+                "(() => { const d = document.getElementById('lesson-panel').dataset;"
+                f" return d.lesson === '{lesson_id}' && d.step === '{step}'"
+                f" && {list(ENDED)}.includes(d.status); }})()",
+                timeout=step_timeout * 1000,
+            )
+        except Exception as e:  # playwright's TimeoutError: say where the lesson stood
+            raise AssertionError(
+                f"{lesson_id}: step {step + 1} did not end within {step_timeout:.0f} s; the panel says"
+                f" {lesson_state(page)}: {page.inner_text('#lesson')!r}; the server: {server_view(page)}"
+            ) from e
         state = lesson_state(page)
         ended.append(state["status"])
         if why is not None and state["status"] not in ("done", "finished"):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import gzip
 import json
+import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -14,11 +15,11 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from minietcd.errors import LabError
-from minietcd.lab.web import recording
+from minietcd.lab.web import lessons, recording
 from minietcd.lab.web.actions import Actions, Lab, Outcome, Planned, plan
 from minietcd.lab.web.app import LiveView, live_app, replay_app
 from minietcd.lab.web.collector import Stage
-from minietcd.lab.web.lessons import Ctx, Lesson, LessonRunner, Step, Wait
+from minietcd.lab.web.lessons import Call, Ctx, Lesson, LessonRunner, Step, Wait
 from minietcd.lab.web.picture import ClusterInfo
 
 INFO = ClusterInfo(("n1", "n2", "n3"), ("a1a1", "b2b2", "c3c3"), 500, 5000, "/lab")
@@ -213,6 +214,31 @@ async def test_a_step_that_never_sees_its_condition_times_out_and_lets_the_perso
     await wait_status(runner, "timeout")
     assert runner.after == "Not within 0 s (a miracle). Next goes on anyway."
     assert runner.state()["can_next"] is True  # type: ignore[index]  # state() is a JSON object here
+    await runner.stop()
+
+
+async def test_a_step_that_breaks_or_hangs_fails_with_one_line_instead_of_running_for_ever(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def stuck(ctx: Ctx) -> str:
+        time.sleep(0.5)  # a lab call that does not come back in time
+        return "late"
+
+    lesson = Lesson("t", "Test", "", (
+        Step("Broken", "picks a member", note=lambda ctx: {"first": ctx.up()[7]}),
+        Step("Stuck", "a call that hangs", do=lambda ctx: [Call("hang", "hang", stuck)]),
+        Step("After", "next one"),
+    ))  # fmt: skip
+    monkeypatch.setattr(lessons, "ACTION_BOUND", 0.1)
+    runner, _, _ = runner_with(lesson, {})
+    runner.start("t")
+    await wait_status(runner, "failed")
+    assert runner.after == "The step broke (IndexError: list index out of range). Next goes on anyway."
+    runner.next()
+    await wait_status(runner, "failed")
+    assert runner.after == "The lab could not do this: not done within 0 s"
+    runner.next()
+    await wait_status(runner, "finished")
     await runner.stop()
 
 
