@@ -46,7 +46,7 @@ from minietcd.server.failstop import error_text
 from minietcd.server.firststart import FirstStart, check_data_dir, discard_blank_wal
 from minietcd.server.listeners import bind_sockets, close_grpc
 from minietcd.server.logsetup import setup_logging
-from minietcd.server.memory import cap_malloc_arenas, trim_heap
+from minietcd.server.memory import trim_heap
 from minietcd.server.raft_node import RaftNode
 from minietcd.server.recovery import recover
 from minietcd.server.snapshot_files import snapshot_sink
@@ -516,8 +516,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     # 10,000 (pauses of 2-3 ms, far below a heartbeat). The key index stays out of it anyway
     # (apply.py's _freeze_gc). The command only: an embedded member leaves its host's GC alone.
     gc.set_threshold(10_000, 10, 10)
-    # Before any thread exists (gRPC's, the WAL syncer's): the arena limit applies to them all.
-    cap_malloc_arenas()
     try:
         import uvloop
 
