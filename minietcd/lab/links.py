@@ -27,7 +27,7 @@ from typing import Any
 
 from minietcd.errors import LabError
 from minietcd.lab.state import HOST, LabState, LinkState, MemberState
-from minietcd.lab.toxiproxy import configure_client
+from minietcd.lab.toxiproxy import CLIENT_LOCK, configure_client
 
 ROUTES_ENV = "MINIETCD_LAB_PEER_ROUTES"  # = minietcd.server.peer_channels.LAB_PEER_ROUTES_ENV
 
@@ -84,11 +84,12 @@ def _answering(url: str) -> Iterator[None]:
     would send one lab's calls to the other's Toxiproxy."""
     import requests
 
-    configure_client(url)
-    try:
-        yield
-    except requests.RequestException as e:
-        raise LabError(f"Toxiproxy at {url} is not answering ({type(e).__name__})") from None
+    with CLIENT_LOCK:  # until these calls are done, no other thread re-points the client
+        configure_client(url)
+        try:
+            yield
+        except requests.RequestException as e:
+            raise LabError(f"Toxiproxy at {url} is not answering ({type(e).__name__})") from None
 
 
 def _port_of(listen: str) -> int:

@@ -26,6 +26,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -103,16 +104,25 @@ def parse_url(url: str) -> tuple[str, str, int]:
     return f"{parts.scheme}://{netloc}", host, port
 
 
+#: Held while toxiproxy-python's process-wide address is set and used (links._answering): a
+#: thread that points it at one lab's Toxiproxy must not have its calls sent to another's
+#: because a second thread pointed it elsewhere in between (the web view reads the old
+#: cluster's links in one thread while it starts the new cluster in another).
+CLIENT_LOCK = threading.RLock()
+
+
 def configure_client(url: str) -> None:
     """Make toxiproxy-python's ``Toxiproxy()`` talk to ``url``.
 
     toxiproxy-python keeps host and port on a class shared by the whole
-    process, so this affects every ``Toxiproxy`` and ``Proxy`` object.
+    process, so this affects every ``Toxiproxy`` and ``Proxy`` object. Calls that must reach
+    ``url`` hold :data:`CLIENT_LOCK` from here until they are done.
     """
     from toxiproxy import Toxiproxy
 
     _url, host, port = parse_url(url)
-    Toxiproxy().update_api_consumer(host, port)
+    with CLIENT_LOCK:
+        Toxiproxy().update_api_consumer(host, port)
 
 
 def _free_port() -> int:
