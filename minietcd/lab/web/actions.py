@@ -30,6 +30,10 @@ from minietcd.lab.web.picture import NORMAL_PACE, TEACH_PACE
 
 PACES: Final = {"teach": TEACH_PACE, "normal": NORMAL_PACE}
 UP_TIMEOUT: Final = 120.0
+# The longest an action is waited for: starting a cluster takes up to UP_TIMEOUT to come up and
+# as long again to elect; anything else takes seconds. Past it the action is reported failed
+# (the lab call may go on in its worker thread; nobody waits for it any longer).
+ACTION_BOUND: Final = 2 * UP_TIMEOUT + 30
 
 
 @dataclass(slots=True, frozen=True)
@@ -241,8 +245,10 @@ class Actions:
             ref = self.stage.action_started(planned.text, planned.cli, source)
             start = time.monotonic()
             try:
-                result = await asyncio.to_thread(planned.call)
+                result = await asyncio.wait_for(asyncio.to_thread(planned.call), ACTION_BOUND)
                 ok = True
+            except TimeoutError:
+                result, ok = f"not done within {ACTION_BOUND:.0f} s", False
             except LabError as e:
                 result, ok = str(e).splitlines()[0], False
             except Exception as e:  # a lab call that broke: one line in the story, never a crash

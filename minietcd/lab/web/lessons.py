@@ -21,15 +21,12 @@ from pathlib import Path
 from typing import Any, Final
 
 from minietcd.errors import LabError
-from minietcd.lab.web.actions import UP_TIMEOUT, Actions, Outcome, Planned
+from minietcd.lab.web.actions import Actions, Outcome, Planned
 from minietcd.lab.web.collector import Stage
 from minietcd.lab.web.controller import Controllers
 from minietcd.lab.web.picture import NORMAL_PACE, TEACH_PACE
 
 WAIT_POLL: Final = 0.2
-# The longest a lesson waits for one lab action: starting a cluster takes up to UP_TIMEOUT to
-# come up and as long again to elect; anything else takes seconds.
-ACTION_BOUND: Final = 2 * UP_TIMEOUT + 30
 
 log = logging.getLogger(__name__)
 
@@ -305,22 +302,6 @@ class LessonRunner:
             first = f"{type(e).__name__}: {e}".splitlines()[0]
             self.status, self.after = "failed", f"The step broke ({first}). Next goes on anyway."
 
-    async def _act(self, item: Mapping[str, Any] | Call, bound: float) -> Outcome:
-        """Do one action of a step, waiting at most ``bound`` seconds for it (the lab call itself
-        may go on in its worker thread; the lesson does not wait for it any longer)."""
-        ctx = self.ctx
-        if isinstance(item, Call):
-            planned = Planned(item.text, item.cli, partial(item.fn, ctx))
-            work = self.actions.run_planned(planned, "lesson")
-        else:
-            work = self.actions.run(item, source="lesson")
-        try:
-            return await asyncio.wait_for(work, bound)
-        except LabError as e:
-            return Outcome(False, str(e), "", 0.0)
-        except TimeoutError:
-            return Outcome(False, f"not done within {bound:.0f} s", "", bound)
-
     async def _run_step(self, step: Step) -> None:
         ctx = self.ctx
         ctx.outcomes = []
@@ -333,7 +314,14 @@ class LessonRunner:
                     self.status, self.after = "failed", f"Waited in vain for {item.what}."
                     return
                 continue
-            out = await self._act(item, ACTION_BOUND)
+            if isinstance(item, Call):
+                planned = Planned(item.text, item.cli, partial(item.fn, ctx))
+                out = await self.actions.run_planned(planned, "lesson")  # bounded: ACTION_BOUND
+            else:
+                try:
+                    out = await self.actions.run(item, source="lesson")
+                except LabError as e:
+                    out = Outcome(False, str(e), "", 0.0)
             ctx.outcomes.append(out)
             if not out.ok and not (isinstance(item, Mapping) and item.get("may_fail")):
                 self.status, self.after = "failed", f"The lab could not do this: {out.text}"

@@ -1,11 +1,12 @@
-"""The command's malloc settings (minietcd/server/memory.py): harmless calls, on any C library."""
+"""An idle member's memory: start-up's freed heap pages given back (minietcd/server/memory.py),
+bcrypt loaded only when a password is hashed or checked."""
 
 from __future__ import annotations
 
+import subprocess
 import sys
 
 from minietcd.server import memory
-from minietcd.server.auth import passwords
 
 
 def test_trim_gives_freed_heap_pages_back() -> None:
@@ -21,9 +22,12 @@ def test_trim_gives_freed_heap_pages_back() -> None:
     assert len(kept) == 500
 
 
-def test_passwords_hash_and_check_with_bcrypt_imported_on_use() -> None:
-    hashed = passwords.hash_password("secret", passwords.MIN_COST)
-    assert hashed.startswith(b"$2a$04$")
-    assert passwords.password_matches(hashed, "secret")
-    assert not passwords.password_matches(hashed, "other")
-    assert not passwords.password_matches(b"not a hash", "secret")
+def test_bcrypt_is_loaded_by_the_first_password_not_by_the_server() -> None:
+    # In a fresh interpreter: this one may have loaded bcrypt for another test already.
+    script = (
+        "import sys; import minietcd.server.main; from minietcd.server.auth import passwords\n"
+        "assert 'bcrypt' not in sys.modules, 'bcrypt loaded at start'\n"
+        "assert passwords.password_matches(passwords.hash_password('pw', passwords.MIN_COST), 'pw')\n"
+        "assert 'bcrypt' in sys.modules\n"
+    )
+    subprocess.run([sys.executable, "-c", script], check=True, timeout=60)
