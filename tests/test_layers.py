@@ -101,10 +101,13 @@ RULES: list[Rule] = [
          "errors; it never touches the state machine, the Raft node, mvcc or storage (DESIGN rule 6)"),
     Rule("gateway face", _GATEWAY_FACE,
          only=("minietcd.api", "minietcd.errors", "minietcd.golang", "minietcd.server.api",
-               "minietcd.server.rpcmetrics"),
+               "minietcd.server.rpcmetrics", "minietcd.server.httpserver"),
          why="the HTTP/JSON gateway is a face like the gRPC one: it calls the application API and maps its "
-         "typed errors (Go's quoting from the leaf minietcd.golang); never the state machine, the Raft node, "
-         "mvcc, storage, or the gRPC face"),
+         "typed errors (Go's quoting from the leaf minietcd.golang), served by the member's HTTP server; "
+         "never the state machine, the Raft node, mvcc, storage, or the gRPC face"),
+    Rule("HTTP server", ("minietcd.server.httpserver",), only=(),
+         why="the member's HTTP/1.1 server is plumbing under the HTTP faces, as a library would be: it "
+         "knows no etcd and imports nothing of the project"),
     Rule("application API", ("minietcd.server.api",), never=(*_FACES, "minietcd.server.main"),
          why="the application API sits below every face and knows none of them"),
     Rule("below the API", _BELOW_API, never=("minietcd.server.api", *_FACES),

@@ -1,9 +1,10 @@
 """HTTP on the client URLs: the multiplexers of the muxed client URLs, the HTTP-only listeners of
-``--listen-client-http-urls``, and the one aiohttp application behind both (etcd's JSON gateway,
-``/health``, ``/version``, ``/metrics``, ``/debug/vars``: :func:`minietcd.server.http.make_client_app`).
+``--listen-client-http-urls``, and the one HTTP server behind both (etcd's JSON gateway,
+``/health``, ``/version``, ``/metrics``, ``/debug/vars``:
+:func:`minietcd.server.etcdhttp.make_client_server`).
 
-On muxed URLs the application is built when the first HTTP connection arrives: a member that is
-only ever asked over gRPC never imports aiohttp (its idle memory stays what it was).
+On muxed URLs the server is built when the first HTTP connection arrives: a member that is
+only ever asked over gRPC never imports its modules.
 """
 
 from __future__ import annotations
@@ -20,10 +21,10 @@ from minietcd.server.client_listeners import ClientListeners
 from minietcd.server.clientmux import ClientMux
 from minietcd.server.config import Config
 from minietcd.server.etcd_server import EtcdServer
-from minietcd.server.splicer import Splicer
 
-if TYPE_CHECKING:
-    from aiohttp import web
+if TYPE_CHECKING:  # loaded when needed: HTTP on the first HTTP client, the thread splicer on request
+    from minietcd.server.httpserver import HttpServer
+    from minietcd.server.splicer import Splicer
 
 log = logging.getLogger("minietcd.server")
 
@@ -52,9 +53,7 @@ class ClientHttp:
             # offers only h2 (a gRPC client) never reaches this context (clientmux.classify_tls).
             self._ssl.set_alpn_protocols(["http/1.1"])
         self._muxes: list[ClientMux] = []
-        self._runner: web.AppRunner | None = None
-        self._building: asyncio.Lock | None = None
-        self._sites: list[web.BaseSite] = []
+        self._http: HttpServer | None = None
         self._splicer: Splicer | None = None
 
     async def start(self) -> None:
@@ -62,7 +61,11 @@ class ClientHttp:
         # in a thread of their own instead (benchmarks/client_mux.py compares the two; the
         # loop won: docs/benchmarks.md).
         threaded = os.environ.get("MINIETCD_SPLICE") == "thread"
-        splicer = Splicer() if self._listeners.muxed and threaded else None
+        splicer = None
+        if self._listeners.muxed and threaded:
+            from minietcd.server.splicer import Splicer
+
+            splicer = Splicer()
         self._splicer = splicer
         for u, sock, grpc_address in self._listeners.muxed:
             mux = ClientMux(
@@ -74,44 +77,25 @@ class ClientHttp:
             )
             mux.start()
             self._muxes.append(mux)
-        if self._listeners.http_only:
-            from aiohttp import web
+        for u, sock in self._listeners.http_only:
+            await self._http_server().listen(sock, self._ssl if u.is_tls else None)
 
-            runner = await self._app_runner()
-            for u, sock in self._listeners.http_only:
-                site = web.SockSite(runner, sock, ssl_context=self._ssl if u.is_tls else None)
-                await site.start()
-                self._sites.append(site)
+    def _http_server(self) -> HttpServer:
+        if self._http is None:
+            from minietcd.server.etcdhttp import make_client_server
 
-    async def _app_runner(self) -> web.AppRunner:
-        if self._building is None:
-            self._building = asyncio.Lock()
-        async with self._building:
-            if self._runner is None:
-                from aiohttp import web
-
-                from minietcd.server.etcdhttp import make_client_app
-
-                app = make_client_app(self._server, self._api, self._cfg)
-                # A client that goes away cancels its request (a watch stream ends with it).
-                runner = web.AppRunner(app, access_log=None, shutdown_timeout=2.0, handler_cancellation=True)
-                await runner.setup()
-                self._runner = runner
-        return self._runner
+            self._http = make_client_server(self._server, self._api, self._cfg)
+        return self._http
 
     async def _protocol_factory(self) -> Callable[[], asyncio.Protocol]:
-        runner = await self._app_runner()
-        server = runner.server
-        assert server is not None  # set up
-        return server
+        return self._http_server().protocol
 
     async def stop_accepting(self) -> None:
         """Accept no new connection (those open go on: gRPC drains them next)."""
         for mux in self._muxes:
             await mux.stop_accepting()
-        for site in self._sites:
-            await site.stop()
-        self._sites.clear()
+        if self._http is not None:
+            await self._http.stop_listening()
 
     async def close(self) -> None:
         """Close what is still open: spliced connections and HTTP ones."""
@@ -120,5 +104,5 @@ class ClientHttp:
             await mux.close()
         if self._splicer is not None:
             self._splicer.close()
-        if self._runner is not None:
-            await self._runner.cleanup()
+        if self._http is not None:
+            await self._http.close()

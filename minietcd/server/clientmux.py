@@ -35,9 +35,10 @@ import secrets
 import socket
 import ssl
 from collections.abc import Awaitable, Callable
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
-from minietcd.server.splicer import Splicer
+if TYPE_CHECKING:
+    from minietcd.server.splicer import Splicer
 
 log = logging.getLogger("minietcd.server.clientmux")
 

@@ -20,21 +20,20 @@ import json
 import logging
 import posixpath
 from collections.abc import Awaitable, Callable
-from typing import Final
-
-from aiohttp import web
+from typing import TYPE_CHECKING, Final
 
 from minietcd.golang import split_host_port
 from minietcd.server.api import Api
 from minietcd.server.config import Config
 from minietcd.server.etcd_server import EtcdServer
-from minietcd.server.gateway import Gateway
-from minietcd.server.gateway.gojson import GoJSONError, value_end
-from minietcd.server.gateway.handler import text_response
 from minietcd.server.http import check_health, debug_vars_body, metrics_response, version_body, watch_db_size
+from minietcd.server.httpserver import HttpServer, Reply, Request, Response, json_response, text_response
 from minietcd.server.logsetup import NOTICE
 
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+if TYPE_CHECKING:
+    from minietcd.server.gateway import Gateway
+
+Handler = Callable[[Request], Awaitable[Reply]]
 log = logging.getLogger("minietcd.server")
 
 #: The gRPC server's limit over --max-request-bytes (etcd: grpcOverheadBytes).
@@ -69,20 +68,19 @@ def clean_path(p: str) -> str:
     return np
 
 
-def _redirect(request: web.Request, location: str) -> web.Response:
+def _redirect(request: Request, location: str) -> Response:
     """Go's http.Redirect with 301: a body (and its type) only for GET."""
     if request.query_string:
         location += "?" + request.query_string
-    resp = web.Response(status=301, headers={"Location": location})
+    resp = Response(301, headers={"Location": location})
     if request.method in ("GET", "HEAD"):
-        resp.content_type = "text/html"
-        resp.charset = "utf-8"
+        resp.content_type = "text/html; charset=utf-8"
     if request.method == "GET":
-        resp.text = f'<a href="{location}">Moved Permanently</a>.\n\n'
+        resp.body = f'<a href="{location}">Moved Permanently</a>.\n\n'.encode()
     return resp
 
 
-def _method_not_allowed(allow: str) -> web.Response:
+def _method_not_allowed(allow: str) -> Response:
     resp = text_response(405, "Method Not Allowed")
     resp.headers["Allow"] = allow
     return resp
@@ -93,11 +91,12 @@ class ClientApp:
 
     def __init__(self, server: EtcdServer, api: Api, cfg: Config) -> None:
         self.server = server
-        self.gateway = (
-            Gateway(api, max_request_bytes=cfg.max_request_bytes + GRPC_OVERHEAD)
-            if cfg.enable_grpc_gateway
-            else None
+        self.api = api
+        #: The gateway's limit on a request (grpc-go's), None with --enable-grpc-gateway=false.
+        self.gateway_request_bytes = (
+            cfg.max_request_bytes + GRPC_OVERHEAD if cfg.enable_grpc_gateway else None
         )
+        self._gateway: Gateway | None = None
         self.cors = frozenset(cfg.cors)
         self.host_whitelist = frozenset(cfg.host_whitelist)
         self.basic: dict[str, Handler] = {
@@ -108,70 +107,74 @@ class ClientApp:
             "/config/local/log": self.log_level,
         }
 
-    def application(self) -> web.Application:
+    def http_server(self) -> HttpServer:
         watch_db_size(self.server)
-        # A gateway request may carry --max-request-bytes of base64 and JSON around it.
-        app = web.Application(
-            client_max_size=4 * (self.gateway.max_request_bytes if self.gateway else 1 << 20)
-        )
-        app.router.add_route("*", "/{tail:.*}", self.dispatch)
-        app.on_response_prepare.append(self._cors_headers)
-        return app
+        return HttpServer(self.dispatch, decorate=self._cors_headers)
 
     # -- etcd's accessController and Go's ServeMux ---------------------------------------------
 
-    async def dispatch(self, request: web.Request) -> web.StreamResponse:
+    async def dispatch(self, request: Request) -> Reply:
         path = request.path
         if path.startswith("/v3beta/"):
             path = "/v3/" + path[len("/v3beta/") :]
-        if request.transport is not None and request.transport.get_extra_info("sslcontext") is None:
+        if not request.is_tls:
             try:
                 host, _port = split_host_port(request.host)
             except ValueError:  # no port: the whole Host (Go's httputil.GetHostname)
                 host = request.host
             if self.host_whitelist and "*" not in self.host_whitelist and host not in self.host_whitelist:
-                return web.Response(status=421, text=_cve_2018_5702(host), content_type="text/plain")
+                return Response(421, _cve_2018_5702(host).encode(), "text/plain; charset=utf-8")
         if request.method == "OPTIONS":
-            return web.Response(status=200)
+            return Response(200)
         clean = clean_path(path)
         if clean == "/v3":
             return _redirect(request, "/v3/")
         if clean != path:
             return _redirect(request, clean)
-        if path.startswith("/v3/") and self.gateway is not None:
-            return await self.gateway.handle(request, path)
+        if path.startswith("/v3/") and self.gateway_request_bytes is not None:
+            return await self.gateway().handle(request, path)
         handler = self.basic.get(path)
         if handler is None:
             return text_response(404, "404 page not found")
         return await handler(request)
 
-    async def _cors_headers(self, request: web.Request, response: web.StreamResponse) -> None:
+    def gateway(self) -> Gateway:
+        """The JSON gateway, made on the first request for it (a member that only answers
+        health probes never loads its modules)."""
+        if self._gateway is None:
+            from minietcd.server.gateway import Gateway
+
+            assert self.gateway_request_bytes is not None  # only asked when enabled
+            self._gateway = Gateway(self.api, max_request_bytes=self.gateway_request_bytes)
+        return self._gateway
+
+    def _cors_headers(self, request: Request, headers: dict[str, str]) -> None:
         origin = "*" if not self.cors or "*" in self.cors else request.headers.get("Origin", "")
         if origin == "*" or origin in self.cors:
-            response.headers["Access-Control-Allow-Methods"] = "POST, GET, OPTIONS, PUT, DELETE"
-            response.headers["Access-Control-Allow-Origin"] = origin
-            response.headers["Access-Control-Allow-Headers"] = "accept, content-type, authorization"
+            headers["Access-Control-Allow-Methods"] = "POST, GET, OPTIONS, PUT, DELETE"
+            headers["Access-Control-Allow-Origin"] = origin
+            headers["Access-Control-Allow-Headers"] = "accept, content-type, authorization"
 
     # -- etcdhttp's basic handlers ---------------------------------------------------------------
 
-    async def health(self, request: web.Request) -> web.StreamResponse:
+    async def health(self, request: Request) -> Reply:
         if request.method != "GET":
             return _method_not_allowed("GET")
-        ok, _reason = await check_health(self.server, request.query.getall("exclude", []))
+        ok, _reason = await check_health(self.server, request.query.get("exclude", []))
         if not ok:
             return text_response(503, '{"health":"false"}')
-        return web.Response(text='{"health":"true"}', content_type="text/plain", charset="utf-8")
+        return Response(200, b'{"health":"true"}', "text/plain; charset=utf-8")
 
-    async def version(self, request: web.Request) -> web.StreamResponse:
+    async def version(self, request: Request) -> Reply:
         if request.method != "GET":
             return _method_not_allowed("GET")
         body = json.dumps(version_body(self.server), separators=(",", ":"))
-        return web.Response(body=body.encode(), content_type="application/json")
+        return Response(200, body.encode(), "application/json")
 
-    async def metrics(self, request: web.Request) -> web.StreamResponse:
+    async def metrics(self, request: Request) -> Reply:
         return metrics_response()
 
-    async def log_level(self, request: web.Request) -> web.StreamResponse:
+    async def log_level(self, request: Request) -> Reply:
         """etcd 3.4's PUT /config/local/log ``{"Level": "DEBUG"}``: the log level of the member."""
         if request.method != "PUT":
             return _method_not_allowed("PUT")
@@ -184,12 +187,12 @@ class ClientApp:
         name, value = found
         logging.getLogger().setLevel(value)
         log.log(NOTICE, "etcdserver/api/etcdhttp: globalLogLevel set to %s", json.dumps(name))
-        return web.Response(status=204)
+        return Response(204)
 
-    async def debug_vars(self, request: web.Request) -> web.StreamResponse:
+    async def debug_vars(self, request: Request) -> Reply:
         if request.method != "GET":
             return _method_not_allowed("GET")
-        return web.json_response(debug_vars_body(self.server))
+        return json_response(debug_vars_body(self.server))
 
 
 #: capnslog's levels by name and initial (capnslog.ParseLevel), as Python logging levels.
@@ -204,16 +207,17 @@ _CAPNSLOG_LEVELS: Final = {
 }  # fmt: skip
 
 
-def _json_message(status: int, message: str) -> web.Response:
+def _json_message(status: int, message: str) -> Response:
     """etcd's httptypes.HTTPError: ``{"message": ...}``."""
-    return web.Response(
-        status=status, body=json.dumps({"message": message}).encode(), content_type="application/json"
-    )
+    return json_response({"message": message}, status, "application/json")
 
 
 def _log_level_of(body: bytes) -> str | None:
     """The Level of etcd's ``{"Level": "debug"}`` body (Go's decoder: the key in any case), or
     None when the body is not that JSON."""
+    # Go's decoder as the gateway has it (imported here: the gateway loads on first use).
+    from minietcd.server.gateway.gojson import GoJSONError, value_end
+
     try:
         start = len(body) - len(body.lstrip())
         if start == len(body):
@@ -232,6 +236,6 @@ def _log_level_of(body: bytes) -> str | None:
     return level if isinstance(level, str) else None
 
 
-def make_client_app(server: EtcdServer, api: Api, cfg: Config) -> web.Application:
-    """The aiohttp application every client URL serves HTTP with."""
-    return ClientApp(server, api, cfg).application()
+def make_client_server(server: EtcdServer, api: Api, cfg: Config) -> HttpServer:
+    """The HTTP server every client URL serves HTTP with."""
+    return ClientApp(server, api, cfg).http_server()

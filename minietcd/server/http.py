@@ -20,15 +20,15 @@ import asyncio
 import json
 import resource
 import sys
-from collections.abc import Collection
+from collections.abc import Awaitable, Callable, Collection
 
-from aiohttp import web
 from prometheus_client import Counter, Gauge, generate_latest
 
 from minietcd import ETCD_API_VERSION
 from minietcd.api.etcdserverpb.rpc_pb2 import AlarmType
 from minietcd.errors import MinietcdError
 from minietcd.server.etcd_server import EtcdServer
+from minietcd.server.httpserver import HttpServer, Reply, Request, Response, json_response, text_response
 from minietcd.server.member_metrics import MEMBER_METRICS
 from minietcd.server.observe import raft_status_json, raft_view_json
 
@@ -79,8 +79,8 @@ def version_body(server: EtcdServer) -> dict[str, str]:
 METRICS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 
-def metrics_response() -> web.Response:
-    return web.Response(body=generate_latest(), headers={"Content-Type": METRICS_CONTENT_TYPE})
+def metrics_response() -> Response:
+    return Response(200, generate_latest(), METRICS_CONTENT_TYPE)
 
 
 def debug_vars_body(server: EtcdServer) -> dict[str, object]:
@@ -99,45 +99,44 @@ def watch_db_size(server: EtcdServer) -> None:
     MEMBER_METRICS.server = server
 
 
-def make_app(server: EtcdServer) -> web.Application:
-    """The --listen-metrics-urls application."""
+def make_metrics_server(server: EtcdServer) -> HttpServer:
+    """The --listen-metrics-urls server."""
     watch_db_size(server)
 
-    async def health(request: web.Request) -> web.Response:
-        ok, reason = await check_health(server, request.query.getall("exclude", []))
+    async def health(request: Request) -> Reply:
+        ok, reason = await check_health(server, request.query.get("exclude", []))
         # etcd 3.4's decision; the body adds etcd 3.5's "reason" (minietcd-lab shows it).
         body = {"health": "true" if ok else "false", "reason": reason}
-        return web.Response(text=json.dumps(body), content_type="application/json", status=200 if ok else 503)
+        return json_response(body, 200 if ok else 503)
 
-    async def version(request: web.Request) -> web.Response:
-        return web.Response(text=json.dumps(version_body(server)), content_type="application/json")
+    async def version(request: Request) -> Reply:
+        return json_response(version_body(server))
 
-    async def metrics(request: web.Request) -> web.Response:
+    async def metrics(request: Request) -> Reply:
         return metrics_response()
 
-    async def debug_vars(request: web.Request) -> web.Response:
-        return web.json_response(debug_vars_body(server))
+    async def debug_vars(request: Request) -> Reply:
+        return json_response(debug_vars_body(server))
 
-    def _after(request: web.Request, name: str = "after") -> int:
+    def _after(request: Request, name: str = "after") -> int:
         try:
-            return max(0, int(request.query.get(name, "0")))
+            return max(0, int(request.query_get(name, "0")))
         except ValueError:
-            raise web.HTTPBadRequest(text=f"{name} must be a sequence number") from None
+            raise _BadQuery(f"{name} must be a sequence number") from None
 
-    async def raft_events(request: web.Request) -> web.Response:
+    async def raft_events(request: Request) -> Reply:
         after = _after(request)
         try:
-            wait = min(MAX_EVENT_WAIT, max(0.0, float(request.query.get("wait", "0"))))
+            wait = min(MAX_EVENT_WAIT, max(0.0, float(request.query_get("wait", "0"))))
         except ValueError:
-            raise web.HTTPBadRequest(text="wait must be a number of seconds") from None
+            raise _BadQuery("wait must be a number of seconds") from None
         log = server.node.events
         events = await log.wait_after(after, wait) if wait else log.after(after)
-        return web.json_response({"events": [e.to_json() for e in events], "last_seq": log.last_seq})
+        return json_response({"events": [e.to_json() for e in events], "last_seq": log.last_seq})
 
-    async def raft_event_stream(request: web.Request) -> web.StreamResponse:
+    async def raft_event_stream(request: Request) -> Reply:
         seq = _after(request)
-        resp = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
-        await resp.prepare(request)
+        resp = await request.stream({"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
         log = server.node.events
         while not log.closed:  # or until the client goes away (the write fails)
             events = await log.wait_after(seq, KEEP_ALIVE_SECONDS)
@@ -156,10 +155,10 @@ def make_app(server: EtcdServer) -> web.Application:
             "started": trace.started,
         }
 
-    async def raft_messages(request: web.Request) -> web.Response:
-        return web.json_response(_messages(_after(request)))
+    async def raft_messages(request: Request) -> Reply:
+        return json_response(_messages(_after(request)))
 
-    async def raft_view(request: web.Request) -> web.Response:
+    async def raft_view(request: Request) -> Reply:
         node = server.node
         body = raft_view_json(node.rawnode, node.tick_seconds)
         events = node.events.after(_after(request, "events_after"))
@@ -170,22 +169,39 @@ def make_app(server: EtcdServer) -> web.Application:
         body["last_message_seq"] = messages["last_seq"]
         body["sampled_out"] = messages["sampled_out"]
         body["started"] = messages["started"]
-        return web.json_response(body)
+        return json_response(body)
 
-    async def on_shutdown(app: web.Application) -> None:
-        # aiohttp waits for running handlers before it lets the member stop: end the long
-        # polls and event streams now.
-        server.node.events.close()
+    routes: dict[str, Callable[[Request], Awaitable[Reply]]] = {
+        "/health": health,
+        "/version": version,
+        "/metrics": metrics,
+        "/debug/vars": debug_vars,
+        "/debug/raft/events": raft_events,
+        "/debug/raft/events/stream": raft_event_stream,
+        "/debug/raft/messages": raft_messages,
+        "/debug/raft/view": raft_view,
+    }
 
-    app = web.Application()
-    app.on_shutdown.append(on_shutdown)
-    app.router.add_get("/health", health)
-    app.router.add_get("/version", version)
-    app.router.add_get("/metrics", metrics)
-    app.router.add_get("/debug/vars", debug_vars)
-    app.router.add_get("/debug/raft/events", raft_events)
-    app.router.add_get("/debug/raft/events/stream", raft_event_stream)
-    app.router.add_get("/debug/raft/messages", raft_messages)
-    app.router.add_get("/debug/raft/view", raft_view)
-    return app
+    async def dispatch(request: Request) -> Reply:
+        handler = routes.get(request.path)
+        if handler is None:
+            return text_response(404, "404 page not found")
+        if request.method not in ("GET", "HEAD"):
+            response = text_response(405, "Method Not Allowed")
+            response.headers["Allow"] = "GET"
+            return response
+        try:
+            return await handler(request)
+        except _BadQuery as e:
+            return text_response(400, str(e))
+
+    http = HttpServer(dispatch)
+    # The server waits for answers in progress before the member stops: end the long polls
+    # and event streams now.
+    http.on_shutdown.append(server.node.events.close)
+    return http
+
+
+class _BadQuery(Exception):
+    """A query parameter that is not what the page takes (answered 400 with the text)."""
 

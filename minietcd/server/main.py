@@ -56,7 +56,7 @@ from minietcd.server.v3rpc.services import add_client_services
 from minietcd.storage.raft_storage import DiskStorage
 
 if TYPE_CHECKING:
-    from aiohttp import web
+    from minietcd.server.httpserver import HttpServer
 
 log = logging.getLogger("minietcd.server")
 GRPC_OVERHEAD = 512 * 1024  # etcd lets gRPC frames exceed --max-request-bytes by this much
@@ -169,7 +169,7 @@ class Member:
         self.grpc_server: grpc.aio.Server | None = None
         self.clients: ClientListeners | None = None  # bound by run()
         self.client_http: ClientHttp | None = None  # serves HTTP on the client URLs
-        self.http_runners: list[web.AppRunner] = []
+        self.metrics_http: list[HttpServer] = []  # the --listen-metrics-urls servers
         self.tasks: list[asyncio.Task[None]] = []
         # Set if the member stopped itself (fail-stop, DESIGN rule 8): the process exits 1.
         self.failure: MemberFailedError | None = None
@@ -260,8 +260,8 @@ class Member:
                 await self.grpc_server.stop(grace=1)
             if self.client_http is not None:
                 await self.client_http.close()
-            for r in self.http_runners:
-                await r.cleanup()
+            for h in self.metrics_http:
+                await h.close()
             await server.stop()
             await api.close()
             await node.stop()
@@ -436,17 +436,14 @@ class Member:
     async def _serve_metrics(self, server: EtcdServer, sockets: list[socket.socket]) -> None:
         if not sockets:
             return
-        # aiohttp only with --listen-metrics-urls: a member without them never loads it.
-        from aiohttp import web
-
-        from minietcd.server.http import make_app
+        # The HTTP server's modules only with --listen-metrics-urls (or a first HTTP client).
+        from minietcd.server.http import make_metrics_server
 
         for u, sock in zip(self.cfg.listen_metrics_urls, sockets, strict=True):
-            runner = web.AppRunner(make_app(server), access_log=None, shutdown_timeout=2.0)
-            await runner.setup()
+            http = make_metrics_server(server)
             ssl_context = self.client_tls.server_ssl_context() if u.is_tls else None  # as etcd: client TLS
-            await web.SockSite(runner, sock, ssl_context=ssl_context).start()
-            self.http_runners.append(runner)
+            await http.listen(sock, ssl_context)
+            self.metrics_http.append(http)
             log.info("embed: serving metrics (/metrics, /health, /version) on %s", u)
 
     async def _publish(self, server: EtcdServer) -> None:

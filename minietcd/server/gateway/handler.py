@@ -1,4 +1,4 @@
-"""Serving one gateway request over aiohttp: route, decode, call the API, write JSON.
+"""Serving one gateway request over the member's HTTP server: route, decode, call the API, write JSON.
 
 :class:`Gateway` is grpc-gateway's ``ServeMux`` for the routes of :mod:`.routes`: a POST to a
 known path is served; another method on a known path is ``405 Method Not Allowed``; an unknown
@@ -28,9 +28,8 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
-from aiohttp import WSMsgType, web
 from google.protobuf.message import Message
 
 from minietcd.errors import GrpcCode, MinietcdError
@@ -39,7 +38,11 @@ from minietcd.server.gateway import jsonpb
 from minietcd.server.gateway.gojson import GoJSONError, Incomplete, value_end
 from minietcd.server.gateway.routes import BY_PATH, Kind, Route
 from minietcd.server.gateway.status import HTTP_STATUS, GatewayStatus, error_body, status_of, stream_error
+from minietcd.server.httpserver import Reply, Request, Response, Stream, text_response
 from minietcd.server.rpcmetrics import RPC_METRICS, Rpc
+
+if TYPE_CHECKING:  # wsproto is loaded on the first WebSocket only
+    from minietcd.server.httpserver.websocket import WebSocket
 
 log = logging.getLogger("minietcd.server.gateway")
 
@@ -56,23 +59,12 @@ AUTHORIZATION_HEADER: Final = "Authorization"
 _CHUNK: Final = 64 * 1024
 
 
-def text_response(status: int, text: str) -> web.Response:
-    """Go's http.Error: the text and a newline, as plain text, not sniffed."""
-    return web.Response(
-        status=status,
-        text=text + "\n",
-        content_type="text/plain",
-        charset="utf-8",
-        headers={"X-Content-Type-Options": "nosniff"},
-    )
-
-
-def request_context(request: web.Request) -> RequestContext:
+def request_context(request: Request) -> RequestContext:
     """What the HTTP request says beyond its body, as etcd reads it from the gateway's gRPC
     metadata: ``hasleader``, and the token from ``token`` else ``authorization``."""
     headers = request.headers
     token = headers.get(TOKEN_HEADER) or headers.get(AUTHORIZATION_HEADER) or ""
-    peername = request.transport.get_extra_info("peername") if request.transport is not None else None
+    peername = request.transport.get_extra_info("peername")
     peer = ""
     if isinstance(peername, tuple) and len(peername) >= 2:
         host = str(peername[0])
@@ -105,7 +97,7 @@ class Gateway:
         """The paths this gateway serves."""
         return sorted(self._methods)
 
-    async def handle(self, request: web.Request, path: str) -> web.StreamResponse:
+    async def handle(self, request: Request, path: str) -> Reply:
         """Serve ``path`` (under /v3/, already cleaned and rewritten from /v3beta/), over plain
         HTTP or, for a WebSocket upgrade, over the WebSocket (etcd's wsproxy)."""
         route, method = self._lookup(path)
@@ -174,7 +166,7 @@ class Gateway:
 
     async def _bidi(
         self, ex: _Exchange, ctx: RequestContext, route: Route, method: Callable[..., Any]
-    ) -> web.StreamResponse:
+    ) -> Reply:
         values = ex.values
         try:
             first = await values.next()
@@ -211,7 +203,7 @@ class Gateway:
 
     async def _stream(
         self, ex: _Exchange, route: Route, responses: AsyncGenerator[Message, None]
-    ) -> web.StreamResponse:
+    ) -> Reply:
         rpc = self._rpcs[route.path]
         async with contextlib.aclosing(responses):
             try:
@@ -246,7 +238,7 @@ class Gateway:
 
     async def _error(
         self, ex: _Exchange, route: Route, exc: BaseException, *, called: bool = True
-    ) -> web.StreamResponse:
+    ) -> Reply:
         """The error answer; ``called``: the API was called (the call is counted as handled)."""
         if not isinstance(exc, MinietcdError | GatewayStatus):
             log.error("gateway: %s: unexpected error", route.path, exc_info=exc)
@@ -311,11 +303,11 @@ class _Exchange:
 
     values: _JSONValues
 
-    async def reply(self, status: int, body: bytes, *, metadata: bool = False) -> web.StreamResponse:
+    async def reply(self, status: int, body: bytes, *, metadata: bool = False) -> Reply:
         """A whole answer (a unary response, an error): JSON ``body`` with ``status``."""
         raise NotImplementedError
 
-    async def text(self, status: int, text: str) -> web.StreamResponse:
+    async def text(self, status: int, text: str) -> Reply:
         """grpc-gateway's plain-text answers (404, 405)."""
         raise NotImplementedError
 
@@ -327,38 +319,33 @@ class _Exchange:
         """One line of a stream: ``{"result": ...}`` or a last ``{"error": ...}``."""
         raise NotImplementedError
 
-    async def finish(self) -> web.StreamResponse:
+    async def finish(self) -> Reply:
         raise NotImplementedError
 
 
 class _HttpExchange(_Exchange):
     """The request body in, the HTTP response out (a stream is chunked, a line per message)."""
 
-    def __init__(self, request: web.Request, limit: int) -> None:
+    def __init__(self, request: Request, limit: int) -> None:
         self._request = request
-        self.values = _JSONValues(request.content.readany, limit)
-        self._stream: web.StreamResponse | None = None
+        self.values = _JSONValues(request.readany, limit)
+        self._stream: Stream | None = None
 
-    async def reply(self, status: int, body: bytes, *, metadata: bool = False) -> web.StreamResponse:
-        return web.Response(
-            status=status, body=body, content_type=JSON, headers=SERVER_METADATA if metadata else None
-        )
+    async def reply(self, status: int, body: bytes, *, metadata: bool = False) -> Reply:
+        return Response(status, body, JSON, dict(SERVER_METADATA) if metadata else {})
 
-    async def text(self, status: int, text: str) -> web.StreamResponse:
+    async def text(self, status: int, text: str) -> Reply:
         return text_response(status, text)
 
     async def open_stream(self, *, metadata: bool) -> None:
-        self._stream = web.StreamResponse(
-            headers={"Content-Type": JSON, **(SERVER_METADATA if metadata else {})}
-        )
-        self._stream.enable_chunked_encoding()
-        await self._stream.prepare(self._request)
+        headers = {"Content-Type": JSON, **(SERVER_METADATA if metadata else {})}
+        self._stream = await self._request.stream(headers)
 
     async def line(self, data: bytes) -> None:
         assert self._stream is not None  # opened first
         await self._stream.write(data)
 
-    async def finish(self) -> web.StreamResponse:
+    async def finish(self) -> Reply:
         assert self._stream is not None
         return self._stream
 
@@ -367,29 +354,25 @@ class _WebSocketExchange(_Exchange):
     """etcd's wsproxy (tmc/grpc-websocket-proxy): each message the client sends is a line of
     the request body, each line of the answer is a text message; the socket closes after."""
 
-    def __init__(self, ws: web.WebSocketResponse, limit: int) -> None:
+    def __init__(self, ws: WebSocket, limit: int) -> None:
         self._ws = ws
         self.values = _JSONValues(self._read, limit)
 
     @classmethod
-    async def accept(cls, request: web.Request, limit: int) -> _WebSocketExchange:
-        ws = web.WebSocketResponse(max_msg_size=limit)
-        await ws.prepare(request)
-        return cls(ws, limit)
+    async def accept(cls, request: Request, limit: int) -> _WebSocketExchange:
+        return cls(await request.websocket(max_msg_size=limit), limit)
 
     async def _read(self) -> bytes:
         msg = await self._ws.receive()
-        if msg.type == WSMsgType.TEXT:
-            return str(msg.data).encode() + b"\n"
-        if msg.type == WSMsgType.BINARY:
-            return bytes(msg.data) + b"\n"
-        return b""  # closed: the end of the body
+        if msg is None:
+            return b""  # closed: the end of the body
+        return (msg.encode() if isinstance(msg, str) else msg) + b"\n"
 
-    async def reply(self, status: int, body: bytes, *, metadata: bool = False) -> web.StreamResponse:
+    async def reply(self, status: int, body: bytes, *, metadata: bool = False) -> Reply:
         await self.line(body)
         return await self.finish()
 
-    async def text(self, status: int, text: str) -> web.StreamResponse:
+    async def text(self, status: int, text: str) -> Reply:
         return await self.reply(status, text.encode())
 
     async def open_stream(self, *, metadata: bool) -> None:
@@ -399,12 +382,11 @@ class _WebSocketExchange(_Exchange):
         if not self._ws.closed:
             await self._ws.send_str(data.decode().rstrip("\n"))
 
-    async def finish(self) -> web.StreamResponse:
-        await self._ws.close()
+    async def finish(self) -> Reply:
         return self._ws
 
 
-def _is_websocket(request: web.Request) -> bool:
+def _is_websocket(request: Request) -> bool:
     """gorilla/websocket's IsWebSocketUpgrade: Connection has "upgrade", Upgrade is websocket."""
     connection = [t.strip().lower() for t in request.headers.get("Connection", "").split(",")]
     return "upgrade" in connection and request.headers.get("Upgrade", "").lower() == "websocket"
