@@ -329,6 +329,18 @@ def table(res: Results, args: argparse.Namespace) -> str:
     return "\n".join(lines)
 
 
+def compile_bytecode() -> None:
+    """Compile minietcd's modules as ``pip install`` does, so members load bytecode instead
+    of compiling every module at each start (a shell with PYTHONDONTWRITEBYTECODE, as some
+    containers set, would otherwise measure that: about 0.9 MiB more idle memory, slower
+    restarts)."""
+    import compileall
+
+    import minietcd
+
+    compileall.compile_dir(Path(minietcd.__file__).parent, quiet=1)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="small sizes: about a minute for both servers")
@@ -344,6 +356,7 @@ def main() -> int:
     args.keys = args.keys or (10_000 if args.quick else 100_000)
     args.failovers = args.failovers or (1 if args.quick else 3)
     binaries = {"etcd": etcd_binary(), "minietcd": minietcd_binary()}
+    compile_bytecode()
     res = Results()
     print(f"load average at start: {Path('/proc/loadavg').read_text().strip()}")
     git = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True)

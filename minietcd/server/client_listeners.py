@@ -7,9 +7,9 @@ only. So a client URL is served one of two ways:
 
 * **muxed** (no ``--listen-client-http-urls``, the default): this process holds the URL's socket
   and a :class:`~minietcd.server.clientmux.ClientMux` routes each connection, gRPC to grpcio
-  listening on an internal abstract unix socket, HTTP to aiohttp;
+  listening on an internal abstract unix socket, HTTP to the member's HTTP server;
 * **gRPC only** (with ``--listen-client-http-urls``): grpcio listens on the URL itself, exactly
-  as before the multiplexer existed; each HTTP URL is a plain aiohttp listener.
+  as before the multiplexer existed; each HTTP URL is a plain listener of the HTTP server.
 
 ``unix://`` client URLs are left to grpcio (gRPC only) whatever the flags.
 """

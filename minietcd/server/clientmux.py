@@ -12,8 +12,9 @@ connection it accepts:
   does): spliced, bytes untouched, to grpcio listening on an abstract unix socket of this
   process. On https the bytes are still encrypted: grpcio does the handshake itself, with the
   same credentials, so client certificates (and their Common Name) work as before.
-* **HTTP** (anything else): handed, as an accepted socket, to an HTTP server's protocol (aiohttp,
-  built on the first HTTP connection: a member nobody asks over HTTP never loads it); on https
+* **HTTP** (anything else): handed, as an accepted socket, to the HTTP server's protocol
+  (server/httpserver/, built on the first HTTP connection: a member nobody asks over HTTP never
+  loads it); on https
   this module's SSL context does the handshake and offers only ``http/1.1`` (curl, which offers
   both, then speaks HTTP/1.1).
 
@@ -56,7 +57,7 @@ PEEK_TIMEOUT = 30.0
 _PLAIN_ON_TLS = b"HTTP/1.0 400 Bad Request\r\n\r\nClient sent an HTTP request to an HTTPS server.\n"
 _HTTP_METHODS = (b"GET ", b"POST", b"PUT ", b"HEAD", b"DELE", b"OPTI", b"PATC", b"CONN", b"TRAC")
 
-#: Makes the HTTP side's protocol factory (aiohttp's ``web.Server``) on first use.
+#: Makes the HTTP side's protocol factory (:meth:`HttpServer.protocol`) on first use.
 HttpFactory = Callable[[], Awaitable[Callable[[], asyncio.Protocol]]]
 
 

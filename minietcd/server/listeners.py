@@ -10,7 +10,7 @@ gRPC's C core binds when a port is added and logs its own error line to stderr w
 So each address is first bound here with a plain socket (and closed at once): a taken port is
 reported in Go's words and gRPC never sees it. The gRPC servers are then created with their ports
 added (the sockets listen from then on) and started later, once there is something to serve;
-the metrics sockets are kept open and handed to aiohttp.
+the metrics sockets are kept open and handed to the HTTP server (server/httpserver/).
 
 ``unix://host:port`` and ``unixs://host:port`` URLs listen on the socket file ``host:port`` in
 the working directory, as etcd does. A file there that a live process listens on is a taken

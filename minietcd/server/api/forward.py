@@ -16,12 +16,16 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import TYPE_CHECKING
 
 import grpc
 
-from minietcd.api.etcdserverpb import rpc_pb2, rpc_pb2_grpc
+from minietcd.api.etcdserverpb import rpc_pb2
 from minietcd.errors import MinietcdError, NoLeaderError, RequestTimeoutError, error_for_message
 from minietcd.server.etcd_server import EtcdServer
+
+if TYPE_CHECKING:
+    from minietcd.api.etcdserverpb import rpc_pb2_grpc
 
 FORWARD_TIMEOUT = 5.0
 log = logging.getLogger("minietcd.server.api")
@@ -63,6 +67,10 @@ class LeaderForwarder:
         self._channels.clear()
 
     async def _leader_stub(self) -> rpc_pb2_grpc.LeaseStub:
+        # The generated stubs load with the first forwarded call: a member that never forwards
+        # one keeps them out of its memory.
+        from minietcd.api.etcdserverpb import rpc_pb2_grpc
+
         lead = self._s.leader
         member = self._s.sm.membership.members.get(lead)
         if lead == 0 or member is None or not member.client_urls:

@@ -7,7 +7,7 @@ from typing import TypeAlias
 
 import grpc
 
-from minietcd.api.etcdserverpb import rpc_pb2, rpc_pb2_grpc
+from minietcd.api.etcdserverpb import rpc_pb2
 from minietcd.server.api import Auth
 from minietcd.server.v3rpc.guard import unary
 
@@ -15,7 +15,7 @@ _Ctx: TypeAlias = grpc.aio.ServicerContext
 pb = rpc_pb2
 
 
-class AuthService(rpc_pb2_grpc.AuthServicer):
+class AuthService:
     def __init__(self, auth: Auth) -> None:
         self.a = auth
 

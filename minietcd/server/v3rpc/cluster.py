@@ -7,14 +7,14 @@ from typing import TypeAlias
 
 import grpc
 
-from minietcd.api.etcdserverpb import rpc_pb2, rpc_pb2_grpc
+from minietcd.api.etcdserverpb import rpc_pb2
 from minietcd.server.api import Cluster
 from minietcd.server.v3rpc.guard import unary
 
 _Ctx: TypeAlias = grpc.aio.ServicerContext
 
 
-class ClusterService(rpc_pb2_grpc.ClusterServicer):
+class ClusterService:
     def __init__(self, cluster: Cluster) -> None:
         self.cluster = cluster
 

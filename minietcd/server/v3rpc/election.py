@@ -10,14 +10,13 @@ from typing import TypeAlias
 import grpc
 
 from minietcd.api.v3electionpb import v3election_pb2 as pb
-from minietcd.api.v3electionpb import v3election_pb2_grpc
 from minietcd.server.api import Election
 from minietcd.server.v3rpc.guard import request_context, streamed, unary
 
 _Ctx: TypeAlias = grpc.aio.ServicerContext
 
 
-class ElectionService(v3election_pb2_grpc.ElectionServicer):
+class ElectionService:
     def __init__(self, election: Election) -> None:
         self.election = election
 

@@ -6,14 +6,14 @@ from typing import TypeAlias
 
 import grpc
 
-from minietcd.api.etcdserverpb import rpc_pb2, rpc_pb2_grpc
+from minietcd.api.etcdserverpb import rpc_pb2
 from minietcd.server.api import KV
 from minietcd.server.v3rpc.guard import unary
 
 _Ctx: TypeAlias = grpc.aio.ServicerContext
 
 
-class KVService(rpc_pb2_grpc.KVServicer):
+class KVService:
     def __init__(self, kv: KV) -> None:
         self.kv = kv
 

@@ -8,14 +8,14 @@ from typing import TypeAlias
 
 import grpc
 
-from minietcd.api.etcdserverpb import rpc_pb2, rpc_pb2_grpc
+from minietcd.api.etcdserverpb import rpc_pb2
 from minietcd.server.api import Lease
 from minietcd.server.v3rpc.guard import request_context, streamed, unary
 
 _Ctx: TypeAlias = grpc.aio.ServicerContext
 
 
-class LeaseService(rpc_pb2_grpc.LeaseServicer):
+class LeaseService:
     def __init__(self, lease: Lease) -> None:
         self.lease = lease
 

@@ -7,14 +7,13 @@ from typing import TypeAlias
 import grpc
 
 from minietcd.api.v3lockpb import v3lock_pb2 as pb
-from minietcd.api.v3lockpb import v3lock_pb2_grpc
 from minietcd.server.api import Lock
 from minietcd.server.v3rpc.guard import unary
 
 _Ctx: TypeAlias = grpc.aio.ServicerContext
 
 
-class LockService(v3lock_pb2_grpc.LockServicer):
+class LockService:
     def __init__(self, lock: Lock) -> None:
         self.lock = lock
 

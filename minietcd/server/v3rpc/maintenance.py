@@ -9,14 +9,14 @@ from typing import TypeAlias
 
 import grpc
 
-from minietcd.api.etcdserverpb import rpc_pb2, rpc_pb2_grpc
+from minietcd.api.etcdserverpb import rpc_pb2
 from minietcd.server.api import Maintenance
 from minietcd.server.v3rpc.guard import request_context, streamed, unary
 
 _Ctx: TypeAlias = grpc.aio.ServicerContext
 
 
-class MaintenanceService(rpc_pb2_grpc.MaintenanceServicer):
+class MaintenanceService:
     def __init__(self, maintenance: Maintenance) -> None:
         self.m = maintenance
 

@@ -8,12 +8,12 @@ from collections.abc import AsyncIterator
 
 import grpc
 
-from minietcd.api.etcdserverpb import rpc_pb2, rpc_pb2_grpc
+from minietcd.api.etcdserverpb import rpc_pb2
 from minietcd.server.api import Watch
 from minietcd.server.v3rpc.guard import request_context, streamed
 
 
-class WatchService(rpc_pb2_grpc.WatchServicer):
+class WatchService:
     def __init__(self, watch: Watch) -> None:
         self.watch = watch
 

@@ -50,10 +50,11 @@ class Maintenance(rpc_pb2_grpc.MaintenanceServicer):  # type: ignore[misc]  # ge
 async def server() -> AsyncIterator[tuple[grpc.aio.Channel, KV]]:
     srv = grpc.aio.server()
     kv = KV()
-    table = MethodTable()  # the generated registration fills the table; each method is guarded
-    rpc_pb2_grpc.add_KVServicer_to_server(kv, table)
-    rpc_pb2_grpc.add_WatchServicer_to_server(Watch(), table)
-    rpc_pb2_grpc.add_MaintenanceServicer_to_server(Maintenance(), table)
+    table = MethodTable()  # each method is guarded
+    services = rpc_pb2.DESCRIPTOR.services_by_name
+    table.add_service(services["KV"], kv)
+    table.add_service(services["Watch"], Watch())
+    table.add_service(services["Maintenance"], Maintenance())
     srv.add_generic_rpc_handlers((table,))
     port = srv.add_insecure_port("127.0.0.1:0")
     await srv.start()
@@ -121,8 +122,8 @@ def test_the_client_face_serves_every_etcd_method() -> None:
     from minietcd.server.v3rpc.services import _SERVICES
 
     table = MethodTable()
-    for register, servicer, _part in _SERVICES:
-        register(servicer(None), table)
+    for service, servicer, _part in _SERVICES:
+        table.add_service(service, servicer(None))
     methods = table.methods()
     services = {m.split("/")[1] for m in methods}
     wanted = {"etcdserverpb.KV", "etcdserverpb.Watch", "etcdserverpb.Auth", "v3lockpb.Lock"}
