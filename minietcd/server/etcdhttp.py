@@ -21,6 +21,7 @@ import logging
 import posixpath
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Final
+from urllib.parse import quote
 
 from minietcd.golang import split_host_port
 from minietcd.server.api import Api
@@ -38,6 +39,11 @@ log = logging.getLogger("minietcd.server")
 
 #: The gRPC server's limit over --max-request-bytes (etcd: grpcOverheadBytes).
 GRPC_OVERHEAD: Final = 512 * 1024
+
+
+#: What Go's path escaping leaves as it is besides letters, digits and "-_.~" (net/url's
+#: shouldEscape in encodePath mode).
+_PATH_SAFE: Final = "$&+,/:;=@"
 
 
 def _cve_2018_5702(host: str) -> str:
@@ -68,8 +74,10 @@ def clean_path(p: str) -> str:
     return np
 
 
-def _redirect(request: Request, location: str) -> Response:
-    """Go's http.Redirect with 301: a body (and its type) only for GET."""
+def _redirect(request: Request, path: str) -> Response:
+    """Go's ServeMux redirect to ``path`` (decoded) with 301: the path escaped as Go's
+    url.URL.String() escapes one, a body (and its type) only for GET."""
+    location = quote(path, safe=_PATH_SAFE)
     if request.query_string:
         location += "?" + request.query_string
     resp = Response(301, headers={"Location": location})

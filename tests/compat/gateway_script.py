@@ -293,6 +293,7 @@ SCRIPT: list[Step] = [
     Step("v3 no slash get", "/v3", method="GET"),
     Step("unclean path", "//health", method="GET"),
     Step("unclean v3 path", "/v3//kv/range", f'{{"key": "{FOO}"}}'),
+    Step("unclean path escaped in Location", "//x%0d%0aSet-Cookie:%20a/../b%20c!*(x)?q=1%202", method="GET"),
     Step("unknown path", "/nothing", "{}"),
     Step("root", "/", method="GET"),
     Step("options", "/v3/kv/put", method="OPTIONS"),
@@ -315,6 +316,7 @@ def request(port: int, step: Step, timeout: float = 10.0) -> tuple[int, dict[str
         conn.request(step.method, step.path, body=body, headers=headers)
         resp = conn.getresponse()
         head = {k.lower(): v for k, v in resp.getheaders()}
+        head[":reason"] = resp.reason  # the status line's text ("Not Found")
         if step.lines is None:
             return resp.status, head, [resp.read()]
         lines: list[bytes] = []
@@ -376,6 +378,10 @@ def outcome(port: int, step: Step, found: dict[str, str]) -> dict[str, Any]:
         "cors": head.get("access-control-allow-origin"),
         "location": head.get("location"),
         "allow": head.get("allow"),
+        "reason": head.get(":reason"),
+        # grpc-gateway declares the gRPC trailers it sends after the body of an error the
+        # server answered (Trailer: Grpc-Trailer-Content-Type).
+        "trailer": head.get("trailer"),
     }
     if step.status_only:
         return result

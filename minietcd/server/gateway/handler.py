@@ -38,7 +38,7 @@ from minietcd.server.gateway import jsonpb
 from minietcd.server.gateway.gojson import GoJSONError, Incomplete, value_end
 from minietcd.server.gateway.routes import BY_PATH, Kind, Route
 from minietcd.server.gateway.status import HTTP_STATUS, GatewayStatus, error_body, status_of, stream_error
-from minietcd.server.httpserver import Reply, Request, Response, Stream, text_response
+from minietcd.server.httpserver import BodyUnreadable, Reply, Request, Response, Stream, text_response
 from minietcd.server.rpcmetrics import RPC_METRICS, Rpc
 
 if TYPE_CHECKING:  # wsproto is loaded on the first WebSocket only
@@ -50,6 +50,8 @@ JSON: Final = "application/json"
 #: grpc-gateway forwards the gRPC server's response headers as Grpc-Metadata-*: etcd's gRPC
 #: server sends only its content type.
 SERVER_METADATA: Final = {"Grpc-Metadata-Content-Type": "application/grpc"}
+#: ... and its trailers as Grpc-Trailer-* (an error's Trailers-Only answer has the content type).
+SERVER_TRAILERS: Final = {"Grpc-Trailer-Content-Type": "application/grpc"}
 #: etcd's metadata keys (rpctypes/md.go, metadatafields.go) as gateway headers, and the
 #: header grpc-gateway passes on as ``authorization`` (etcd's TokenFieldNameSwagger).
 HASLEADER_HEADER: Final = "Grpc-Metadata-Hasleader"
@@ -150,7 +152,7 @@ class Gateway:
             raw = await ex.values.next()
             msg = jsonpb.decode(raw, route.request)
         except GoJSONError as e:
-            raise GatewayStatus(GrpcCode.INVALID_ARGUMENT, str(e)) from None
+            raise GatewayStatus(GrpcCode.INVALID_ARGUMENT, str(e), from_server=False) from None
         self._check_size(msg)
         return msg
 
@@ -174,7 +176,8 @@ class Gateway:
             if first_msg is not None:
                 self._check_size(first_msg)
         except GoJSONError as e:  # returned unwrapped by etcd's handler: UNKNOWN
-            return await self._error(ex, route, GatewayStatus(GrpcCode.UNKNOWN, str(e)), called=False)
+            undecodable = GatewayStatus(GrpcCode.UNKNOWN, str(e), from_server=False)
+            return await self._error(ex, route, undecodable, called=False)
         except GatewayStatus as e:
             return await self._error(ex, route, e, called=False)
 
@@ -246,7 +249,10 @@ class Gateway:
         if called:
             self._rpcs[route.path].handle(code)
         status, _ = HTTP_STATUS[code]
-        return await ex.reply(status, jsonpb.dumps(error_body(code, text)))
+        # grpc-gateway passes on the gRPC server's trailers after an error's body (the
+        # Trailers-Only answer's content type): every error but the gateway's own.
+        server_said = not isinstance(exc, GatewayStatus) or exc.from_server
+        return await ex.reply(status, jsonpb.dumps(error_body(code, text)), trailers=server_said)
 
 
 def _line(msg: Message) -> bytes:
@@ -291,7 +297,10 @@ class _JSONValues:
                     GrpcCode.RESOURCE_EXHAUSTED,
                     f"grpc: received message larger than max ({len(self._buf)} vs. {self._limit})",
                 )
-            chunk = await self._read()
+            try:
+                chunk = await self._read()
+            except BodyUnreadable as e:  # Go's decoder returns its reader's error as its own
+                raise GoJSONError(str(e)) from None
             if chunk:
                 self._buf += chunk
             else:
@@ -303,8 +312,11 @@ class _Exchange:
 
     values: _JSONValues
 
-    async def reply(self, status: int, body: bytes, *, metadata: bool = False) -> Reply:
-        """A whole answer (a unary response, an error): JSON ``body`` with ``status``."""
+    async def reply(
+        self, status: int, body: bytes, *, metadata: bool = False, trailers: bool = False
+    ) -> Reply:
+        """A whole answer (a unary response, an error): JSON ``body`` with ``status``; with
+        ``metadata`` the server's header metadata, with ``trailers`` its trailer metadata."""
         raise NotImplementedError
 
     async def text(self, status: int, text: str) -> Reply:
@@ -331,8 +343,16 @@ class _HttpExchange(_Exchange):
         self.values = _JSONValues(request.readany, limit)
         self._stream: Stream | None = None
 
-    async def reply(self, status: int, body: bytes, *, metadata: bool = False) -> Reply:
-        return Response(status, body, JSON, dict(SERVER_METADATA) if metadata else {})
+    async def reply(
+        self, status: int, body: bytes, *, metadata: bool = False, trailers: bool = False
+    ) -> Reply:
+        return Response(
+            status,
+            body,
+            JSON,
+            dict(SERVER_METADATA) if metadata else {},
+            trailers=dict(SERVER_TRAILERS) if trailers else {},
+        )
 
     async def text(self, status: int, text: str) -> Reply:
         return text_response(status, text)
@@ -368,7 +388,9 @@ class _WebSocketExchange(_Exchange):
             return b""  # closed: the end of the body
         return (msg.encode() if isinstance(msg, str) else msg) + b"\n"
 
-    async def reply(self, status: int, body: bytes, *, metadata: bool = False) -> Reply:
+    async def reply(
+        self, status: int, body: bytes, *, metadata: bool = False, trailers: bool = False
+    ) -> Reply:
         await self.line(body)
         return await self.finish()
 

@@ -44,10 +44,13 @@ class GatewayStatus(Exception):
     """A gRPC status the gateway itself answers with (a body it cannot decode, a request larger
     than the gRPC server would take): what grpc-gateway or grpc-go would have said."""
 
-    def __init__(self, code: GrpcCode, message: str) -> None:
+    def __init__(self, code: GrpcCode, message: str, *, from_server: bool = True) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
+        #: Said by the gRPC server (a message too large), not by the gateway before calling it
+        #: (a body it cannot decode): only the server's answers carry gRPC trailers.
+        self.from_server = from_server
 
 
 def status_of(exc: BaseException) -> tuple[GrpcCode, str]:

@@ -11,6 +11,7 @@ from minietcd.server.httpserver.connection import Stream
 from minietcd.server.httpserver.messages import (
     TEXT_UTF8,
     BodyTooLarge,
+    BodyUnreadable,
     Handler,
     Headers,
     Reply,
@@ -25,6 +26,7 @@ from minietcd.server.httpserver.server import HttpServer
 __all__ = [
     "TEXT_UTF8",
     "BodyTooLarge",
+    "BodyUnreadable",
     "Handler",
     "Headers",
     "HttpServer",

@@ -4,14 +4,17 @@ writes, one request after another (keep-alive and pipelined requests in order).
 As Go's net/http server does for etcd: a client that goes away cancels the request it was
 waiting on (a watch stream ends with it); a body the handler left unread is read and dropped up
 to 256 KiB before the next request, else the connection closes (net/http's maxPostHandlerReadBytes);
-a request h11 cannot parse is answered 400 (431 for oversized headers) and the connection closed.
+a request h11 cannot parse is answered 400 (431 for oversized headers, 505 for a version other
+than 1.x) and the connection closed; a stream whose client ends its side is cancelled.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
+from http import HTTPStatus
 from typing import TYPE_CHECKING, Final, cast
 
 import h11
@@ -19,6 +22,7 @@ import h11
 from minietcd.server.httpserver.messages import (
     TEXT_UTF8,
     BodyTooLarge,
+    BodyUnreadable,
     Headers,
     Request,
     Response,
@@ -35,6 +39,9 @@ log = logging.getLogger("minietcd.server.http")
 
 #: Go's http.DefaultMaxHeaderBytes.
 MAX_HEADER_BYTES: Final = 1 << 20
+#: What net/http reads of a request line and headers before answering 431: MaxHeaderBytes and
+#: its 4096 bytes of slack (server.go's initialReadLimitSize).
+_HEAD_LIMIT: Final = MAX_HEADER_BYTES + 4096
 #: Unread body bytes dropped after an answer before the connection is given up on (net/http).
 MAX_UNREAD_BODY: Final = 256 << 10
 #: Go's texts for the requests h11 refuses (by h11's status hint).
@@ -42,9 +49,32 @@ _REASONS: Final = {
     400: "Bad Request",
     431: "Request Header Fields Too Large",
     501: "Not Implemented",
+    505: "HTTP Version Not Supported",
 }
+#: A percent sign not followed by two hex digits: Go's url.ParseRequestURI refuses the path (400).
+_BAD_ESCAPE: Final = re.compile(r"%(?![0-9A-Fa-f]{2})")
+#: What h11 refuses to send in a header value. Go's server writes CR and LF as spaces
+#: (headerNewlineToSpace); h11 would raise instead and the answer would never go out, so a value
+#: made from the request (a redirect's Location from a path with %0d%0a) gets them as spaces.
+_BAD_VALUE_CHARS: Final = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 #: Stop reading the socket while this much has arrived that nobody has asked for yet.
 _READ_HIGH_WATER: Final = 1 << 20
+
+
+def _reason(status: int) -> bytes:
+    """Go's status line carries the text (h11 leaves it empty unless given)."""
+    try:
+        return HTTPStatus(status).phrase.encode()
+    except ValueError:
+        return b""
+
+
+class _Refused(Exception):
+    """A request net/http refuses before any handler sees it (answered by :meth:`_refuse`)."""
+
+    def __init__(self, status: int) -> None:
+        super().__init__(status)
+        self.error_status_hint = status
 
 
 def http_date(now: float | None = None) -> str:
@@ -81,6 +111,7 @@ class HttpConnection(asyncio.Protocol):
         self._can_write = asyncio.Event()
         self._can_write.set()
         self._lost = False
+        self._their_end = False  # the client ended its side (EOF)
         self._task: asyncio.Task[None] | None = None
         #: A request is being answered (shutdown waits for it; an idle connection just closes).
         self.busy = False
@@ -115,9 +146,18 @@ class HttpConnection(asyncio.Protocol):
             self._websocket.feed(b"")
             return False
         self._h11.receive_data(b"")
+        self._their_end = True
         self._arrived.set()
-        # Keep the writing half open for an answer still being made; close when idle.
-        return self.busy
+        if self.busy and self._h11.our_state is h11.SEND_BODY and self._task is not None:
+            # A stream (a watch, an event stream) whose client ended its side: net/http cancels
+            # the request's context when its background read hits the end (connReader's
+            # handleReadError), and the stream would otherwise go on until it next writes.
+            self._task.cancel()
+        # Keep the writing half open: requests that came before the end (a client that half-closes
+        # after sending, as `nc -N` does) are still answered, as net/http does; the request loop
+        # closes once h11 reports the end. Over TLS the end is the connection's (asyncio warns
+        # if asked to keep it open).
+        return self.transport.get_extra_info("sslcontext") is None
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._lost = True
@@ -154,9 +194,14 @@ class HttpConnection(asyncio.Protocol):
     async def read_body(self) -> bytes:
         """The next bytes of the current request's body; b"" at its end."""
         if self._h11.they_are_waiting_for_100_continue:
-            await self.send(h11.InformationalResponse(status_code=100, headers=[]))
+            await self.send(h11.InformationalResponse(status_code=100, headers=[], reason=b"Continue"))
         while self._h11.their_state is h11.SEND_BODY:
-            event = await self._next_event()
+            try:
+                event = await self._next_event()
+            except h11.RemoteProtocolError as e:
+                # Go's body reader's words (net/http/internal/chunked.go; io.ErrUnexpectedEOF).
+                text = "unexpected EOF" if self._their_end else "invalid byte in chunk length"
+                raise BodyUnreadable(text) from e
             if isinstance(event, h11.Data):
                 return bytes(event.data)
         return b""
@@ -175,7 +220,16 @@ class HttpConnection(asyncio.Protocol):
         if request is not None:
             self._server.decorate(request, fields)
         fields.setdefault("Date", http_date())
-        return h11.Response(status_code=status, headers=list(fields.items()))
+        broken = self._h11.their_state is h11.ERROR
+        if self._h11.they_are_waiting_for_100_continue or self._server.closing or broken:
+            # net/http: a client still waiting for "100 Continue" may send its body or not; the
+            # connection is in an unknown state, so it is not reused (chunkWriter.writeHeader).
+            # Shutting down: no keep-alive either (doKeepAlives); nor after a body that could
+            # not be read (the handler answered BodyUnreadable).
+            fields["Connection"] = "close"
+        # (h11 also refuses whitespace at either end of a value: Go trims it when reading.)
+        items = [(k, _BAD_VALUE_CHARS.sub(" ", v).strip(" \t")) for k, v in fields.items()]
+        return h11.Response(status_code=status, headers=items, reason=_reason(status))
 
     async def start_stream(self, request: Request, status: int, headers: dict[str, str]) -> Stream:
         await self.send(self._head(request, status, headers))
@@ -188,7 +242,10 @@ class HttpConnection(asyncio.Protocol):
             await self.read_body()
         headers = accept_headers(request)
         self._server.decorate(request, headers)
-        await self.send(h11.InformationalResponse(status_code=101, headers=list(headers.items())))
+        switching = h11.InformationalResponse(
+            status_code=101, headers=list(headers.items()), reason=b"Switching Protocols"
+        )
+        await self.send(switching)
         ws = WebSocket(self.transport, max_msg_size, self._can_write)
         self._websocket = ws
         trailing, _closed = self._h11.trailing_data
@@ -200,12 +257,21 @@ class HttpConnection(asyncio.Protocol):
         headers = dict(response.headers)
         if response.content_type is not None:
             headers.setdefault("Content-Type", response.content_type)
-        if response.status not in (204, 304):
+        # Trailers need a chunked body, which only HTTP/1.1 clients read (RFC 9112 section 7.1.2);
+        # like Go's server, an answer with trailers is declared with a Trailer header and chunked.
+        trailers = (
+            response.trailers
+            if response.trailers and request.method != "HEAD" and self._h11.their_http_version == b"1.1"
+            else {}
+        )
+        if trailers:
+            headers["Trailer"] = ", ".join(trailers)
+        elif response.status not in (204, 304):
             headers["Content-Length"] = str(len(response.body))
         await self.send(self._head(request, response.status, headers))
         if response.body and request.method != "HEAD":
             await self.send(h11.Data(data=response.body))
-        await self.send(h11.EndOfMessage())
+        await self.send(h11.EndOfMessage(headers=list(trailers.items())))
 
     # -- the request loop ------------------------------------------------------------------------
 
@@ -213,8 +279,8 @@ class HttpConnection(asyncio.Protocol):
         try:
             while await self._serve_one() and not self._server.closing:
                 self._h11.start_next_cycle()
-        except h11.RemoteProtocolError as e:
-            await self._refuse(e)
+        except (h11.RemoteProtocolError, _Refused) as e:
+            self._refuse(e)
         except (ConnectionError, asyncio.CancelledError, h11.LocalProtocolError):
             pass  # the client went away, or broke off mid-answer (logged by nobody, as Go)
         finally:
@@ -227,6 +293,7 @@ class HttpConnection(asyncio.Protocol):
         event = await self._next_event()
         if not isinstance(event, h11.Request):
             return False  # closed (or a protocol switch nobody asked for)
+        self._check(event)
         self.busy = True
         request = Request(
             self,
@@ -244,6 +311,23 @@ class HttpConnection(asyncio.Protocol):
         self.busy = False
         return await self._drop_unread_body()
 
+    @staticmethod
+    def _check(event: h11.Request) -> None:
+        """What net/http refuses that h11 lets through."""
+        # h11 takes any "HTTP/d.d"; net/http serves 1.x only (http1ServerSupportsRequest).
+        if not event.http_version.startswith(b"1."):
+            raise _Refused(505)
+        # h11 bounds a head only while it is incomplete; a whole one that arrived at once can
+        # be any size. net/http counts what it read (MaxHeaderBytes + 4096).
+        size = len(event.method) + len(event.target) + 12
+        for name, value in event.headers.raw_items():
+            size += len(name) + len(value) + 4
+            if size > _HEAD_LIMIT:
+                raise _Refused(431)
+        raw_path = event.target.partition(b"?")[0]
+        if b"%" in raw_path and _BAD_ESCAPE.search(raw_path.decode("latin-1")):
+            raise _Refused(400)
+
     async def _answer(self, request: Request) -> Response | Streamed:
         try:
             return await self._server.handler(request)
@@ -254,7 +338,11 @@ class HttpConnection(asyncio.Protocol):
             return response
         except BodyTooLarge as e:
             return text_response(413, f"http: request body too large (limit {e.limit} bytes)")
-        except (ConnectionError, asyncio.CancelledError):
+        except BodyUnreadable as e:
+            raise _Refused(400) from e
+        except (ConnectionError, asyncio.CancelledError, h11.RemoteProtocolError):
+            # A body h11 cannot read (a bad chunk size) is the client's fault, not the handler's:
+            # answered 400 and closed by the request loop, without a traceback.
             raise
         except Exception as e:
             log.error("http: %s %s: unexpected error", request.method, request.path, exc_info=e)
@@ -263,6 +351,8 @@ class HttpConnection(asyncio.Protocol):
             return text_response(500, "Internal Server Error")
 
     async def _drop_unread_body(self) -> bool:
+        if self._h11.our_state is not h11.DONE:
+            return False  # the answer said "Connection: close": nothing more is read
         dropped = 0
         while self._h11.their_state is h11.SEND_BODY:
             event = await self._next_event()
@@ -272,15 +362,19 @@ class HttpConnection(asyncio.Protocol):
                     return False
         return self._h11.our_state is h11.DONE and self._h11.their_state is h11.DONE
 
-    async def _refuse(self, error: h11.RemoteProtocolError) -> None:
+    def _refuse(self, error: h11.RemoteProtocolError | _Refused) -> None:
         """Go's answer to a request it cannot read: the status and its text, then close."""
         status = error.error_status_hint
         text = _REASONS.get(status, "Bad Request")
         if self._h11.our_state not in (h11.IDLE, h11.SEND_RESPONSE) or self._lost:
             return
-        body = f"{status} {text}".encode()
+        if str(error).startswith("Missing mandatory Host"):  # as net/http's badRequestError
+            text += ": missing required Host header"
+        body = f"{status} {text}"
+        if status == 501:  # h11's hint for a Transfer-Encoding it does not know
+            body = "Unsupported transfer encoding"
         head = f"HTTP/1.1 {status} {text}\r\nContent-Type: {TEXT_UTF8}\r\nConnection: close\r\n\r\n"
-        self.transport.write(head.encode() + body)
+        self.transport.write(head.encode() + body.encode())
 
     def close_if_idle(self) -> bool:
         """Close now if no request is being answered; whether it was closed."""
@@ -293,7 +387,9 @@ class HttpConnection(asyncio.Protocol):
         if self._task is not None and not self._task.done():
             self._task.cancel()
         if self._transport is not None:
-            self._transport.close()
+            # Not close(): that waits to flush what is queued, forever for a client that stopped
+            # reading, and the connection would outlive the server (Go closes the socket).
+            self._transport.abort()
 
     async def finished(self) -> None:
         if self._task is not None:

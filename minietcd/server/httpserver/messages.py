@@ -57,6 +57,12 @@ class BodyTooLarge(Exception):
         self.limit = limit
 
 
+class BodyUnreadable(Exception):
+    """The request's body broke off or is not valid HTTP (a bad chunk size); the text is what
+    Go's body reader says. A handler may answer it; else it is answered 400 and the connection
+    closes."""
+
+
 class UpgradeRefused(Exception):
     """Not a WebSocket handshake this server takes (answered 400 with the text, as gorilla)."""
 
@@ -72,6 +78,9 @@ class Request:
         self.method = method
         self.target = target
         raw_path, _, self.query_string = target.partition("?")
+        if not raw_path.startswith("/") and "://" in raw_path:
+            # The absolute form a proxy sends (RFC 9112 3.2.2): Go's r.URL.Path is its path.
+            raw_path = "/" + raw_path.partition("://")[2].partition("/")[2]
         #: Decoded, as Go's r.URL.Path.
         self.path = unquote(raw_path)
         self.headers = headers
@@ -136,6 +145,8 @@ class Response:
     body: bytes = b""
     content_type: str | None = None
     headers: dict[str, str] = field(default_factory=dict)
+    #: Sent after the body (chunked, declared in a Trailer header; HTTP/1.0 clients get none).
+    trailers: dict[str, str] = field(default_factory=dict)
 
 
 class Streamed:

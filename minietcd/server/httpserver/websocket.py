@@ -21,6 +21,9 @@ from minietcd.server.httpserver.messages import Streamed, UpgradeRefused
 if TYPE_CHECKING:
     from minietcd.server.httpserver.messages import Request
 
+#: Whole messages waiting for the handler before the socket stops being read (a client that
+#: floods a slow handler is held back by TCP instead of growing the member's memory).
+QUEUE_HIGH_WATER: Final = 64
 #: How long :meth:`WebSocket.finish` waits for the client's close frame.
 CLOSE_TIMEOUT: Final = 2.0
 
@@ -51,6 +54,7 @@ class WebSocket(Streamed):
         self._partial: list[bytes | str] = []
         self._partial_size = 0
         self._peer_closed = asyncio.Event()
+        self._reading_paused = False
 
     @property
     def keeps_connection(self) -> bool:
@@ -62,18 +66,40 @@ class WebSocket(Streamed):
 
     def feed(self, data: bytes) -> None:
         """Bytes from the client (b"": the connection ended)."""
-        self._ws.receive_data(data or None)
         try:
-            for event in self._ws.events():
-                self._on(event)
+            self._ws.receive_data(data or None)
+            self._take_events()
         except RemoteProtocolError:
             self._end()
             self._transport.close()
+        except LocalProtocolError:
+            # Frames after the closing handshake (wsproto: "Connection already closed"): a
+            # client's fault, dropped with the connection rather than raised out of
+            # data_received (which asyncio logs as a fatal error with a traceback).
+            self._end()
+            self._transport.close()
+        if data == b"":
+            self._end()  # the end without a close frame: wsproto reports no event for it
+
+    def _take_events(self) -> None:
+        """Frame what has arrived into events, until QUEUE_HIGH_WATER messages wait: the rest
+        stays in wsproto's buffer, and the socket is not read, until the handler catches up."""
+        for event in self._ws.events():
+            self._on(event)
+            if self._messages.qsize() >= QUEUE_HIGH_WATER:
+                if not self._reading_paused:
+                    self._transport.pause_reading()
+                    self._reading_paused = True
+                return
 
     def _on(self, event: object) -> None:
         if isinstance(event, TextMessage | BytesMessage):
+            if self._peer_closed.is_set():
+                return  # closing (1009 sent): what still arrives is not delivered
             self._partial.append(bytes(event.data) if isinstance(event, BytesMessage) else event.data)
-            self._partial_size += len(event.data)
+            # gorilla's read limit is in bytes: a text fragment counts as its UTF-8 encoding.
+            size = len(event.data.encode()) if isinstance(event, TextMessage) else len(event.data)
+            self._partial_size += size
             if self._partial_size > self._limit:
                 self._write(CloseConnection(code=CloseReason.MESSAGE_TOO_BIG))
                 self._end()
@@ -91,11 +117,16 @@ class WebSocket(Streamed):
         elif isinstance(event, CloseConnection):
             if self._ws.state is ConnectionState.REMOTE_CLOSING:
                 self._write(event.response())
+            elif self._ws.state is ConnectionState.OPEN:
+                # wsproto's report of frames it cannot parse (1002, 1007...): say so and close,
+                # as RFC 6455 7.1.7 asks, instead of a normal close after CLOSE_TIMEOUT.
+                self._write(CloseConnection(code=event.code, reason=event.reason))
             self._end()
 
     def _end(self) -> None:
-        self._peer_closed.set()
-        self._messages.put_nowait(None)
+        if not self._peer_closed.is_set():
+            self._peer_closed.set()
+            self._messages.put_nowait(None)
 
     def _write(self, event: Event) -> None:
         if self._transport.is_closing():
@@ -107,7 +138,17 @@ class WebSocket(Streamed):
         """The next whole message; None once the socket is closed."""
         if self._peer_closed.is_set() and self._messages.empty():
             return None
-        return await self._messages.get()
+        message = await self._messages.get()
+        if self._reading_paused and self._messages.qsize() < QUEUE_HIGH_WATER // 2:
+            self._reading_paused = False
+            try:
+                self._take_events()  # what waited in wsproto's buffer first
+            except (RemoteProtocolError, LocalProtocolError):
+                self._end()
+                self._transport.close()
+            if not self._reading_paused and not self._transport.is_closing():
+                self._transport.resume_reading()
+        return message
 
     async def send_str(self, text: str) -> None:
         if self.closed:
