@@ -33,7 +33,7 @@ import grpc
 import grpc.aio
 
 from minietcd.errors import ConfigError, ListenError
-from minietcd.server.urls import URL
+from minietcd.server.urls import URL, lookup_name
 
 #: gRPC's default SO_REUSEPORT would let a second member share our port silently; etcd (Go)
 #: never sets it, so a second etcd on the same port fails with "address already in use".
@@ -63,7 +63,8 @@ def check_bindable(url: URL) -> None:
         return
     host, port = url.hostname.strip("[]"), url.port
     try:
-        infos = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+        name = lookup_name(host) if host else None
+        infos = socket.getaddrinfo(name, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
     except OSError as e:
         raise ListenError(f"listen tcp {url.host}: lookup {host}: {_reason(e)}") from None
     for family, kind, proto, _name, sockaddr in infos:

@@ -23,7 +23,7 @@ import h11
 import pytest
 from wsproto.connection import Connection as WsConnection
 from wsproto.connection import ConnectionType
-from wsproto.events import BytesMessage, CloseConnection, Ping, Pong, TextMessage
+from wsproto.events import BytesMessage, CloseConnection, Event, Ping, Pong, TextMessage
 
 from minietcd.server.httpserver import BodyUnreadable, HttpServer, Reply, Request, Response, text_response
 from minietcd.server.httpserver.connection import MAX_UNREAD_BODY, HttpConnection
@@ -727,8 +727,8 @@ class WsClient:
             assert a.headers["sec-websocket-accept"] == base64.b64encode(digest).decode()
         return cls(c), a
 
-    async def send(self, *events: object) -> None:
-        await self.client.send(b"".join(self.ws.send(e) for e in events))  # type: ignore[arg-type]
+    async def send(self, *events: Event) -> None:
+        await self.client.send(b"".join(self.ws.send(e) for e in events))
 
     async def next(self) -> object:
         """The next event from the server (a whole message, a pong, a close)."""
