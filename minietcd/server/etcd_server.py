@@ -107,6 +107,7 @@ class EtcdServer:
         node.on_read_state = self.reads.on_read_state
         node.on_leader_change = self._on_leader_change
         node.on_dropped = self._on_dropped
+        node.proposals_waiting = self._waiting.__len__  # the group commit's writers (proposals.py)
 
     # -- lifecycle -------------------------------------------------------------------------------
 

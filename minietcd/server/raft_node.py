@@ -111,6 +111,9 @@ class RaftNode:
         self.on_read_state: Callable[[ReadState], None] = lambda rs: None
         self.on_leader_change: Callable[[int, int], None] = lambda lead, term: None  # (leader, term)
         self.on_dropped: Callable[[int, ProposalDroppedError], None] = lambda rid, e: None
+        # This member's proposals waiting for their outcome, queued ones included: how many
+        # writers the group commit may wait for (proposals.py).
+        self.proposals_waiting: Callable[[], int] = lambda: len(self.proposals)
         self.id = rawnode.id
         self.lead = NONE
         self.term = rawnode.status().hard_state.term
@@ -123,7 +126,8 @@ class RaftNode:
         self._syncer = WalSyncer()  # fsyncs the WAL off the loop (wal_syncer.py)
         self._tasks: list[asyncio.Task[None]] = []
         self._stopped = False
-        self.proposals = ProposalQueue(self._wake.set)  # not yet stepped (proposals.py)
+        # Not yet stepped (proposals.py).
+        self.proposals = ProposalQueue(self._wake.set, lambda: self.proposals_waiting())
         self.advance_ticks_pending = True  # see advance_election_ticks
         # Fail-stop (DESIGN rule 8): set once, by fail(), when this member can no longer
         # persist, apply or step; the member then stops and exits non-zero.

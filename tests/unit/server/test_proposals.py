@@ -1,5 +1,6 @@
 """When queued proposals enter the Raft core (minietcd/server/proposals.py): a batch at once,
-sparse proposals at once, a small batch among frequent proposals only after a short hold."""
+sparse proposals at once, a small batch among frequent proposals only after a short hold, or
+at once when every writer that usually waits is waiting."""
 
 from __future__ import annotations
 
@@ -71,3 +72,64 @@ def test_the_policy_holds_only_small_batches_among_frequent_shared_arrivals() ->
     for _ in range(100):  # one writer: every batch holds exactly one
         p.taken(1)
     assert not p.hold(1)
+
+
+def closed_loop(q: ProposalQueue, writers: int, rounds: int = 50) -> None:
+    """``writers`` clients in a closed loop: each batch holds all of them (the queue's own
+    length stands in for the server's count of unanswered proposals)."""
+    for r in range(rounds):
+        for w in range(writers):
+            q.add(b"x", r * writers + w)
+        assert q.due()
+        q.take()
+
+
+async def test_a_batch_goes_in_at_once_when_every_writer_waits() -> None:
+    q, _ = queue()
+    closed_loop(q, 5)
+    for w in range(4):
+        q.add(b"x", w)
+        assert not q.due()  # one writer is still to come: wait for it
+    q.add(b"x", 4)
+    assert q.due()  # all five are in: nobody else to wait for, whatever the batch's size
+    assert len(q.take()) == 5
+    q.close()
+
+
+async def test_the_writers_count_includes_proposals_already_in_raft() -> None:
+    q, _ = queue()
+    closed_loop(q, 6)
+    in_raft = 4  # proposals taken, not yet applied: their writers are waiting too
+    q.waiting = lambda: len(q) + in_raft
+    q.add(b"x", 1)
+    assert not q.due()
+    q.add(b"x", 2)
+    assert q.due()
+    q.close()
+
+
+async def test_fewer_writers_are_recognised_after_a_busy_stretch() -> None:
+    q, _ = queue()
+    closed_loop(q, 40)
+    held = 0
+    for _ in range(100):  # now 4 writers: the first batches wait out their hold
+        for w in range(4):
+            q.add(b"x", w)
+        if not q.due():
+            held += 1
+        q.take()
+    assert 0 < held < 60
+    for w in range(4):
+        q.add(b"x", w)
+    assert q.due()  # the 4 are recognised as everyone
+    q.close()
+
+
+def test_the_writers_peak_decays_towards_the_count_at_each_batch() -> None:
+    w = proposals.Writers()
+    for n in range(1, 11):
+        w.arrived(n)
+    assert w.all_in(10) and not w.all_in(9)
+    for _ in range(100):
+        w.taken(3)
+    assert w.all_in(3) and not w.all_in(2)
