@@ -329,6 +329,14 @@ def table(res: Results, args: argparse.Namespace) -> str:
     return "\n".join(lines)
 
 
+def settle(seconds: float = 3.0) -> None:
+    """Write back what the previous rows left dirty, then pause: each group of rows starts on
+    a machine that is not still flushing the last one's fsynced files (measured: a server's
+    put1 took 30-50 us more CPU per put right after the other server's rows)."""
+    os.sync()
+    time.sleep(seconds)
+
+
 def compile_bytecode() -> None:
     """Compile minietcd's modules as ``pip install`` does, so members load bytecode instead
     of compiling every module at each start (a shell with PYTHONDONTWRITEBYTECODE, as some
@@ -365,8 +373,10 @@ def main() -> int:
         for server in args.servers.split(","):
             print(f"{server}:", flush=True)
             if args.rows & {"idle3", "put3", "get3", "failover"}:
+                settle()
                 three_member_rows(server, binaries[server], Path(d), args, res)
             if args.rows & {"put1", "rss_loaded", "restart", "rss_restart"}:
+                settle()
                 one_member_rows(server, binaries[server], Path(d), args, res)
     print(f"load average at end: {Path('/proc/loadavg').read_text().strip()}")
     print()
