@@ -27,8 +27,23 @@ from minietcd.golang import split_host_port
 from minietcd.server.api import Api
 from minietcd.server.config import Config
 from minietcd.server.etcd_server import EtcdServer
-from minietcd.server.http import check_health, debug_vars_body, metrics_response, version_body, watch_db_size
-from minietcd.server.httpserver import HttpServer, Reply, Request, Response, json_response, text_response
+from minietcd.server.http import (
+    check_health,
+    debug_vars_body,
+    method_not_allowed,
+    metrics_response,
+    version_body,
+    watch_db_size,
+)
+from minietcd.server.httpserver import (
+    TEXT_UTF8,
+    HttpServer,
+    Reply,
+    Request,
+    Response,
+    json_response,
+    text_response,
+)
 from minietcd.server.logsetup import NOTICE
 
 if TYPE_CHECKING:
@@ -88,12 +103,6 @@ def _redirect(request: Request, path: str) -> Response:
     return resp
 
 
-def _method_not_allowed(allow: str) -> Response:
-    resp = text_response(405, "Method Not Allowed")
-    resp.headers["Allow"] = allow
-    return resp
-
-
 class ClientApp:
     """etcd's client-URL HTTP handler over one member (see the module docstring)."""
 
@@ -131,7 +140,7 @@ class ClientApp:
             except ValueError:  # no port: the whole Host (Go's httputil.GetHostname)
                 host = request.host
             if self.host_whitelist and "*" not in self.host_whitelist and host not in self.host_whitelist:
-                return Response(421, _cve_2018_5702(host).encode(), "text/plain; charset=utf-8")
+                return Response(421, _cve_2018_5702(host).encode(), TEXT_UTF8)
         if request.method == "OPTIONS":
             return Response(200)
         clean = clean_path(path)
@@ -167,15 +176,15 @@ class ClientApp:
 
     async def health(self, request: Request) -> Reply:
         if request.method != "GET":
-            return _method_not_allowed("GET")
+            return method_not_allowed("GET")
         ok, _reason = await check_health(self.server, request.query.get("exclude", []))
         if not ok:
             return text_response(503, '{"health":"false"}')
-        return Response(200, b'{"health":"true"}', "text/plain; charset=utf-8")
+        return Response(200, b'{"health":"true"}', TEXT_UTF8)
 
     async def version(self, request: Request) -> Reply:
         if request.method != "GET":
-            return _method_not_allowed("GET")
+            return method_not_allowed("GET")
         body = json.dumps(version_body(self.server), separators=(",", ":"))
         return Response(200, body.encode(), "application/json")
 
@@ -185,7 +194,7 @@ class ClientApp:
     async def log_level(self, request: Request) -> Reply:
         """etcd 3.4's PUT /config/local/log ``{"Level": "DEBUG"}``: the log level of the member."""
         if request.method != "PUT":
-            return _method_not_allowed("PUT")
+            return method_not_allowed("PUT")
         level = _log_level_of(await request.read())
         if level is None:
             return _json_message(400, "Invalid json body")
@@ -199,7 +208,7 @@ class ClientApp:
 
     async def debug_vars(self, request: Request) -> Reply:
         if request.method != "GET":
-            return _method_not_allowed("GET")
+            return method_not_allowed("GET")
         return json_response(debug_vars_body(self.server))
 
 

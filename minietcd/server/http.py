@@ -69,6 +69,13 @@ async def check_health(server: EtcdServer, exclude: Collection[str] = ()) -> tup
     return not reason, reason
 
 
+def method_not_allowed(allow: str) -> Response:
+    """etcdhttp's answer to a method a page does not take (allowMethod): 405 with Allow."""
+    resp = text_response(405, "Method Not Allowed")
+    resp.headers["Allow"] = allow
+    return resp
+
+
 def version_body(server: EtcdServer) -> dict[str, str]:
     """etcd's /version: the server's version and the cluster's, once decided."""
     cluster = server.sm.membership.cluster_version or "not_decided"
@@ -187,9 +194,7 @@ def make_metrics_server(server: EtcdServer) -> HttpServer:
         if handler is None:
             return text_response(404, "404 page not found")
         if request.method not in ("GET", "HEAD"):
-            response = text_response(405, "Method Not Allowed")
-            response.headers["Allow"] = "GET"
-            return response
+            return method_not_allowed("GET")
         try:
             return await handler(request)
         except _BadQuery as e:

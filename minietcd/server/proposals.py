@@ -68,7 +68,7 @@ class GroupCommit:
         self._batch += (n - self._batch) * _SMOOTHING
 
     def hold(self, n: int) -> bool:
-        return n < BATCH and self._batch >= SHARED and self._gap <= 4 * HOLD
+        return n < BATCH and self.shared(HOLD)
 
     def shared(self, hold: float) -> bool:
         """Whether recent batches were shared and arrivals dense enough for a ``hold`` to

@@ -44,13 +44,6 @@ MAX_HEADER_BYTES: Final = 1 << 20
 _HEAD_LIMIT: Final = MAX_HEADER_BYTES + 4096
 #: Unread body bytes dropped after an answer before the connection is given up on (net/http).
 MAX_UNREAD_BODY: Final = 256 << 10
-#: Go's texts for the requests h11 refuses (by h11's status hint).
-_REASONS: Final = {
-    400: "Bad Request",
-    431: "Request Header Fields Too Large",
-    501: "Not Implemented",
-    505: "HTTP Version Not Supported",
-}
 #: A percent sign not followed by two hex digits: Go's url.ParseRequestURI refuses the path (400).
 _BAD_ESCAPE: Final = re.compile(r"%(?![0-9A-Fa-f]{2})")
 #: What h11 refuses to send in a header value. Go's server writes CR and LF as spaces
@@ -365,7 +358,7 @@ class HttpConnection(asyncio.Protocol):
     def _refuse(self, error: h11.RemoteProtocolError | _Refused) -> None:
         """Go's answer to a request it cannot read: the status and its text, then close."""
         status = error.error_status_hint
-        text = _REASONS.get(status, "Bad Request")
+        text = _reason(status).decode()  # Go's status text (h11 hints 400, 431, 501; we 505)
         if self._h11.our_state not in (h11.IDLE, h11.SEND_RESPONSE) or self._lost:
             return
         if str(error).startswith("Missing mandatory Host"):  # as net/http's badRequestError

@@ -5,7 +5,7 @@ a :class:`Response` (a whole body) or a :class:`Streamed` answer it wrote itself
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Final
 from urllib.parse import parse_qs, unquote
@@ -23,7 +23,7 @@ JSON_UTF8: Final = f"application/json; {UTF8}"
 
 
 class Headers:
-    """A request's header fields, names in any case (the first value, or all of them)."""
+    """A request's header fields, names in any case (the first value)."""
 
     __slots__ = ("_fields",)
 
@@ -37,16 +37,6 @@ class Headers:
             if k == name:
                 return v
         return default
-
-    def getall(self, name: str) -> list[str]:
-        name = name.lower()
-        return [v for k, v in self._fields if k == name]
-
-    def __contains__(self, name: object) -> bool:
-        return isinstance(name, str) and any(k == name.lower() for k, _v in self._fields)
-
-    def __iter__(self) -> Iterator[tuple[str, str]]:
-        return iter(self._fields)
 
 
 class BodyTooLarge(Exception):
@@ -71,12 +61,11 @@ class Request:
     """One HTTP request: its line and headers, its body as it arrives, and the ways to answer
     it other than returning a :class:`Response` (a stream, a WebSocket)."""
 
-    __slots__ = ("_conn", "_query", "headers", "method", "path", "query_string", "target")
+    __slots__ = ("_conn", "_query", "headers", "method", "path", "query_string")
 
     def __init__(self, conn: HttpConnection, method: str, target: str, headers: Headers) -> None:
         self._conn = conn
         self.method = method
-        self.target = target
         raw_path, _, self.query_string = target.partition("?")
         if not raw_path.startswith("/") and "://" in raw_path:
             # The absolute form a proxy sends (RFC 9112 3.2.2): Go's r.URL.Path is its path.
@@ -168,10 +157,9 @@ Handler = Callable[[Request], Awaitable[Reply]]
 HeaderHook = Callable[[Request, dict[str, str]], None]
 
 
-def text_response(status: int, text: str, *, nosniff: bool = True) -> Response:
+def text_response(status: int, text: str) -> Response:
     """Go's http.Error: the text and a newline, as plain UTF-8 text (not to be sniffed)."""
-    headers = {"X-Content-Type-Options": "nosniff"} if nosniff else {}
-    return Response(status, (text + "\n").encode(), TEXT_UTF8, headers)
+    return Response(status, (text + "\n").encode(), TEXT_UTF8, {"X-Content-Type-Options": "nosniff"})
 
 
 def json_response(body: object, status: int = 200, content_type: str = JSON_UTF8) -> Response:

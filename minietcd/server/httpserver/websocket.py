@@ -68,29 +68,34 @@ class WebSocket(Streamed):
         """Bytes from the client (b"": the connection ended)."""
         try:
             self._ws.receive_data(data or None)
+        except (RemoteProtocolError, LocalProtocolError):  # as in _take_events
+            self._drop()
+        else:
             self._take_events()
-        except RemoteProtocolError:
-            self._end()
-            self._transport.close()
-        except LocalProtocolError:
-            # Frames after the closing handshake (wsproto: "Connection already closed"): a
-            # client's fault, dropped with the connection rather than raised out of
-            # data_received (which asyncio logs as a fatal error with a traceback).
-            self._end()
-            self._transport.close()
         if data == b"":
             self._end()  # the end without a close frame: wsproto reports no event for it
 
     def _take_events(self) -> None:
         """Frame what has arrived into events, until QUEUE_HIGH_WATER messages wait: the rest
-        stays in wsproto's buffer, and the socket is not read, until the handler catches up."""
-        for event in self._ws.events():
-            self._on(event)
-            if self._messages.qsize() >= QUEUE_HIGH_WATER:
-                if not self._reading_paused:
-                    self._transport.pause_reading()
-                    self._reading_paused = True
-                return
+        stays in wsproto's buffer, and the socket is not read, until the handler catches up.
+
+        Frames wsproto cannot parse, or frames after the closing handshake (wsproto: "Connection
+        already closed"), are the client's fault: the connection is dropped rather than the
+        error raised out of data_received (which asyncio logs as a fatal error)."""
+        try:
+            for event in self._ws.events():
+                self._on(event)
+                if self._messages.qsize() >= QUEUE_HIGH_WATER:
+                    if not self._reading_paused:
+                        self._transport.pause_reading()
+                        self._reading_paused = True
+                    return
+        except (RemoteProtocolError, LocalProtocolError):
+            self._drop()
+
+    def _drop(self) -> None:
+        self._end()
+        self._transport.close()
 
     def _on(self, event: object) -> None:
         if isinstance(event, TextMessage | BytesMessage):
@@ -141,11 +146,7 @@ class WebSocket(Streamed):
         message = await self._messages.get()
         if self._reading_paused and self._messages.qsize() < QUEUE_HIGH_WATER // 2:
             self._reading_paused = False
-            try:
-                self._take_events()  # what waited in wsproto's buffer first
-            except (RemoteProtocolError, LocalProtocolError):
-                self._end()
-                self._transport.close()
+            self._take_events()  # what waited in wsproto's buffer first
             if not self._reading_paused and not self._transport.is_closing():
                 self._transport.resume_reading()
         return message
