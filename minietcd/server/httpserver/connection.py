@@ -361,6 +361,7 @@ class HttpConnection(asyncio.Protocol):
         text = _reason(status).decode()  # Go's status text (h11 hints 400, 431, 501; we 505)
         if self._h11.our_state not in (h11.IDLE, h11.SEND_RESPONSE) or self._lost:
             return
+        # h11 has no error class of its own for this one, only its text (h11/_connection.py).
         if str(error).startswith("Missing mandatory Host"):  # as net/http's badRequestError
             text += ": missing required Host header"
         body = f"{status} {text}"
