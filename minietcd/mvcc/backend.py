@@ -20,12 +20,13 @@ serves them.
 
 **Batching** (etcd's ``batchTx``): the apply loop writes into one LMDB write transaction, which
 :meth:`Backend.commit_if_due` commits once it is ``BATCH_INTERVAL`` old or holds ``BATCH_LIMIT``
-writes (etcd's 100 ms / 10,000), and :meth:`Backend.commit` commits at once (before a snapshot,
-a defrag, a hash, a close). Reads on the loop thread go through the open write txn, so they see
-every applied change at once; :meth:`Backend.read_view` (a read txn, for another thread) sees
-the last commit. A commit fsyncs the data pages and leaves the meta page to the next commit
-(LMDB's ``metasync=False``): the file is always consistent, and a crash loses at most the last
-batch, which the WAL replays (entries after ``consistent_index``).
+writes (etcd's 100 ms / 10,000; ``--backend-batch-interval`` / ``--backend-batch-limit``), and
+:meth:`Backend.commit` commits at once (before a snapshot, a defrag, a hash, a close). Reads on
+the loop thread go through the open write txn, so they see every applied change at once;
+:meth:`Backend.read_view` (a read txn, for another thread) sees the last commit. A commit fsyncs
+the data pages and leaves the meta page to the next commit (LMDB's ``metasync=False``): the file
+is always consistent, and a crash loses at most the last batch, which the WAL replays (entries
+after ``consistent_index``).
 
 **Copies**: :meth:`Backend.copy_to` writes a compacted copy of a read view (LMDB's
 ``mdb_env_copy`` with ``MDB_CP_COMPACT``, in C, without the GIL), which is both what a new member
@@ -90,6 +91,8 @@ class Backend:
 
     __slots__ = (
         "__weakref__",
+        "_batch_interval",
+        "_batch_limit",
         "_batch_started",
         "_clock",
         "_copies",
@@ -111,11 +114,16 @@ class Backend:
         *,
         map_size: int = MAP_SIZE,
         clock: Callable[[], float] = time.monotonic,
+        batch_interval: float = BATCH_INTERVAL,
+        batch_limit: int = BATCH_LIMIT,
     ) -> None:
         #: The data file; LMDB keeps its reader table in ``<path>-lock``.
         self.path = os.path.abspath(path)
         self._map_size = map_size
         self._clock = clock
+        # --backend-batch-interval / --backend-batch-limit (etcd's defaults when 0).
+        self._batch_interval = batch_interval if batch_interval > 0 else BATCH_INTERVAL
+        self._batch_limit = batch_limit if batch_limit != 0 else BATCH_LIMIT  # negative: every write
         self._txn: lmdb.Transaction | None = None  # the open batch (write) txn, if any
         self._batch_started = 0.0  # clock() when the batch txn began
         self._pending = 0  # writes in the batch txn
@@ -251,9 +259,11 @@ class Backend:
         return go_error_text(OSError(code, os.strerror(code)), "write", target)
 
     def commit_if_due(self) -> None:
-        """Commit when the batch is ``BATCH_INTERVAL`` old or holds ``BATCH_LIMIT`` writes."""
+        """Commit when the batch is the batch interval old or holds the batch limit's writes
+        (``BATCH_INTERVAL`` and ``BATCH_LIMIT`` unless the member's flags say otherwise)."""
         if self._txn is not None and (
-            self._pending >= BATCH_LIMIT or self._clock() - self._batch_started >= BATCH_INTERVAL
+            self._pending >= self._batch_limit
+            or self._clock() - self._batch_started >= self._batch_interval
         ):
             self.commit()
 

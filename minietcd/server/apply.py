@@ -114,16 +114,20 @@ class StateMachine:
         min_lease_ttl: int,
         member_id: int,
         fresh: bool = False,
+        batch_interval: float = 0.0,
+        batch_limit: int = 0,
     ) -> StateMachine:
         """The state machine of the member in ``data_dir``. ``fresh``: the member's log was
-        just created, so a database left there belongs to nobody and is removed."""
+        just created, so a database left there belongs to nobody and is removed. ``batch_interval``
+        and ``batch_limit``: when the backend commits its batch (0: etcd's defaults)."""
         path = db_path(data_dir)
         if fresh and os.path.exists(path):
             log.warning("etcdserver: removing %s: a new member's log cannot continue it", path)
             for stale in (path, path + "-lock"):
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(stale)
-        sm = cls(clock=clock, min_lease_ttl=min_lease_ttl, member_id=member_id, backend=Backend(path))
+        backend = Backend(path, batch_interval=batch_interval, batch_limit=batch_limit)
+        sm = cls(clock=clock, min_lease_ttl=min_lease_ttl, member_id=member_id, backend=backend)
         sm.freeze_gc = True
         return sm
 

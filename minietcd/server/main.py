@@ -290,6 +290,8 @@ class Member:
             min_lease_ttl=min_lease_ttl(cfg.election_ticks, cfg.heartbeat_interval),
             member_id=mid,
             fresh=start.storage.was_new,
+            batch_interval=cfg.backend_batch_interval.total_seconds(),
+            batch_limit=cfg.backend_batch_limit,
         )
         self.sm = sm
         hub = WatchHub(sm.kv)  # watchers see every write this member applies

@@ -121,10 +121,12 @@ class EtcdFlags:
     backend_batch_interval: timedelta = MEMBER.flag(
         Kind.DURATION, _NO_TIME, "''",
         "BackendBatchInterval is the maximum time before commit the backend transaction.",
+        implemented=True,
     )
     backend_batch_limit: int = MEMBER.flag(
         Kind.INT, 0, "'0'",
         "BackendBatchLimit is the maximum operations before commit the backend transaction.",
+        implemented=True,
     )
     max_txn_ops: int = MEMBER.flag(
         Kind.UINT, 128, "'128'",

@@ -55,6 +55,35 @@ def test_commit_if_due_follows_etcds_batch_interval_and_limit(tmp_path: Path) ->
     b.close()
 
 
+def test_the_members_batch_flags_replace_etcds_defaults(tmp_path: Path) -> None:
+    # --backend-batch-interval 2s --backend-batch-limit 3
+    now = [0.0]
+    b = Backend(str(tmp_path / "db"), clock=lambda: now[0], batch_interval=2.0, batch_limit=3)
+    b.put(B_KEY, b"a", b"1")
+    now[0] += BATCH_INTERVAL
+    b.commit_if_due()
+    assert _committed(b) == []  # etcd's 100 ms no longer commits
+    now[0] += 2.0
+    b.commit_if_due()
+    assert _committed(b) == [b"a"]
+    for key in (b"b", b"c"):
+        b.put(B_KEY, key, b"")
+        b.commit_if_due()
+    assert _committed(b) == [b"a"]
+    b.put(B_KEY, b"d", b"")
+    b.commit_if_due()  # the third write of the batch
+    assert _committed(b) == [b"a", b"b", b"c", b"d"]
+    b.close()
+
+
+def test_a_negative_batch_limit_commits_every_write_as_etcd_does(tmp_path: Path) -> None:
+    b = Backend(str(tmp_path / "db"), clock=lambda: 0.0, batch_limit=-1)
+    b.put(B_KEY, b"a", b"1")
+    b.commit_if_due()
+    assert _committed(b) == [b"a"]
+    b.close()
+
+
 def _committed(b: Backend) -> list[bytes]:
     """Keys a reader outside the batch sees (a plain read txn, not a read_view, which commits)."""
     with b._env.begin() as txn:
