@@ -58,6 +58,8 @@ from tests.cluster.harness import ProcessCluster, etcd_binary, minietcd_binary
 
 # The generated gRPC stubs are untyped; use them through Any.
 rpc_pb2_grpc: Any = _rpc_grpc_untyped
+#: The checkout this script is in (its minietcd is the one measured).
+REPO = Path(__file__).resolve().parents[1]
 ROWS = ("put3", "get3", "idle3", "failover", "put1", "rss_loaded", "restart", "rss_restart")
 #: (label, goal text, goal test on the ratio minietcd/etcd, unit, higher is better)
 SPEC: dict[str, tuple[str, str, Callable[[float], bool], str]] = {
@@ -337,16 +339,22 @@ def settle(seconds: float = 3.0) -> None:
     time.sleep(seconds)
 
 
-def compile_bytecode() -> None:
-    """Compile minietcd's modules as ``pip install`` does, so members load bytecode instead
-    of compiling every module at each start (a shell with PYTHONDONTWRITEBYTECODE, as some
-    containers set, would otherwise measure that: about 0.9 MiB more idle memory, slower
-    restarts)."""
+def use_this_checkout() -> Path:
+    """Make the members run this checkout's minietcd, compiled as ``pip install`` compiles it,
+    and return where it is. Members start with ``python -m minietcd.server``, which would
+    otherwise import whatever minietcd the environment has installed (an editable install of
+    another clone is easy to leave behind), so this checkout goes first on their PYTHONPATH.
+    Compiled, because a shell with PYTHONDONTWRITEBYTECODE, as some containers set, would
+    otherwise measure each member compiling every module at its start: about 0.9 MiB more idle
+    memory, slower restarts."""
     import compileall
 
     import minietcd
 
-    compileall.compile_dir(Path(minietcd.__file__).parent, quiet=1)
+    package = Path(minietcd.__file__).parent
+    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
+    compileall.compile_dir(package, quiet=1)
+    return package
 
 
 def main() -> int:
@@ -364,9 +372,10 @@ def main() -> int:
     args.keys = args.keys or (10_000 if args.quick else 100_000)
     args.failovers = args.failovers or (1 if args.quick else 3)
     binaries = {"etcd": etcd_binary(), "minietcd": minietcd_binary()}
-    compile_bytecode()
+    package = use_this_checkout()
     res = Results()
     print(f"load average at start: {Path('/proc/loadavg').read_text().strip()}")
+    print(f"minietcd measured: {package}")
     git = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
     print(f"commit: {git.stdout.strip()}")
     with tempfile.TemporaryDirectory(prefix="minietcd-compare-") as d:
