@@ -1,7 +1,8 @@
 """The checks etcd 3.4 makes on a TLS client's certificate beyond the CA: revocation lists
 (``--client-crl-file``, ``--peer-crl-file``) and the allowed identity of peers
 (``--peer-cert-allowed-cn``, ``--peer-cert-allowed-hostname``; ``--client-cert-allowed-hostname``
-on the client port).
+on the client port), and on the peer port the SANs against the address a peer connects from
+(etcd's ``checkSAN``, peer_san.py).
 
 etcd's rules (``pkg/transport/listener.go`` baseConfig, ``listener_tls.go``):
 
@@ -53,6 +54,7 @@ import grpc.aio
 from minietcd.errors import ConfigError
 from minietcd.golang import quote, quote_list
 from minietcd.server.clientmux import client_address
+from minietcd.server.peer_san import remote_host, san_problem
 
 if TYPE_CHECKING:
     from cryptography import x509
@@ -173,22 +175,34 @@ def identity_problem(cert: x509.Certificate, allowed_cn: str, allowed_hostname: 
 class CertRules:
     """The checks of one side (client or peer) on a presented certificate, with etcd's texts."""
 
-    def __init__(self, *, crl_file: str = "", allowed_cn: str = "", allowed_hostname: str = "") -> None:
+    def __init__(
+        self,
+        *,
+        crl_file: str = "",
+        allowed_cn: str = "",
+        allowed_hostname: str = "",
+        check_san: bool = False,
+    ) -> None:
         check_exclusive(allowed_cn, allowed_hostname)
         self.crl_file = crl_file
         self.allowed_cn = allowed_cn
         self.allowed_hostname = allowed_hostname
+        #: The peer port's checkSAN (peer_san.py); off on the client port and with
+        #: --experimental-peer-skip-client-san-verification.
+        self.check_san = check_san
         self._verdicts: dict[bytes, str | None] = {}  # PEM -> problem, for the current CRL
         self._crl_stamp: tuple[int, int, int] | None = None  # (inode, size, mtime) it was read at
         self._crl_checked_at = float("-inf")
+        self._san_verdicts: dict[tuple[bytes, str], tuple[float, str | None]] = {}  # (PEM, host)
 
     @property
     def active(self) -> bool:
-        return bool(self.crl_file or self.allowed_cn or self.allowed_hostname)
+        return bool(self.crl_file or self.allowed_cn or self.allowed_hostname or self.check_san)
 
     def problem(self, pem: bytes, now: float) -> str | None:
-        """Why the certificate (PEM) is refused, or None. ``now`` (monotonic seconds) paces the
-        look at the CRL file: a changed file drops the remembered verdicts."""
+        """Why the certificate (PEM) is refused by the identity and CRL rules, or None. ``now``
+        (monotonic seconds) paces the look at the CRL file: a changed file drops the
+        remembered verdicts."""
         if self.crl_file and now - self._crl_checked_at >= CRL_RECHECK_SECONDS:
             self._crl_checked_at = now
             stamp = _stamp(self.crl_file)
@@ -202,6 +216,43 @@ class CertRules:
             self._verdicts.clear()
         self._verdicts[pem] = verdict
         return verdict
+
+    async def refusal(self, pem: bytes, remote: str, now: float) -> str | None:
+        """Why a connection from ``remote`` presenting ``pem`` is refused, in etcd's order: the
+        identity (checked in the handshake), then the SANs against ``remote`` (checkSAN), then
+        the CRL. A SAN verdict is remembered for a second per certificate and address (it may
+        take DNS lookups; etcd makes them for every connection)."""
+        problem = self.problem(pem, now)
+        if not self.check_san or (problem is not None and self._identity(pem) is not None):
+            return problem
+        host = remote_host(remote) or remote
+        remembered = self._san_verdicts.get((pem, host))
+        if remembered is not None and now - remembered[0] < CRL_RECHECK_SECONDS:
+            san = remembered[1]
+        else:
+            san = await self._san(pem, remote)
+            if len(self._san_verdicts) >= _MAX_REMEMBERED:
+                self._san_verdicts.clear()
+            self._san_verdicts[(pem, host)] = (now, san)
+        return san if san is not None else problem
+
+    async def _san(self, pem: bytes, remote: str) -> str | None:
+        from cryptography import x509
+
+        try:
+            ips, dns_names = _sans(x509.load_pem_x509_certificate(pem))
+        except ValueError as e:
+            return f"x509: {e}"
+        return await san_problem(ips, dns_names, remote)
+
+    def _identity(self, pem: bytes) -> str | None:
+        from cryptography import x509
+
+        try:
+            cert = x509.load_pem_x509_certificate(pem)
+        except ValueError as e:
+            return f"x509: {e}"
+        return identity_problem(cert, self.allowed_cn, self.allowed_hostname)
 
     def _judge(self, pem: bytes) -> str | None:
         from cryptography import x509
@@ -282,10 +333,10 @@ class CertGate(grpc.aio.ServerInterceptor):  # type: ignore[misc]  # grpc has no
         if not pems:
             return  # no certificate presented: nothing etcd would check
         pem = bytes(pems[0])
-        problem = self.rules.problem(pem, self._clock())
+        remote = _remote(context)
+        problem = await self.rules.refusal(pem, remote, self._clock())
         if problem is None:
             return
-        remote = _remote(context)
         # Once per connection, as etcd logs it; behind the client-port multiplexer every
         # connection has the same (internal) address, so the certificate and the reason tell
         # connections apart too.

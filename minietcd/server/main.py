@@ -127,11 +127,12 @@ def _client_tls(cfg: Config) -> tuple[TLSInfo, grpc.ServerCredentials | None]:
 
 
 def _cert_gates(
-    info: TLSInfo, credentials: grpc.ServerCredentials | None, *, hold: bool
+    info: TLSInfo, credentials: grpc.ServerCredentials | None, *, hold: bool, check_san: bool = False
 ) -> list[grpc.aio.ServerInterceptor]:
-    """The CRL / allowed CN / allowed hostname checks of one side, as the first interceptor
-    of its server; none without TLS on that side or without such a flag (cert_gate.py)."""
-    rules = info.cert_rules()
+    """The CRL / allowed CN / allowed hostname checks of one side (and the peer port's SAN
+    check), as the first interceptor of its server; none without TLS on that side or without
+    anything to check (cert_gate.py, peer_san.py)."""
+    rules = info.cert_rules(check_san=check_san)
     return [CertGate(rules, hold=hold)] if credentials is not None and rules.active else []
 
 
@@ -189,7 +190,12 @@ class Member:
         peer_server = bind_peer_server(
             [str(u) for u in cfg.listen_peer_urls],
             peer_credentials,
-            interceptors=_cert_gates(self.peer_tls, peer_credentials, hold=False),
+            interceptors=_cert_gates(
+                self.peer_tls,
+                peer_credentials,
+                hold=False,
+                check_san=not cfg.experimental_peer_skip_client_san_verification,
+            ),
         )
         try:
             self.clients = self._bind_clients()

@@ -147,11 +147,15 @@ class TLSInfo:
 
     # --- what to build from it -----------------------------------------------------------------
 
-    def cert_rules(self) -> CertRules:
-        """The checks beyond the CA on a certificate the other end presents (cert_gate.py);
-        ConfigError if both an allowed CN and an allowed hostname are set."""
+    def cert_rules(self, *, check_san: bool = False) -> CertRules:
+        """The checks beyond the CA on a certificate the other end presents (cert_gate.py;
+        ``check_san``: the peer port's, peer_san.py); ConfigError if both an allowed CN and an
+        allowed hostname are set."""
         return CertRules(
-            crl_file=self.crl_file, allowed_cn=self.allowed_cn, allowed_hostname=self.allowed_hostname
+            crl_file=self.crl_file,
+            allowed_cn=self.allowed_cn,
+            allowed_hostname=self.allowed_hostname,
+            check_san=check_san,
         )
 
     def server_credentials(self) -> grpc.ServerCredentials:

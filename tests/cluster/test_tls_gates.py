@@ -8,6 +8,9 @@
 * Peer port (``--peer-client-cert-auth`` with ``--peer-cert-allowed-cn``,
   ``--peer-cert-allowed-hostname`` or ``--peer-crl-file``): a member whose certificate does
   not pass is refused with the same line on the member it dials.
+* Peer port, ``checkSAN``: a member whose certificate names other addresses than the one it
+  connects from is refused (``x509: certificate is valid for 127.0.0.2, not 127.0.0.1``), unless
+  ``--experimental-peer-skip-client-san-verification``.
 * Both identity flags at once: the start fails with etcd's ``C |`` line.
 
 A difference the peer CRL case shows (documented in docs/server.md): etcd's members also talk
@@ -86,6 +89,7 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Pair | P
         "peer-revoked": ca.issue(
             "peer-revoked", "etcd-peer", ["127.0.0.1", "peer.example.com"], serial=0x2003
         ),
+        "peer-second-address": ca.issue("peer-second-address", "etcd-peer", ["127.0.0.2"], serial=0x2005),
         "crl": ca.crl([REVOKED_SERIAL, 0x2003]),
     }
 
@@ -94,6 +98,33 @@ def _pair(pki: Mapping[str, Pair | Path], name: str) -> Pair:
     pair = pki[name]
     assert isinstance(pair, Pair)
     return pair
+
+
+def _two_peers(
+    cls: type[PerMemberCluster],
+    server: str,
+    pki: Mapping[str, Pair | Path],
+    tmp_path: Path,
+    certs: tuple[str, str],
+    flags: Sequence[str],
+) -> PerMemberCluster:
+    """Two members over https peer URLs with peer client cert auth, n1 and n2 with the
+    certificates named ``certs``, ``flags`` on both; not started."""
+
+    def peer_tls(name: str) -> list[str]:
+        pair = _pair(pki, name)
+        return ["--peer-cert-file", str(pair.cert), "--peer-key-file", str(pair.key)]
+
+    common = ["--peer-trusted-ca-file", str(pki["ca"]), "--peer-client-cert-auth", *flags]
+    return cls(
+        _binary(server),
+        2,
+        tmp_path,
+        scheme="https",
+        client_scheme="http",
+        extra_flags=common,
+        member_flags={0: peer_tls(certs[0]), 1: peer_tls(certs[1])},
+    )
 
 
 @pytest.mark.parametrize("server", SERVERS)
@@ -156,21 +187,7 @@ def test_peer_certificate_rules(
     server: str, case: str, bad_cert: str, error: str, pki: Mapping[str, Pair | Path], tmp_path: Path
 ) -> None:
     rule = [case, str(pki["crl"])] if case == "--peer-crl-file" else [case]
-    good, bad = _pair(pki, "peer"), _pair(pki, bad_cert)
-
-    def peer_tls(pair: Pair) -> list[str]:
-        return ["--peer-cert-file", str(pair.cert), "--peer-key-file", str(pair.key)]
-
-    common = ["--peer-trusted-ca-file", str(pki["ca"]), "--peer-client-cert-auth", *rule]
-    with PerMemberCluster(
-        _binary(server),
-        2,
-        tmp_path,
-        scheme="https",
-        client_scheme="http",
-        extra_flags=common,
-        member_flags={0: peer_tls(good), 1: peer_tls(bad)},
-    ) as c:
+    with _two_peers(PerMemberCluster, server, pki, tmp_path, ("peer", bad_cert), rule) as c:
         c.start()
         rest = _wait_rejection(c, 0, error)  # n2 dialled n1 and was refused
         assert rest == 'ServerName "", IPAddresses ["127.0.0.1"], DNSNames ' + (
@@ -201,3 +218,34 @@ def test_allowed_cn_and_hostname_together_refuse_to_start(
             'C | etcdmain: AllowedCN and AllowedHostname are mutually exclusive (cn="a", hostname="b")' in log
         )
         assert not c.members[0].data_dir.exists()
+
+
+@dataclass
+class SecondPeerElsewhere(PerMemberCluster):
+    """n2's peer URL on 127.0.0.2 (a second address of the same host): it still dials n1 from
+    127.0.0.1, the address the kernel picks for a connection to 127.0.0.1."""
+
+    def flags(self, i: int) -> list[str]:
+        here = f"127.0.0.1:{self.members[1].peer_port}"
+        there = f"127.0.0.2:{self.members[1].peer_port}"
+        return [flag.replace(here, there) for flag in super().flags(i)]
+
+
+@pytest.mark.parametrize("skip", [False, True], ids=["checked", "skipped"])
+@pytest.mark.parametrize("server", SERVERS)
+def test_a_peer_certificate_must_name_the_address_it_connects_from(
+    server: str, skip: bool, pki: Mapping[str, Pair | Path], tmp_path: Path
+) -> None:
+    """etcd's checkSAN on the peer port: n2's certificate names 127.0.0.2, where it listens,
+    but its connections to n1 come from 127.0.0.1, so n1 refuses them, unless
+    --experimental-peer-skip-client-san-verification, when the two form a cluster."""
+    skip_flag = ["--experimental-peer-skip-client-san-verification"] if skip else []
+    certs = ("peer", "peer-second-address")
+    with _two_peers(SecondPeerElsewhere, server, pki, tmp_path, certs, skip_flag) as c:
+        c.start()
+        if skip:
+            c.wait_healthy(HEALTHY)
+            assert _rejections(c, 0) == []
+            return
+        rest = _wait_rejection(c, 0, "x509: certificate is valid for 127.0.0.2, not 127.0.0.1")
+        assert rest == 'ServerName "", IPAddresses ["127.0.0.2"], DNSNames []'

@@ -400,6 +400,7 @@ class EtcdFlags:
     experimental_peer_skip_client_san_verification: bool = EXPERIMENTAL.flag(
         Kind.BOOL, False, "'false'",
         "Skip verification of SAN field in client certificate for peer connections.", yaml=None,
+        implemented=True,
     )
     experimental_watch_progress_notify_interval: timedelta = EXPERIMENTAL.flag(
         Kind.DURATION, _NO_TIME, "'10m'",

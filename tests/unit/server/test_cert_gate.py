@@ -154,15 +154,10 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@pytest.fixture
-async def server(ca: TestCA) -> AsyncIterator[tuple[str, TestCA, list[CertGate]]]:
-    """A KV server with client cert auth and the gate (CRL revoking serial 0x66, allowed
-    hostname client.example.com); ``gates[0].hold`` may be flipped by the test."""
+@contextlib.asynccontextmanager
+async def gated_server(ca: TestCA, gate: CertGate) -> AsyncIterator[str]:
+    """A KV server on 127.0.0.1 with client cert auth and ``gate``; yields its target."""
     srv_pair = ca.issue("gate-server", "server", ["127.0.0.1"], serial=0x60)
-    rules = CertRules(
-        crl_file=str(ca.crl([0x66], name="gate-crl.pem")), allowed_hostname="client.example.com"
-    )
-    gate = CertGate(rules, hold=False)
     s = grpc.aio.server(interceptors=[gate])
     KV.add_KVServicer_to_server(_KV(), s)
     creds = grpc.ssl_server_credentials(
@@ -174,9 +169,21 @@ async def server(ca: TestCA) -> AsyncIterator[tuple[str, TestCA, list[CertGate]]
     s.add_secure_port(target, creds)
     await s.start()
     try:
-        yield target, ca, [gate]
+        yield target
     finally:
         await s.stop(None)
+
+
+@pytest.fixture
+async def server(ca: TestCA) -> AsyncIterator[tuple[str, TestCA, list[CertGate]]]:
+    """A KV server with client cert auth and the gate (CRL revoking serial 0x66, allowed
+    hostname client.example.com); ``gates[0].hold`` may be flipped by the test."""
+    rules = CertRules(
+        crl_file=str(ca.crl([0x66], name="gate-crl.pem")), allowed_hostname="client.example.com"
+    )
+    gate = CertGate(rules, hold=False)
+    async with gated_server(ca, gate) as target:
+        yield target, ca, [gate]
 
 
 async def _range(target: str, ca: TestCA, client: Pair, timeout: float = 10.0) -> rpc_pb2.RangeResponse:
