@@ -202,7 +202,10 @@ class HttpConnection(asyncio.Protocol):
     async def send(self, event: h11.Event) -> None:
         if self._lost:
             raise ConnectionResetError("client went away")
-        self.transport.write(self._h11.send(event) or b"")
+        data = self._h11.send(event) or b""
+        if isinstance(event, h11.Response) and self._h11.their_http_version == b"1.0":
+            data = _as_http10_head(data)
+        self.transport.write(data)
         if not self._can_write.is_set():
             await self._can_write.wait()
             if self._lost:
@@ -388,3 +391,15 @@ class HttpConnection(asyncio.Protocol):
     async def finished(self) -> None:
         if self._task is not None:
             await asyncio.wait([self._task])
+
+
+def _as_http10_head(head: bytes) -> bytes:
+    """An answer's head for an HTTP/1.0 client as Go's server writes it (net/http's
+    writeStatusLine and chunkWriter.writeHeader): an ``HTTP/1.0`` status line, and no
+    ``Connection`` header when the connection closes after the answer, which it always does
+    here (h11 keeps no HTTP/1.0 connection alive and says ``Connection: close``; an HTTP/1.0
+    client that gets no ``Connection: keep-alive`` knows the connection ends)."""
+    lines = head.split(b"\r\n")
+    if lines[0].startswith(b"HTTP/1.1 "):
+        lines[0] = b"HTTP/1.0 " + lines[0][len(b"HTTP/1.1 ") :]
+    return b"\r\n".join(line for line in lines if not line.lower().startswith(b"connection:"))

@@ -893,6 +893,27 @@ async def test_trailers_follow_a_chunked_body_for_http_11_and_are_left_out_for_h
         c.close()
 
 
+async def test_an_http_10_client_gets_an_http_10_status_line_and_no_connection_header() -> None:
+    """Go's server answers an HTTP/1.0 request with ``HTTP/1.0`` and, closing after the
+    answer, without a ``Connection`` header (etcd 3.4's /version, /health and gateway answers,
+    compared by hand); a keep-alive request is closed all the same (h11 keeps no HTTP/1.0
+    connection alive), which a client knows from the missing ``Connection: keep-alive``."""
+
+    async def handler(request: Request) -> Reply:
+        return text_response(200, "hello")
+
+    async with serving(handler) as (_server, port):
+        for extra in (b"", b"Connection: keep-alive\r\n"):
+            c = await Client.open(port)
+            await c.send(b"GET / HTTP/1.0\r\n" + extra + b"\r\n")
+            raw = await c.everything()
+            head, _, body = raw.partition(b"\r\n\r\n")
+            assert head.startswith(b"HTTP/1.0 200 OK\r\n"), head
+            assert b"\r\nconnection:" not in head.lower() and b"\r\nContent-Length: 6" in head
+            assert body == b"hello\n"
+            c.close()
+
+
 async def test_a_body_that_cannot_be_read_is_the_handlers_to_answer_in_gos_words() -> None:
     """A bad chunk size or a body cut short reach the handler as BodyUnreadable with Go's
     reader's text (etcd's gateway answers it as JSON); the connection closes after."""
