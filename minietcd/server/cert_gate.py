@@ -46,6 +46,7 @@ import logging
 import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
 import grpc
@@ -172,6 +173,17 @@ def identity_problem(cert: x509.Certificate, allowed_cn: str, allowed_hostname: 
     return None
 
 
+@dataclass(frozen=True, slots=True)
+class _Verdict:
+    """What the rules say of one certificate: a problem found in the handshake (its identity,
+    or a certificate that cannot be read), one found by the CRL, and its SANs (for checkSAN)."""
+
+    handshake: str | None
+    crl: str | None = None
+    ips: list[str] = field(default_factory=list)
+    dns_names: list[str] = field(default_factory=list)
+
+
 class CertRules:
     """The checks of one side (client or peer) on a presented certificate, with etcd's texts."""
 
@@ -190,7 +202,7 @@ class CertRules:
         #: The peer port's checkSAN (peer_san.py); off on the client port and with
         #: --experimental-peer-skip-client-san-verification.
         self.check_san = check_san
-        self._verdicts: dict[bytes, str | None] = {}  # PEM -> problem, for the current CRL
+        self._verdicts: dict[bytes, _Verdict] = {}  # PEM -> what the rules say, for the current CRL
         self._crl_stamp: tuple[int, int, int] | None = None  # (inode, size, mtime) it was read at
         self._crl_checked_at = float("-inf")
         self._san_verdicts: dict[tuple[bytes, str], tuple[float, str | None]] = {}  # (PEM, host)
@@ -203,69 +215,57 @@ class CertRules:
         """Why the certificate (PEM) is refused by the identity and CRL rules, or None. ``now``
         (monotonic seconds) paces the look at the CRL file: a changed file drops the
         remembered verdicts."""
-        if self.crl_file and now - self._crl_checked_at >= CRL_RECHECK_SECONDS:
-            self._crl_checked_at = now
-            stamp = _stamp(self.crl_file)
-            if stamp != self._crl_stamp:
-                self._crl_stamp = stamp
-                self._verdicts.clear()
-        if pem in self._verdicts:
-            return self._verdicts[pem]
-        verdict = self._judge(pem)
-        if len(self._verdicts) >= _MAX_REMEMBERED:
-            self._verdicts.clear()
-        self._verdicts[pem] = verdict
-        return verdict
+        verdict = self._verdict(pem, now)
+        return verdict.handshake or verdict.crl
 
     async def refusal(self, pem: bytes, remote: str, now: float) -> str | None:
         """Why a connection from ``remote`` presenting ``pem`` is refused, in etcd's order: the
         identity (checked in the handshake), then the SANs against ``remote`` (checkSAN), then
         the CRL. A SAN verdict is remembered for a second per certificate and address (it may
         take DNS lookups; etcd makes them for every connection)."""
-        problem = self.problem(pem, now)
-        if not self.check_san or (problem is not None and self._identity(pem) is not None):
-            return problem
+        verdict = self._verdict(pem, now)
+        if verdict.handshake is not None or not self.check_san:
+            return verdict.handshake or verdict.crl
         host = remote_host(remote) or remote
         remembered = self._san_verdicts.get((pem, host))
         if remembered is not None and now - remembered[0] < CRL_RECHECK_SECONDS:
             san = remembered[1]
         else:
-            san = await self._san(pem, remote)
+            san = await san_problem(verdict.ips, verdict.dns_names, remote)
             if len(self._san_verdicts) >= _MAX_REMEMBERED:
                 self._san_verdicts.clear()
             self._san_verdicts[(pem, host)] = (now, san)
-        return san if san is not None else problem
+        return san or verdict.crl
 
-    async def _san(self, pem: bytes, remote: str) -> str | None:
-        from cryptography import x509
+    def _verdict(self, pem: bytes, now: float) -> _Verdict:
+        if self.crl_file and now - self._crl_checked_at >= CRL_RECHECK_SECONDS:
+            self._crl_checked_at = now
+            stamp = _stamp(self.crl_file)
+            if stamp != self._crl_stamp:
+                self._crl_stamp = stamp
+                self._verdicts.clear()
+        verdict = self._verdicts.get(pem)
+        if verdict is None:
+            verdict = self._judge(pem)
+            if len(self._verdicts) >= _MAX_REMEMBERED:
+                self._verdicts.clear()
+            self._verdicts[pem] = verdict
+        return verdict
 
-        try:
-            ips, dns_names = _sans(x509.load_pem_x509_certificate(pem))
-        except ValueError as e:
-            return f"x509: {e}"
-        return await san_problem(ips, dns_names, remote)
-
-    def _identity(self, pem: bytes) -> str | None:
+    def _judge(self, pem: bytes) -> _Verdict:
         from cryptography import x509
 
         try:
             cert = x509.load_pem_x509_certificate(pem)
         except ValueError as e:
-            return f"x509: {e}"
-        return identity_problem(cert, self.allowed_cn, self.allowed_hostname)
-
-    def _judge(self, pem: bytes) -> str | None:
-        from cryptography import x509
-
-        try:
-            cert = x509.load_pem_x509_certificate(pem)
-        except ValueError as e:
-            return f"x509: {e}"
+            return _Verdict(f"x509: {e}")
         # etcd: the identity check runs in the handshake, the CRL after it.
-        problem = identity_problem(cert, self.allowed_cn, self.allowed_hostname)
-        if problem is None and self.crl_file:
-            problem = _crl_problem(self.crl_file, cert.serial_number)
-        return problem
+        handshake = identity_problem(cert, self.allowed_cn, self.allowed_hostname)
+        if handshake is not None:
+            return _Verdict(handshake)
+        crl = _crl_problem(self.crl_file, cert.serial_number) if self.crl_file else None
+        ips, dns_names = _sans(cert)
+        return _Verdict(None, crl, ips, dns_names)
 
     def describe_rejection(self, pem: bytes, remote: str, problem: str) -> str:
         """etcd's ``rejected connection`` log line (embed/config.go)."""
