@@ -44,7 +44,6 @@ from minietcd.errors import (
 from minietcd.lease.lessor import Lessor
 from minietcd.mvcc import HashKVResult, KVStore
 from minietcd.mvcc.backend import Backend, ReadView
-from minietcd.mvcc.boltdb import write_bolt_from_view
 from minietcd.raft.types import ConfChange, ConfChangeType, ConfState, Entry
 from minietcd.server import apply_snapshot, apply_state
 from minietcd.server.apply_auth import NOT_AUTH, AuthApplier
@@ -175,6 +174,9 @@ class StateMachine:
         """The applied state as the bbolt file a real etcd would hold at this point (no SHA-256
         trailer): `etcdctl snapshot status` reads it, `snapshot restore` makes a data dir of it.
         Built from a read view of the backend in a worker thread: the loop only takes the view."""
+        # The bbolt file code only when a snapshot is asked for (an idle member never loads it).
+        from minietcd.mvcc.boltdb import write_bolt_from_view
+
         view = self.backend.read_view()
         try:
             return await asyncio.to_thread(write_bolt_from_view, view)

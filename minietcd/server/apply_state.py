@@ -31,7 +31,7 @@ from minietcd.mvcc.backend import (
     K_CONSISTENT_INDEX,
     Backend,
 )
-from minietcd.mvcc.boltdb import (
+from minietcd.mvcc.bucket_values import (
     K_CLUSTER_VERSION,
     decode_alarm,
     decode_lease,

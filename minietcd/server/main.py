@@ -35,7 +35,6 @@ from minietcd.server.api import Api, ApiOptions
 from minietcd.server.apply import StateMachine
 from minietcd.server.auth.tokens import SimpleTokens, parse_auth_token
 from minietcd.server.bootstrap import Start, bootstrap_new, restart, start_networked
-from minietcd.server.cert_gate import CertGate
 from minietcd.server.client_http import ClientHttp
 from minietcd.server.client_listeners import ClientListeners, bind_client_listeners, close_unstarted
 from minietcd.server.cluster_version import major_minor
@@ -132,8 +131,12 @@ def _cert_gates(
     """The CRL / allowed CN / allowed hostname checks of one side (and the peer port's SAN
     check), as the first interceptor of its server; none without TLS on that side or without
     anything to check (cert_gate.py, peer_san.py)."""
+    if credentials is None:
+        return []
+    from minietcd.server.cert_gate import CertGate
+
     rules = info.cert_rules(check_san=check_san)
-    return [CertGate(rules, hold=hold)] if credentials is not None and rules.active else []
+    return [CertGate(rules, hold=hold)] if rules.active else []
 
 
 def _start(cfg: Config) -> Start | None:

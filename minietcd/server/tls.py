@@ -57,7 +57,6 @@ import grpc
 import grpc.aio
 
 from minietcd.errors import ConfigError
-from minietcd.server.cert_gate import AUTH_FAILED, CertRules, check_exclusive, identity_problem
 from minietcd.server.config import Config
 from minietcd.server.urls import URL, parse_url, split_host_port
 
@@ -65,8 +64,11 @@ if TYPE_CHECKING:
     from cryptography import x509
     from cryptography.hazmat.primitives.asymmetric import ec
 
+    from minietcd.server.cert_gate import CertRules
+
 # cryptography (certificates of auto TLS) is imported where it is used: a member without auto
-# TLS never loads it, which keeps about 8 MiB out of its memory.
+# TLS never loads it, which keeps about 8 MiB out of its memory. So are the certificate checks
+# (cert_gate.py, peer_san.py): only a side with TLS builds them.
 
 __all__ = [
     "SELF_CERT_VALIDITY",
@@ -151,6 +153,8 @@ class TLSInfo:
         """The checks beyond the CA on a certificate the other end presents (cert_gate.py;
         ``check_san``: the peer port's, peer_san.py); ConfigError if both an allowed CN and an
         allowed hostname are set."""
+        from minietcd.server.cert_gate import CertRules
+
         return CertRules(
             crl_file=self.crl_file,
             allowed_cn=self.allowed_cn,
@@ -161,6 +165,8 @@ class TLSInfo:
     def server_credentials(self) -> grpc.ServerCredentials:
         """For a gRPC server on an https URL; requires and verifies client certificates when
         client_cert_auth is set (etcd's tls.RequireAndVerifyClientCert)."""
+        from minietcd.server.cert_gate import check_exclusive
+
         check_exclusive(self.allowed_cn, self.allowed_hostname)  # etcd's baseConfig refuses both
         key, cert = self._pair()
         if self.client_cert_auth:
@@ -475,6 +481,8 @@ class ChannelOpener:
         info = self._info or TLSInfo()
         if not info.self_cert:
             if self._credentials is None:
+                from minietcd.server.cert_gate import check_exclusive
+
                 check_exclusive(info.allowed_cn, info.allowed_hostname)
                 self._credentials = info.channel_credentials()
             if info.allowed_cn or info.allowed_hostname:
@@ -530,6 +538,8 @@ async def _check_server_identity(url: URL, info: TLSInfo, timeout: float) -> Non
         der = sslobj.getpeercert(binary_form=True) if sslobj is not None else None
     finally:
         writer.transport.abort()  # as fetch_server_certificate: the connection carried nothing
+    from minietcd.server.cert_gate import AUTH_FAILED, identity_problem
+
     cert = x509.load_der_x509_certificate(der) if der else None
     if cert is None or identity_problem(cert, info.allowed_cn, info.allowed_hostname):
         raise ConnectionRefusedError(f"{url}: {AUTH_FAILED}")

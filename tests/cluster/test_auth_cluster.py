@@ -15,7 +15,8 @@ import grpc
 import pytest
 
 from minietcd.api.etcdserverpb import rpc_pb2, rpc_pb2_grpc
-from minietcd.mvcc.boltdb import AUTH_BUCKETS, read_bolt_snapshot
+from minietcd.mvcc.boltdb import read_bolt_snapshot
+from minietcd.mvcc.bucket_values import AUTH_BUCKETS
 from tests.cluster.harness import ETCDCTL, ProcessCluster, clean_env, etcd_binary, free_ports, minietcd_binary
 
 if TYPE_CHECKING:

@@ -7,7 +7,6 @@ from collections.abc import Callable, Mapping, Sequence
 
 from minietcd.errors import ConfigError
 from minietcd.golang import env_conflict_error, env_invalid_value_error, env_var_name, quote
-from minietcd.server.config.file import load_config_file
 from minietcd.server.config.model import Config
 from minietcd.server.config.spec import MAX_QUOTA_BYTES, UsageError
 from minietcd.server.config.table import FLAGS, FLAGS_BY_NAME
@@ -123,6 +122,8 @@ def parse_config(
 
     config_file = st.values["config-file"] or env.get("ETCD_CONFIG_FILE", "")
     if config_file:
+        from minietcd.server.config.file import load_config_file  # only with --config-file
+
         st = load_config_file(config_file)
         st.notices.append(
             f"Loading server configuration from {quote(config_file)}. Other configuration "

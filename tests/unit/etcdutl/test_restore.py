@@ -14,7 +14,8 @@ import pytest
 from minietcd.errors import ConfigError, SnapshotFileError
 from minietcd.etcdutl.restore import RestoreConfig, restore, snapshot_file_status
 from minietcd.mvcc import KVStore
-from minietcd.mvcc.boltdb import BoltLease, append_sha256, write_bolt_snapshot
+from minietcd.mvcc.boltdb import append_sha256, write_bolt_snapshot
+from minietcd.mvcc.bucket_values import BoltLease
 from minietcd.server.apply import StateMachine
 from minietcd.server.apply_snapshot import decode_header
 from minietcd.storage.raft_storage import DiskStorage

@@ -34,17 +34,19 @@ from minietcd.mvcc.bolt_format import BRANCH_PAGE, LEAF_PAGE, PAGE_SIZE, BoltFor
 from minietcd.mvcc.bolt_reader import read_bolt, read_bolt_meta
 from minietcd.mvcc.bolt_writer import write_bolt
 from minietcd.mvcc.boltdb import (
-    ETCD_BUCKETS,
-    BoltLease,
     append_sha256,
-    decode_lease,
-    decode_member,
-    encode_lease,
-    encode_member,
     read_bolt_snapshot,
     snapshot_status,
     split_sha256,
     write_bolt_snapshot,
+)
+from minietcd.mvcc.bucket_values import (
+    ETCD_BUCKETS,
+    BoltLease,
+    decode_lease,
+    decode_member,
+    encode_lease,
+    encode_member,
 )
 from minietcd.mvcc.codec import crc32c, decode_snapshot
 from minietcd.mvcc.kvstore import KVStore
