@@ -131,12 +131,14 @@ def _cert_gates(
     """The CRL / allowed CN / allowed hostname checks of one side (and the peer port's SAN
     check), as the first interceptor of its server; none without TLS on that side or without
     anything to check (cert_gate.py, peer_san.py)."""
-    if credentials is None:
+    if credentials is None and info.empty():  # no TLS on this side: nothing to check or load
         return []
     from minietcd.server.cert_gate import CertGate
 
+    # Built whenever cert files are given, even for http URLs: etcd's baseConfig then refuses
+    # an allowed CN together with an allowed hostname (ConfigError), as CertRules does.
     rules = info.cert_rules(check_san=check_san)
-    return [CertGate(rules, hold=hold)] if rules.active else []
+    return [CertGate(rules, hold=hold)] if credentials is not None and rules.active else []
 
 
 def _start(cfg: Config) -> Start | None:

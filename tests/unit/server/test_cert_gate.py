@@ -98,6 +98,18 @@ def test_cn_and_hostname_are_mutually_exclusive() -> None:
         TLSInfo(allowed_cn="a", allowed_hostname="b").cert_rules()
 
 
+def test_a_side_without_tls_gets_no_gate_and_cert_files_are_still_checked_as_etcd_does() -> None:
+    from minietcd.server.main import _cert_gates
+
+    # No cert, no key, no credentials: etcd's TLSInfo is Empty and nothing checks the flags.
+    assert _cert_gates(TLSInfo(allowed_cn="a", allowed_hostname="b"), None, hold=False) == []
+    # Cert files given (even for http URLs): etcd's baseConfig refuses the pair.
+    with pytest.raises(ConfigError):
+        both = TLSInfo(cert_file="c", key_file="k", allowed_cn="a", allowed_hostname="b")
+        _cert_gates(both, None, hold=False)
+    assert _cert_gates(TLSInfo(cert_file="c", key_file="k", allowed_cn="a"), None, hold=False) == []
+
+
 def test_the_crl_is_read_again_when_it_changes(ca: TestCA, tmp_path: Path) -> None:
     good = ca.issue("good", "good", serial=0x10).cert.read_bytes()
     bad = ca.issue("bad", "bad", serial=0x11).cert.read_bytes()
