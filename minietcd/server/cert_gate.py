@@ -54,7 +54,7 @@ import grpc.aio
 
 from minietcd.errors import ConfigError
 from minietcd.golang import quote, quote_list
-from minietcd.server.clientmux import client_address
+from minietcd.server.clientmux import remote_address
 from minietcd.server.peer_san import remote_host, san_problem
 
 if TYPE_CHECKING:
@@ -309,13 +309,8 @@ def _crl_problem(path: str, serial: int) -> str | None:
 
 
 def _remote(context: grpc.aio.ServicerContext) -> str:
-    """gRPC's peer ("ipv4:127.0.0.1:52744", "ipv6:[::1]:5", "unix:...") as Go's RemoteAddr."""
-    peer = str(context.peer())
-    spliced = client_address(peer)  # a call through the client-port multiplexer
-    if spliced is not None:
-        return spliced
-    kind, _, address = peer.partition(":")
-    return address if kind in ("ipv4", "ipv6") else peer
+    """The caller's address as Go's RemoteAddr (through the client-port multiplexer too)."""
+    return remote_address(str(context.peer()))
 
 
 class CertGate(grpc.aio.ServerInterceptor):  # type: ignore[misc]  # grpc has no type hints: the base is Any

@@ -151,6 +151,16 @@ def client_address(grpc_peer: str) -> str | None:
     return _CLIENTS.get(grpc_peer[len(_PEER_PREFIX) :])
 
 
+def remote_address(grpc_peer: str) -> str:
+    """gRPC's peer (``ipv4:127.0.0.1:52744``, ``ipv6:[::1]:5``, ``unix:...``) as Go's
+    ``RemoteAddr().String()``: the client's own address for a call through the multiplexer."""
+    spliced = client_address(grpc_peer)
+    if spliced is not None:
+        return spliced
+    kind, _, address = grpc_peer.partition(":")
+    return address if kind in ("ipv4", "ipv6") else grpc_peer
+
+
 def _go_address(addr: object) -> str:
     """A socket address as Go's RemoteAddr().String() prints it (``[::1]:5`` for IPv6)."""
     if isinstance(addr, tuple) and len(addr) >= 2:

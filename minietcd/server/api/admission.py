@@ -44,8 +44,6 @@ class RequestContext:
     #: The Common Name of the client's verified TLS certificate (``--client-cert-auth``): etcd
     #: takes it as the user name when the request carries no token.
     client_cn: str = ""
-    #: Where the request came from (``ipv4:127.0.0.1:53214``), for log lines.
-    peer: str = ""
 
 
 class Op(enum.Enum):

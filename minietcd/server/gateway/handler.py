@@ -66,16 +66,7 @@ def request_context(request: Request) -> RequestContext:
     metadata: ``hasleader``, and the token from ``token`` else ``authorization``."""
     headers = request.headers
     token = headers.get(TOKEN_HEADER) or headers.get(AUTHORIZATION_HEADER) or ""
-    peername = request.transport.get_extra_info("peername")
-    peer = ""
-    if isinstance(peername, tuple) and len(peername) >= 2:
-        host = str(peername[0])
-        peer = f"ipv6:[{host}]:{peername[1]}" if ":" in host else f"ipv4:{host}:{peername[1]}"
-    return RequestContext(
-        requires_leader=headers.get(HASLEADER_HEADER) == "true",
-        auth_token=token,
-        peer=peer,
-    )
+    return RequestContext(requires_leader=headers.get(HASLEADER_HEADER) == "true", auth_token=token)
 
 
 class Gateway:

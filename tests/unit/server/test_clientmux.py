@@ -9,7 +9,15 @@ import time
 
 import pytest
 
-from minietcd.server.clientmux import H2_PREFACE, Route, alpn_protocols, classify_plain, classify_tls
+from minietcd.server import clientmux
+from minietcd.server.clientmux import (
+    H2_PREFACE,
+    Route,
+    alpn_protocols,
+    classify_plain,
+    classify_tls,
+    remote_address,
+)
 from minietcd.server.etcdhttp import clean_path
 from minietcd.server.splicer import Splicer
 
@@ -107,3 +115,15 @@ def test_splicer_close_ends_every_pair() -> None:
     assert _recv_all(client, 1) == b"" and _recv_all(server, 1) == b""
     client.close()
     server.close()
+
+
+def test_remote_address_is_gos_remote_addr_and_the_client_behind_the_multiplexer() -> None:
+    assert remote_address("ipv4:127.0.0.1:52744") == "127.0.0.1:52744"
+    assert remote_address("ipv6:[::1]:5") == "[::1]:5"
+    assert remote_address("unix:/tmp/etcd.sock") == "unix:/tmp/etcd.sock"
+    clientmux._CLIENTS["minietcd-1-client-ab"] = "10.0.0.7:41000"
+    try:
+        assert remote_address("unix-abstract:minietcd-1-client-ab") == "10.0.0.7:41000"
+    finally:
+        del clientmux._CLIENTS["minietcd-1-client-ab"]
+    assert remote_address("unix-abstract:minietcd-1-client-ab") == "unix-abstract:minietcd-1-client-ab"

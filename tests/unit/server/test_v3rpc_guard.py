@@ -26,14 +26,14 @@ class Call:
         return self._peer
 
 
-def test_metadata_certificate_and_peer() -> None:
+def test_metadata_and_certificate() -> None:
     call = Call(
         [("user-agent", "etcdctl"), ("hasleader", "true"), ("token", "abc.def")],
         {"transport_security_type": [b"ssl"], "x509_common_name": [b"root"]},
         "ipv4:127.0.0.1:5000",
     )
     assert request_context(call) == RequestContext(
-        requires_leader=True, auth_token="abc.def", client_cn="root", peer="ipv4:127.0.0.1:5000"
+        requires_leader=True, auth_token="abc.def", client_cn="root"
     )
 
 
