@@ -12,11 +12,12 @@ A variant is a name, then optionally ``KEY=VALUE`` environment settings, a check
 Each round starts one fresh single member per variant, in turn, and writes ``--keys`` distinct
 keys with compare.py's load (64 clients over 8 connections); it prints puts/s and the member's
 CPU per put, then the medians. By default the member runs on CPU 1 and the load generator on
-CPU 0 (``taskset``): the member then has one core to itself, its puts/s is its CPU per put
-inverted, and a variant's figures move by a few percent between rounds instead of the 15-18%
-that unpinned runs on two shared cores show (docs/benchmarks.md, phase 6). That suits comparing
-minietcd with itself, not with etcd, whose Go runtime would use both cores: compare.py stays
-the table beside etcd. Nothing here is a test.
+CPU 0 (``taskset``): the member then has one core to itself and its puts/s is its CPU per put
+inverted, so the load generator's share of the machine no longer moves the figures; the
+machine's own variations still do (3-8% between rounds in one run, 13-30% in others:
+docs/benchmarks.md, phase 6), so an effect of a few percent needs several runs. That suits
+comparing minietcd with itself, not with etcd, whose Go runtime would use both cores:
+compare.py stays the table beside etcd. Nothing here is a test.
 """
 
 from __future__ import annotations
