@@ -35,7 +35,6 @@ from google.protobuf.message import DecodeError
 
 from minietcd.api.etcdserverpb import rpc_pb2
 from minietcd.errors import GrpcCode, MinietcdError
-from minietcd.server.clientmux import remote_address
 from minietcd.server.nesting import parse_request
 from minietcd.server.rpcmetrics import RPC_METRICS, Rpc
 from minietcd.server.v3rpc.errors import to_grpc_status
@@ -77,8 +76,7 @@ def _guarded(method: str, deserialize: Callable[[bytes], Any]) -> Callable[[byte
 async def _refuse(context: grpc.aio.ServicerContext, method: str, bad: Undecodable, prefix: str) -> None:
     code, message = bad.status(prefix)
     if code == grpc.StatusCode.INTERNAL:  # garbage, not a request etcd refuses by its rules
-        remote = remote_address(str(context.peer()))
-        log.warning("etcdserver/api/v3rpc: %s from %s: %s", method, remote, message)
+        log.warning("etcdserver/api/v3rpc: %s from %s: %s", method, context.peer(), message)
     await context.abort(code, message)
 
 
