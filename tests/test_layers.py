@@ -108,6 +108,9 @@ RULES: list[Rule] = [
     Rule("HTTP server", ("minietcd.server.httpserver",), only=(),
          why="the member's HTTP/1.1 server is plumbing under the HTTP faces, as a library would be: it "
          "knows no etcd and imports nothing of the project"),
+    Rule("gRPC engine", ("minietcd.server.h2grpc",), only=(),
+         why="the client port's gRPC over HTTP/2 is plumbing under the gRPC face, as grpcio's server is: it "
+         "serves whatever method table it is given and imports nothing of the project"),
     Rule("application API", ("minietcd.server.api",), never=(*_FACES, "minietcd.server.main"),
          why="the application API sits below every face and knows none of them"),
     Rule("below the API", _BELOW_API, never=("minietcd.server.api", *_FACES),

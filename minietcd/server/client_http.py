@@ -39,7 +39,9 @@ class ClientHttp:
         listeners: ClientListeners,
         ssl_context: Callable[[], ssl.SSLContext] | None,
         cfg: Config,
+        grpc_engine: Callable[[], asyncio.Protocol] | None = None,
     ) -> None:
+        self._grpc_engine = grpc_engine  # plain gRPC connections' own server (h2grpc), if any
         self._server = server
         self._api = api
         self._listeners = listeners
@@ -74,6 +76,7 @@ class ClientHttp:
                 http=self._protocol_factory,
                 ssl_context=self._ssl if u.is_tls else None,
                 splicer=splicer,
+                grpc_engine=self._grpc_engine,
             )
             mux.start()
             self._muxes.append(mux)

@@ -247,8 +247,10 @@ class ClientMux:
         http: HttpFactory,
         ssl_context: ssl.SSLContext | None = None,
         splicer: Splicer | None = None,
+        grpc_engine: Callable[[], asyncio.Protocol] | None = None,
     ) -> None:
         self.sock = sock
+        self.grpc_engine = grpc_engine  # serves plain gRPC connections itself (h2grpc), if set
         self.grpc_address = grpc_address  # Python's form: "\0name" (abstract unix socket)
         self.http = http
         self.ssl_context = ssl_context
@@ -311,7 +313,9 @@ class ClientMux:
                 return
             raise
         try:
-            if route is Route.GRPC:
+            if route is Route.GRPC and self.grpc_engine is not None and self.ssl_context is None:
+                await loop.connect_accepted_socket(self.grpc_engine, conn)
+            elif route is Route.GRPC:
                 await self._splice(conn)
             else:
                 factory = await self.http()

@@ -19,7 +19,7 @@ import signal
 import socket
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from typing import TYPE_CHECKING
 
 import grpc
@@ -43,6 +43,7 @@ from minietcd.server.corrupt import check_initial_hash_kv, request_timeout
 from minietcd.server.etcd_server import EtcdServer
 from minietcd.server.failstop import error_text
 from minietcd.server.firststart import FirstStart, check_data_dir, discard_blank_wal
+from minietcd.server.h2grpc import enabled as h2grpc_enabled
 from minietcd.server.listeners import bind_sockets, close_grpc
 from minietcd.server.logsetup import setup_logging
 from minietcd.server.memory import trim_heap
@@ -51,10 +52,11 @@ from minietcd.server.recovery import recover
 from minietcd.server.snapshot_files import snapshot_sink
 from minietcd.server.tls import ChannelOpener, TLSInfo, client_tls_info, peer_tls_info
 from minietcd.server.transport import Transport, bind_peer_server
-from minietcd.server.v3rpc.services import add_client_services
+from minietcd.server.v3rpc.services import client_services
 from minietcd.storage.raft_storage import DiskStorage
 
 if TYPE_CHECKING:
+    from minietcd.server.h2grpc.server import H2GrpcServer
     from minietcd.server.httpserver import HttpServer
 
 log = logging.getLogger("minietcd.server")
@@ -175,6 +177,7 @@ class Member:
         self.grpc_server: grpc.aio.Server | None = None
         self.clients: ClientListeners | None = None  # bound by run()
         self.client_http: ClientHttp | None = None  # serves HTTP on the client URLs
+        self.grpc_engine: H2GrpcServer | None = None  # plain URLs' gRPC (server/h2grpc)
         self.metrics_http: list[HttpServer] = []  # the --listen-metrics-urls servers
         self.tasks: list[asyncio.Task[None]] = []
         # Set if the member stopped itself (fail-stop, DESIGN rule 8): the process exits 1.
@@ -267,8 +270,12 @@ class Member:
                 t.cancel()
             if self.client_http is not None:
                 await self.client_http.stop_accepting()  # no new connection while gRPC drains
+            stops: list[Awaitable[object]] = []  # both gRPC engines drain within the same second
             if self.grpc_server is not None:
-                await self.grpc_server.stop(grace=1)
+                stops.append(self.grpc_server.stop(grace=1))
+            if self.grpc_engine is not None:
+                stops.append(self.grpc_engine.stop(grace=1))
+            await asyncio.gather(*stops)
             if self.client_http is not None:
                 await self.client_http.close()
             for h in self.metrics_http:
@@ -437,13 +444,21 @@ class Member:
         interceptor unless client certificates are checked beyond the CA (cert_gate.py)."""
         gs = self.grpc_server
         assert gs is not None  # bound by run()
-        add_client_services(gs, api)
+        table = client_services(api)
+        gs.add_generic_rpc_handlers((table,))
+        engine = None
+        if h2grpc_enabled():  # plain URLs' gRPC on the loop, not through grpcio (server/h2grpc)
+            from minietcd.server.h2grpc.server import H2GrpcServer
+
+            self.grpc_engine = H2GrpcServer(table, self.cfg.max_request_bytes + GRPC_OVERHEAD)
+            engine = self.grpc_engine.protocol
+            log.debug("embed: gRPC on plain client URLs served by h2grpc")
         if not self.client_tls.empty():
             log.info("embed: ClientTLS: %s", self.client_tls)
         await gs.start()
         assert self.clients is not None
         ssl_context = self.client_tls.server_ssl_context if not self.client_tls.empty() else None
-        self.client_http = ClientHttp(self.server, api, self.clients, ssl_context, self.cfg)
+        self.client_http = ClientHttp(self.server, api, self.clients, ssl_context, self.cfg, engine)
         await self.client_http.start()
 
     async def _serve_metrics(self, server: EtcdServer, sockets: list[socket.socket]) -> None:

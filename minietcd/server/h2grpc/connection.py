@@ -1,0 +1,382 @@
+"""One client's HTTP/2 connection (RFC 9113), serving gRPC calls on the event loop.
+
+What a gRPC server needs of HTTP/2, and no more: the preface and SETTINGS, HEADERS (with
+CONTINUATION, padding and priority fields skipped), DATA, flow control both ways, PING,
+RST_STREAM and GOAWAY. Received data is taken in at once, so our windows are given back as it
+arrives (an etcd request is at most ``--max-request-bytes``, checked per message); what we send
+waits for the client's windows and for the transport's buffer (``pause_writing``), which is
+what slows a Watch or a Snapshot down to a slow reader. No server push, no dynamic table in what
+we send (frames.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from typing import TYPE_CHECKING, cast
+
+import grpc
+import hpack
+
+from minietcd.server.h2grpc import frames
+from minietcd.server.h2grpc.call import Call, Context, metadata_of, parse_timeout
+from minietcd.server.h2grpc.frames import ErrorCode, Flag, Setting, Type
+from minietcd.server.h2grpc.headers import HeaderDecoder
+
+if TYPE_CHECKING:
+    from minietcd.server.h2grpc.server import MethodLookup
+
+log = logging.getLogger("minietcd.server.h2grpc")
+
+#: Our receive windows (connection and per stream): large, since we take data in at once.
+RECV_WINDOW = 1 << 22
+#: How often open calls are checked against their deadlines (grpc-timeout): a call is
+#: cancelled at most this late (its client gave up at the deadline itself). One check per
+#: connection rather than a timer per call, which cost 4% of a put's time on the loop.
+DEADLINE_CHECK = 0.05
+#: The most header bytes (decoded) a request may carry: grpc-go's default, 16 MiB.
+MAX_HEADER_LIST = 16 << 20
+
+
+class ConnectionError_(Exception):
+    """A connection error (RFC 9113 section 5.4.1): GOAWAY with ``code``, then close."""
+
+    def __init__(self, code: int, why: str) -> None:
+        super().__init__(why)
+        self.code = code
+
+
+class H2Connection(asyncio.Protocol):
+    def __init__(
+        self, lookup: MethodLookup, max_receive: int, on_close: Callable[[H2Connection], None]
+    ) -> None:
+        self._lookup = lookup
+        self.max_receive = max_receive
+        self._on_close = on_close
+        self.transport: asyncio.Transport | None = None
+        self._peer = ""
+        self._buf = b""
+        self._started = False
+        self._decoder = HeaderDecoder(MAX_HEADER_LIST)
+        self._calls: dict[int, Call] = {}
+        self._last_stream = 0
+        self._headers: tuple[int, int, bytearray] | None = None  # a header block awaiting CONTINUATION
+        self._recv_unacked = 0
+        self._stream_unacked: dict[int, int] = {}
+        self.peer_initial_window = frames.DEFAULT_WINDOW
+        self._peer_max_frame = frames.DEFAULT_MAX_FRAME
+        self._send_window = frames.DEFAULT_WINDOW
+        self._blocked: set[Call] = set()  # calls waiting for the connection's send window
+        self._writable = asyncio.Event()
+        self._writable.set()
+        self._loop = asyncio.get_running_loop()
+        self._out: list[bytes] = []  # frames written in this pass of the loop, sent together
+        self._flushing = False
+        self._deadlines: asyncio.TimerHandle | None = None  # the next deadline check, if any
+        self._going_away = False  # GOAWAY sent: no new calls
+        self._drained = asyncio.Event()  # no call open (set while going away)
+
+    # -- asyncio.Protocol ----------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        transport = cast(asyncio.Transport, transport)  # uvloop's transports do not subclass it
+        self.transport = transport
+        peer = transport.get_extra_info("peername")
+        if isinstance(peer, tuple) and len(peer) >= 2:
+            host, port = peer[0], peer[1]
+            self._peer = f"ipv6:[{host}]:{port}" if ":" in host else f"ipv4:{host}:{port}"
+        transport.write(
+            frames.settings(
+                {Setting.INITIAL_WINDOW_SIZE: RECV_WINDOW, Setting.MAX_HEADER_LIST_SIZE: MAX_HEADER_LIST}
+            )
+            + frames.window_update(0, RECV_WINDOW - frames.DEFAULT_WINDOW)
+        )
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        for call in list(self._calls.values()):
+            call.cancel()
+        self._calls.clear()
+        if self._deadlines is not None:
+            self._deadlines.cancel()
+        self._writable.set()
+        self._drained.set()
+        self._on_close(self)
+
+    def pause_writing(self) -> None:
+        self._writable.clear()
+
+    def resume_writing(self) -> None:
+        self._writable.set()
+
+    def data_received(self, data: bytes) -> None:
+        buf = self._buf + data if self._buf else data
+        pos = 0
+        try:
+            if not self._started:
+                if len(buf) < len(frames.PREFACE):
+                    self._buf = buf
+                    return
+                if not buf.startswith(frames.PREFACE):
+                    raise ConnectionError_(ErrorCode.PROTOCOL_ERROR, "bad connection preface")
+                pos = len(frames.PREFACE)
+                self._started = True
+            end = len(buf)
+            while end - pos >= frames.FRAME_HEADER:
+                length = int.from_bytes(buf[pos : pos + 3], "big")
+                if length > frames.DEFAULT_MAX_FRAME:
+                    raise ConnectionError_(ErrorCode.FRAME_SIZE_ERROR, "frame over SETTINGS_MAX_FRAME_SIZE")
+                if end - pos < frames.FRAME_HEADER + length:
+                    break
+                ftype, flags = buf[pos + 3], buf[pos + 4]
+                stream = int.from_bytes(buf[pos + 5 : pos + 9], "big") & 0x7FFFFFFF
+                payload = buf[pos + 9 : pos + 9 + length]
+                pos += frames.FRAME_HEADER + length
+                self._frame(ftype, flags, stream, payload)
+        except ConnectionError_ as e:
+            self._fail(e)
+            return
+        self._buf = buf[pos:]
+        self._give_back()
+
+    # -- frames in -----------------------------------------------------------------------------
+
+    def _frame(self, ftype: int, flags: int, stream: int, payload: bytes) -> None:
+        if self._headers is not None and ftype != Type.CONTINUATION:
+            raise ConnectionError_(ErrorCode.PROTOCOL_ERROR, "expected CONTINUATION")
+        if ftype == Type.DATA:
+            self._data(flags, stream, payload)
+        elif ftype == Type.HEADERS:
+            self._header_frame(flags, stream, payload)
+        elif ftype == Type.CONTINUATION:
+            if self._headers is None or self._headers[0] != stream:
+                raise ConnectionError_(ErrorCode.PROTOCOL_ERROR, "unexpected CONTINUATION")
+            self._headers[2].extend(payload)
+            if flags & Flag.END_HEADERS:
+                sid, first_flags, block = self._headers
+                self._headers = None
+                self._request(sid, first_flags, bytes(block))
+        elif ftype == Type.SETTINGS:
+            if not flags & Flag.ACK:
+                self._settings(payload)
+        elif ftype == Type.WINDOW_UPDATE:
+            self._window_update(stream, payload)
+        elif ftype == Type.PING:
+            if not flags & Flag.ACK:
+                self.write(frames.frame(Type.PING, Flag.ACK, 0, payload))
+        elif ftype == Type.RST_STREAM:
+            call = self._calls.pop(stream, None)
+            self._stream_unacked.pop(stream, None)
+            if call is not None:
+                call.cancel()
+        elif ftype == Type.PUSH_PROMISE:
+            raise ConnectionError_(ErrorCode.PROTOCOL_ERROR, "a client may not push")
+        # PRIORITY, GOAWAY (the client closes when its calls are done) and unknown types: ignored
+
+    def _data(self, flags: int, stream: int, payload: bytes) -> None:
+        self._recv_unacked += len(payload)
+        if flags & Flag.PADDED:
+            payload = _unpad(payload)
+        call = self._calls.get(stream)
+        if call is None:
+            if stream == 0 or stream > self._last_stream:
+                raise ConnectionError_(ErrorCode.PROTOCOL_ERROR, "DATA on an idle stream")
+            return  # a stream we closed: its data still counted for the connection's window
+        if not flags & Flag.END_STREAM:
+            self._stream_unacked[stream] = self._stream_unacked.get(stream, 0) + len(payload)
+        call.receive(payload, bool(flags & Flag.END_STREAM))
+
+    def _header_frame(self, flags: int, stream: int, payload: bytes) -> None:
+        if flags & Flag.PADDED:
+            payload = _unpad(payload)
+        if flags & Flag.PRIORITY:
+            payload = payload[5:]
+        if not flags & Flag.END_HEADERS:
+            self._headers = (stream, flags, bytearray(payload))
+            return
+        self._request(stream, flags, payload)
+
+    def _request(self, stream: int, flags: int, block: bytes) -> None:
+        try:
+            headers = self._decoder.decode(block)
+        except hpack.HPACKError as e:
+            raise ConnectionError_(ErrorCode.COMPRESSION_ERROR, str(e)) from e
+        known = self._calls.get(stream)
+        if known is not None:  # trailers from the client: only an end of stream means anything
+            if flags & Flag.END_STREAM:
+                known.receive(b"", True)
+            return
+        if stream % 2 == 0 or stream <= self._last_stream:
+            raise ConnectionError_(ErrorCode.PROTOCOL_ERROR, f"HEADERS on stream {stream}")
+        self._last_stream = stream
+        if self._going_away:  # the member is stopping: the client retries elsewhere
+            self.write(frames.rst_stream(stream, ErrorCode.REFUSED_STREAM))
+            return
+        path, content_type, timeout = b"", b"", b""
+        for k, v in headers:
+            if k == b":path":
+                path = v
+            elif k == b"content-type":
+                content_type = v
+            elif k == b"grpc-timeout":
+                timeout = v
+        method = path.decode("latin-1")
+        context = Context(metadata_of(headers), self._peer)
+        handler, error = self._lookup(method)
+        if not content_type.startswith(b"application/grpc"):
+            error = f"transport: received unexpected content-type {content_type.decode('latin-1')!r}"
+            handler = None
+        if handler is None:
+            self._refuse(stream, flags, error)
+            return
+        call = Call(self, stream, method, handler, context)
+        self._calls[stream] = call
+        if timeout:
+            seconds = parse_timeout(timeout)
+            if seconds is not None:
+                call.deadline = self._loop.time() + seconds
+                if self._deadlines is None:
+                    self._deadlines = self._loop.call_later(DEADLINE_CHECK, self._check_deadlines)
+        if flags & Flag.END_STREAM:
+            call.receive(b"", True)
+
+    def _check_deadlines(self) -> None:
+        self._deadlines = None
+        now = self._loop.time()
+        pending = False
+        for call in list(self._calls.values()):
+            if call.deadline:
+                if call.deadline <= now:
+                    call.expire()
+                else:
+                    pending = True
+        if pending:
+            self._deadlines = self._loop.call_later(DEADLINE_CHECK, self._check_deadlines)
+
+    def _refuse(self, stream: int, flags: int, message: str) -> None:
+        block = frames.RESPONSE_HEADERS + frames.status_block(grpc.StatusCode.UNIMPLEMENTED.value[0], message)
+        out = frames.frame(Type.HEADERS, Flag.END_HEADERS | Flag.END_STREAM, stream, block)
+        if not flags & Flag.END_STREAM:
+            out += frames.rst_stream(stream, ErrorCode.NO_ERROR)
+        self.write(out)
+
+    def _settings(self, payload: bytes) -> None:
+        if len(payload) % 6:
+            raise ConnectionError_(ErrorCode.FRAME_SIZE_ERROR, "SETTINGS of a bad length")
+        for key, value in frames.parse_settings(payload).items():
+            if key == Setting.INITIAL_WINDOW_SIZE:
+                if value > frames.MAX_WINDOW:
+                    raise ConnectionError_(ErrorCode.FLOW_CONTROL_ERROR, "initial window too large")
+                delta = value - self.peer_initial_window
+                self.peer_initial_window = value
+                for call in self._calls.values():
+                    call.send_window += delta
+                    _wake(call)
+            elif key == Setting.MAX_FRAME_SIZE:
+                self._peer_max_frame = value
+        self.write(frames.frame(Type.SETTINGS, Flag.ACK, 0))
+
+    def _window_update(self, stream: int, payload: bytes) -> None:
+        increment = int.from_bytes(payload[:4], "big") & 0x7FFFFFFF
+        if stream == 0:
+            self._send_window += increment
+            blocked, self._blocked = self._blocked, set()
+            for call in blocked:
+                _wake(call)
+            return
+        target = self._calls.get(stream)
+        if target is not None:
+            target.send_window += increment
+            _wake(target)
+
+    def _give_back(self) -> None:
+        """WINDOW_UPDATEs for what was taken in, once half a window's worth has been."""
+        out = b""
+        if self._recv_unacked >= RECV_WINDOW // 2:
+            out += frames.window_update(0, self._recv_unacked)
+            self._recv_unacked = 0
+        for stream, n in list(self._stream_unacked.items()):
+            if n >= RECV_WINDOW // 2:
+                out += frames.window_update(stream, n)
+                self._stream_unacked[stream] = 0
+        if out:
+            self.write(out)
+
+    # -- frames out ----------------------------------------------------------------------------
+
+    def write(self, data: bytes) -> None:
+        """Queue ``data``; everything queued in one pass of the event loop goes out in one write
+        (64 clients' answers to one applied batch: one system call, not 64)."""
+        self._out.append(data)
+        if not self._flushing:
+            self._flushing = True
+            self._loop.call_soon(self._flush)
+
+    def _flush(self) -> None:
+        self._flushing = False
+        out, self._out = self._out, []
+        if out and self.transport is not None and not self.transport.is_closing():
+            self.transport.write(b"".join(out))
+
+    async def send_data(self, call: Call, data: bytes) -> None:
+        """DATA frames of ``data`` for ``call``, as the windows and the transport allow."""
+        view = memoryview(data)
+        while view:
+            if not self._writable.is_set():
+                await self._writable.wait()
+            if call.finished or self.transport is None or self.transport.is_closing():
+                raise asyncio.CancelledError()
+            n = min(len(view), self._send_window, call.send_window, self._peer_max_frame)
+            if n <= 0:
+                call.window_open = call.window_open or asyncio.Event()
+                call.window_open.clear()
+                if self._send_window <= 0:
+                    self._blocked.add(call)
+                await call.window_open.wait()
+                continue
+            self._send_window -= n
+            call.send_window -= n
+            self.write(frames.frame(Type.DATA, 0, call.id, bytes(view[:n])))
+            view = view[n:]
+
+    def forget(self, call: Call) -> None:
+        self._calls.pop(call.id, None)
+        self._stream_unacked.pop(call.id, None)
+        self._blocked.discard(call)
+        if not self._calls:
+            self._drained.set()
+
+    async def drain(self) -> None:
+        """Tell the client no new calls will be taken (GOAWAY, grpc-go's GracefulStop), then wait
+        until the calls it has open are done."""
+        if not self._going_away:
+            self._going_away = True
+            self.write(frames.goaway(self._last_stream, ErrorCode.NO_ERROR))
+            if not self._calls:
+                self._drained.set()
+        await self._drained.wait()
+
+    def close(self) -> None:
+        """The member is stopping: say so (GOAWAY) and drop the connection."""
+        self._flush()
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.write(frames.goaway(self._last_stream, ErrorCode.NO_ERROR))
+            self.transport.close()
+
+    def _fail(self, e: ConnectionError_) -> None:
+        log.debug("h2grpc: connection error from %s: %s", self._peer, e)
+        self._flush()
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.write(frames.goaway(self._last_stream, e.code, str(e).encode()))
+            self.transport.close()
+
+
+def _unpad(payload: bytes) -> bytes:
+    if not payload or payload[0] >= len(payload):
+        raise ConnectionError_(ErrorCode.PROTOCOL_ERROR, "padding longer than the frame")
+    return payload[1 : len(payload) - payload[0]]
+
+
+def _wake(call: Call) -> None:
+    if call.window_open is not None:
+        call.window_open.set()
