@@ -44,7 +44,10 @@ def metadata_of(headers: list[tuple[bytes, bytes]]) -> tuple[tuple[str, str | by
             continue
         key = k.decode("latin-1")
         if key.endswith("-bin"):
-            out.append((key, base64.b64decode(v + b"=" * (-len(v) % 4))))
+            try:
+                out.append((key, base64.b64decode(v + b"=" * (-len(v) % 4))))
+            except ValueError:  # not base64 (binascii.Error): passed on as it came
+                out.append((key, v))
         else:
             out.append((key, v.decode("utf-8", errors="replace")))
     return tuple(out)
@@ -124,7 +127,7 @@ class Call:
 
     def receive(self, data: bytes, end_stream: bool) -> None:
         """DATA for this call: whole messages go to the handler, the rest waits for more."""
-        if self.finished:
+        if self.finished or self.remote_closed:  # data after the client's END_STREAM: ignored
             return
         buf = self._buffer
         buf += data
@@ -154,7 +157,11 @@ class Call:
                 self.finish(grpc.StatusCode.INTERNAL, "grpc: error unmarshalling request: unexpected EOF")
 
     def _message(self, raw: bytes) -> None:
-        request = self._handler.request_deserializer(raw)
+        try:
+            request = self._handler.request_deserializer(raw)
+        except Exception as e:  # the method table's deserializers answer instead (decode.py)
+            self.finish(grpc.StatusCode.INTERNAL, f"grpc: error unmarshalling request: {e}")
+            return
         if self._requests is not None:
             self._requests.put_nowait(request)
         elif self._task is None:

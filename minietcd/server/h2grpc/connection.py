@@ -17,7 +17,6 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, cast
 
 import grpc
-import hpack
 
 from minietcd.server.h2grpc import frames
 from minietcd.server.h2grpc.call import Call, Context, metadata_of, parse_timeout
@@ -136,6 +135,11 @@ class H2Connection(asyncio.Protocol):
         except ConnectionError_ as e:
             self._fail(e)
             return
+        except Exception as e:  # a bug met by some input: this connection ends, the member goes on
+            log.warning("h2grpc: closing the connection from %s: %r", self._peer, e)
+            log.debug("h2grpc: the error behind the line above", exc_info=e)
+            self._fail(ConnectionError_(ErrorCode.INTERNAL_ERROR, "internal error"))
+            return
         self._buf = buf[pos:]
         self._give_back()
 
@@ -152,6 +156,8 @@ class H2Connection(asyncio.Protocol):
             if self._headers is None or self._headers[0] != stream:
                 raise ConnectionError_(ErrorCode.PROTOCOL_ERROR, "unexpected CONTINUATION")
             self._headers[2].extend(payload)
+            if len(self._headers[2]) > MAX_HEADER_LIST:
+                raise ConnectionError_(ErrorCode.PROTOCOL_ERROR, "header block too large")
             if flags & Flag.END_HEADERS:
                 sid, first_flags, block = self._headers
                 self._headers = None
@@ -183,7 +189,11 @@ class H2Connection(asyncio.Protocol):
                 raise ConnectionError_(ErrorCode.PROTOCOL_ERROR, "DATA on an idle stream")
             return  # a stream we closed: its data still counted for the connection's window
         if not flags & Flag.END_STREAM:
-            self._stream_unacked[stream] = self._stream_unacked.get(stream, 0) + len(payload)
+            unacked = self._stream_unacked.get(stream, 0) + len(payload)
+            if unacked >= RECV_WINDOW // 2:
+                self.write(frames.window_update(stream, unacked))
+                unacked = 0
+            self._stream_unacked[stream] = unacked
         call.receive(payload, bool(flags & Flag.END_STREAM))
 
     def _header_frame(self, flags: int, stream: int, payload: bytes) -> None:
@@ -199,8 +209,8 @@ class H2Connection(asyncio.Protocol):
     def _request(self, stream: int, flags: int, block: bytes) -> None:
         try:
             headers = self._decoder.decode(block)
-        except hpack.HPACKError as e:
-            raise ConnectionError_(ErrorCode.COMPRESSION_ERROR, str(e)) from e
+        except Exception as e:  # hpack.HPACKError, or whatever else bad bytes provoke
+            raise ConnectionError_(ErrorCode.COMPRESSION_ERROR, f"header block: {e!r}") from e
         known = self._calls.get(stream)
         if known is not None:  # trailers from the client: only an end of stream means anything
             if flags & Flag.END_STREAM:
@@ -290,17 +300,11 @@ class H2Connection(asyncio.Protocol):
             _wake(target)
 
     def _give_back(self) -> None:
-        """WINDOW_UPDATEs for what was taken in, once half a window's worth has been."""
-        out = b""
+        """The connection's WINDOW_UPDATE for what was taken in, once half a window's worth has
+        been (a stream's own is given back as its data arrives: ``_data``)."""
         if self._recv_unacked >= RECV_WINDOW // 2:
-            out += frames.window_update(0, self._recv_unacked)
+            self.write(frames.window_update(0, self._recv_unacked))
             self._recv_unacked = 0
-        for stream, n in list(self._stream_unacked.items()):
-            if n >= RECV_WINDOW // 2:
-                out += frames.window_update(stream, n)
-                self._stream_unacked[stream] = 0
-        if out:
-            self.write(out)
 
     # -- frames out ----------------------------------------------------------------------------
 

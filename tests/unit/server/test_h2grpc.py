@@ -5,6 +5,8 @@ The raw HTTP/2 tests at the end speak frames to it directly."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 import socket
 from collections.abc import AsyncIterator
 from typing import Any
@@ -313,3 +315,42 @@ def test_the_header_fast_path_decodes_as_hpack_does() -> None:
         assert mine.decode(block) == [(bytes(k), bytes(v)) for k, v in ref.decode(block, raw=True)]
     with pytest.raises(hpack.HPACKError):
         mine.decode(b"\xff\xff\xff\xff\xff\xff\x7f")  # an index far past both tables
+
+
+async def test_hostile_frames_end_only_their_connection(caplog: pytest.LogCaptureFixture) -> None:
+    """Seeded random frames (any type, flags, stream, payload; valid and broken header blocks):
+    the engine answers or drops each connection, never raises into the loop, and still serves."""
+    import random
+
+    loop = asyncio.get_running_loop()
+    escaped: list[object] = []
+    loop.set_exception_handler(lambda _loop, ctx: escaped.append(ctx))
+    t, _ = table()
+    engine = H2GrpcServer(t, MAX_RECEIVE)
+    listener = await loop.create_server(engine.protocol, "127.0.0.1", 0)
+    port = listener.sockets[0].getsockname()[1]
+    rng = random.Random(11)
+    enc = hpack.Encoder()
+    good = enc.encode([(":path", "/etcdserverpb.KV/Put"), ("content-type", "application/grpc")])
+    try:
+        for _ in range(60):
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            out = frames.PREFACE
+            for _ in range(rng.randrange(1, 12)):
+                noise = rng.randbytes(rng.randrange(0, 40))
+                payload = rng.choice([noise, good, b"\x00\x00\x00\x00\x07" + b"x" * 7])
+                ftype, flags = rng.randrange(0, 12), rng.randrange(0, 256)
+                out += frames.frame(ftype, flags, rng.choice([0, 1, 2, 3, 5, 2**31 - 1]), payload)
+            writer.write(out)
+            with contextlib.suppress(ConnectionError, asyncio.TimeoutError):
+                await asyncio.wait_for(reader.read(1 << 16), 0.2)
+            writer.close()
+        channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
+        resp = await put(channel)(rpc_pb2.PutRequest(key=b"k", value=b"ok"))
+        assert resp.header.revision == 2
+        await channel.close()
+    finally:
+        engine.close()
+        listener.close()
+    assert escaped == []
+    assert not [r for r in caplog.records if r.exc_info is not None and r.levelno >= logging.WARNING]
