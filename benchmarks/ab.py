@@ -6,8 +6,9 @@ A variant is a name, then optionally ``KEY=VALUE`` environment settings, a check
 (``@PATH``) and extra server flags, in one argument:
 
     python3 benchmarks/ab.py main "other @/work/wt/other"
-    python3 benchmarks/ab.py loop "direct --listen-client-http-urls http://127.0.0.1:23790"
-    python3 benchmarks/ab.py loop "thread MINIETCD_SPLICE=thread"
+    python3 benchmarks/ab.py h2grpc "grpcio MINIETCD_GRPC_ENGINE=grpcio"
+    python3 benchmarks/ab.py "loop MINIETCD_GRPC_ENGINE=grpcio" \
+        "direct MINIETCD_GRPC_ENGINE=grpcio --listen-client-http-urls http://127.0.0.1:23790"
 
 Each round starts one fresh single member per variant, in turn, and writes ``--keys`` distinct
 keys with compare.py's load (64 clients over 8 connections); it prints puts/s and the member's

@@ -1,16 +1,19 @@
 """What the client URL's multiplexer costs gRPC: puts/s with and without it, in one run.
 
     python3 benchmarks/client_mux.py [--members 3] [--rounds 12] [--seconds 5] [--clients 64]
-                                     [--conns 8] [--size 256] [--variants direct,mux-thread,mux-loop]
+                                     [--conns 8] [--size 256] [--variants direct,mux-loop,h2grpc]
 
 Starts one minietcd cluster per variant, side by side:
 
 * ``direct``: started with ``--listen-client-http-urls`` (etcd 3.5's flag), so grpcio listens on
   the client URLs itself, exactly as before the multiplexer;
-* ``mux-loop``: the default, gRPC and HTTP on one client URL, gRPC connections forwarded to
-  grpcio by asyncio protocols on the member's event loop (minietcd/server/clientmux.py);
+* ``mux-loop``: gRPC and HTTP on one client URL, gRPC connections forwarded to grpcio by
+  asyncio protocols on the member's event loop (minietcd/server/clientmux.py), as an https URL's
+  are (``MINIETCD_GRPC_ENGINE=grpcio`` for a plain one);
 * ``mux-thread``: the same, but spliced with ``splice(2)`` in a thread of their own
-  (``MINIETCD_SPLICE=thread``, minietcd/server/splicer.py, kept for this comparison).
+  (``MINIETCD_SPLICE=thread``, minietcd/server/splicer.py, kept for this comparison);
+* ``h2grpc``: the default, gRPC and HTTP on one client URL, gRPC connections served by the
+  member's own engine (minietcd/server/h2grpc/), no grpcio on the way.
 
 The same put load (benchmarks/put_load.py's: ``--clients`` writers over ``--conns`` connections
 spread over the members, 256-byte values on random keys among 10,000) runs against each in turn,
@@ -57,7 +60,9 @@ def measure(cluster: ProcessCluster, args: argparse.Namespace) -> tuple[float, f
 
 
 def make_cluster(name: str, args: argparse.Namespace, tmp: Path) -> ProcessCluster:
-    env = {"MINIETCD_SPLICE": "thread"} if name == "mux-thread" else None
+    env: dict[str, str] | None = None if name == "h2grpc" else {"MINIETCD_GRPC_ENGINE": "grpcio"}
+    if name == "mux-thread":
+        env = {"MINIETCD_GRPC_ENGINE": "grpcio", "MINIETCD_SPLICE": "thread"}
     cluster = ProcessCluster(
         minietcd_binary(), args.members, tmp / name, heartbeat_ms=100, election_ms=1000, env=env
     )
@@ -79,7 +84,7 @@ def main() -> None:
     ap.add_argument("--clients", type=int, default=64)
     ap.add_argument("--conns", type=int, default=8)
     ap.add_argument("--size", type=int, default=256)
-    ap.add_argument("--variants", default="direct,mux-loop,mux-thread")
+    ap.add_argument("--variants", default="direct,mux-loop,mux-thread,h2grpc")
     args = ap.parse_args()
     names = args.variants.split(",")
     results: dict[str, list[tuple[float, float, float]]] = {n: [] for n in names}
