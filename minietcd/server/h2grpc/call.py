@@ -121,7 +121,7 @@ class Call:
         self.window_open: asyncio.Event | None = None  # set when a WINDOW_UPDATE may let us send
         if handler.request_streaming:
             self._requests = asyncio.Queue()
-            self._task = asyncio.get_running_loop().create_task(self._run(None))
+            self._task = conn.loop.create_task(self._run(None))
 
     # -- requests in ---------------------------------------------------------------------------
 
@@ -165,7 +165,7 @@ class Call:
         if self._requests is not None:
             self._requests.put_nowait(request)
         elif self._task is None:
-            self._task = asyncio.get_running_loop().create_task(self._run(request))
+            self._task = self._conn.loop.create_task(self._run(request))
         else:  # a second message on a unary call (grpc-go's words)
             self.finish(grpc.StatusCode.INTERNAL, "grpc: too many messages received for a unary call")
 
@@ -239,7 +239,8 @@ class Call:
         if self.finished:
             return
         self.finished = True
-        block = frames.status_block(code.value[0], message)
+        ok = code is grpc.StatusCode.OK
+        block = frames.OK_STATUS if ok else frames.status_block(code.value[0], message)
         if not self.headers_sent:  # trailers-only
             block = frames.RESPONSE_HEADERS + block
             self.headers_sent = True

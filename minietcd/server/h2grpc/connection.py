@@ -69,7 +69,7 @@ class H2Connection(asyncio.Protocol):
         self._blocked: set[Call] = set()  # calls waiting for the connection's send window
         self._writable = asyncio.Event()
         self._writable.set()
-        self._loop = asyncio.get_running_loop()
+        self.loop = asyncio.get_running_loop()
         self._out: list[bytes] = []  # frames written in this pass of the loop, sent together
         self._flushing = False
         self._deadlines: asyncio.TimerHandle | None = None  # the next deadline check, if any
@@ -209,7 +209,7 @@ class H2Connection(asyncio.Protocol):
     def _request(self, stream: int, flags: int, block: bytes) -> None:
         try:
             headers = self._decoder.decode(block)
-        except Exception as e:  # hpack.HPACKError, or whatever else bad bytes provoke
+        except Exception as e:  # headers.HPACKError, or whatever else bad bytes provoke
             raise ConnectionError_(ErrorCode.COMPRESSION_ERROR, f"header block: {e!r}") from e
         known = self._calls.get(stream)
         if known is not None:  # trailers from the client: only an end of stream means anything
@@ -244,15 +244,15 @@ class H2Connection(asyncio.Protocol):
         if timeout:
             seconds = parse_timeout(timeout)
             if seconds is not None:
-                call.deadline = self._loop.time() + seconds
+                call.deadline = self.loop.time() + seconds
                 if self._deadlines is None:
-                    self._deadlines = self._loop.call_later(DEADLINE_CHECK, self._check_deadlines)
+                    self._deadlines = self.loop.call_later(DEADLINE_CHECK, self._check_deadlines)
         if flags & Flag.END_STREAM:
             call.receive(b"", True)
 
     def _check_deadlines(self) -> None:
         self._deadlines = None
-        now = self._loop.time()
+        now = self.loop.time()
         pending = False
         for call in list(self._calls.values()):
             if call.deadline:
@@ -261,7 +261,7 @@ class H2Connection(asyncio.Protocol):
                 else:
                     pending = True
         if pending:
-            self._deadlines = self._loop.call_later(DEADLINE_CHECK, self._check_deadlines)
+            self._deadlines = self.loop.call_later(DEADLINE_CHECK, self._check_deadlines)
 
     def _refuse(self, stream: int, flags: int, message: str) -> None:
         block = frames.RESPONSE_HEADERS + frames.status_block(grpc.StatusCode.UNIMPLEMENTED.value[0], message)
@@ -314,7 +314,7 @@ class H2Connection(asyncio.Protocol):
         self._out.append(data)
         if not self._flushing:
             self._flushing = True
-            self._loop.call_soon(self._flush)
+            self.loop.call_soon(self._flush)
 
     def _flush(self) -> None:
         self._flushing = False
@@ -324,6 +324,13 @@ class H2Connection(asyncio.Protocol):
 
     async def send_data(self, call: Call, data: bytes) -> None:
         """DATA frames of ``data`` for ``call``, as the windows and the transport allow."""
+        n = len(data)
+        fits = n <= self._send_window and n <= call.send_window and n <= self._peer_max_frame
+        if fits and self._writable.is_set():
+            self._send_window -= n  # the usual answer: one frame, sent at once
+            call.send_window -= n
+            self.write(frames.frame(Type.DATA, 0, call.id, data))
+            return
         view = memoryview(data)
         while view:
             if not self._writable.is_set():

@@ -145,6 +145,9 @@ def status_block(code: int, message: str) -> bytes:
     return block
 
 
+#: The status of every call that succeeds.
+OK_STATUS: Final = literal(b"grpc-status", b"0")
+
 #: Printable ASCII but '%': what grpc-message carries as it is.
 _MESSAGE_SAFE: Final = "".join(chr(c) for c in range(0x20, 0x7F) if chr(c) != "%")
 

@@ -33,11 +33,16 @@ class H2GrpcServer:
         self._services = {m.rsplit("/", 1)[0].lstrip("/") for m in table.methods()}
         self._max_receive = max_receive
         self._open: set[H2Connection] = set()
+        self._served: dict[str, tuple[grpc.RpcMethodHandler | None, str]] = {}  # methods found
 
     def lookup(self, method: str) -> tuple[grpc.RpcMethodHandler | None, str]:
+        found = self._served.get(method)
+        if found is not None:
+            return found
         handler = self._table.service(_Details(method))
         if handler is not None:
-            return handler, ""
+            self._served[method] = found = (handler, "")  # only served ones: a bounded set
+            return found
         service, _, name = method.lstrip("/").rpartition("/")
         if service in self._services:  # grpc-go's words (server.go, handleStream)
             return None, f"unknown method {name} for service {service}"
