@@ -450,7 +450,8 @@ class Member:
         if h2grpc_enabled():  # plain URLs' gRPC on the loop, not through grpcio (server/h2grpc)
             from minietcd.server.h2grpc.server import H2GrpcServer
 
-            self.grpc_engine = H2GrpcServer(table, self.cfg.max_request_bytes + GRPC_OVERHEAD)
+            max_receive = self.cfg.max_request_bytes + GRPC_OVERHEAD
+            self.grpc_engine = H2GrpcServer(table, max_receive, self.cfg.max_concurrent_streams)
             engine = self.grpc_engine.protocol
             log.debug("embed: gRPC on plain client URLs served by h2grpc")
         if not self.client_tls.empty():

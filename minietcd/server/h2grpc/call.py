@@ -33,6 +33,8 @@ _NOT_METADATA = frozenset(
 #: grpc-go's words for a compressed message (we accept no grpc-encoding) and a message cut short.
 _COMPRESSED = "grpc: compressed flag set with identity or empty encoding"
 _TRUNCATED = "grpc: failed to unmarshal the received message unexpected EOF"
+#: Longest grpc-message of an unexpected error (the status must fit the client's header limits).
+_MAX_MESSAGE = 1024
 _TIMEOUT_UNITS = {b"H": 3600.0, b"M": 60.0, b"S": 1.0, b"m": 1e-3, b"u": 1e-6, b"n": 1e-9}
 
 
@@ -65,10 +67,11 @@ def parse_timeout(value: bytes) -> float | None:
 class Context:
     """What a servicer may ask of its call (see the module docstring)."""
 
-    __slots__ = ("_code", "_details", "_metadata", "_peer")
+    __slots__ = ("_code", "_details", "_headers", "_metadata", "_peer")
 
-    def __init__(self, metadata: tuple[tuple[str, str | bytes], ...], peer: str) -> None:
-        self._metadata = metadata
+    def __init__(self, headers: list[tuple[bytes, bytes]], peer: str) -> None:
+        self._headers = headers  # the decoder's pairs, shared with its table: no copies per call
+        self._metadata: tuple[tuple[str, str | bytes], ...] | None = None
         self._peer = peer
         self._code: grpc.StatusCode | None = None
         self._details = ""
@@ -84,6 +87,8 @@ class Context:
         return self._details
 
     def invocation_metadata(self) -> tuple[tuple[str, str | bytes], ...]:
+        if self._metadata is None:
+            self._metadata = metadata_of(self._headers)
         return self._metadata
 
     def auth_context(self) -> dict[str, list[bytes]]:
@@ -163,21 +168,38 @@ class Call:
             self.finish(grpc.StatusCode.INTERNAL, f"grpc: error unmarshalling request: {e}")
             return
         if self._requests is not None:
-            self._requests.put_nowait(request)
+            self._requests.put_nowait((request, len(raw) + 5))
         elif self._task is None:
             self._task = self._conn.loop.create_task(self._run(request))
         else:  # a second message on a unary call (grpc-go's words)
             self.finish(grpc.StatusCode.INTERNAL, "grpc: too many messages received for a unary call")
 
     async def _request_stream(self) -> AsyncIterator[Any]:
+        """The request messages, as the handler asks for them. The stream's window is given
+        back as each is taken, not as it arrives (grpc-go's way): a client cannot queue more
+        than a window ahead of a handler that does not read (Watch's back-pressure counts on it)."""
         queue = self._requests
         assert queue is not None
         while (item := await queue.get()) is not _END:
-            yield item
+            request, size = item
+            self._conn.credit(self.id, size)
+            yield request
 
     # -- the handler ---------------------------------------------------------------------------
 
+    @property
+    def reads_on_demand(self) -> bool:
+        """Is the stream's window given back as the handler reads (request streams)?"""
+        return self._requests is not None
+
     async def _run(self, request: Any) -> None:
+        try:
+            await self._serve(request)
+        finally:
+            if not self.finished:  # a failure while answering: never leave the client waiting
+                self.finish(grpc.StatusCode.INTERNAL, "grpc: the call ended without a status", in_task=True)
+
+    async def _serve(self, request: Any) -> None:
         h = self._handler
         ctx = self.context
         serialize = h.response_serializer
@@ -203,7 +225,7 @@ class Call:
             # else: the client reset the stream or went away; nobody to answer
         except Exception as e:
             log.exception("h2grpc: %s failed", self.method)
-            self.finish(grpc.StatusCode.UNKNOWN, f"Unexpected {type(e)}: {e}", in_task=True)
+            self.finish(grpc.StatusCode.UNKNOWN, f"Unexpected {type(e)}: {e}"[:_MAX_MESSAGE], in_task=True)
         else:
             self.finish(grpc.StatusCode.OK, "", in_task=True)
 
@@ -238,17 +260,17 @@ class Call:
         (``in_task``: this is not the handler's own end) is cancelled."""
         if self.finished:
             return
+        if not isinstance(code, grpc.StatusCode):  # e.g. abort() given a bare int
+            code, message = grpc.StatusCode.UNKNOWN, f"a status that is not a StatusCode: {code!r}"
         self.finished = True
         ok = code is grpc.StatusCode.OK
         block = frames.OK_STATUS if ok else frames.status_block(code.value[0], message)
         if not self.headers_sent:  # trailers-only
             block = frames.RESPONSE_HEADERS + block
             self.headers_sent = True
-        flags = frames.Flag.END_HEADERS | frames.Flag.END_STREAM
-        out = frames.frame(frames.Type.HEADERS, flags, self.id, block)
+        self._conn.write_headers(self.id, block)
         if not self.remote_closed:  # the client may still be sending: tell it to stop (RFC 9113 8.1)
-            out += frames.rst_stream(self.id, frames.ErrorCode.NO_ERROR)
-        self._conn.write(out)
+            self._conn.write(frames.rst_stream(self.id, frames.ErrorCode.NO_ERROR))
         self._conn.forget(self)
         if not in_task and self._task is not None and not self._task.done():
             self._task.cancel()

@@ -12,6 +12,7 @@ we send (frames.py).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, cast
@@ -19,23 +20,35 @@ from typing import TYPE_CHECKING, cast
 import grpc
 
 from minietcd.server.h2grpc import frames
-from minietcd.server.h2grpc.call import Call, Context, metadata_of, parse_timeout
+from minietcd.server.h2grpc.call import Call, Context, parse_timeout
 from minietcd.server.h2grpc.frames import ErrorCode, Flag, Setting, Type
-from minietcd.server.h2grpc.headers import HeaderDecoder
+from minietcd.server.h2grpc.headers import HeaderDecoder, HeaderListTooLarge
 
 if TYPE_CHECKING:
     from minietcd.server.h2grpc.server import MethodLookup
 
 log = logging.getLogger("minietcd.server.h2grpc")
 
-#: Our receive windows (connection and per stream): large, since we take data in at once.
+#: Our receive windows. The connection's is large: data is taken in as it arrives. A stream's is
+#: what a request stream may queue ahead of a handler that does not read (given back as read),
+#: and what a unary request sends before our first WINDOW_UPDATE (given back as it arrives).
 RECV_WINDOW = 1 << 22
+STREAM_WINDOW = 1 << 18
 #: How often open calls are checked against their deadlines (grpc-timeout): a call is
 #: cancelled at most this late (its client gave up at the deadline itself). One check per
 #: connection rather than a timer per call, which cost 4% of a put's time on the loop.
 DEADLINE_CHECK = 0.05
-#: The most header bytes (decoded) a request may carry: grpc-go's default, 16 MiB.
-MAX_HEADER_LIST = 16 << 20
+#: The most header bytes (decoded, RFC 7541 section 4.1's count) a request may carry: what
+#: grpcio's server allowed before this engine (16 KiB); grpc-go's is 16 MiB, which Python could
+#: not afford (a block of references to one large table entry decodes to many copies of it).
+MAX_HEADER_LIST = 16 << 10
+#: The most bytes of one header block (HEADERS and its CONTINUATIONs) read at all: decoding a
+#: block takes the event loop, so it must stay short (32 KiB of the slowest Huffman codes: ms).
+MAX_HEADER_BLOCK = 32 << 10
+#: SETTINGS_MAX_FRAME_SIZE's legal range (RFC 9113 section 6.5.2).
+_MAX_FRAME_RANGE = range(frames.DEFAULT_MAX_FRAME, (1 << 24))
+#: How long a closed connection may take to send its last bytes before it is cut.
+_CLOSE_TIMEOUT = 1.0
 
 
 class ConnectionError_(Exception):
@@ -48,10 +61,15 @@ class ConnectionError_(Exception):
 
 class H2Connection(asyncio.Protocol):
     def __init__(
-        self, lookup: MethodLookup, max_receive: int, on_close: Callable[[H2Connection], None]
+        self,
+        lookup: MethodLookup,
+        max_receive: int,
+        on_close: Callable[[H2Connection], None],
+        max_streams: int = 2**32 - 1,
     ) -> None:
         self._lookup = lookup
         self.max_receive = max_receive
+        self._max_streams = max_streams  # --max-concurrent-streams
         self._on_close = on_close
         self.transport: asyncio.Transport | None = None
         self._peer = ""
@@ -85,12 +103,10 @@ class H2Connection(asyncio.Protocol):
         if isinstance(peer, tuple) and len(peer) >= 2:
             host, port = peer[0], peer[1]
             self._peer = f"ipv6:[{host}]:{port}" if ":" in host else f"ipv4:{host}:{port}"
-        transport.write(
-            frames.settings(
-                {Setting.INITIAL_WINDOW_SIZE: RECV_WINDOW, Setting.MAX_HEADER_LIST_SIZE: MAX_HEADER_LIST}
-            )
-            + frames.window_update(0, RECV_WINDOW - frames.DEFAULT_WINDOW)
-        )
+        ours = {Setting.INITIAL_WINDOW_SIZE: STREAM_WINDOW, Setting.MAX_HEADER_LIST_SIZE: MAX_HEADER_LIST}
+        if self._max_streams < 2**32 - 1:  # etcd's default, math.MaxUint32, is no limit
+            ours[Setting.MAX_CONCURRENT_STREAMS] = self._max_streams
+        transport.write(frames.settings(ours) + frames.window_update(0, RECV_WINDOW - frames.DEFAULT_WINDOW))
 
     def connection_lost(self, exc: Exception | None) -> None:
         for call in list(self._calls.values()):
@@ -103,10 +119,18 @@ class H2Connection(asyncio.Protocol):
         self._on_close(self)
 
     def pause_writing(self) -> None:
+        """The client does not read what we send: stop reading what it sends (PINGs and refused
+        requests would otherwise queue answers without bound), and hold senders."""
         self._writable.clear()
+        if self.transport is not None:
+            with contextlib.suppress(RuntimeError, AttributeError):
+                self.transport.pause_reading()
 
     def resume_writing(self) -> None:
         self._writable.set()
+        if self.transport is not None:
+            with contextlib.suppress(RuntimeError, AttributeError):
+                self.transport.resume_reading()
 
     def data_received(self, data: bytes) -> None:
         buf = self._buf + data if self._buf else data
@@ -156,51 +180,80 @@ class H2Connection(asyncio.Protocol):
             if self._headers is None or self._headers[0] != stream:
                 raise ConnectionError_(ErrorCode.PROTOCOL_ERROR, "unexpected CONTINUATION")
             self._headers[2].extend(payload)
-            if len(self._headers[2]) > MAX_HEADER_LIST:
+            if len(self._headers[2]) > MAX_HEADER_BLOCK:
                 raise ConnectionError_(ErrorCode.PROTOCOL_ERROR, "header block too large")
             if flags & Flag.END_HEADERS:
                 sid, first_flags, block = self._headers
                 self._headers = None
                 self._request(sid, first_flags, bytes(block))
         elif ftype == Type.SETTINGS:
-            if not flags & Flag.ACK:
+            if stream:
+                raise ConnectionError_(ErrorCode.PROTOCOL_ERROR, "SETTINGS on a stream")
+            if flags & Flag.ACK:
+                if payload:
+                    raise ConnectionError_(ErrorCode.FRAME_SIZE_ERROR, "SETTINGS ACK with a payload")
+            else:
                 self._settings(payload)
         elif ftype == Type.WINDOW_UPDATE:
-            self._window_update(stream, payload)
+            if len(payload) != 4:
+                raise ConnectionError_(ErrorCode.FRAME_SIZE_ERROR, "WINDOW_UPDATE of a bad length")
+            self._window_update(stream, int.from_bytes(payload, "big") & 0x7FFFFFFF)
         elif ftype == Type.PING:
+            if stream:
+                raise ConnectionError_(ErrorCode.PROTOCOL_ERROR, "PING on a stream")
+            if len(payload) != 8:
+                raise ConnectionError_(ErrorCode.FRAME_SIZE_ERROR, "PING of a bad length")
             if not flags & Flag.ACK:
                 self.write(frames.frame(Type.PING, Flag.ACK, 0, payload))
         elif ftype == Type.RST_STREAM:
-            call = self._calls.pop(stream, None)
-            self._stream_unacked.pop(stream, None)
+            if len(payload) != 4:
+                raise ConnectionError_(ErrorCode.FRAME_SIZE_ERROR, "RST_STREAM of a bad length")
+            self._idle_check(stream, "RST_STREAM")
+            call = self._calls.get(stream)
             if call is not None:
                 call.cancel()
+                self.forget(call)
         elif ftype == Type.PUSH_PROMISE:
             raise ConnectionError_(ErrorCode.PROTOCOL_ERROR, "a client may not push")
         # PRIORITY, GOAWAY (the client closes when its calls are done) and unknown types: ignored
 
+    def _idle_check(self, stream: int, what: str) -> None:
+        """A frame that names a stream the client never opened is a connection error."""
+        if stream == 0 or stream > self._last_stream:
+            raise ConnectionError_(ErrorCode.PROTOCOL_ERROR, f"{what} on idle stream {stream}")
+
     def _data(self, flags: int, stream: int, payload: bytes) -> None:
-        self._recv_unacked += len(payload)
+        size = len(payload)  # padding included: flow control counts the whole frame
+        self._recv_unacked += size
         if flags & Flag.PADDED:
             payload = _unpad(payload)
         call = self._calls.get(stream)
         if call is None:
-            if stream == 0 or stream > self._last_stream:
-                raise ConnectionError_(ErrorCode.PROTOCOL_ERROR, "DATA on an idle stream")
+            self._idle_check(stream, "DATA")
             return  # a stream we closed: its data still counted for the connection's window
         if not flags & Flag.END_STREAM:
-            unacked = self._stream_unacked.get(stream, 0) + len(payload)
-            if unacked >= RECV_WINDOW // 2:
-                self.write(frames.window_update(stream, unacked))
-                unacked = 0
-            self._stream_unacked[stream] = unacked
+            # A request stream's messages are given back as the handler takes them (call.py);
+            # what is not message (padding) at once. Other calls: all at once.
+            self.credit(stream, size - len(payload) if call.reads_on_demand else size)
         call.receive(payload, bool(flags & Flag.END_STREAM))
+
+    def credit(self, stream: int, size: int) -> None:
+        """``size`` more bytes of ``stream`` taken in: its WINDOW_UPDATE once half a window."""
+        if stream not in self._calls or size <= 0:
+            return
+        unacked = self._stream_unacked.get(stream, 0) + size
+        if unacked >= STREAM_WINDOW // 2:
+            self.write(frames.window_update(stream, unacked))
+            unacked = 0
+        self._stream_unacked[stream] = unacked
 
     def _header_frame(self, flags: int, stream: int, payload: bytes) -> None:
         if flags & Flag.PADDED:
             payload = _unpad(payload)
         if flags & Flag.PRIORITY:
             payload = payload[5:]
+        if len(payload) > MAX_HEADER_BLOCK:
+            raise ConnectionError_(ErrorCode.PROTOCOL_ERROR, "header block too large")
         if not flags & Flag.END_HEADERS:
             self._headers = (stream, flags, bytearray(payload))
             return
@@ -209,18 +262,28 @@ class H2Connection(asyncio.Protocol):
     def _request(self, stream: int, flags: int, block: bytes) -> None:
         try:
             headers = self._decoder.decode(block)
+            too_large = ""
+        except HeaderListTooLarge as e:  # decoded (tables in step): only this request is refused
+            headers, too_large = [], str(e)
         except Exception as e:  # headers.HPACKError, or whatever else bad bytes provoke
             raise ConnectionError_(ErrorCode.COMPRESSION_ERROR, f"header block: {e!r}") from e
         known = self._calls.get(stream)
-        if known is not None:  # trailers from the client: only an end of stream means anything
+        if known is not None:  # trailers from the client: they must end the stream
             if flags & Flag.END_STREAM:
                 known.receive(b"", True)
+            else:
+                known.cancel()
+                self.forget(known)
+                self.write(frames.rst_stream(stream, ErrorCode.PROTOCOL_ERROR))
             return
         if stream % 2 == 0 or stream <= self._last_stream:
             raise ConnectionError_(ErrorCode.PROTOCOL_ERROR, f"HEADERS on stream {stream}")
         self._last_stream = stream
-        if self._going_away:  # the member is stopping: the client retries elsewhere
+        if self._going_away or len(self._calls) >= self._max_streams:  # the client retries
             self.write(frames.rst_stream(stream, ErrorCode.REFUSED_STREAM))
+            return
+        if too_large:
+            self._refuse(stream, flags, grpc.StatusCode.RESOURCE_EXHAUSTED, f"grpc: {too_large}")
             return
         path, content_type, timeout = b"", b"", b""
         for k, v in headers:
@@ -231,22 +294,26 @@ class H2Connection(asyncio.Protocol):
             elif k == b"grpc-timeout":
                 timeout = v
         method = path.decode("latin-1")
-        context = Context(metadata_of(headers), self._peer)
-        handler, error = self._lookup(method)
-        if not content_type.startswith(b"application/grpc"):
-            error = f"transport: received unexpected content-type {content_type.decode('latin-1')!r}"
-            handler = None
-        if handler is None:
-            self._refuse(stream, flags, error)
+        if not _is_grpc(content_type):
+            shown = content_type.decode("latin-1")[:100]
+            why = f"transport: received unexpected content-type {shown!r}"
+            self._refuse(stream, flags, grpc.StatusCode.INTERNAL, why)
             return
-        call = Call(self, stream, method, handler, context)
+        seconds = parse_timeout(timeout) if timeout else None
+        if timeout and seconds is None:
+            shown = timeout.decode("latin-1")[:100]
+            self._refuse(stream, flags, grpc.StatusCode.INTERNAL, f"transport: malformed time-out: {shown!r}")
+            return
+        handler, error = self._lookup(method)
+        if handler is None:
+            self._refuse(stream, flags, grpc.StatusCode.UNIMPLEMENTED, error[:1024])
+            return
+        call = Call(self, stream, method, handler, Context(headers, self._peer))
         self._calls[stream] = call
-        if timeout:
-            seconds = parse_timeout(timeout)
-            if seconds is not None:
-                call.deadline = self.loop.time() + seconds
-                if self._deadlines is None:
-                    self._deadlines = self.loop.call_later(DEADLINE_CHECK, self._check_deadlines)
+        if seconds is not None:
+            call.deadline = self.loop.time() + seconds
+            if self._deadlines is None:
+                self._deadlines = self.loop.call_later(DEADLINE_CHECK, self._check_deadlines)
         if flags & Flag.END_STREAM:
             call.receive(b"", True)
 
@@ -263,12 +330,11 @@ class H2Connection(asyncio.Protocol):
         if pending:
             self._deadlines = self.loop.call_later(DEADLINE_CHECK, self._check_deadlines)
 
-    def _refuse(self, stream: int, flags: int, message: str) -> None:
-        block = frames.RESPONSE_HEADERS + frames.status_block(grpc.StatusCode.UNIMPLEMENTED.value[0], message)
-        out = frames.frame(Type.HEADERS, Flag.END_HEADERS | Flag.END_STREAM, stream, block)
+    def _refuse(self, stream: int, flags: int, code: grpc.StatusCode, message: str) -> None:
+        """Answer a request that gets no call: its status alone (trailers-only)."""
+        self.write_headers(stream, frames.RESPONSE_HEADERS + frames.status_block(code.value[0], message))
         if not flags & Flag.END_STREAM:
-            out += frames.rst_stream(stream, ErrorCode.NO_ERROR)
-        self.write(out)
+            self.write(frames.rst_stream(stream, ErrorCode.NO_ERROR))
 
     def _settings(self, payload: bytes) -> None:
         if len(payload) % 6:
@@ -281,23 +347,38 @@ class H2Connection(asyncio.Protocol):
                 self.peer_initial_window = value
                 for call in self._calls.values():
                     call.send_window += delta
+                    if call.send_window > frames.MAX_WINDOW:
+                        raise ConnectionError_(ErrorCode.FLOW_CONTROL_ERROR, "a stream window overflows")
                     _wake(call)
             elif key == Setting.MAX_FRAME_SIZE:
+                if value not in _MAX_FRAME_RANGE:
+                    raise ConnectionError_(ErrorCode.PROTOCOL_ERROR, f"SETTINGS_MAX_FRAME_SIZE {value}")
                 self._peer_max_frame = value
         self.write(frames.frame(Type.SETTINGS, Flag.ACK, 0))
 
-    def _window_update(self, stream: int, payload: bytes) -> None:
-        increment = int.from_bytes(payload[:4], "big") & 0x7FFFFFFF
+    def _window_update(self, stream: int, increment: int) -> None:
         if stream == 0:
+            if increment == 0:
+                raise ConnectionError_(ErrorCode.PROTOCOL_ERROR, "WINDOW_UPDATE of 0")
             self._send_window += increment
+            if self._send_window > frames.MAX_WINDOW:
+                raise ConnectionError_(ErrorCode.FLOW_CONTROL_ERROR, "the connection window overflows")
             blocked, self._blocked = self._blocked, set()
             for call in blocked:
                 _wake(call)
             return
+        self._idle_check(stream, "WINDOW_UPDATE")
         target = self._calls.get(stream)
-        if target is not None:
-            target.send_window += increment
-            _wake(target)
+        if target is None:
+            return
+        target.send_window += increment
+        if increment == 0 or target.send_window > frames.MAX_WINDOW:  # a stream error (6.9, 6.9.1)
+            code = ErrorCode.PROTOCOL_ERROR if increment == 0 else ErrorCode.FLOW_CONTROL_ERROR
+            target.cancel()
+            self.forget(target)
+            self.write(frames.rst_stream(stream, code))
+            return
+        _wake(target)
 
     def _give_back(self) -> None:
         """The connection's WINDOW_UPDATE for what was taken in, once half a window's worth has
@@ -315,6 +396,19 @@ class H2Connection(asyncio.Protocol):
         if not self._flushing:
             self._flushing = True
             self.loop.call_soon(self._flush)
+
+    def write_headers(self, stream: int, block: bytes) -> None:
+        """A header block that ends ``stream`` (trailers), in frames the client accepts: HEADERS,
+        then CONTINUATIONs when the block is larger than its SETTINGS_MAX_FRAME_SIZE."""
+        size = self._peer_max_frame
+        if len(block) <= size:
+            self.write(frames.frame(Type.HEADERS, Flag.END_HEADERS | Flag.END_STREAM, stream, block))
+            return
+        chunks = [block[i : i + size] for i in range(0, len(block), size)]
+        self.write(frames.frame(Type.HEADERS, Flag.END_STREAM, stream, chunks[0]))
+        for i, chunk in enumerate(chunks[1:], start=2):
+            last = Flag.END_HEADERS if i == len(chunks) else 0
+            self.write(frames.frame(Type.CONTINUATION, last, stream, chunk))
 
     def _flush(self) -> None:
         self._flushing = False
@@ -354,7 +448,7 @@ class H2Connection(asyncio.Protocol):
         self._calls.pop(call.id, None)
         self._stream_unacked.pop(call.id, None)
         self._blocked.discard(call)
-        if not self._calls:
+        if self._going_away and not self._calls:
             self._drained.set()
 
     async def drain(self) -> None:
@@ -369,17 +463,27 @@ class H2Connection(asyncio.Protocol):
 
     def close(self) -> None:
         """The member is stopping: say so (GOAWAY) and drop the connection."""
-        self._flush()
-        if self.transport is not None and not self.transport.is_closing():
-            self.transport.write(frames.goaway(self._last_stream, ErrorCode.NO_ERROR))
-            self.transport.close()
+        self._close_with(frames.goaway(self._last_stream, ErrorCode.NO_ERROR))
 
     def _fail(self, e: ConnectionError_) -> None:
         log.debug("h2grpc: connection error from %s: %s", self._peer, e)
+        self._close_with(frames.goaway(self._last_stream, e.code, str(e).encode()[:256]))
+
+    def _close_with(self, last: bytes) -> None:
+        """Send what is queued and ``last``, close, and cut the connection if the client has
+        not taken it all within a second (a client that does not read would hold it open)."""
         self._flush()
-        if self.transport is not None and not self.transport.is_closing():
-            self.transport.write(frames.goaway(self._last_stream, e.code, str(e).encode()))
-            self.transport.close()
+        transport = self.transport
+        if transport is not None and not transport.is_closing():
+            transport.write(last)
+            transport.close()
+            self.loop.call_later(_CLOSE_TIMEOUT, transport.abort)
+
+
+def _is_grpc(content_type: bytes) -> bool:
+    """``application/grpc``, alone or followed by ``+`` or ``;`` (grpc-go's check)."""
+    rest = content_type[len(b"application/grpc") :] if content_type.startswith(b"application/grpc") else None
+    return rest is not None and (not rest or rest[:1] in (b"+", b";"))
 
 
 def _unpad(payload: bytes) -> bytes:

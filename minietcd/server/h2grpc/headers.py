@@ -29,7 +29,12 @@ _EOS = 256
 
 
 class HPACKError(Exception):
-    """The block is not valid HPACK, or breaks a limit."""
+    """The block is not valid HPACK: the connection cannot go on (its tables may differ)."""
+
+
+class HeaderListTooLarge(Exception):
+    """The block was valid and decoded (the dynamic table is in step) but its header list is
+    over the limit: only its request is refused."""
 
 
 class HeaderDecoder:
@@ -40,6 +45,8 @@ class HeaderDecoder:
         self._max_size = TABLE_SIZE
 
     def decode(self, block: bytes) -> Headers:
+        """The block's (name, value) pairs. Raises :class:`HPACKError` for a block that is not
+        valid, :class:`HeaderListTooLarge` (having read all of it) for a list over the limit."""
         out: Headers = []
         listed = 0
         i, n = 0, len(block)
@@ -64,11 +71,12 @@ class HeaderDecoder:
                 else:  # 0000xxxx / 0001xxxx: literal, not indexed / never indexed
                     name, value, i = self._literal(block, i, 4)
                 listed += len(name) + len(value) + _ENTRY_OVERHEAD
-                if listed > self._max_list:
-                    raise HPACKError(f"header list larger than {self._max_list}")
-                out.append((name, value))
+                if listed <= self._max_list:  # past it, read on (the table) but keep nothing
+                    out.append((name, value))
         except IndexError:
             raise HPACKError("header block ends inside a field") from None
+        if listed > self._max_list:
+            raise HeaderListTooLarge(f"header list of {listed} bytes, more than {self._max_list}")
         return out
 
     def _entry(self, index: int) -> tuple[bytes, bytes]:
@@ -134,18 +142,30 @@ def _string(data: bytes, i: int) -> tuple[bytes, int]:
     return (_huffman_decode(raw) if huffman else bytes(raw)), end
 
 
-#: length -> {code: symbol}, built from CODES and LENGTHS when a Huffman string first comes.
-_BY_LENGTH: list[dict[int, int]] = []
+#: The code is canonical (codes of one length are consecutive, and each length's first code
+#: follows the last of the one before): per length, (length, first code, first code after the
+#: last, symbols in code order), built when a Huffman string first comes.
+_CANONICAL: list[tuple[int, int, int, list[int]]] = []
+
+
+def _canonical() -> list[tuple[int, int, int, list[int]]]:
+    by_length: dict[int, list[tuple[int, int]]] = {}
+    for sym, (code, n) in enumerate(zip(CODES, LENGTHS, strict=True)):
+        by_length.setdefault(n, []).append((code, sym))
+    out = []
+    for n in sorted(by_length):
+        pairs = sorted(by_length[n])
+        out.append((n, pairs[0][0], pairs[-1][0] + 1, [sym for _, sym in pairs]))
+    return out
 
 
 def _huffman_decode(raw: bytes) -> bytes:
     """RFC 7541 section 5.2: codes are 5 to 30 bits; what is left at the end must be at most 7
-    bits, all ones (the EOS code's prefix); EOS itself may not appear."""
-    if not _BY_LENGTH:
-        table: list[dict[int, int]] = [{} for _ in range(31)]
-        for sym, (code, n) in enumerate(zip(CODES, LENGTHS, strict=True)):
-            table[n][code] = sym
-        _BY_LENGTH.extend(table)
+    bits, all ones (the EOS code's prefix); EOS itself may not appear. A symbol is found by
+    comparing the next bits with each length's range of codes, shortest first (canonical
+    decoding: a few integer comparisons for the common symbols, at most 21)."""
+    if not _CANONICAL:
+        _CANONICAL.extend(_canonical())
     out = bytearray()
     acc = 0  # bits not decoded yet, the oldest highest
     bits = 0
@@ -153,14 +173,16 @@ def _huffman_decode(raw: bytes) -> bytes:
         acc = (acc << 8) | byte
         bits += 8
         while bits >= 5:
-            for length in range(5, min(bits, 30) + 1):
-                symbol = _BY_LENGTH[length].get(acc >> (bits - length))
-                if symbol is not None:
+            symbol = -1  # none yet: more bits are needed
+            for length, first, end, symbols in _CANONICAL:
+                if length > bits:
                     break
-            else:
-                if bits >= 30:
-                    raise HPACKError("invalid Huffman code")
-                break  # wait for more bits
+                code = acc >> (bits - length)
+                if code < end:
+                    symbol = symbols[code - first]
+                    break
+            if symbol < 0:
+                break
             if symbol == _EOS:
                 raise HPACKError("EOS in a Huffman string")
             out.append(symbol)

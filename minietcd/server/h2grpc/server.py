@@ -28,8 +28,9 @@ class H2GrpcServer:
     """Serves the methods of ``table`` (a generic handler: ``service(details)`` and ``methods()``)
     on every connection handed to it (``protocol`` is the asyncio protocol factory)."""
 
-    def __init__(self, table: Any, max_receive: int) -> None:
+    def __init__(self, table: Any, max_receive: int, max_streams: int = 2**32 - 1) -> None:
         self._table = table
+        self._max_streams = max_streams  # --max-concurrent-streams, per connection
         self._services = {m.rsplit("/", 1)[0].lstrip("/") for m in table.methods()}
         self._max_receive = max_receive
         self._open: set[H2Connection] = set()
@@ -51,7 +52,7 @@ class H2GrpcServer:
     def protocol(self) -> H2Connection:
         from minietcd.server.h2grpc.connection import H2Connection  # with the first connection
 
-        conn = H2Connection(self.lookup, self._max_receive, self._open.discard)
+        conn = H2Connection(self.lookup, self._max_receive, self._open.discard, self._max_streams)
         self._open.add(conn)
         return conn
 

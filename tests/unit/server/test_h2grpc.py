@@ -385,3 +385,153 @@ async def test_hostile_frames_end_only_their_connection(caplog: pytest.LogCaptur
         listener.close()
     assert escaped == []
     assert not [r for r in caplog.records if r.exc_info is not None and r.levelno >= logging.WARNING]
+
+
+# -- what a review found (each failed before its fix) -------------------------------------------
+
+
+def request_block(enc: hpack.Encoder, path: str, *extra: tuple[str, str]) -> bytes:
+    return enc.encode([(":method", "POST"), (":scheme", "http"), (":path", path), (":authority", "x"),
+                       ("content-type", "application/grpc"), ("te", "trailers"), *extra])  # fmt: skip
+
+
+def grpc_message(m: Any) -> bytes:
+    raw: bytes = m.SerializeToString()
+    return frames.message_prefix(len(raw)) + raw
+
+
+PUT_PATH = "/etcdserverpb.KV/Put"
+PUT = grpc_message(rpc_pb2.PutRequest(key=b"k"))
+
+
+async def frames_for(reader: asyncio.StreamReader, seconds: float) -> list[tuple[int, int, int, bytes]]:
+    out = []
+    with contextlib.suppress(asyncio.TimeoutError, asyncio.IncompleteReadError, ConnectionError):
+        while True:
+            head = await asyncio.wait_for(reader.readexactly(9), seconds)
+            payload = await reader.readexactly(int.from_bytes(head[:3], "big"))
+            out.append((head[3], head[4], int.from_bytes(head[5:9], "big"), payload))
+    return out
+
+
+def statuses(got: list[tuple[int, int, int, bytes]], stream: int) -> dict[str, str]:
+    ends = frames.Flag.END_STREAM
+    blocks = [f[3] for f in got if f[0] == frames.Type.HEADERS and f[2] == stream and f[1] & ends]
+    assert blocks, f"no trailers on stream {stream}"
+    return dict(decode(blocks[-1]))
+
+
+async def test_padding_is_given_back_to_the_stream(raw: Any) -> None:
+    """Padded DATA on an open stream: the stream's window comes back, padding included."""
+    reader, writer = raw
+    from minietcd.server.h2grpc.connection import STREAM_WINDOW
+
+    block = request_block(hpack.Encoder(), "/etcdserverpb.Lease/LeaseKeepAlive")
+    out = frames.PREFACE + frames.settings({})
+    out += frames.frame(frames.Type.HEADERS, frames.Flag.END_HEADERS, 1, block)
+    only_padding = b"\xff" + b"\x00" * 255  # pad length 255, no data
+    for _ in range(STREAM_WINDOW // 2 // 256 + 2):
+        out += frames.frame(frames.Type.DATA, frames.Flag.PADDED, 1, only_padding)
+    writer.write(out)
+    got = await frames_for(reader, 0.5)
+    assert any(f[0] == frames.Type.WINDOW_UPDATE and f[2] == 1 for f in got), "no WINDOW_UPDATE for stream 1"
+
+
+async def test_a_request_stream_is_given_window_only_as_it_is_read(raw: Any) -> None:
+    """A handler that cannot answer (the client's window for answers is 0) reads no more: the
+    client gets no stream window beyond the first, however much it sends."""
+    reader, writer = raw
+    enc = hpack.Encoder()
+    keepalive = grpc_message(rpc_pb2.LeaseKeepAliveRequest(ID=1))
+    out = frames.PREFACE + frames.settings({frames.Setting.INITIAL_WINDOW_SIZE: 0})
+    out += frames.frame(frames.Type.HEADERS, frames.Flag.END_HEADERS, 1,
+                        request_block(enc, "/etcdserverpb.Lease/LeaseKeepAlive"))  # fmt: skip
+    out += frames.frame(frames.Type.DATA, 0, 1, keepalive * 1200)  # 1,200 requests in one frame
+    writer.write(out)
+    got = await frames_for(reader, 0.5)
+    assert not [f for f in got if f[0] == frames.Type.WINDOW_UPDATE and f[2] == 1]
+
+
+async def test_header_amplification_is_refused_and_the_connection_lives(raw: Any) -> None:
+    reader, writer = raw
+    enc = hpack.Encoder()
+    big = "x" * 3000
+    first = request_block(enc, "/etcdserverpb.KV/Put", ("x-big", big))  # adds x-big to the table
+    index = bytes([0x80 | 62])  # the newest dynamic entry: x-big
+    bomb = request_block(enc, "/etcdserverpb.KV/Put") + index * 50  # 150 KB of headers from 50 bytes
+    writer.write(
+        frames.PREFACE + frames.settings({})
+        + frames.frame(frames.Type.HEADERS, frames.Flag.END_HEADERS, 1, first)
+        + frames.frame(frames.Type.DATA, frames.Flag.END_STREAM, 1, PUT)
+        + frames.frame(frames.Type.HEADERS, frames.Flag.END_HEADERS | frames.Flag.END_STREAM, 3, bomb)
+        + frames.frame(frames.Type.HEADERS, frames.Flag.END_HEADERS, 5, request_block(enc, PUT_PATH))
+        + frames.frame(frames.Type.DATA, frames.Flag.END_STREAM, 5, PUT)
+    )  # fmt: skip
+    got = await frames_for(reader, 0.5)
+    assert statuses(got, 1)["grpc-status"] == "0"
+    assert statuses(got, 3)["grpc-status"] == str(grpc.StatusCode.RESOURCE_EXHAUSTED.value[0])
+    assert statuses(got, 5)["grpc-status"] == "0"  # the table stayed in step
+
+
+@pytest.mark.parametrize(
+    ("extra", "code"),
+    [
+        ((("content-type", "application/grpcfoo"),), grpc.StatusCode.INTERNAL),
+        ((("grpc-timeout", "soon"),), grpc.StatusCode.INTERNAL),
+        ((), grpc.StatusCode.OK),
+    ],
+)
+async def test_requests_grpc_go_refuses(raw: Any, extra: tuple[tuple[str, str], ...], code: Any) -> None:
+    reader, writer = raw
+    enc = hpack.Encoder()
+    fields = [(":method", "POST"), (":path", "/etcdserverpb.KV/Put"), ("content-type", "application/grpc")]
+    fields = [f for f in fields if f[0] not in dict(extra)] + list(extra)
+    writer.write(
+        frames.PREFACE + frames.settings({})
+        + frames.frame(frames.Type.HEADERS, frames.Flag.END_HEADERS, 1, enc.encode(fields))
+        + frames.frame(frames.Type.DATA, frames.Flag.END_STREAM, 1, PUT)
+    )  # fmt: skip
+    assert statuses(await frames_for(reader, 0.5), 1)["grpc-status"] == str(code.value[0])
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        frames.settings({frames.Setting.MAX_FRAME_SIZE: 0}),
+        frames.frame(frames.Type.PING, 0, 0, b"short"),
+        frames.frame(frames.Type.PING, 0, 1, b"12345678"),
+        frames.window_update(0, 0),
+        frames.window_update(0, 2**31 - 1),  # the window overflows
+        frames.rst_stream(9, frames.ErrorCode.CANCEL),  # an idle stream
+    ],
+)
+async def test_frames_that_break_the_rules_end_the_connection(raw: Any, bad: bytes) -> None:
+    reader, writer = raw
+    writer.write(frames.PREFACE + frames.settings({}) + bad)
+    got = await frames_for(reader, 0.5)
+    assert [f for f in got if f[0] == frames.Type.GOAWAY]
+
+
+async def test_graceful_stop_waits_for_open_calls_and_no_longer() -> None:
+    t, kv = table()
+    engine = H2GrpcServer(t, MAX_RECEIVE)
+    listener = await asyncio.get_running_loop().create_server(engine.protocol, "127.0.0.1", 0)
+    port = listener.sockets[0].getsockname()[1]
+    channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
+    try:
+        await put(channel)(rpc_pb2.PutRequest(key=b"k", value=b"v"))  # one call done: not drained yet
+        rng = channel.unary_unary("/etcdserverpb.KV/Range", request_serializer=RANGE)
+        call = rng(rpc_pb2.RangeRequest(key=b"k"))
+        await asyncio.wait_for(kv.ranging.wait(), 5)
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        stopping = asyncio.ensure_future(engine.stop(grace=0.5))
+        await asyncio.sleep(0.2)
+        assert not stopping.done()  # the Range is still open: the stop waits
+        await stopping
+        assert loop.time() - started >= 0.45
+        await asyncio.wait_for(kv.cancelled.wait(), 5)  # then the call is cut
+        call.cancel()
+    finally:
+        await channel.close()
+        listener.close()
