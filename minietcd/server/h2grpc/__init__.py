@@ -12,15 +12,16 @@ splicing them to grpcio. grpcio still serves what this engine does not (yet): ht
 the TLS handshake, reads client certificates, and runs the certificate gates), ``unix://`` URLs
 and the client URLs of ``--listen-client-http-urls`` (where grpcio listens itself).
 ``MINIETCD_GRPC_ENGINE=grpcio`` in a member's environment sends plain connections to grpcio
-too, as before this engine (to compare the two, or to rule this one out). The server runs the very handlers
-registered with grpcio (``v3rpc/services.py``'s method table: decode guard and metrics included),
-so both engines answer with the same messages and errors.
+too, as before this engine (to compare the two, or to rule this one out). The engine runs the
+very handlers registered with grpcio (``v3rpc/services.py``'s method table: decode guard and
+metrics included), so both answer with the same messages and errors.
 
 Modules: ``server`` (the member's engine: method lookup, open connections, graceful stop),
 ``connection`` (one client connection: frames in, flow control, frames out), ``call`` (one call:
 messages, handler, status, the servicer's context), ``frames`` (HTTP/2 frames, the header blocks
-a server sends), ``headers`` (request header blocks, HPACK). All but this file load with the
-first gRPC connection: an idle member that nobody asks over gRPC keeps them out of its memory.
+a server sends), ``headers`` (request header blocks: an HPACK decoder, over the RFC's tables
+in ``hpack_tables``). All but this file load with the first gRPC connection: an idle member that
+nobody asks over gRPC keeps them out of its memory.
 """
 
 from __future__ import annotations
