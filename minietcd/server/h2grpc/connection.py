@@ -2,11 +2,14 @@
 
 What a gRPC server needs of HTTP/2, and no more: the preface and SETTINGS, HEADERS (with
 CONTINUATION, padding and priority fields skipped), DATA, flow control both ways, PING,
-RST_STREAM and GOAWAY. Received data is taken in at once, so our windows are given back as it
-arrives (an etcd request is at most ``--max-request-bytes``, checked per message); what we send
-waits for the client's windows and for the transport's buffer (``pause_writing``), which is
-what slows a Watch or a Snapshot down to a slow reader. No server push, no dynamic table in what
-we send (frames.py).
+RST_STREAM and GOAWAY, each checked as RFC 9113 says (a violation: GOAWAY, and only this
+connection ends). Flow control in: the connection's window is given back as data arrives, a
+unary call's too (its request is at most ``--max-request-bytes``, checked per message), a
+request stream's only as its handler reads (call.py), as grpc-go does. Out: what we send waits
+for the client's windows and for the transport's buffer (``pause_writing``), which is what slows
+a Watch or a Snapshot down to a slow reader; while that buffer is full the connection is not
+read either, so a client cannot make us queue answers (PING ACKs, refusals) it does not read.
+No server push, no dynamic table in what we send (frames.py).
 """
 
 from __future__ import annotations
@@ -51,7 +54,7 @@ _MAX_FRAME_RANGE = range(frames.DEFAULT_MAX_FRAME, (1 << 24))
 _CLOSE_TIMEOUT = 1.0
 
 
-class ConnectionError_(Exception):
+class H2ConnectionError(Exception):
     """A connection error (RFC 9113 section 5.4.1): GOAWAY with ``code``, then close."""
 
     def __init__(self, code: int, why: str) -> None:
@@ -141,14 +144,14 @@ class H2Connection(asyncio.Protocol):
                     self._buf = buf
                     return
                 if not buf.startswith(frames.PREFACE):
-                    raise ConnectionError_(ErrorCode.PROTOCOL_ERROR, "bad connection preface")
+                    raise H2ConnectionError(ErrorCode.PROTOCOL_ERROR, "bad connection preface")
                 pos = len(frames.PREFACE)
                 self._started = True
             end = len(buf)
             while end - pos >= frames.FRAME_HEADER:
                 length = int.from_bytes(buf[pos : pos + 3], "big")
                 if length > frames.DEFAULT_MAX_FRAME:
-                    raise ConnectionError_(ErrorCode.FRAME_SIZE_ERROR, "frame over SETTINGS_MAX_FRAME_SIZE")
+                    raise H2ConnectionError(ErrorCode.FRAME_SIZE_ERROR, "frame over SETTINGS_MAX_FRAME_SIZE")
                 if end - pos < frames.FRAME_HEADER + length:
                     break
                 ftype, flags = buf[pos + 3], buf[pos + 4]
@@ -156,13 +159,13 @@ class H2Connection(asyncio.Protocol):
                 payload = buf[pos + 9 : pos + 9 + length]
                 pos += frames.FRAME_HEADER + length
                 self._frame(ftype, flags, stream, payload)
-        except ConnectionError_ as e:
+        except H2ConnectionError as e:
             self._fail(e)
             return
         except Exception as e:  # a bug met by some input: this connection ends, the member goes on
             log.warning("h2grpc: closing the connection from %s: %r", self._peer, e)
             log.debug("h2grpc: the error behind the line above", exc_info=e)
-            self._fail(ConnectionError_(ErrorCode.INTERNAL_ERROR, "internal error"))
+            self._fail(H2ConnectionError(ErrorCode.INTERNAL_ERROR, "internal error"))
             return
         self._buf = buf[pos:]
         self._give_back()
@@ -171,56 +174,56 @@ class H2Connection(asyncio.Protocol):
 
     def _frame(self, ftype: int, flags: int, stream: int, payload: bytes) -> None:
         if self._headers is not None and ftype != Type.CONTINUATION:
-            raise ConnectionError_(ErrorCode.PROTOCOL_ERROR, "expected CONTINUATION")
+            raise H2ConnectionError(ErrorCode.PROTOCOL_ERROR, "expected CONTINUATION")
         if ftype == Type.DATA:
             self._data(flags, stream, payload)
         elif ftype == Type.HEADERS:
             self._header_frame(flags, stream, payload)
         elif ftype == Type.CONTINUATION:
             if self._headers is None or self._headers[0] != stream:
-                raise ConnectionError_(ErrorCode.PROTOCOL_ERROR, "unexpected CONTINUATION")
+                raise H2ConnectionError(ErrorCode.PROTOCOL_ERROR, "unexpected CONTINUATION")
             self._headers[2].extend(payload)
             if len(self._headers[2]) > MAX_HEADER_BLOCK:
-                raise ConnectionError_(ErrorCode.PROTOCOL_ERROR, "header block too large")
+                raise H2ConnectionError(ErrorCode.PROTOCOL_ERROR, "header block too large")
             if flags & Flag.END_HEADERS:
                 sid, first_flags, block = self._headers
                 self._headers = None
                 self._request(sid, first_flags, bytes(block))
         elif ftype == Type.SETTINGS:
             if stream:
-                raise ConnectionError_(ErrorCode.PROTOCOL_ERROR, "SETTINGS on a stream")
+                raise H2ConnectionError(ErrorCode.PROTOCOL_ERROR, "SETTINGS on a stream")
             if flags & Flag.ACK:
                 if payload:
-                    raise ConnectionError_(ErrorCode.FRAME_SIZE_ERROR, "SETTINGS ACK with a payload")
+                    raise H2ConnectionError(ErrorCode.FRAME_SIZE_ERROR, "SETTINGS ACK with a payload")
             else:
                 self._settings(payload)
         elif ftype == Type.WINDOW_UPDATE:
             if len(payload) != 4:
-                raise ConnectionError_(ErrorCode.FRAME_SIZE_ERROR, "WINDOW_UPDATE of a bad length")
+                raise H2ConnectionError(ErrorCode.FRAME_SIZE_ERROR, "WINDOW_UPDATE of a bad length")
             self._window_update(stream, int.from_bytes(payload, "big") & 0x7FFFFFFF)
         elif ftype == Type.PING:
             if stream:
-                raise ConnectionError_(ErrorCode.PROTOCOL_ERROR, "PING on a stream")
+                raise H2ConnectionError(ErrorCode.PROTOCOL_ERROR, "PING on a stream")
             if len(payload) != 8:
-                raise ConnectionError_(ErrorCode.FRAME_SIZE_ERROR, "PING of a bad length")
+                raise H2ConnectionError(ErrorCode.FRAME_SIZE_ERROR, "PING of a bad length")
             if not flags & Flag.ACK:
                 self.write(frames.frame(Type.PING, Flag.ACK, 0, payload))
         elif ftype == Type.RST_STREAM:
             if len(payload) != 4:
-                raise ConnectionError_(ErrorCode.FRAME_SIZE_ERROR, "RST_STREAM of a bad length")
+                raise H2ConnectionError(ErrorCode.FRAME_SIZE_ERROR, "RST_STREAM of a bad length")
             self._idle_check(stream, "RST_STREAM")
             call = self._calls.get(stream)
             if call is not None:
                 call.cancel()
                 self.forget(call)
         elif ftype == Type.PUSH_PROMISE:
-            raise ConnectionError_(ErrorCode.PROTOCOL_ERROR, "a client may not push")
+            raise H2ConnectionError(ErrorCode.PROTOCOL_ERROR, "a client may not push")
         # PRIORITY, GOAWAY (the client closes when its calls are done) and unknown types: ignored
 
     def _idle_check(self, stream: int, what: str) -> None:
         """A frame that names a stream the client never opened is a connection error."""
         if stream == 0 or stream > self._last_stream:
-            raise ConnectionError_(ErrorCode.PROTOCOL_ERROR, f"{what} on idle stream {stream}")
+            raise H2ConnectionError(ErrorCode.PROTOCOL_ERROR, f"{what} on idle stream {stream}")
 
     def _data(self, flags: int, stream: int, payload: bytes) -> None:
         size = len(payload)  # padding included: flow control counts the whole frame
@@ -253,7 +256,7 @@ class H2Connection(asyncio.Protocol):
         if flags & Flag.PRIORITY:
             payload = payload[5:]
         if len(payload) > MAX_HEADER_BLOCK:
-            raise ConnectionError_(ErrorCode.PROTOCOL_ERROR, "header block too large")
+            raise H2ConnectionError(ErrorCode.PROTOCOL_ERROR, "header block too large")
         if not flags & Flag.END_HEADERS:
             self._headers = (stream, flags, bytearray(payload))
             return
@@ -266,7 +269,7 @@ class H2Connection(asyncio.Protocol):
         except HeaderListTooLarge as e:  # decoded (tables in step): only this request is refused
             headers, too_large = [], str(e)
         except Exception as e:  # headers.HPACKError, or whatever else bad bytes provoke
-            raise ConnectionError_(ErrorCode.COMPRESSION_ERROR, f"header block: {e!r}") from e
+            raise H2ConnectionError(ErrorCode.COMPRESSION_ERROR, f"header block: {e!r}") from e
         known = self._calls.get(stream)
         if known is not None:  # trailers from the client: they must end the stream
             if flags & Flag.END_STREAM:
@@ -277,7 +280,7 @@ class H2Connection(asyncio.Protocol):
                 self.write(frames.rst_stream(stream, ErrorCode.PROTOCOL_ERROR))
             return
         if stream % 2 == 0 or stream <= self._last_stream:
-            raise ConnectionError_(ErrorCode.PROTOCOL_ERROR, f"HEADERS on stream {stream}")
+            raise H2ConnectionError(ErrorCode.PROTOCOL_ERROR, f"HEADERS on stream {stream}")
         self._last_stream = stream
         if self._going_away or len(self._calls) >= self._max_streams:  # the client retries
             self.write(frames.rst_stream(stream, ErrorCode.REFUSED_STREAM))
@@ -338,31 +341,31 @@ class H2Connection(asyncio.Protocol):
 
     def _settings(self, payload: bytes) -> None:
         if len(payload) % 6:
-            raise ConnectionError_(ErrorCode.FRAME_SIZE_ERROR, "SETTINGS of a bad length")
+            raise H2ConnectionError(ErrorCode.FRAME_SIZE_ERROR, "SETTINGS of a bad length")
         for key, value in frames.parse_settings(payload).items():
             if key == Setting.INITIAL_WINDOW_SIZE:
                 if value > frames.MAX_WINDOW:
-                    raise ConnectionError_(ErrorCode.FLOW_CONTROL_ERROR, "initial window too large")
+                    raise H2ConnectionError(ErrorCode.FLOW_CONTROL_ERROR, "initial window too large")
                 delta = value - self.peer_initial_window
                 self.peer_initial_window = value
                 for call in self._calls.values():
                     call.send_window += delta
                     if call.send_window > frames.MAX_WINDOW:
-                        raise ConnectionError_(ErrorCode.FLOW_CONTROL_ERROR, "a stream window overflows")
+                        raise H2ConnectionError(ErrorCode.FLOW_CONTROL_ERROR, "a stream window overflows")
                     _wake(call)
             elif key == Setting.MAX_FRAME_SIZE:
                 if value not in _MAX_FRAME_RANGE:
-                    raise ConnectionError_(ErrorCode.PROTOCOL_ERROR, f"SETTINGS_MAX_FRAME_SIZE {value}")
+                    raise H2ConnectionError(ErrorCode.PROTOCOL_ERROR, f"SETTINGS_MAX_FRAME_SIZE {value}")
                 self._peer_max_frame = value
         self.write(frames.frame(Type.SETTINGS, Flag.ACK, 0))
 
     def _window_update(self, stream: int, increment: int) -> None:
         if stream == 0:
             if increment == 0:
-                raise ConnectionError_(ErrorCode.PROTOCOL_ERROR, "WINDOW_UPDATE of 0")
+                raise H2ConnectionError(ErrorCode.PROTOCOL_ERROR, "WINDOW_UPDATE of 0")
             self._send_window += increment
             if self._send_window > frames.MAX_WINDOW:
-                raise ConnectionError_(ErrorCode.FLOW_CONTROL_ERROR, "the connection window overflows")
+                raise H2ConnectionError(ErrorCode.FLOW_CONTROL_ERROR, "the connection window overflows")
             blocked, self._blocked = self._blocked, set()
             for call in blocked:
                 _wake(call)
@@ -465,7 +468,7 @@ class H2Connection(asyncio.Protocol):
         """The member is stopping: say so (GOAWAY) and drop the connection."""
         self._close_with(frames.goaway(self._last_stream, ErrorCode.NO_ERROR))
 
-    def _fail(self, e: ConnectionError_) -> None:
+    def _fail(self, e: H2ConnectionError) -> None:
         log.debug("h2grpc: connection error from %s: %s", self._peer, e)
         self._close_with(frames.goaway(self._last_stream, e.code, str(e).encode()[:256]))
 
@@ -488,7 +491,7 @@ def _is_grpc(content_type: bytes) -> bool:
 
 def _unpad(payload: bytes) -> bytes:
     if not payload or payload[0] >= len(payload):
-        raise ConnectionError_(ErrorCode.PROTOCOL_ERROR, "padding longer than the frame")
+        raise H2ConnectionError(ErrorCode.PROTOCOL_ERROR, "padding longer than the frame")
     return payload[1 : len(payload) - payload[0]]
 
 
