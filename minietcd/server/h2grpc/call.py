@@ -102,7 +102,7 @@ class Call:
     """A stream's gRPC call, from its request headers to its trailers."""
 
     __slots__ = (
-        "_buffer", "_conn", "_expired", "_handler", "_requests", "_task", "context",
+        "_buffer", "_conn", "_expired", "_handler", "_prepaid", "_requests", "_task", "context",
         "deadline", "finished", "headers_sent", "id", "method", "remote_closed", "send_window", "window_open",
     )  # fmt: skip
 
@@ -115,6 +115,7 @@ class Call:
         self._handler = handler
         self.context = context
         self._buffer = bytearray()
+        self._prepaid = 0  # bytes of the message being received whose window was given back
         self._requests: asyncio.Queue[Any] | None = None
         self._task: asyncio.Task[None] | None = None
         self.deadline = 0.0  # the loop's time when grpc-timeout runs out (0: none)
@@ -149,9 +150,16 @@ class Call:
                 break
             message = bytes(buf[5 : 5 + length])
             del buf[: 5 + length]
-            self._message(message)
+            owed, self._prepaid = 5 + length - self._prepaid, 0
+            self._message(message, owed)
             if self.finished:
                 return
+        if buf and self._requests is not None and len(buf) > self._prepaid:
+            # A request stream's message larger than what is left of the window could never
+            # complete if its window came back only once it is read: its bytes are given back as
+            # they come (a message is at most max_receive), the rest when it is read.
+            self._conn.credit(self.id, len(buf) - self._prepaid)
+            self._prepaid = len(buf)
         if end_stream:
             self.remote_closed = True
             if buf:
@@ -161,14 +169,14 @@ class Call:
             elif self._task is None:
                 self.finish(grpc.StatusCode.INTERNAL, "grpc: error unmarshalling request: unexpected EOF")
 
-    def _message(self, raw: bytes) -> None:
+    def _message(self, raw: bytes, owed: int) -> None:
         try:
             request = self._handler.request_deserializer(raw)
         except Exception as e:  # the method table's deserializers answer instead (decode.py)
             self.finish(grpc.StatusCode.INTERNAL, f"grpc: error unmarshalling request: {e}")
             return
         if self._requests is not None:
-            self._requests.put_nowait((request, len(raw) + 5))
+            self._requests.put_nowait((request, owed))
         elif self._task is None:
             self._task = self._conn.loop.create_task(self._run(request))
         else:  # a second message on a unary call (grpc-go's words)
