@@ -276,6 +276,7 @@ class Call:
         if not self.headers_sent:  # trailers-only
             block = frames.RESPONSE_HEADERS + block
             self.headers_sent = True
+        self._conn.take_pending(self)  # its messages before its trailers
         self._conn.write_headers(self.id, block)
         if not self.remote_closed:  # the client may still be sending: tell it to stop (RFC 9113 8.1)
             self._conn.write(frames.rst_stream(self.id, frames.ErrorCode.NO_ERROR))

@@ -92,6 +92,7 @@ class H2Connection(asyncio.Protocol):
         self._writable.set()
         self.loop = asyncio.get_running_loop()
         self._out: list[bytes] = []  # frames written in this pass of the loop, sent together
+        self._pending: dict[Call, bytearray] = {}  # each call's messages of this pass, one DATA run
         self._flushing = False
         self._deadlines: asyncio.TimerHandle | None = None  # the next deadline check, if any
         self._going_away = False  # GOAWAY sent: no new calls
@@ -415,6 +416,10 @@ class H2Connection(asyncio.Protocol):
 
     def _flush(self) -> None:
         self._flushing = False
+        if self._pending:
+            for call, pending in self._pending.items():
+                self._out.append(self._data_frames(call.id, pending))
+            self._pending.clear()
         out, self._out = self._out, []
         if out and self.transport is not None and not self.transport.is_closing():
             self.transport.write(b"".join(out))
@@ -426,7 +431,7 @@ class H2Connection(asyncio.Protocol):
         if fits and self._writable.is_set():
             self._send_window -= n  # the usual answer: one frame, sent at once
             call.send_window -= n
-            self.write(frames.frame(Type.DATA, 0, call.id, data))
+            self._queue_data(call, data)
             return
         view = memoryview(data)
         while view:
@@ -444,10 +449,38 @@ class H2Connection(asyncio.Protocol):
                 continue
             self._send_window -= n
             call.send_window -= n
-            self.write(frames.frame(Type.DATA, 0, call.id, bytes(view[:n])))
+            self._queue_data(call, view[:n])
             view = view[n:]
 
+    def _queue_data(self, call: Call, data: bytes | memoryview) -> None:
+        """``call``'s message bytes, already counted against the windows. A call's messages of
+        one pass of the loop go out together, as few DATA frames as the client's frame size
+        allows (a Watch stream's hundred events of one put: one frame, not a hundred), as grpc
+        core's server coalesces them."""
+        pending = self._pending.get(call)
+        if pending is None:
+            self._pending[call] = bytearray(data)
+        else:
+            pending += data
+        if not self._flushing:
+            self._flushing = True
+            self.loop.call_soon(self._flush)
+
+    def take_pending(self, call: Call) -> None:
+        """Queue ``call``'s pending messages now (its trailers come next, and must follow them)."""
+        pending = self._pending.pop(call, None)
+        if pending:
+            self._out.append(self._data_frames(call.id, pending))
+
+    def _data_frames(self, stream: int, data: bytearray) -> bytes:
+        size = self._peer_max_frame
+        if len(data) <= size:
+            return frames.frame(Type.DATA, 0, stream, bytes(data))
+        chunks = (bytes(data[i : i + size]) for i in range(0, len(data), size))
+        return b"".join(frames.frame(Type.DATA, 0, stream, chunk) for chunk in chunks)
+
     def forget(self, call: Call) -> None:
+        self._pending.pop(call, None)
         self._calls.pop(call.id, None)
         self._stream_unacked.pop(call.id, None)
         self._blocked.discard(call)
