@@ -103,7 +103,8 @@ class Call:
 
     __slots__ = (
         "_buffer", "_conn", "_expired", "_handler", "_prepaid", "_requests", "_task", "context",
-        "deadline", "finished", "headers_sent", "id", "method", "remote_closed", "send_window", "window_open",
+        "deadline", "finished", "headers_sent", "id", "method", "recv_unacked", "remote_closed",
+        "send_window", "window_open",
     )  # fmt: skip
 
     def __init__(
@@ -124,6 +125,7 @@ class Call:
         self.finished = False
         self.headers_sent = False
         self.send_window = conn.peer_initial_window
+        self.recv_unacked = 0  # bytes taken in whose stream window we have not given back yet
         self.window_open: asyncio.Event | None = None  # set when a WINDOW_UPDATE may let us send
         if handler.request_streaming:
             self._requests = asyncio.Queue()
@@ -158,7 +160,7 @@ class Call:
             # A request stream's message larger than what is left of the window could never
             # complete if its window came back only once it is read: its bytes are given back as
             # they come (a message is at most max_receive), the rest when it is read.
-            self._conn.credit(self.id, len(buf) - self._prepaid)
+            self._conn.credit(self, len(buf) - self._prepaid)
             self._prepaid = len(buf)
         if end_stream:
             self.remote_closed = True
@@ -190,7 +192,7 @@ class Call:
         assert queue is not None
         while (item := await queue.get()) is not _END:
             request, size = item
-            self._conn.credit(self.id, size)
+            self._conn.credit(self, size)
             yield request
 
     # -- the handler ---------------------------------------------------------------------------

@@ -83,7 +83,6 @@ class H2Connection(asyncio.Protocol):
         self._last_stream = 0
         self._headers: tuple[int, int, bytearray] | None = None  # a header block awaiting CONTINUATION
         self._recv_unacked = 0
-        self._stream_unacked: dict[int, int] = {}
         self.peer_initial_window = frames.DEFAULT_WINDOW
         self._peer_max_frame = frames.DEFAULT_MAX_FRAME
         self._send_window = frames.DEFAULT_WINDOW
@@ -238,18 +237,17 @@ class H2Connection(asyncio.Protocol):
         if not flags & Flag.END_STREAM:
             # A request stream's messages are given back as the handler takes them (call.py);
             # what is not message (padding) at once. Other calls: all at once.
-            self.credit(stream, size - len(payload) if call.reads_on_demand else size)
+            self.credit(call, size - len(payload) if call.reads_on_demand else size)
         call.receive(payload, bool(flags & Flag.END_STREAM))
 
-    def credit(self, stream: int, size: int) -> None:
-        """``size`` more bytes of ``stream`` taken in: its WINDOW_UPDATE once half a window."""
-        if stream not in self._calls or size <= 0:
+    def credit(self, call: Call, size: int) -> None:
+        """``size`` more bytes of ``call``'s stream taken in: its WINDOW_UPDATE once half a window."""
+        if call.finished or size <= 0:
             return
-        unacked = self._stream_unacked.get(stream, 0) + size
-        if unacked >= STREAM_WINDOW // 2:
-            self.write(frames.window_update(stream, unacked))
-            unacked = 0
-        self._stream_unacked[stream] = unacked
+        call.recv_unacked += size
+        if call.recv_unacked >= STREAM_WINDOW // 2:
+            self.write(frames.window_update(call.id, call.recv_unacked))
+            call.recv_unacked = 0
 
     def _header_frame(self, flags: int, stream: int, payload: bytes) -> None:
         if flags & Flag.PADDED:
@@ -397,9 +395,7 @@ class H2Connection(asyncio.Protocol):
         """Queue ``data``; everything queued in one pass of the event loop goes out in one write
         (64 clients' answers to one applied batch: one system call, not 64)."""
         self._out.append(data)
-        if not self._flushing:
-            self._flushing = True
-            self.loop.call_soon(self._flush)
+        self._flush_soon()
 
     def write_headers(self, stream: int, block: bytes) -> None:
         """A header block that ends ``stream`` (trailers), in frames the client accepts: HEADERS,
@@ -462,6 +458,9 @@ class H2Connection(asyncio.Protocol):
             self._pending[call] = bytearray(data)
         else:
             pending += data
+        self._flush_soon()
+
+    def _flush_soon(self) -> None:
         if not self._flushing:
             self._flushing = True
             self.loop.call_soon(self._flush)
@@ -482,7 +481,6 @@ class H2Connection(asyncio.Protocol):
     def forget(self, call: Call) -> None:
         self._pending.pop(call, None)
         self._calls.pop(call.id, None)
-        self._stream_unacked.pop(call.id, None)
         self._blocked.discard(call)
         if self._going_away and not self._calls:
             self._drained.set()

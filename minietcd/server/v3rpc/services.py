@@ -104,7 +104,3 @@ def client_services(api: Api) -> MethodTable:
         table.add_service(service, servicer(part(api)))
     return table
 
-
-def add_client_services(server: grpc.aio.Server, api: Api) -> None:
-    """Serve every etcd v3 service of ``api`` on ``server`` (not started yet)."""
-    server.add_generic_rpc_handlers((client_services(api),))

@@ -17,6 +17,7 @@ import hpack
 import pytest
 
 from minietcd.api.etcdserverpb import rpc_pb2
+from minietcd.golang import put_uvarint
 from minietcd.server.h2grpc import frames
 from minietcd.server.h2grpc.call import parse_timeout
 from minietcd.server.h2grpc.server import H2GrpcServer
@@ -545,17 +546,9 @@ async def test_a_request_stream_message_larger_than_its_window(served: Any) -> N
         "/etcdserverpb.Lease/LeaseKeepAlive", response_deserializer=rpc_pb2.LeaseKeepAliveResponse.FromString
     )
     big = 600 << 10  # an unknown field (15, bytes) of 600 KiB beside ID=7: parsed, kept, ignored
-    request = b"\x08\x07" + b"\x7a" + _varint(big) + b"u" * big
+    request = b"\x08\x07" + b"\x7a" + put_uvarint(big) + b"u" * big
     call = keep()
     await asyncio.wait_for(call.write(request), 10)
     assert (await asyncio.wait_for(call.read(), 10)).TTL == 14
     await call.done_writing()
 
-
-def _varint(n: int) -> bytes:
-    out = bytearray()
-    while n >= 0x80:
-        out.append((n & 0x7F) | 0x80)
-        n >>= 7
-    out.append(n)
-    return bytes(out)
